@@ -1,0 +1,61 @@
+//! Exit codes and the mapping from errors to them, in one place.
+
+use cognito_migrate::aws::AwsError;
+use cognito_migrate::pool::PoolError;
+
+/// The process exit codes users' scripts depend on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Exit {
+    /// Everything was done.
+    Ok = 0,
+    /// Done, but some rows were rejected or failed (see `report --failed`).
+    SomeFailed = 1,
+    /// Usage or configuration error: nothing was done.
+    Usage = 2,
+    /// Fatal error: the run stopped; run the same command again to resume.
+    Fatal = 3,
+}
+
+/// A configuration or usage problem found by the CLI itself (exit code 2).
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct ConfigError {
+    pub message: String,
+    pub hint: Option<String>,
+}
+
+impl ConfigError {
+    pub fn new(message: impl Into<String>) -> Self {
+        ConfigError {
+            message: message.into(),
+            hint: None,
+        }
+    }
+
+    pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+}
+
+/// Decides the exit code and a hint for an error that ended a command.
+pub fn classify(err: &anyhow::Error) -> (Exit, Option<String>) {
+    for cause in err.chain() {
+        if let Some(e) = cause.downcast_ref::<ConfigError>() {
+            return (Exit::Usage, e.hint.clone());
+        }
+        if let Some(e) = cause.downcast_ref::<AwsError>() {
+            return (Exit::Usage, Some(e.hint().to_string()));
+        }
+        if let Some(e) = cause.downcast_ref::<PoolError>() {
+            let exit = if e.is_configuration() {
+                Exit::Usage
+            } else {
+                Exit::Fatal
+            };
+            return (exit, e.hint().map(str::to_string));
+        }
+    }
+    (Exit::Fatal, None)
+}

@@ -1,0 +1,10 @@
+//! cognito-migrate: move users from a legacy auth system into an Amazon Cognito user pool.
+//!
+//! The library holds all the logic; the two binaries (`cognito-migrate`, the CLI, and
+//! `cognito-migrate-trigger`, the Lambda user-migration trigger) are thin glue around it.
+//! Data flows sources → mapping → writers, with the checkpoint recording every outcome.
+
+pub mod aws;
+pub mod mapping;
+pub mod pool;
+pub mod record;

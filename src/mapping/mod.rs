@@ -1,0 +1,574 @@
+//! Mapping and validation: legacy records become Cognito users of one specific pool, or rejections.
+//!
+//! The pool decides ([`PoolSchema`]): which attributes exist, their types and constraints, which are
+//! required, how users sign in. The mapping file ([`config::MappingFile`]) decides which source field
+//! feeds which attribute. Nothing is guessed: a value that does not fit is a [`Rejection`] with the
+//! record's position, the field, a reason code from a small fixed set and a plain message — never a
+//! password or hash.
+//!
+//! What Cognito requires in `cognito:username` (import CSV) or `Username` (AdminCreateUser):
+//! - Pools without `UsernameAttributes`: any unique value of 1–128 characters without white space
+//!   (Cognito's pattern `[\p{L}\p{M}\p{S}\p{N}\p{P}]+`). It cannot be changed later, so the mapping
+//!   picks a stable legacy value (a username, or the legacy id). With `AliasAttributes`, users can also
+//!   sign in with email/phone/preferred_username, which must then be unique in the pool.
+//! - Pools with `UsernameAttributes` = email and/or phone_number: users sign in with that attribute,
+//!   and Cognito generates the internal username itself (a UUID, the `sub`). AdminCreateUser takes the
+//!   email (or phone) as `Username`, and an import CSV's `cognito:username` carries that same value. So
+//!   for such pools the username is the (lower-cased) email, else the E.164 phone number, whatever the
+//!   mapping's `username` rule says, and that value must be unique.
+//! - Unless the pool was created case-sensitive (`UsernameConfiguration.CaseSensitive`), usernames
+//!   and aliases compare case-insensitively, so duplicates are found case-insensitively.
+
+pub mod config;
+pub mod transform;
+
+use std::collections::{BTreeMap, HashMap};
+use std::hash::{Hash, Hasher};
+
+use serde::Serialize;
+
+use crate::pool::{DataType, PoolSchema};
+use crate::record::{LegacyUser, Position, RawPassword};
+use config::{CompiledRule, MappingError, MappingFile, Rule};
+use transform::{is_e164, is_email, parse_bool, Transform};
+
+/// Why a record was rejected: a small fixed set, stable in reports and JSON.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reason {
+    MalformedRecord,
+    MissingRequired,
+    InvalidUsername,
+    InvalidEmail,
+    InvalidPhone,
+    InvalidBoolean,
+    InvalidNumber,
+    InvalidDate,
+    TooLong,
+    TooShort,
+    OutOfRange,
+    DuplicateUsername,
+    DuplicateEmail,
+    DuplicatePhone,
+    DuplicateAlias,
+    InvalidPasswordHash,
+    UnimportablePasswordHash,
+    NotVerifiable,
+}
+
+impl Reason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::MalformedRecord => "malformed_record",
+            Reason::MissingRequired => "missing_required",
+            Reason::InvalidUsername => "invalid_username",
+            Reason::InvalidEmail => "invalid_email",
+            Reason::InvalidPhone => "invalid_phone",
+            Reason::InvalidBoolean => "invalid_boolean",
+            Reason::InvalidNumber => "invalid_number",
+            Reason::InvalidDate => "invalid_date",
+            Reason::TooLong => "too_long",
+            Reason::TooShort => "too_short",
+            Reason::OutOfRange => "out_of_range",
+            Reason::DuplicateUsername => "duplicate_username",
+            Reason::DuplicateEmail => "duplicate_email",
+            Reason::DuplicatePhone => "duplicate_phone",
+            Reason::DuplicateAlias => "duplicate_alias",
+            Reason::InvalidPasswordHash => "invalid_password_hash",
+            Reason::UnimportablePasswordHash => "unimportable_password_hash",
+            Reason::NotVerifiable => "not_verifiable",
+        }
+    }
+}
+
+impl std::fmt::Display for Reason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A record that will not be migrated, and why. Never holds password material.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Rejection {
+    #[serde(flatten)]
+    pub position: PositionJson,
+    pub field: String,
+    pub reason: Reason,
+    pub message: String,
+}
+
+/// [`Position`] as it appears in reports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct PositionJson {
+    pub record: u64,
+    pub line: u64,
+    pub byte_offset: u64,
+}
+
+impl From<Position> for PositionJson {
+    fn from(p: Position) -> Self {
+        PositionJson {
+            record: p.record,
+            line: p.line,
+            byte_offset: p.byte_offset,
+        }
+    }
+}
+
+impl Rejection {
+    pub fn new(position: Position, field: &str, reason: Reason, message: impl Into<String>) -> Self {
+        Rejection {
+            position: position.into(),
+            field: field.to_string(),
+            reason,
+            message: message.into(),
+        }
+    }
+
+    pub fn position(&self) -> Position {
+        Position {
+            record: self.position.record,
+            line: self.position.line,
+            byte_offset: self.position.byte_offset,
+        }
+    }
+}
+
+impl std::fmt::Display for Rejection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}: {}: {} ({})",
+            self.position(),
+            self.field,
+            self.message,
+            self.reason
+        )
+    }
+}
+
+/// A user ready for Cognito.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MappedUser {
+    pub position: Position,
+    /// `cognito:username` / AdminCreateUser's `Username`.
+    pub username: String,
+    /// Cognito attribute name → value; only non-empty values. Includes `cognito:mfa_enabled` when
+    /// mapped.
+    pub attributes: BTreeMap<String, String>,
+    pub enabled: bool,
+    pub groups: Vec<String>,
+    pub password: Option<RawPassword>,
+}
+
+impl MappedUser {
+    pub fn attribute(&self, name: &str) -> Option<&str> {
+        self.attributes.get(name).map(String::as_str)
+    }
+
+    pub fn is_true(&self, name: &str) -> bool {
+        self.attribute(name) == Some("true")
+    }
+}
+
+#[derive(Clone, Debug)]
+struct Target {
+    name: String,
+    rule: CompiledRule,
+    data_type: DataType,
+    min_length: Option<u32>,
+    max_length: Option<u32>,
+    min_value: Option<i64>,
+    max_value: Option<i64>,
+}
+
+/// Keys that must be unique, kept as 64-bit fingerprints with the record that first used them, so
+/// memory stays small (about 16 bytes per key) on exports of millions of users.
+#[derive(Default)]
+struct Seen {
+    keys: HashMap<u64, u64>,
+}
+
+impl Seen {
+    fn fingerprint(kind: u8, value: &str) -> u64 {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        kind.hash(&mut h);
+        value.hash(&mut h);
+        h.finish()
+    }
+
+    fn check(&self, kind: u8, value: &str) -> Option<u64> {
+        self.keys.get(&Seen::fingerprint(kind, value)).copied()
+    }
+
+    fn insert(&mut self, kind: u8, value: &str, record: u64) {
+        self.keys.insert(Seen::fingerprint(kind, value), record);
+    }
+}
+
+/// Which user keys the pool requires to be unique.
+const KEY_USERNAME: u8 = 0;
+const KEY_EMAIL: u8 = 1;
+const KEY_PHONE: u8 = 2;
+const KEY_PREFERRED: u8 = 3;
+
+/// Maps and validates records for one pool. Stateful: it remembers usernames and aliases it has
+/// accepted, to reject later duplicates.
+pub struct Mapper {
+    schema: PoolSchema,
+    username: CompiledRule,
+    username_from: UsernameFrom,
+    password_field: Option<String>,
+    groups_field: Option<String>,
+    enabled: Option<CompiledRule>,
+    default_region: Option<String>,
+    targets: Vec<Target>,
+    required: Vec<String>,
+    unique_email: bool,
+    unique_phone: bool,
+    unique_preferred: bool,
+    seen: Seen,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum UsernameFrom {
+    Rule,
+    EmailOrPhone { email: bool, phone: bool },
+}
+
+impl Mapper {
+    /// Checks a mapping against the pool. Errors here are configuration errors: nothing has run.
+    pub fn new(mapping: &MappingFile, schema: &PoolSchema) -> Result<Mapper, MappingError> {
+        let username_rule = mapping
+            .username
+            .clone()
+            .unwrap_or_else(|| Rule::Field("username".into()));
+        let username = CompiledRule::compile("username", &username_rule)?;
+        let email_login = schema.username_attributes.iter().any(|a| a == "email");
+        let phone_login = schema.username_attributes.iter().any(|a| a == "phone_number");
+        let username_from = if email_login || phone_login {
+            UsernameFrom::EmailOrPhone {
+                email: email_login,
+                phone: phone_login,
+            }
+        } else {
+            UsernameFrom::Rule
+        };
+        let mut targets = Vec::new();
+        for (name, rule) in &mapping.attributes {
+            let name = name.as_str();
+            let (data_type, min_length, max_length, min_value, max_value) =
+                if name == "cognito:mfa_enabled" {
+                    (DataType::Boolean, None, None, None, None)
+                } else {
+                    let a = schema
+                        .attribute(name)
+                        .filter(|_| name != "sub")
+                        .ok_or_else(|| MappingError::UnknownAttribute {
+                            attribute: name.to_string(),
+                        })?;
+                    (a.data_type, a.min_length, a.max_length, a.min_value, a.max_value)
+                };
+            targets.push(Target {
+                name: name.to_string(),
+                rule: CompiledRule::compile(name, rule)?,
+                data_type,
+                min_length,
+                max_length,
+                min_value,
+                max_value,
+            });
+        }
+        let enabled = match (&mapping.enabled, &mapping.disabled) {
+            (Some(r), _) => Some(CompiledRule::compile("enabled", r)?),
+            (None, Some(r)) => {
+                let mut c = CompiledRule::compile("disabled", r)?;
+                c.transform = match c.transform {
+                    Transform::Bool | Transform::Trim => Transform::NotBool,
+                    Transform::NotBool => Transform::Bool,
+                    other => {
+                        return Err(MappingError::Invalid {
+                            target: "disabled".into(),
+                            message: format!("takes the `bool` transform, not {other:?}"),
+                        })
+                    }
+                };
+                Some(c)
+            }
+            (None, None) => None,
+        };
+        let required: Vec<String> = schema
+            .attributes
+            .iter()
+            .filter(|a| a.required)
+            .map(|a| a.name.clone())
+            .collect();
+        for r in &required {
+            if !mapping.attributes.contains_key(r) {
+                return Err(MappingError::Invalid {
+                    target: r.clone(),
+                    message: "the pool requires this attribute but the mapping does not set it"
+                        .into(),
+                });
+            }
+        }
+        let alias = |a: &str| schema.alias_attributes.iter().any(|x| x == a);
+        Ok(Mapper {
+            schema: schema.clone(),
+            username,
+            username_from,
+            password_field: mapping.password.clone(),
+            groups_field: mapping.groups.clone(),
+            enabled,
+            default_region: mapping.default_region.clone(),
+            targets,
+            required,
+            unique_email: email_login || alias("email"),
+            unique_phone: phone_login || alias("phone_number"),
+            unique_preferred: alias("preferred_username"),
+            seen: Seen::default(),
+        })
+    }
+
+    pub fn schema(&self) -> &PoolSchema {
+        &self.schema
+    }
+
+    /// The attribute names the mapping writes, in mapping order.
+    pub fn targets(&self) -> impl Iterator<Item = &str> {
+        self.targets.iter().map(|t| t.name.as_str())
+    }
+
+    fn fold(&self, v: &str) -> String {
+        if self.schema.username_case_sensitive {
+            v.to_string()
+        } else {
+            v.to_lowercase()
+        }
+    }
+
+    /// Maps one record, or says why it cannot be migrated.
+    pub fn map(&mut self, mut user: LegacyUser) -> Result<MappedUser, Rejection> {
+        let pos = user.position;
+        let values = |rule: &CompiledRule, user: &LegacyUser| -> Vec<Option<String>> {
+            rule.sources
+                .iter()
+                .map(|s| user.field(s).map(str::to_string))
+                .collect()
+        };
+        let apply = |rule: &CompiledRule, target: &str, user: &LegacyUser, region: Option<&str>| {
+            let vals = values(rule, user);
+            let refs: Vec<Option<&str>> = vals.iter().map(|v| v.as_deref()).collect();
+            rule.transform
+                .apply(&refs, region)
+                .map_err(|(reason, message)| {
+                    let field = rule.sources.first().map(String::as_str).unwrap_or(target);
+                    Rejection::new(pos, field, reason, format!("{target}: {message}"))
+                })
+        };
+        let region = self.default_region.as_deref();
+
+        let mut attributes = BTreeMap::new();
+        for t in &self.targets {
+            let Some(mut v) = apply(&t.rule, &t.name, &user, region)? else {
+                continue;
+            };
+            let field = t.rule.sources.first().cloned().unwrap_or_else(|| t.name.clone());
+            let reject = |reason, message: String| {
+                Err(Rejection::new(pos, &field, reason, format!("{}: {message}", t.name)))
+            };
+            match t.data_type {
+                DataType::Boolean => match parse_bool(&v) {
+                    Some(b) => v = b.to_string(),
+                    None => return reject(Reason::InvalidBoolean, format!("{v:?} is not a boolean")),
+                },
+                DataType::Number => match v.parse::<i64>() {
+                    Ok(n) => {
+                        if t.min_value.is_some_and(|m| n < m) || t.max_value.is_some_and(|m| n > m) {
+                            return reject(
+                                Reason::OutOfRange,
+                                format!(
+                                    "{n} is outside the pool's range {}..{}",
+                                    t.min_value.map(|m| m.to_string()).unwrap_or_default(),
+                                    t.max_value.map(|m| m.to_string()).unwrap_or_default()
+                                ),
+                            );
+                        }
+                    }
+                    Err(_) => return reject(Reason::InvalidNumber, format!("{v:?} is not a whole number")),
+                },
+                DataType::String | DataType::DateTime => {
+                    let len = v.chars().count() as u32;
+                    if let Some(max) = t.max_length.filter(|m| len > *m) {
+                        return reject(
+                            Reason::TooLong,
+                            format!("{len} characters, the pool allows at most {max}"),
+                        );
+                    }
+                    if let Some(min) = t.min_length.filter(|m| len < *m) {
+                        return reject(
+                            Reason::TooShort,
+                            format!("{len} characters, the pool requires at least {min}"),
+                        );
+                    }
+                }
+            }
+            match t.name.as_str() {
+                "email" if !is_email(&v) => {
+                    return reject(Reason::InvalidEmail, "not a valid email address".into())
+                }
+                "phone_number" if !is_e164(&v) => {
+                    return reject(
+                        Reason::InvalidPhone,
+                        "not in E.164 (+ and up to 15 digits); the e164 transform with default_region converts national numbers".into(),
+                    )
+                }
+                "birthdate" if transform::to_date(&v).as_deref() != Some(v.as_str()) && !v.starts_with("0000-") => {
+                    return reject(Reason::InvalidDate, "not a YYYY-MM-DD date".into())
+                }
+                _ => {}
+            }
+            attributes.insert(t.name.clone(), v);
+        }
+        for r in &self.required {
+            if !attributes.contains_key(r) {
+                let field = self
+                    .targets
+                    .iter()
+                    .find(|t| &t.name == r)
+                    .and_then(|t| t.rule.sources.first().cloned())
+                    .unwrap_or_else(|| r.clone());
+                return Err(Rejection::new(
+                    pos,
+                    &field,
+                    Reason::MissingRequired,
+                    format!("{r} is required by the pool and is empty"),
+                ));
+            }
+        }
+        for (flag, attr) in [("email_verified", "email"), ("phone_number_verified", "phone_number")] {
+            if attributes.get(flag).map(String::as_str) == Some("true") && !attributes.contains_key(attr) {
+                return Err(Rejection::new(
+                    pos,
+                    flag,
+                    Reason::MissingRequired,
+                    format!("{flag} is true but {attr} is empty"),
+                ));
+            }
+        }
+
+        let username = match self.username_from {
+            UsernameFrom::EmailOrPhone { email, phone } => {
+                let e = attributes.get("email").filter(|_| email);
+                let p = attributes.get("phone_number").filter(|_| phone);
+                match e.or(p) {
+                    Some(v) => v.clone(),
+                    None => {
+                        let what = match (email, phone) {
+                            (true, true) => "email or phone_number",
+                            (true, false) => "email",
+                            _ => "phone_number",
+                        };
+                        return Err(Rejection::new(
+                            pos,
+                            what,
+                            Reason::MissingRequired,
+                            format!("the pool signs users in with {what}, and it is empty"),
+                        ));
+                    }
+                }
+            }
+            UsernameFrom::Rule => {
+                let field = self.username.sources.first().cloned().unwrap_or_default();
+                match apply(&self.username, "username", &user, region)? {
+                    Some(u) => u,
+                    None => {
+                        return Err(Rejection::new(
+                            pos,
+                            &field,
+                            Reason::MissingRequired,
+                            "the username is empty",
+                        ))
+                    }
+                }
+            }
+        };
+        if username.chars().count() > 128 || username.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            let field = self.username.sources.first().cloned().unwrap_or_else(|| "username".into());
+            return Err(Rejection::new(
+                pos,
+                &field,
+                Reason::InvalidUsername,
+                "a username must be 1 to 128 characters without white space",
+            ));
+        }
+
+        // Uniqueness, case-insensitively unless the pool is case-sensitive.
+        let record = pos.record;
+        let folded_username = self.fold(&username);
+        let mut keys: Vec<(u8, String, &str, Reason)> =
+            vec![(KEY_USERNAME, folded_username, "username", Reason::DuplicateUsername)];
+        if self.unique_email {
+            if let Some(e) = attributes.get("email") {
+                keys.push((KEY_EMAIL, e.to_lowercase(), "email", Reason::DuplicateEmail));
+            }
+        }
+        if self.unique_phone {
+            if let Some(p) = attributes.get("phone_number") {
+                keys.push((KEY_PHONE, p.clone(), "phone_number", Reason::DuplicatePhone));
+            }
+        }
+        if self.unique_preferred {
+            if let Some(p) = attributes.get("preferred_username") {
+                keys.push((KEY_PREFERRED, self.fold(p), "preferred_username", Reason::DuplicateAlias));
+            }
+        }
+        for (kind, value, field, reason) in &keys {
+            if let Some(first) = self.seen.check(*kind, value) {
+                return Err(Rejection::new(
+                    pos,
+                    field,
+                    *reason,
+                    format!("the same {field} as record {first}, which is kept"),
+                ));
+            }
+        }
+        for (kind, value, _, _) in &keys {
+            self.seen.insert(*kind, value, record);
+        }
+
+        let enabled = match &self.enabled {
+            Some(rule) => match apply(rule, "enabled", &user, region)? {
+                Some(v) => parse_bool(&v).unwrap_or(true),
+                None => user.enabled,
+            },
+            None => user.enabled,
+        };
+        let password = match &self.password_field {
+            Some(f) => user
+                .fields
+                .remove(f)
+                .filter(|v| !v.trim().is_empty())
+                .map(|v| RawPassword::Encoded(v.trim().to_string()))
+                .or(user.password.take()),
+            None => user.password.take(),
+        };
+        let mut groups = std::mem::take(&mut user.groups);
+        if let Some(f) = &self.groups_field {
+            if let Some(v) = user.field(f) {
+                groups.extend(v.split(',').map(str::trim).filter(|g| !g.is_empty()).map(str::to_string));
+            }
+        }
+        Ok(MappedUser {
+            position: pos,
+            username,
+            attributes,
+            enabled,
+            groups,
+            password,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,187 @@
+//! Mapping and validation against a pool, case by case.
+
+use super::*;
+use crate::pool::{Attribute, PoolSchema};
+
+fn schema(username_attributes: &[&str], aliases: &[&str]) -> PoolSchema {
+    let custom = vec![
+        Attribute {
+            name: "custom:legacy_id".into(),
+            data_type: DataType::String,
+            required: false,
+            mutable: true,
+            min_length: Some(1),
+            max_length: Some(20),
+            min_value: None,
+            max_value: None,
+        },
+        Attribute {
+            name: "custom:age".into(),
+            data_type: DataType::Number,
+            required: false,
+            mutable: true,
+            min_length: None,
+            max_length: None,
+            min_value: Some(0),
+            max_value: Some(150),
+        },
+    ];
+    PoolSchema::assemble(
+        "us-east-1_test",
+        "test",
+        vec![],
+        custom,
+        username_attributes.iter().map(|s| s.to_string()).collect(),
+        aliases.iter().map(|s| s.to_string()).collect(),
+        false,
+        vec!["email".into()],
+    )
+}
+
+const MAPPING: &str = r#"
+username = "user"
+password = "hash"
+groups = "roles"
+disabled = { from = "blocked", transform = "bool" }
+default_region = "US"
+[attributes]
+email = { from = "mail", transform = "lowercase_email" }
+email_verified = { from = "verified", transform = "bool" }
+phone_number = { from = "phone", transform = "e164" }
+given_name = { from = "full", transform = "split_name_first" }
+family_name = { from = "full", transform = "split_name_last" }
+updated_at = { from = "updated", transform = "epoch_seconds" }
+"custom:legacy_id" = "id"
+"custom:age" = "age"
+"#;
+
+fn user(record: u64, fields: &[(&str, &str)]) -> LegacyUser {
+    let mut u = LegacyUser::new(Position {
+        record,
+        line: record + 1,
+        byte_offset: 0,
+    });
+    for (k, v) in fields {
+        u.fields.insert(k.to_string(), v.to_string());
+    }
+    u
+}
+
+fn mapper(username_attributes: &[&str], aliases: &[&str]) -> Mapper {
+    let m = MappingFile::parse(MAPPING, "test").unwrap();
+    Mapper::new(&m, &schema(username_attributes, aliases)).unwrap()
+}
+
+#[test]
+fn maps_a_full_record() {
+    let mut m = mapper(&[], &["email"]);
+    let u = m
+        .map(user(
+            1,
+            &[
+                ("user", "ada"),
+                ("hash", "$2b$04$abcdefghijklmnopqrstuuabcdefghijklmnopqrstuvwxyzABCDE"),
+                ("roles", "admins, staff,"),
+                ("blocked", "no"),
+                ("mail", " Ada@Example.COM "),
+                ("verified", "Y"),
+                ("phone", "(415) 555-0123"),
+                ("full", "Ada King Lovelace"),
+                ("updated", "2023-11-14T22:13:20Z"),
+                ("id", "42"),
+                ("age", "36"),
+            ],
+        ))
+        .unwrap();
+    assert_eq!(u.username, "ada");
+    assert_eq!(u.attribute("email"), Some("ada@example.com"));
+    assert_eq!(u.attribute("email_verified"), Some("true"));
+    assert_eq!(u.attribute("phone_number"), Some("+14155550123"));
+    assert_eq!(u.attribute("given_name"), Some("Ada"));
+    assert_eq!(u.attribute("family_name"), Some("King Lovelace"));
+    assert_eq!(u.attribute("updated_at"), Some("1700000000"));
+    assert_eq!(u.attribute("custom:legacy_id"), Some("42"));
+    assert_eq!(u.groups, vec!["admins", "staff"]);
+    assert!(u.enabled);
+    assert!(matches!(u.password, Some(RawPassword::Encoded(_))));
+}
+
+#[test]
+fn rejects_with_field_and_reason() {
+    let mut m = mapper(&[], &["email"]);
+    let cases: Vec<(Vec<(&str, &str)>, &str, Reason)> = vec![
+        (vec![("user", "a"), ("mail", "not-an-email")], "mail", Reason::InvalidEmail),
+        (vec![("user", "b"), ("phone", "12")], "phone", Reason::InvalidPhone),
+        (vec![("user", "c"), ("verified", "perhaps")], "verified", Reason::InvalidBoolean),
+        (vec![("user", "d"), ("age", "200")], "age", Reason::OutOfRange),
+        (vec![("user", "e"), ("age", "old")], "age", Reason::InvalidNumber),
+        (vec![("user", "f"), ("id", "x".repeat(21).leak())], "id", Reason::TooLong),
+        (vec![("user", "g h")], "user", Reason::InvalidUsername),
+        (vec![("mail", "x@example.com")], "user", Reason::MissingRequired),
+        (vec![("user", "i"), ("verified", "true")], "email_verified", Reason::MissingRequired),
+        (vec![("user", "j"), ("updated", "last tuesday")], "updated", Reason::InvalidDate),
+    ];
+    for (i, (fields, field, reason)) in cases.into_iter().enumerate() {
+        let r = m.map(user(i as u64 + 1, &fields)).unwrap_err();
+        assert_eq!((r.field.as_str(), r.reason), (field, reason), "case {i}: {r}");
+        assert_eq!(r.position.record, i as u64 + 1);
+    }
+}
+
+#[test]
+fn duplicates_case_insensitive_and_aliases() {
+    let mut m = mapper(&[], &["email"]);
+    m.map(user(1, &[("user", "Ada"), ("mail", "ada@example.com")])).unwrap();
+    let r = m.map(user(2, &[("user", "ADA"), ("mail", "other@example.com")])).unwrap_err();
+    assert_eq!(r.reason, Reason::DuplicateUsername);
+    assert!(r.message.contains("record 1"), "{}", r.message);
+    let r = m.map(user(3, &[("user", "bob"), ("mail", "ADA@example.com")])).unwrap_err();
+    assert_eq!(r.reason, Reason::DuplicateEmail);
+    // A rejected record does not claim its username.
+    m.map(user(4, &[("user", "carol"), ("age", "x")])).unwrap_err();
+    m.map(user(5, &[("user", "carol")])).unwrap();
+    // Emails need not be unique when email is neither alias nor username.
+    let mut m = mapper(&[], &[]);
+    m.map(user(1, &[("user", "a"), ("mail", "same@example.com")])).unwrap();
+    m.map(user(2, &[("user", "b"), ("mail", "same@example.com")])).unwrap();
+}
+
+#[test]
+fn email_username_pools_use_the_email() {
+    let mut m = mapper(&["email"], &[]);
+    let u = m.map(user(1, &[("user", "ada"), ("mail", "Ada@Example.com")])).unwrap();
+    assert_eq!(u.username, "ada@example.com");
+    let r = m.map(user(2, &[("user", "bob")])).unwrap_err();
+    assert_eq!((r.field.as_str(), r.reason), ("email", Reason::MissingRequired));
+    let r = m.map(user(3, &[("user", "other"), ("mail", "ada@EXAMPLE.com")])).unwrap_err();
+    assert_eq!(r.reason, Reason::DuplicateUsername);
+}
+
+#[test]
+fn configuration_errors() {
+    let s = schema(&[], &[]);
+    let bad = MappingFile::parse("[attributes]\n\"custom:nope\" = \"x\"\n", "t").unwrap();
+    assert!(matches!(
+        Mapper::new(&bad, &s),
+        Err(MappingError::UnknownAttribute { .. })
+    ));
+    let bad = MappingFile::parse("[attributes]\nemail = { from = \"x\", transform = \"shout\" }\n", "t").unwrap();
+    let e = Mapper::new(&bad, &s).err().unwrap().to_string();
+    assert!(e.contains("unknown transform `shout`"), "{e}");
+    assert!(MappingFile::parse("usrname = \"x\"\n", "t").is_err());
+    let mut req = s.clone();
+    req.attributes.iter_mut().find(|a| a.name == "family_name").unwrap().required = true;
+    let m = MappingFile::parse("[attributes]\nemail = \"mail\"\n", "t").unwrap();
+    let e = Mapper::new(&m, &req).err().unwrap().to_string();
+    assert!(e.contains("family_name"), "{e}");
+}
+
+#[test]
+fn overlay_prefers_the_user_file() {
+    let base = MappingFile::parse(MAPPING, "base").unwrap();
+    let over = MappingFile::parse("username = \"id\"\n[attributes]\nemail = \"other\"\n", "o").unwrap();
+    let m = base.overlay(over);
+    assert_eq!(m.username, Some(Rule::Field("id".into())));
+    assert_eq!(m.attributes["email"], Rule::Field("other".into()));
+    assert!(m.attributes.contains_key("phone_number"));
+}

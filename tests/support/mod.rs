@@ -1,0 +1,176 @@
+//! Test support: starts the project's Cognito + S3 emulator (tests/emulator, moto-based) on a free
+//! loopback port for one test, and stops it when the test ends.
+//!
+//! The emulator's venv is created by `scripts/emulator setup` (which `scripts/test` runs). Tests fail,
+//! never skip, when it is missing.
+
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct Emulator {
+    child: Child,
+    pub port: u16,
+    pub endpoint: String,
+    log: PathBuf,
+}
+
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a free loopback port");
+    listener.local_addr().unwrap().port()
+}
+
+impl Emulator {
+    /// Starts an emulator with extra server arguments, waiting (at most 30 s) until it answers.
+    pub fn start_with(args: &[&str]) -> Emulator {
+        let root = repo_root();
+        let python = std::env::var_os("COGNITO_MIGRATE_EMULATOR_PYTHON")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| root.join(".venv/bin/python"));
+        assert!(
+            python.exists(),
+            "the emulator's Python ({}) is missing: run scripts/emulator setup (scripts/test does)",
+            python.display()
+        );
+        let port = free_port();
+        let log_dir = root.join("target/emulator-logs");
+        std::fs::create_dir_all(&log_dir).unwrap();
+        let log = log_dir.join(format!("emulator-{port}.log"));
+        let log_file = std::fs::File::create(&log).unwrap();
+        let child = Command::new(python)
+            .arg(root.join("tests/emulator/server.py"))
+            .arg("--port")
+            .arg(port.to_string())
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(log_file.try_clone().unwrap())
+            .stderr(log_file)
+            .spawn()
+            .expect("start the emulator");
+        let emulator = Emulator {
+            child,
+            port,
+            endpoint: format!("http://127.0.0.1:{port}"),
+            log,
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok((200, _)) = emulator.http("GET", "/_emulator/health", "") {
+                return emulator;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the emulator did not answer within 30 s; its log: {}",
+                emulator.log_tail()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    pub fn start() -> Emulator {
+        Emulator::start_with(&[])
+    }
+
+    pub fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(40)..].join("\n")
+    }
+
+    /// A minimal blocking HTTP/1.1 call to the emulator's control API: (status, body).
+    pub fn http(&self, method: &str, path: &str, body: &str) -> std::io::Result<(u16, String)> {
+        let mut stream = TcpStream::connect(("127.0.0.1", self.port))?;
+        stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+        write!(
+            stream,
+            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            self.port,
+            body.len()
+        )?;
+        let mut response = Vec::new();
+        stream.read_to_end(&mut response)?;
+        let text = String::from_utf8_lossy(&response).to_string();
+        let status = text
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        let body = text
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_string())
+            .unwrap_or_default();
+        Ok((status, body))
+    }
+
+    /// POSTs a JSON body to a control endpoint and expects 200.
+    pub fn control(&self, path: &str, body: serde_json::Value) -> serde_json::Value {
+        let (status, text) = self.http("POST", path, &body.to_string()).unwrap();
+        assert_eq!(status, 200, "{path} answered {status}: {text}");
+        serde_json::from_str(&text).unwrap_or(serde_json::Value::Null)
+    }
+
+    pub fn get_json(&self, path: &str) -> (u16, serde_json::Value) {
+        let (status, text) = self.http("GET", path, "").unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(serde_json::Value::Null),
+        )
+    }
+
+    /// An SDK configuration pointed at this emulator with dummy credentials.
+    pub async fn sdk_config(&self) -> aws_config::SdkConfig {
+        aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new("us-east-1"))
+            .endpoint_url(&self.endpoint)
+            .credentials_provider(aws_sdk_cognitoidentityprovider::config::Credentials::new(
+                "test", "test", None, None, "emulator",
+            ))
+            .retry_config(aws_config::retry::RetryConfig::disabled())
+            .load()
+            .await
+    }
+
+    /// Environment for running the CLI binary against this emulator.
+    pub fn cli_env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("AWS_ACCESS_KEY_ID", "test".into()),
+            ("AWS_SECRET_ACCESS_KEY", "test".into()),
+            ("AWS_REGION", "us-east-1".into()),
+            ("AWS_ENDPOINT_URL", self.endpoint.clone()),
+            ("AWS_EC2_METADATA_DISABLED", "true".into()),
+            ("AWS_CONFIG_FILE", "/nonexistent".into()),
+            ("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent".into()),
+        ]
+    }
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs the CLI binary with arguments and environment; returns (exit code, stdout, stderr).
+pub fn run_cli(args: &[&str], env: &[(&str, String)]) -> (i32, String, String) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cognito-migrate"));
+    cmd.args(args).stdin(Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.env_remove("AWS_PROFILE");
+    let out = cmd.output().expect("run cognito-migrate");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).to_string(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
