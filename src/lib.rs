@@ -2,9 +2,12 @@
 //!
 //! The library holds all the logic; the two binaries (`cognito-migrate`, the CLI, and
 //! `cognito-migrate-trigger`, the Lambda user-migration trigger) are thin glue around it.
-//! Data flows sources → mapping → writers, with the checkpoint recording every outcome.
+//! outcome.
 
 pub mod aws;
 pub mod mapping;
+pub mod password;
+pub mod plan;
 pub mod pool;
 pub mod record;
+pub mod source;

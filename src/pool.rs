@@ -319,10 +319,21 @@ impl PoolSchema {
             path: path.display().to_string(),
             source,
         })?;
-        serde_json::from_str(&text).map_err(|source| PoolError::ParseFile {
+        let s: PoolSchema = serde_json::from_str(&text).map_err(|source| PoolError::ParseFile {
             path: path.display().to_string(),
             source,
-        })
+        })?;
+        // A hand-written file may list only custom attributes: complete it as the pool would.
+        Ok(PoolSchema::assemble(
+            &s.pool_id,
+            &s.pool_name,
+            s.csv_header,
+            s.attributes,
+            s.username_attributes,
+            s.alias_attributes,
+            s.username_case_sensitive,
+            s.auto_verified_attributes,
+        ))
     }
 }
 

@@ -1,6 +1,8 @@
 //! The subcommands, one file each, and the options they share.
 
 mod header;
+mod plan;
+mod source_args;
 
 use clap::{Args, Subcommand};
 use cognito_migrate::aws::{AwsOptions, Clients};
@@ -58,12 +60,14 @@ impl GlobalArgs {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     Header(header::HeaderArgs),
+    Plan(plan::PlanArgs),
 }
 
 impl Command {
     pub async fn execute(&self, global: &GlobalArgs) -> anyhow::Result<Exit> {
         match self {
             Command::Header(args) => header::run(args, global).await,
+            Command::Plan(args) => plan::run(args, global).await,
         }
     }
 }

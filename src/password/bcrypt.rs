@@ -1,0 +1,187 @@
+//! bcrypt, the most common hash in exports (`$2a$`, `$2b$`, `$2y$`, `$2x$`), and the wrappers
+//! that run it over a pre-hash of the password: Django's `bcrypt_sha256$` (hex SHA-256) and
+//! WordPress 6.8's `$wp$` (base64 HMAC-SHA384). Django's plain `bcrypt$` is bcrypt unchanged.
+//!
+//! The bcrypt core is the `bcrypt` crate. Variants: `$2a$`, `$2b$` and `$2y$` compute the same
+//! function for every password under 255 bytes (bcrypt reads at most 72); `$2x$` is
+//! crypt_blowfish's marker for hashes made by its sign-extension bug, which differ from `$2a$`
+//! only for passwords with bytes ≥ 0x80 — those are refused (verify fails closed) rather than
+//! emulating the bug; 7-bit passwords verify normally.
+
+use std::fmt;
+
+use sha2::{Digest, Sha256};
+
+use super::{wordpress, HashError};
+
+/// The bcrypt version marker.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum BcryptVersion {
+    TwoA,
+    TwoB,
+    TwoX,
+    TwoY,
+}
+
+impl BcryptVersion {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BcryptVersion::TwoA => "2a",
+            BcryptVersion::TwoB => "2b",
+            BcryptVersion::TwoX => "2x",
+            BcryptVersion::TwoY => "2y",
+        }
+    }
+}
+
+/// What the password goes through before bcrypt, i.e. which notation the hash came in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum BcryptFlavor {
+    /// `$2b$…` as is.
+    Plain,
+    /// Django `bcrypt$$2b$…`: bcrypt of the password.
+    Django,
+    /// Django `bcrypt_sha256$$2b$…`: bcrypt of the lowercase hex SHA-256 of the password.
+    DjangoSha256,
+    /// WordPress 6.8 `$wp$2y$…`: bcrypt of base64(HMAC-SHA384(key "wp-sha384", password)).
+    WordPress,
+}
+
+/// A bcrypt hash (see the [module documentation](self)).
+#[derive(Clone, PartialEq, Eq)]
+pub struct BcryptHash {
+    flavor: BcryptFlavor,
+    version: BcryptVersion,
+    cost: u32,
+    /// The 60-character modular crypt string `$2b$cc$<salt><hash>`.
+    mcf: String,
+}
+
+const SCHEME: &str = "bcrypt";
+
+impl BcryptHash {
+    /// Parses a plain `$2?$cc$…` string.
+    pub(crate) fn parse_plain(s: &str) -> Result<Self, HashError> {
+        Self::parse_with(s, BcryptFlavor::Plain)
+    }
+
+    /// Parses the `$2?$cc$…` part of a wrapped notation.
+    pub(crate) fn parse_with(s: &str, flavor: BcryptFlavor) -> Result<Self, HashError> {
+        let scheme = scheme_of(flavor);
+        if s.len() != 60 || !s.is_ascii() {
+            return Err(HashError::malformed(scheme, "expected 60 characters"));
+        }
+        let version = match s.get(..4) {
+            Some("$2a$") => BcryptVersion::TwoA,
+            Some("$2b$") => BcryptVersion::TwoB,
+            Some("$2x$") => BcryptVersion::TwoX,
+            Some("$2y$") => BcryptVersion::TwoY,
+            _ => return Err(HashError::malformed(scheme, "unknown version prefix")),
+        };
+        let cost = match (s.get(4..6), s.get(6..7)) {
+            (Some(c), Some("$")) if c.bytes().all(|b| b.is_ascii_digit()) => {
+                super::encoding::parse_u32(c, scheme, "bad cost")?
+            }
+            _ => return Err(HashError::malformed(scheme, "bad cost")),
+        };
+        if !(4..=31).contains(&cost) {
+            return Err(HashError::malformed(scheme, "cost outside 4..=31"));
+        }
+        let body = s.get(7..).unwrap_or_default();
+        if !body
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'/')
+        {
+            return Err(HashError::malformed(scheme, "bad salt or hash characters"));
+        }
+        s.parse::<::bcrypt::HashParts>()
+            .map_err(|_| HashError::malformed(scheme, "bad salt or hash encoding"))?;
+        Ok(BcryptHash {
+            flavor,
+            version,
+            cost,
+            mcf: s.to_owned(),
+        })
+    }
+
+    /// The cost (log₂ of the key-expansion rounds).
+    pub fn cost(&self) -> u32 {
+        self.cost
+    }
+
+    /// The version marker.
+    pub fn version(&self) -> BcryptVersion {
+        self.version
+    }
+
+    pub(crate) fn flavor(&self) -> BcryptFlavor {
+        self.flavor
+    }
+
+    /// The plain modular crypt string (without any wrapper prefix).
+    pub(crate) fn mcf(&self) -> &str {
+        &self.mcf
+    }
+
+    pub(crate) fn scheme(&self) -> &'static str {
+        scheme_of(self.flavor)
+    }
+
+    pub(crate) fn verify(&self, password: &str) -> bool {
+        let input: Vec<u8> = match self.flavor {
+            BcryptFlavor::Plain | BcryptFlavor::Django => password.as_bytes().to_vec(),
+            BcryptFlavor::DjangoSha256 => hex_lower(&Sha256::digest(password.as_bytes())),
+            BcryptFlavor::WordPress => match wordpress::prehash(password) {
+                Some(p) => p,
+                None => return false,
+            },
+        };
+        if self.version == BcryptVersion::TwoX && input.iter().any(|b| *b >= 0x80) {
+            return false;
+        }
+        bcrypt_verify(&input, &self.mcf)
+    }
+
+    pub(crate) fn encode(&self) -> String {
+        match self.flavor {
+            BcryptFlavor::Plain => self.mcf.clone(),
+            BcryptFlavor::Django => format!("bcrypt${}", self.mcf),
+            BcryptFlavor::DjangoSha256 => format!("bcrypt_sha256${}", self.mcf),
+            BcryptFlavor::WordPress => format!("$wp{}", self.mcf),
+        }
+    }
+}
+
+fn scheme_of(flavor: BcryptFlavor) -> &'static str {
+    match flavor {
+        BcryptFlavor::Plain => SCHEME,
+        BcryptFlavor::Django => "django-bcrypt",
+        BcryptFlavor::DjangoSha256 => "django-bcrypt-sha256",
+        BcryptFlavor::WordPress => "wordpress-bcrypt",
+    }
+}
+
+/// bcrypt of `input` (truncated at 72 bytes, like every bcrypt), compared with the stored hash
+/// bytes in constant time by the `bcrypt` crate. The version marker does not enter the
+/// computation.
+fn bcrypt_verify(input: &[u8], mcf: &str) -> bool {
+    ::bcrypt::verify(input, mcf).unwrap_or(false)
+}
+
+fn hex_lower(bytes: &[u8]) -> Vec<u8> {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    bytes
+        .iter()
+        .flat_map(|b| [HEX[usize::from(b >> 4)], HEX[usize::from(b & 0xf)]])
+        .collect()
+}
+
+impl fmt::Debug for BcryptHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BcryptHash")
+            .field("scheme", &self.scheme())
+            .field("version", &self.version.as_str())
+            .field("cost", &self.cost)
+            .finish()
+    }
+}

@@ -1,0 +1,215 @@
+//! Import CSV files exactly as Cognito's import job wants them.
+//!
+//! Every column of the pool's `GetCSVHeader`, plus `password_hash` for a job that names a
+//! `PasswordHashingAlgorithm`; UTF-8 without BOM; standard CSV quoting (fields with commas, quotes
+//! or line breaks quoted, quotes doubled); booleans `true`/`false` (`cognito:mfa_enabled`,
+//! `email_verified`, `phone_number_verified` default to `false`). A file holds at most 500,000 users
+//! and 100 MB (Cognito's limits), so each route rolls over to a new file at either limit. Files hold
+//! personal data and hashes and are created with mode 0600.
+
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use super::route::{Route, Routed};
+
+/// Cognito's limits per import file.
+pub const MAX_ROWS: u64 = 500_000;
+pub const MAX_BYTES: u64 = 100 * 1000 * 1000;
+
+/// One finished import file.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ChunkFile {
+    pub path: PathBuf,
+    #[serde(serialize_with = "ser_route")]
+    pub route: Route,
+    /// 1-based number of this file within its route.
+    pub index: u32,
+    pub rows: u64,
+    pub bytes: u64,
+}
+
+fn ser_route<S: serde::Serializer>(r: &Route, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(r.as_str())
+}
+
+/// Creates a file readable and writable by its owner only.
+pub fn create_private(path: &Path) -> io::Result<File> {
+    let mut o = std::fs::OpenOptions::new();
+    o.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        o.mode(0o600);
+    }
+    let f = o.open(path)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    }
+    Ok(f)
+}
+
+struct Open {
+    out: BufWriter<File>,
+    file: ChunkFile,
+}
+
+/// The files of one route, rolled over at the limits.
+pub struct ChunkSet {
+    dir: PathBuf,
+    prefix: String,
+    route: Route,
+    header: Vec<String>,
+    max_rows: u64,
+    max_bytes: u64,
+    row: Vec<u8>,
+    header_bytes: Vec<u8>,
+    open: Option<Open>,
+    done: Vec<ChunkFile>,
+}
+
+/// File-name stem for a route: `import-bcrypt`, `import-nohash`.
+pub fn stem(route: Route) -> String {
+    match route {
+        Route::Import(Some(a)) => format!("import-{}", a.as_str().to_lowercase().replace('_', "-")),
+        Route::Import(None) => "import-nohash".into(),
+        Route::AdminCreate => "admin-create".into(),
+        Route::Trigger => "trigger".into(),
+    }
+}
+
+/// Appends one CSV field: quoted (quotes doubled) only when it holds a comma, a quote or a line
+/// break, as RFC 4180 and Cognito's importer expect.
+pub fn push_field(buf: &mut Vec<u8>, first: bool, v: &str) {
+    if !first {
+        buf.push(b',');
+    }
+    if v.bytes().any(|b| matches!(b, b',' | b'"' | b'\n' | b'\r')) {
+        buf.push(b'"');
+        for b in v.bytes() {
+            if b == b'"' {
+                buf.push(b'"');
+            }
+            buf.push(b);
+        }
+        buf.push(b'"');
+    } else {
+        buf.extend_from_slice(v.as_bytes());
+    }
+}
+
+fn encode_row<'a>(buf: &mut Vec<u8>, fields: impl Iterator<Item = &'a str>) {
+    for (i, v) in fields.enumerate() {
+        push_field(buf, i == 0, v);
+    }
+    buf.push(b'\n');
+}
+
+impl ChunkSet {
+    /// `header` is the pool's GetCSVHeader; `password_hash` is appended for hash routes.
+    pub fn new(dir: &Path, prefix: &str, route: Route, pool_header: &[String]) -> io::Result<ChunkSet> {
+        Self::with_limits(dir, prefix, route, pool_header, MAX_ROWS, MAX_BYTES)
+    }
+
+    pub fn with_limits(
+        dir: &Path,
+        prefix: &str,
+        route: Route,
+        pool_header: &[String],
+        max_rows: u64,
+        max_bytes: u64,
+    ) -> io::Result<ChunkSet> {
+        let mut header = pool_header.to_vec();
+        if matches!(route, Route::Import(Some(_))) {
+            header.push("password_hash".into());
+        }
+        let mut header_bytes = Vec::new();
+        encode_row(&mut header_bytes, header.iter().map(String::as_str));
+        Ok(ChunkSet {
+            dir: dir.to_path_buf(),
+            prefix: prefix.to_string(),
+            route,
+            header,
+            max_rows,
+            max_bytes,
+            row: Vec::with_capacity(1024),
+            header_bytes,
+            open: None,
+            done: Vec::new(),
+        })
+    }
+
+    fn roll(&mut self) -> io::Result<()> {
+        self.close()?;
+        let index = self.done.len() as u32 + 1;
+        let path = self
+            .dir
+            .join(format!("{}{}-{index:04}.csv", self.prefix, stem(self.route)));
+        let mut out = BufWriter::with_capacity(1 << 20, create_private(&path)?);
+        out.write_all(&self.header_bytes)?;
+        self.open = Some(Open {
+            out,
+            file: ChunkFile {
+                path,
+                route: self.route,
+                index,
+                rows: 0,
+                bytes: self.header_bytes.len() as u64,
+            },
+        });
+        Ok(())
+    }
+
+    /// Writes one user; returns (file index, 1-based data row within that file).
+    pub fn write(&mut self, r: &Routed) -> io::Result<(u32, u64)> {
+        let u = &r.user;
+        let mut row = std::mem::take(&mut self.row);
+        row.clear();
+        encode_row(
+            &mut row,
+            self.header.iter().map(|col| match col.as_str() {
+                "cognito:username" => u.username.as_str(),
+                "password_hash" => r.import_hash.as_deref().unwrap_or(""),
+                "cognito:mfa_enabled" | "email_verified" | "phone_number_verified" => {
+                    u.attribute(col).unwrap_or("false")
+                }
+                other => u.attribute(other).unwrap_or(""),
+            }),
+        );
+        let need_roll = match &self.open {
+            None => true,
+            Some(o) => {
+                o.file.rows >= self.max_rows || o.file.bytes + row.len() as u64 > self.max_bytes
+            }
+        };
+        if need_roll {
+            self.roll()?;
+        }
+        let o = self.open.as_mut().expect("a file is open after roll");
+        o.out.write_all(&row)?;
+        o.file.rows += 1;
+        o.file.bytes += row.len() as u64;
+        let at = (o.file.index, o.file.rows);
+        self.row = row;
+        Ok(at)
+    }
+
+    fn close(&mut self) -> io::Result<()> {
+        if let Some(mut o) = self.open.take() {
+            o.out.flush()?;
+            o.out.get_ref().sync_all()?;
+            self.done.push(o.file);
+        }
+        Ok(())
+    }
+
+    /// Flushes and closes the last file; returns every file written.
+    pub fn finish(mut self) -> io::Result<Vec<ChunkFile>> {
+        self.close()?;
+        Ok(self.done)
+    }
+}

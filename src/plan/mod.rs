@@ -1,0 +1,333 @@
+//! The plan: read every record, map and validate it for the pool, route it, and write the import
+//! files — before anything touches the pool.
+//!
+//! [`execute`] drives one pass over a source. The same pass serves `plan` (files and a summary) and
+//! `run` (which also hands every outcome to a [`Sink`], e.g. the checkpoint and the AdminCreateUser
+//! writer). It runs on one thread at a few hundred thousand records per second, in constant memory
+//! apart from the duplicate check (see [`crate::mapping`]).
+
+pub mod chunks;
+pub mod route;
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::mapping::{Mapper, Reason, Rejection};
+use crate::source::{self, RecordError, Source};
+use chunks::{ChunkFile, ChunkSet};
+use route::{Route, Routed, Router};
+
+/// Where a routed user's row went, for import routes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ChunkRow {
+    pub route: Route,
+    /// 1-based file number within the route.
+    pub file: u32,
+    /// 1-based data row within the file.
+    pub row: u64,
+}
+
+/// Receives every outcome of the pass, in input order.
+pub trait Sink {
+    fn routed(&mut self, user: Routed, row: Option<ChunkRow>) -> io::Result<()>;
+    fn rejected(&mut self, rejection: &Rejection) -> io::Result<()>;
+    /// Called when an import file is complete (closed and synced).
+    fn file_done(&mut self, _file: &ChunkFile) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A sink that keeps nothing (for `plan`).
+pub struct NoSink;
+
+impl Sink for NoSink {
+    fn routed(&mut self, _: Routed, _: Option<ChunkRow>) -> io::Result<()> {
+        Ok(())
+    }
+    fn rejected(&mut self, _: &Rejection) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct PlanConfig {
+    pub out_dir: PathBuf,
+    /// Prefix of every file name (e.g. a run token), default empty.
+    pub file_prefix: String,
+    pub max_rows: u64,
+    pub max_bytes: u64,
+}
+
+impl PlanConfig {
+    pub fn new(out_dir: &Path) -> PlanConfig {
+        PlanConfig {
+            out_dir: out_dir.to_path_buf(),
+            file_prefix: String::new(),
+            max_rows: chunks::MAX_ROWS,
+            max_bytes: chunks::MAX_BYTES,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Followups {
+    /// Users to disable after creation (disabled or blocked in the legacy system).
+    pub disable: u64,
+    /// Group memberships to add.
+    pub group_memberships: u64,
+    /// Distinct groups named.
+    pub groups: u64,
+}
+
+/// What the pass found, for people (table) and scripts (JSON).
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Summary {
+    pub records: u64,
+    pub routed: u64,
+    pub rejected: u64,
+    /// Users per route (`import:BCRYPT`, `import:none`, `admin-create`, `trigger`).
+    pub routes: BTreeMap<String, u64>,
+    /// Rejections per reason code.
+    pub rejections: BTreeMap<String, u64>,
+    /// Legacy hash schemes seen, with the routes they took.
+    pub hash_schemes: BTreeMap<String, BTreeMap<String, u64>>,
+    /// Why hashes were not imported, with counts.
+    pub not_imported: BTreeMap<String, u64>,
+    pub followups: Followups,
+    pub files: Vec<ChunkFile>,
+    pub rejects_file: Option<PathBuf>,
+    pub warnings: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    #[error("cannot write {path}")]
+    Write {
+        path: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("the input broke off, so the rest of it was not read")]
+    Source(#[source] RecordError),
+    #[error("recording an outcome failed")]
+    Sink(#[source] io::Error),
+}
+
+fn source_rejection(e: &RecordError) -> Rejection {
+    let reason = match e.reason {
+        source::Reason::MissingField => Reason::MissingRequired,
+        _ => Reason::MalformedRecord,
+    };
+    Rejection::new(
+        e.position,
+        e.field.as_deref().unwrap_or("record"),
+        reason,
+        format!("{}: {}", e.reason, e.message),
+    )
+}
+
+/// Writes `rejects.csv`: every rejected record with its position, field, reason and message.
+pub struct RejectsFile {
+    out: csv::Writer<BufWriter<std::fs::File>>,
+    pub path: PathBuf,
+}
+
+impl RejectsFile {
+    pub fn create(path: &Path) -> io::Result<RejectsFile> {
+        let mut out = csv::Writer::from_writer(BufWriter::new(chunks::create_private(path)?));
+        out.write_record(["record", "line", "byte_offset", "field", "reason", "message"])?;
+        Ok(RejectsFile {
+            out,
+            path: path.to_path_buf(),
+        })
+    }
+
+    pub fn write(&mut self, r: &Rejection) -> io::Result<()> {
+        self.out.write_record([
+            r.position.record.to_string().as_str(),
+            r.position.line.to_string().as_str(),
+            r.position.byte_offset.to_string().as_str(),
+            r.field.as_str(),
+            r.reason.as_str(),
+            r.message.as_str(),
+        ])?;
+        Ok(())
+    }
+
+    pub fn finish(mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+}
+
+/// One pass over `source`: map, validate, route; import rows go to files in `cfg.out_dir`,
+/// rejections to `rejects.csv` there; every outcome also goes to `sink`.
+pub fn execute(
+    source: &mut dyn Source,
+    mapper: &mut Mapper,
+    router: &Router,
+    cfg: &PlanConfig,
+    sink: &mut dyn Sink,
+) -> Result<Summary, PlanError> {
+    let werr = |path: &Path| {
+        let path = path.display().to_string();
+        move |source| PlanError::Write {
+            path: path.clone(),
+            source,
+        }
+    };
+    std::fs::create_dir_all(&cfg.out_dir).map_err(werr(&cfg.out_dir))?;
+    let rejects_path = cfg.out_dir.join(format!("{}rejects.csv", cfg.file_prefix));
+    let mut rejects = RejectsFile::create(&rejects_path).map_err(werr(&rejects_path))?;
+    let header = mapper.schema().csv_header.clone();
+    let mut sets: HashMap<Route, ChunkSet> = HashMap::new();
+    let mut summary = Summary::default();
+    let mut groups_seen: std::collections::HashSet<String> = Default::default();
+    let mut reject = |r: Rejection, summary: &mut Summary, sink: &mut dyn Sink| -> Result<(), PlanError> {
+        summary.rejected += 1;
+        *summary.rejections.entry(r.reason.as_str().to_string()).or_default() += 1;
+        rejects.write(&r).map_err(werr(&rejects_path))?;
+        sink.rejected(&r).map_err(PlanError::Sink)
+    };
+
+    while let Some(item) = source.next_record() {
+        summary.warnings.extend(source.take_warnings());
+        summary.records += 1;
+        let user = match item {
+            Ok(u) => u,
+            Err(e) if e.fatal => return Err(PlanError::Source(e)),
+            Err(e) => {
+                reject(source_rejection(&e), &mut summary, sink)?;
+                continue;
+            }
+        };
+        let routed = match mapper.map(user).and_then(|m| router.route(m)) {
+            Ok(r) => r,
+            Err(rej) => {
+                reject(rej, &mut summary, sink)?;
+                continue;
+            }
+        };
+        summary.routed += 1;
+        *summary.routes.entry(routed.route.as_str().to_string()).or_default() += 1;
+        if let Some(s) = routed.scheme {
+            *summary
+                .hash_schemes
+                .entry(s.to_string())
+                .or_default()
+                .entry(routed.route.as_str().to_string())
+                .or_default() += 1;
+        }
+        if let Some(why) = &routed.not_imported_because {
+            *summary.not_imported.entry(why.clone()).or_default() += 1;
+        }
+        if routed.route != Route::Trigger {
+            if !routed.user.enabled {
+                summary.followups.disable += 1;
+            }
+            summary.followups.group_memberships += routed.user.groups.len() as u64;
+            for g in &routed.user.groups {
+                if !groups_seen.contains(g) {
+                    groups_seen.insert(g.clone());
+                }
+            }
+        }
+        let row = match routed.route {
+            Route::Import(_) => {
+                let set = match sets.entry(routed.route) {
+                    std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                    std::collections::hash_map::Entry::Vacant(e) => e.insert(
+                        ChunkSet::with_limits(
+                            &cfg.out_dir,
+                            &cfg.file_prefix,
+                            routed.route,
+                            &header,
+                            cfg.max_rows,
+                            cfg.max_bytes,
+                        )
+                        .map_err(werr(&cfg.out_dir))?,
+                    ),
+                };
+                let (file, row) = set.write(&routed).map_err(werr(&cfg.out_dir))?;
+                Some(ChunkRow {
+                    route: routed.route,
+                    file,
+                    row,
+                })
+            }
+            _ => None,
+        };
+        sink.routed(routed, row).map_err(PlanError::Sink)?;
+    }
+    summary.warnings.extend(source.take_warnings());
+    summary.followups.groups = groups_seen.len() as u64;
+    let mut routes: Vec<Route> = sets.keys().copied().collect();
+    routes.sort();
+    for r in routes {
+        let set = sets.remove(&r).expect("listed");
+        for f in set.finish().map_err(werr(&cfg.out_dir))? {
+            sink.file_done(&f).map_err(PlanError::Sink)?;
+            summary.files.push(f);
+        }
+    }
+    rejects.finish().map_err(werr(&rejects_path))?;
+    summary.rejects_file = Some(rejects_path);
+    Ok(summary)
+}
+
+impl Summary {
+    /// The summary as a table for people.
+    pub fn write_table(&self, out: &mut dyn Write) -> io::Result<()> {
+        writeln!(out, "records read      {:>10}", self.records)?;
+        writeln!(out, "to migrate        {:>10}", self.routed)?;
+        for (route, n) in &self.routes {
+            let what = match route.as_str() {
+                "import:none" => "import job, no password (RESET_REQUIRED)".to_string(),
+                "admin-create" => "AdminCreateUser".to_string(),
+                "trigger" => "left to the migration trigger (password kept at sign-in)".to_string(),
+                r => format!(
+                    "import job with {} hashes (password kept, CONFIRMED)",
+                    r.trim_start_matches("import:")
+                ),
+            };
+            writeln!(out, "  {route:<16}{n:>10}  {what}")?;
+        }
+        writeln!(out, "rejected          {:>10}", self.rejected)?;
+        for (reason, n) in &self.rejections {
+            writeln!(out, "  {reason:<24}{n:>10}")?;
+        }
+        if !self.hash_schemes.is_empty() {
+            writeln!(out, "password hashes")?;
+            for (scheme, routes) in &self.hash_schemes {
+                let parts: Vec<String> = routes.iter().map(|(r, n)| format!("{n} {r}")).collect();
+                writeln!(out, "  {scheme:<24}{}", parts.join(", "))?;
+            }
+        }
+        for (why, n) in &self.not_imported {
+            writeln!(out, "  not imported ({n}): {why}")?;
+        }
+        let f = &self.followups;
+        if f.disable + f.group_memberships > 0 {
+            writeln!(
+                out,
+                "follow-ups        {} to disable, {} group memberships in {} groups",
+                f.disable, f.group_memberships, f.groups
+            )?;
+        }
+        for file in &self.files {
+            writeln!(
+                out,
+                "wrote {} ({} users, {} bytes)",
+                file.path.display(),
+                file.rows,
+                file.bytes
+            )?;
+        }
+        if let Some(p) = &self.rejects_file {
+            writeln!(out, "wrote {} ({} rejected)", p.display(), self.rejected)?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,261 @@
+//! Auth0 exports.
+//!
+//! Reads both files Auth0 hands out: the user export job (`POST /api/v2/jobs/users-exports`, JSON
+//! format, which is NDJSON: one user per line) and the password-hash export that Auth0 support
+//! provides on request (also NDJSON, with `_id.$oid`, `alt_id`, `passwordHash` and `identifiers`).
+//! A JSON array of users (e.g. the Management API's `GET /users` pages, or files in the bulk-import
+//! format with `custom_password_hash`) is read too; the first non-blank byte decides.
+//!
+//! Fields keep Auth0's names (`user_id`, `email`, `email_verified`, `user_metadata.plan`, …).
+//! Special cases:
+//! - `passwordHash` (bcrypt) and `custom_password_hash.hash.value` for the self-describing
+//!   algorithms (bcrypt, argon2, pbkdf2 in PHC form, ldap) become [`RawPassword::Encoded`]; other
+//!   `custom_password_hash` algorithms (md5, sha*, hmac: their salt and encoding live in separate
+//!   members) leave the password empty, with the algorithm in `custom_password_hash.algorithm`
+//!   and a warning. No hash material is ever put in `fields`.
+//! - `blocked: true` makes the user disabled.
+//! - `identities` keeps `identities.0.connection`, `identities.0.provider`,
+//!   `identities.0.user_id`, `identities.0.isSocial`, and all connections and providers joined in
+//!   `identities.connections` / `identities.providers`; provider tokens are dropped.
+//! - Password-hash export: `user_id` is derived as `auth0|<alt_id or _id.$oid>` when absent, and
+//!   `email` / `email_verified` / `phone_number` / `phone_verified` / `username` are taken from
+//!   `identifiers` when the root lacks them.
+//!
+//! A record with no `user_id` (nor `_id`) is a `missing_field` error.
+
+use std::collections::BTreeMap;
+
+use super::error::{Reason, RecordError, SourceError};
+use super::input::Input;
+use super::json::{flatten_members, get, take, Json, Obj};
+use super::json_stream::JsonRecords;
+use super::{JsonAdapter, JsonSource, Source, SourceOptions};
+use crate::record::{LegacyUser, Position, RawPassword};
+
+pub(crate) fn open(
+    input: Input,
+    first: Option<u8>,
+    opts: &SourceOptions,
+) -> Result<Box<dyn Source>, SourceError> {
+    let records = match first {
+        Some(b'[') => JsonRecords::array(input, opts.users_key(), opts.max_record_bytes())?,
+        _ => JsonRecords::ndjson(input, opts.max_record_bytes()),
+    };
+    Ok(Box::new(JsonSource::new(records, Auth0::default())))
+}
+
+#[derive(Default)]
+pub(crate) struct Auth0 {
+    /// Users whose `custom_password_hash` algorithm is not self-describing, by algorithm.
+    unsupported: BTreeMap<String, u64>,
+}
+
+/// `custom_password_hash` algorithms whose `hash.value` carries all its parameters.
+const SELF_DESCRIBING: [&str; 4] = ["bcrypt", "argon2", "pbkdf2", "ldap"];
+
+impl JsonAdapter for Auth0 {
+    fn convert(
+        &mut self,
+        mut obj: Obj<'_>,
+        pos: Position,
+    ) -> Result<Option<LegacyUser>, RecordError> {
+        let mut user = LegacyUser::new(pos);
+
+        match take(&mut obj, "passwordHash") {
+            None | Some(Json::Null) => {}
+            Some(Json::Str(s)) => {
+                if !s.is_empty() {
+                    user.password = Some(RawPassword::Encoded(s.into_owned()));
+                }
+            }
+            Some(_) => {
+                return Err(RecordError::new(pos, Reason::BadValue, "expected a string")
+                    .with_field("passwordHash"))
+            }
+        }
+        if let Some(custom) = take(&mut obj, "custom_password_hash") {
+            let algorithm = custom.get("algorithm").and_then(Json::as_str);
+            let value = custom
+                .get("hash")
+                .and_then(|h| h.get("value"))
+                .and_then(Json::as_str);
+            match (algorithm, value) {
+                (Some(alg), Some(v)) if SELF_DESCRIBING.contains(&alg) => {
+                    if user.password.is_none() && !v.is_empty() {
+                        user.password = Some(RawPassword::Encoded(v.to_string()));
+                    }
+                }
+                (Some(alg), _) => {
+                    *self.unsupported.entry(alg.to_string()).or_default() += 1;
+                    user.fields
+                        .insert("custom_password_hash.algorithm".into(), alg.to_string());
+                }
+                (None, _) if custom == Json::Null => {}
+                (None, _) => {
+                    return Err(RecordError::new(
+                        pos,
+                        Reason::BadValue,
+                        "`custom_password_hash` has no `algorithm`",
+                    )
+                    .with_field("custom_password_hash"))
+                }
+            }
+        }
+
+        if let Some(Json::Arr(identities)) = take(&mut obj, "identities") {
+            let mut connections = String::new();
+            let mut providers = String::new();
+            for (i, identity) in identities.iter().enumerate() {
+                if let Some(c) = identity.get("connection").and_then(Json::scalar_text) {
+                    push_joined(&mut connections, c);
+                }
+                if let Some(p) = identity.get("provider").and_then(Json::scalar_text) {
+                    push_joined(&mut providers, p);
+                }
+                if i == 0 {
+                    for key in ["connection", "provider", "user_id", "isSocial"] {
+                        if let Some(v) = identity.get(key).and_then(Json::scalar_text) {
+                            user.fields
+                                .insert(format!("identities.0.{key}"), v.to_string());
+                        }
+                    }
+                }
+            }
+            if !connections.is_empty() {
+                user.fields
+                    .insert("identities.connections".into(), connections);
+            }
+            if !providers.is_empty() {
+                user.fields.insert("identities.providers".into(), providers);
+            }
+        }
+        let identifiers = take(&mut obj, "identifiers");
+        if get(&obj, "blocked") == Some(&Json::Bool(true)) {
+            user.enabled = false;
+        }
+
+        flatten_members(obj, &mut user.fields);
+
+        if let Some(Json::Arr(identifiers)) = identifiers {
+            for ident in &identifiers {
+                let kind = ident.get("type").and_then(Json::as_str);
+                let value = ident.get("value").and_then(Json::scalar_text);
+                let verified = ident.get("verified").and_then(Json::scalar_text);
+                let (field, verified_field) = match kind {
+                    Some("email") => ("email", Some("email_verified")),
+                    Some("phone_number") => ("phone_number", Some("phone_verified")),
+                    Some("username") => ("username", None),
+                    _ => continue,
+                };
+                if let (Some(value), false) = (value, user.fields.contains_key(field)) {
+                    user.fields.insert(field.to_string(), value.to_string());
+                    if let (Some(vf), Some(v)) = (verified_field, verified) {
+                        user.fields.entry(vf.to_string()).or_insert(v.to_string());
+                    }
+                }
+            }
+        }
+
+        if !user.fields.contains_key("user_id") {
+            let id = user
+                .fields
+                .get("alt_id")
+                .or_else(|| user.fields.get("_id.$oid"))
+                .or_else(|| user.fields.get("_id"))
+                .cloned();
+            match id {
+                Some(id) => {
+                    user.fields.insert("user_id".into(), format!("auth0|{id}"));
+                }
+                None => return Err(RecordError::missing(pos, "user_id")),
+            }
+        }
+        Ok(Some(user))
+    }
+
+    fn finish(&mut self, warnings: &mut Vec<String>) {
+        for (alg, n) in &self.unsupported {
+            warnings.push(format!(
+                "{n} user(s) have a custom_password_hash of algorithm `{alg}`, whose salt and encoding are not self-describing: read without a password"
+            ));
+        }
+    }
+}
+
+fn push_joined(list: &mut String, item: &str) {
+    if !list.is_empty() {
+        list.push(',');
+    }
+    list.push_str(item);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::read_all;
+    use super::super::Format;
+    use super::*;
+
+    #[test]
+    fn user_export_line_with_identities_metadata_and_blocked() {
+        let text = r#"{"user_id":"auth0|1","email":"a@x.io","email_verified":true,"blocked":true,"logins_count":3,"identities":[{"connection":"Username-Password-Authentication","provider":"auth0","user_id":"1","isSocial":false,"access_token":"secret"},{"connection":"google-oauth2","provider":"google-oauth2","user_id":"g1"}],"app_metadata":{"roles":["admin","ops"]},"user_metadata":{"plan":"pro"},"passwordHash":"$2b$10$abcdefghijklmnopqrstuu4JqzHGVVAzH4/Wx2.Ni3GvGUy.DZmBO"}"#;
+        let (users, errors, _) = read_all(Format::Auth0, text);
+        assert!(errors.is_empty());
+        let u = &users[0];
+        assert!(!u.enabled);
+        assert!(matches!(u.password, Some(RawPassword::Encoded(ref h)) if h.starts_with("$2b$10$")));
+        assert_eq!(u.field("identities.0.connection"), Some("Username-Password-Authentication"));
+        assert_eq!(u.field("identities.0.isSocial"), Some("false"));
+        assert_eq!(
+            u.field("identities.connections"),
+            Some("Username-Password-Authentication,google-oauth2")
+        );
+        assert_eq!(u.field("identities.providers"), Some("auth0,google-oauth2"));
+        assert_eq!(u.field("app_metadata.roles"), Some("admin,ops"));
+        assert_eq!(u.field("user_metadata.plan"), Some("pro"));
+        assert_eq!(u.field("logins_count"), Some("3"));
+        assert!(u.fields.keys().all(|k| !k.contains("access_token") && k != "passwordHash"));
+    }
+
+    #[test]
+    fn password_hash_export_derives_user_id_and_email() {
+        let text = concat!(
+            r#"{"_id":{"$oid":"5dea9f9c82dd7c0e76e4ec93"},"passwordHash":"$2b$10$x","password_set_date":{"$date":"2019-12-06T18:36:12.412Z"},"tenant":"t","connection":"Username-Password-Authentication","identifiers":[{"type":"email","value":"u@x.io","verified":false}]}"#,
+            "\n",
+            r#"{"_id":{"$oid":"5dea"},"alt_id":"euclid","email":"e@x.io"}"#,
+            "\n",
+            r#"{"email":"nobody@x.io"}"#,
+        );
+        let (users, errors, _) = read_all(Format::Auth0, text);
+        assert_eq!(users.len(), 2);
+        assert_eq!(users[0].field("user_id"), Some("auth0|5dea9f9c82dd7c0e76e4ec93"));
+        assert_eq!(users[0].field("email"), Some("u@x.io"));
+        assert_eq!(users[0].field("email_verified"), Some("false"));
+        assert_eq!(users[1].field("user_id"), Some("auth0|euclid"));
+        assert_eq!(errors.len(), 1);
+        assert_eq!(errors[0].reason, Reason::MissingField);
+        assert_eq!(errors[0].position.line, 3);
+    }
+
+    #[test]
+    fn array_with_custom_password_hash() {
+        let text = r#"[
+          {"user_id":"auth0|a","custom_password_hash":{"algorithm":"argon2","hash":{"value":"$argon2id$v=19$m=65536,t=2,p=1$c2FsdA$aGFzaA"}}},
+          {"user_id":"auth0|b","custom_password_hash":{"algorithm":"sha256","hash":{"value":"abc","encoding":"hex"},"salt":{"value":"s","position":"prefix"}}}
+        ]"#;
+        let mut src = super::super::from_reader(
+            Format::Auth0,
+            Box::new(std::io::Cursor::new(text.as_bytes().to_vec())),
+            &Default::default(),
+        )
+        .unwrap();
+        let a = src.next_record().unwrap().unwrap();
+        assert!(matches!(a.password, Some(RawPassword::Encoded(ref h)) if h.starts_with("$argon2id$")));
+        let b = src.next_record().unwrap().unwrap();
+        assert!(b.password.is_none());
+        assert_eq!(b.field("custom_password_hash.algorithm"), Some("sha256"));
+        assert!(b.fields.values().all(|v| v != "abc"));
+        assert!(src.next_record().is_none());
+        let w = src.take_warnings();
+        assert!(w.iter().any(|w| w.contains("sha256")), "{w:?}");
+    }
+}

@@ -1,0 +1,380 @@
+//! Firebase Authentication exports (`firebase auth:export`).
+//!
+//! Two shapes, told apart by the first non-blank byte:
+//! - JSON (`{"users": [ {...}, ... ]}`, pretty-printed): the `users` array is streamed.
+//! - CSV (`--format=csv`): no header row, columns by position as firebase-tools writes them:
+//!   UID, Email, Email Verified, Password Hash, Password Salt, Name, Photo URL, then Google,
+//!   Facebook, Twitter and GitHub (ID, Email, Display Name, Photo URL each), User Creation Time,
+//!   Last Sign-In Time, Phone Number, Disabled, Custom Attributes — 28 columns, each line ending in
+//!   a comma (older CLI versions have no Custom Attributes). A first row starting with `UID` is
+//!   taken as a header someone added.
+//!
+//! Both give the same field names (the JSON ones), so one mapping serves both: `localId`,
+//! `email`, `emailVerified`, `displayName`, `photoUrl`, `phoneNumber`, `disabled`, `createdAt`,
+//! `lastSignedInAt` (epoch milliseconds as text), `customAttributes` (the raw JSON text) plus its
+//! top-level claims flattened as `customAttributes.<claim>`, and per linked provider
+//! `google.rawId`, `google.email`, `google.displayName`, `google.photoUrl` (likewise `facebook`,
+//! `twitter`, `github`; other provider ids lose a trailing `.com` and have dots made `_`) with
+//! all provider ids joined in `providers`.
+//!
+//! `passwordHash` + `salt` become [`RawPassword::Firebase`] (standard base64, as firebase-tools
+//! writes them; URL-safe input is normalised). `disabled: true` makes the user disabled. A user
+//! without `localId` is a `missing_field` error.
+
+use std::collections::BTreeMap;
+
+use super::csv_reader::{CsvRows, Row};
+use super::error::{Reason, RecordError, SourceError};
+use super::input::Input;
+use super::json::{flatten_members, flatten_members_at, get, parse, take, Json, Obj};
+use super::json_stream::JsonRecords;
+use super::{cell, CsvAdapter, CsvSource, JsonAdapter, JsonSource, Source, SourceOptions};
+use crate::record::{LegacyUser, Position, RawPassword};
+
+/// Field names of the CSV columns, in firebase-tools' order.
+const CSV_COLUMNS: [&str; 28] = [
+    "localId",
+    "email",
+    "emailVerified",
+    "passwordHash",
+    "salt",
+    "displayName",
+    "photoUrl",
+    "google.rawId",
+    "google.email",
+    "google.displayName",
+    "google.photoUrl",
+    "facebook.rawId",
+    "facebook.email",
+    "facebook.displayName",
+    "facebook.photoUrl",
+    "twitter.rawId",
+    "twitter.email",
+    "twitter.displayName",
+    "twitter.photoUrl",
+    "github.rawId",
+    "github.email",
+    "github.displayName",
+    "github.photoUrl",
+    "createdAt",
+    "lastSignedInAt",
+    "phoneNumber",
+    "disabled",
+    "customAttributes",
+];
+
+/// Provider columns of the CSV: (index of the ID column, provider id).
+const CSV_PROVIDERS: [(usize, &str); 4] = [
+    (7, "google.com"),
+    (11, "facebook.com"),
+    (15, "twitter.com"),
+    (19, "github.com"),
+];
+
+pub(crate) fn open(
+    mut input: Input,
+    first: Option<u8>,
+    opts: &SourceOptions,
+    warnings: &mut Vec<String>,
+) -> Result<Box<dyn Source>, SourceError> {
+    if matches!(first, Some(b'{' | b'[')) {
+        let records = JsonRecords::array(input, opts.users_key(), opts.max_record_bytes())?;
+        return Ok(Box::new(JsonSource::new(records, FirebaseJson::default())));
+    }
+    let location = input.location.clone();
+    let header = match opts.has_header {
+        Some(h) => h,
+        None => {
+            let buf = input.fill().map_err(|e| SourceError::io(&location, e))?;
+            let starts_uid = buf.len() >= 4
+                && buf[..3].eq_ignore_ascii_case(b"UID")
+                && matches!(buf[3], b',' | b'\r' | b'\n');
+            if starts_uid {
+                warnings.push("first row looks like a header (UID,…): skipped".to_string());
+            }
+            starts_uid
+        }
+    };
+    let mut rows = CsvRows::new(input, opts.delimiter.unwrap_or(b','), opts.max_record_bytes());
+    if header {
+        if let Some(Err(e)) = rows.next_header() {
+            return Err(SourceError::invalid(&location, e.to_string()));
+        }
+    }
+    Ok(Box::new(CsvSource::new(rows, FirebaseCsv::default())))
+}
+
+/// Counts of claims that could not be parsed, for the closing warning.
+#[derive(Default)]
+struct Notes {
+    bad_custom_attributes: u64,
+}
+
+impl Notes {
+    fn finish(&self, warnings: &mut Vec<String>) {
+        if self.bad_custom_attributes > 0 {
+            warnings.push(format!(
+                "{} user(s) have customAttributes that are not a JSON object: kept as text only",
+                self.bad_custom_attributes
+            ));
+        }
+    }
+}
+
+#[derive(Default)]
+pub(crate) struct FirebaseJson {
+    notes: Notes,
+}
+
+impl JsonAdapter for FirebaseJson {
+    fn convert(
+        &mut self,
+        mut obj: Obj<'_>,
+        pos: Position,
+    ) -> Result<Option<LegacyUser>, RecordError> {
+        let mut user = LegacyUser::new(pos);
+        let hash = take_string(&mut obj, "passwordHash", pos)?;
+        let salt = take_string(&mut obj, "salt", pos)?;
+        set_password(&mut user, hash.as_deref(), salt.as_deref());
+
+        if let Some(Json::Arr(infos)) = take(&mut obj, "providerUserInfo") {
+            let mut providers = String::new();
+            for info in infos {
+                let Json::Obj(mut members) = info else {
+                    continue;
+                };
+                let Some(id) = take(&mut members, "providerId")
+                    .and_then(Json::into_scalar_string)
+                else {
+                    continue;
+                };
+                if !providers.is_empty() {
+                    providers.push(',');
+                }
+                providers.push_str(&id);
+                let mut prefix = provider_prefix(&id);
+                flatten_members_at(&mut prefix, members, &mut user.fields);
+            }
+            if !providers.is_empty() {
+                user.fields.insert("providers".into(), providers);
+            }
+        }
+        if let Some(raw) = take_string(&mut obj, "customAttributes", pos)? {
+            custom_attributes(&mut user.fields, &raw, &mut self.notes);
+        }
+        if get(&obj, "disabled") == Some(&Json::Bool(true)) {
+            user.enabled = false;
+        }
+        flatten_members(obj, &mut user.fields);
+        if !user.fields.contains_key("lastSignedInAt") {
+            if let Some(v) = user.fields.get("lastLoginAt").cloned() {
+                user.fields.insert("lastSignedInAt".into(), v);
+            }
+        }
+        if user.field("localId").is_none() {
+            return Err(RecordError::missing(pos, "localId"));
+        }
+        Ok(Some(user))
+    }
+
+    fn finish(&mut self, warnings: &mut Vec<String>) {
+        self.notes.finish(warnings);
+    }
+}
+
+#[derive(Default)]
+pub(crate) struct FirebaseCsv {
+    notes: Notes,
+}
+
+impl CsvAdapter for FirebaseCsv {
+    fn convert(&mut self, row: &Row<'_>) -> Result<Option<LegacyUser>, RecordError> {
+        let pos = row.position;
+        // 28 columns, plus the empty one after the trailing comma.
+        let trailing_ok = row.len() <= CSV_COLUMNS.len()
+            || (row.len() == CSV_COLUMNS.len() + 1 && row.get(CSV_COLUMNS.len()).is_empty());
+        if !trailing_ok {
+            return Err(RecordError::new(
+                pos,
+                Reason::MalformedRecord,
+                format!(
+                    "row has {} fields; a Firebase CSV row has at most {} (and a trailing comma)",
+                    row.len(),
+                    CSV_COLUMNS.len()
+                ),
+            ));
+        }
+        let mut user = LegacyUser::new(pos);
+        let mut hash = None;
+        let mut salt = None;
+        for (i, name) in CSV_COLUMNS.iter().enumerate().take(row.len()) {
+            let v = cell(row, i, name)?;
+            if v.is_empty() {
+                continue;
+            }
+            match *name {
+                "passwordHash" => hash = Some(v),
+                "salt" => salt = Some(v),
+                "customAttributes" => custom_attributes(&mut user.fields, v, &mut self.notes),
+                _ => {
+                    if *name == "disabled" && v == "true" {
+                        user.enabled = false;
+                    }
+                    user.fields.insert((*name).to_string(), v.to_string());
+                }
+            }
+        }
+        set_password(&mut user, hash, salt);
+        let mut providers = String::new();
+        for (col, id) in CSV_PROVIDERS {
+            if col < row.len() && !row.get(col).is_empty() {
+                if !providers.is_empty() {
+                    providers.push(',');
+                }
+                providers.push_str(id);
+            }
+        }
+        if !providers.is_empty() {
+            user.fields.insert("providers".into(), providers);
+        }
+        if user.field("localId").is_none() {
+            return Err(RecordError::missing(pos, "localId"));
+        }
+        Ok(Some(user))
+    }
+
+    fn finish(&mut self, warnings: &mut Vec<String>) {
+        self.notes.finish(warnings);
+    }
+}
+
+/// `google.com` → `google`, `apple.com` → `apple`, `oidc.corp` → `oidc_corp`.
+fn provider_prefix(id: &str) -> String {
+    id.strip_suffix(".com").unwrap_or(id).replace('.', "_")
+}
+
+fn take_string(obj: &mut Obj<'_>, key: &str, pos: Position) -> Result<Option<String>, RecordError> {
+    match take(obj, key) {
+        None | Some(Json::Null) => Ok(None),
+        Some(Json::Str(s)) => Ok(Some(s.into_owned())),
+        Some(_) => Err(RecordError::new(pos, Reason::BadValue, "expected a string").with_field(key)),
+    }
+}
+
+/// Standard base64 from either alphabet.
+fn standard_base64(s: &str) -> String {
+    if s.contains(['-', '_']) {
+        s.replace('-', "+").replace('_', "/")
+    } else {
+        s.to_string()
+    }
+}
+
+fn set_password(user: &mut LegacyUser, hash: Option<&str>, salt: Option<&str>) {
+    if let Some(hash) = hash.filter(|h| !h.is_empty()) {
+        user.password = Some(RawPassword::Firebase {
+            hash: standard_base64(hash),
+            salt: standard_base64(salt.unwrap_or("")),
+        });
+    }
+}
+
+/// Keeps the raw claims text and flattens a JSON object's members as `customAttributes.<k>`.
+fn custom_attributes(fields: &mut BTreeMap<String, String>, raw: &str, notes: &mut Notes) {
+    fields.insert("customAttributes".into(), raw.to_string());
+    match parse(raw) {
+        Ok(Json::Obj(members)) => {
+            let mut prefix = String::from("customAttributes");
+            flatten_members_at(&mut prefix, members, fields);
+        }
+        _ => notes.bad_custom_attributes += 1,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::read_all;
+    use super::super::Format;
+    use super::*;
+
+    #[test]
+    fn json_export_with_providers_claims_and_disabled() {
+        let text = r#"{"users": [
+{
+  "localId": "uid1",
+  "email": "a@x.io",
+  "emailVerified": true,
+  "passwordHash": "aGFz-aA_=",
+  "salt": "c2FsdA==",
+  "displayName": "Ann Lee",
+  "lastLoginAt": "1690000000000",
+  "createdAt": "1680000000000",
+  "disabled": true,
+  "customAttributes": "{\"role\":\"admin\",\"tier\":2}",
+  "providerUserInfo": [
+    {"providerId": "google.com", "rawId": "g-1", "email": "a@gmail.com", "displayName": "Ann"},
+    {"providerId": "password", "rawId": "a@x.io"}
+  ]
+},
+{"email": "no-uid@x.io"}
+]}"#;
+        let (users, errors, _) = read_all(Format::Firebase, text);
+        assert_eq!(users.len(), 1);
+        let u = &users[0];
+        assert!(!u.enabled);
+        assert_eq!(
+            u.password,
+            Some(RawPassword::Firebase {
+                hash: "aGFz+aA/=".into(),
+                salt: "c2FsdA==".into()
+            })
+        );
+        assert_eq!(u.field("google.rawId"), Some("g-1"));
+        assert_eq!(u.field("password.rawId"), Some("a@x.io"));
+        assert_eq!(u.field("providers"), Some("google.com,password"));
+        assert_eq!(u.field("customAttributes.role"), Some("admin"));
+        assert_eq!(u.field("customAttributes.tier"), Some("2"));
+        assert_eq!(u.field("lastSignedInAt"), Some("1690000000000"));
+        assert_eq!(u.field("emailVerified"), Some("true"));
+        assert!(!u.fields.contains_key("passwordHash") && !u.fields.contains_key("salt"));
+        assert_eq!(errors.len(), 1);
+        assert_eq!(errors[0].position.line, 19);
+        assert_eq!(errors[0].reason, Reason::MissingField);
+    }
+
+    #[test]
+    fn csv_export_by_position_with_trailing_comma() {
+        let row1 = "uid1,a@x.io,true,aGFzaA==,c2FsdA==,\"Lee, Ann\",,g-1,a@gmail.com,Ann,,,,,,,,,,,,,,1680000000000,1690000000000,+14155550100,false,\"{\"\"role\"\":\"\"admin\"\"}\",";
+        let row2 = "uid2,b@x.io,false,,,Bob,,,,,,,,,,,,,,gh-2,,,,1680000000001,,,true,,";
+        let row3 = "uid3,c@x.io,false,,,,,,,,,,,,,,,,,,,,,1,2,,,,,extra";
+        let text = format!("{row1}\r\n{row2}\r\n{row3}\r\n");
+        let (users, errors, _) = read_all(Format::Firebase, &text);
+        assert_eq!(users.len(), 2);
+        let a = &users[0];
+        assert_eq!(a.field("displayName"), Some("Lee, Ann"));
+        assert_eq!(a.field("google.rawId"), Some("g-1"));
+        assert_eq!(a.field("phoneNumber"), Some("+14155550100"));
+        assert_eq!(a.field("customAttributes.role"), Some("admin"));
+        assert_eq!(a.field("providers"), Some("google.com"));
+        assert!(a.enabled);
+        assert!(matches!(a.password, Some(RawPassword::Firebase { .. })));
+        let b = &users[1];
+        assert!(!b.enabled);
+        assert!(b.password.is_none());
+        assert_eq!(b.field("providers"), Some("github.com"));
+        assert_eq!(errors.len(), 1);
+        assert_eq!(errors[0].position.record, 3);
+        assert_eq!(errors[0].position.line, 3);
+    }
+
+    #[test]
+    fn csv_with_an_added_header_row_skips_it() {
+        let text = "UID,Email\nuid1,a@x.io\n";
+        let (users, errors, warnings) = read_all(Format::Firebase, text);
+        assert!(errors.is_empty());
+        assert_eq!(users.len(), 1);
+        assert_eq!(users[0].position.record, 1);
+        assert_eq!(users[0].position.line, 2);
+        assert!(warnings.iter().any(|w| w.contains("header")));
+    }
+}

@@ -1,0 +1,568 @@
+//! A small, strict JSON parser for one record, and the flattening of its fields.
+//!
+//! Each record (a JSON array element or an NDJSON line) is parsed into a borrowed tree that points
+//! into the record's bytes wherever a string has no escapes, then flattened into
+//! [`LegacyUser::fields`](crate::record::LegacyUser::fields). A dedicated parser rather than
+//! `serde_json::Value` because it keeps numbers exactly as written (`1.50`, 20-digit ids) and
+//! allocates only for containers and escaped strings, which matters for the throughput target.
+//! Nesting is limited, so hostile input cannot overflow the stack.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+
+/// Deepest nesting of arrays and objects accepted in one record.
+const MAX_DEPTH: usize = 128;
+
+/// An object's members in document order (duplicates kept; the last one wins when flattening).
+pub(crate) type Obj<'a> = Vec<(Cow<'a, str>, Json<'a>)>;
+
+/// A parsed JSON value borrowing from the record's text.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum Json<'a> {
+    Null,
+    Bool(bool),
+    /// A number exactly as written.
+    Num(&'a str),
+    Str(Cow<'a, str>),
+    Arr(Vec<Json<'a>>),
+    Obj(Obj<'a>),
+}
+
+/// Where and why parsing failed; the message never quotes the input.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct ParseError {
+    /// Byte offset of the problem within the parsed text.
+    pub offset: usize,
+    pub message: &'static str,
+}
+
+impl<'a> Json<'a> {
+    /// The text of a scalar: strings as they are, numbers as written, booleans `true`/`false`.
+    /// `None` for null, arrays and objects.
+    pub fn scalar_text(&self) -> Option<&str> {
+        match self {
+            Json::Str(s) => Some(s),
+            Json::Num(n) => Some(n),
+            Json::Bool(true) => Some("true"),
+            Json::Bool(false) => Some("false"),
+            _ => None,
+        }
+    }
+
+    /// Like [`Json::scalar_text`], but by value, reusing an owned string.
+    pub fn into_scalar_string(self) -> Option<String> {
+        match self {
+            Json::Str(s) => Some(s.into_owned()),
+            Json::Num(n) => Some(n.to_string()),
+            Json::Bool(b) => Some(if b { "true" } else { "false" }.to_string()),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            Json::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    pub fn get(&self, key: &str) -> Option<&Json<'a>> {
+        match self {
+            Json::Obj(members) => get(members, key),
+            _ => None,
+        }
+    }
+
+    fn is_scalar(&self) -> bool {
+        matches!(
+            self,
+            Json::Null | Json::Bool(_) | Json::Num(_) | Json::Str(_)
+        )
+    }
+}
+
+/// The last member named `key`.
+pub(crate) fn get<'o, 'a>(members: &'o Obj<'a>, key: &str) -> Option<&'o Json<'a>> {
+    members.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v)
+}
+
+/// Removes every member named `key` and returns the last one's value.
+pub(crate) fn take<'a>(members: &mut Obj<'a>, key: &str) -> Option<Json<'a>> {
+    let mut found = None;
+    let mut i = 0;
+    while i < members.len() {
+        if members[i].0 == key {
+            found = Some(members.remove(i).1);
+        } else {
+            i += 1;
+        }
+    }
+    found
+}
+
+/// Parses exactly one JSON value (surrounding whitespace allowed).
+pub(crate) fn parse(text: &str) -> Result<Json<'_>, ParseError> {
+    let mut p = Parser {
+        s: text,
+        b: text.as_bytes(),
+        pos: 0,
+        depth: 0,
+    };
+    p.ws();
+    let v = p.value()?;
+    p.ws();
+    if p.pos != p.b.len() {
+        return Err(p.err("unexpected characters after the value"));
+    }
+    Ok(v)
+}
+
+struct Parser<'a> {
+    s: &'a str,
+    b: &'a [u8],
+    pos: usize,
+    depth: usize,
+}
+
+impl<'a> Parser<'a> {
+    fn err(&self, message: &'static str) -> ParseError {
+        ParseError {
+            offset: self.pos,
+            message,
+        }
+    }
+
+    #[inline]
+    fn ws(&mut self) {
+        while let Some(&c) = self.b.get(self.pos) {
+            if matches!(c, b' ' | b'\t' | b'\n' | b'\r') {
+                self.pos += 1;
+            } else {
+                break;
+            }
+        }
+    }
+
+    fn value(&mut self) -> Result<Json<'a>, ParseError> {
+        match self.b.get(self.pos) {
+            None => Err(self.err("unexpected end of the record")),
+            Some(b'{') => self.object(),
+            Some(b'[') => self.array(),
+            Some(b'"') => Ok(Json::Str(self.string()?)),
+            Some(b't') => self.literal("true", Json::Bool(true)),
+            Some(b'f') => self.literal("false", Json::Bool(false)),
+            Some(b'n') => self.literal("null", Json::Null),
+            Some(b'-' | b'0'..=b'9') => self.number(),
+            Some(_) => Err(self.err("expected a value")),
+        }
+    }
+
+    fn literal(&mut self, word: &'static str, v: Json<'a>) -> Result<Json<'a>, ParseError> {
+        if self.b[self.pos..].starts_with(word.as_bytes()) {
+            self.pos += word.len();
+            Ok(v)
+        } else {
+            Err(self.err("invalid literal"))
+        }
+    }
+
+    fn enter(&mut self) -> Result<(), ParseError> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err(self.err("nesting too deep"));
+        }
+        Ok(())
+    }
+
+    fn object(&mut self) -> Result<Json<'a>, ParseError> {
+        self.enter()?;
+        self.pos += 1; // '{'
+        let mut members = Vec::new();
+        self.ws();
+        if self.b.get(self.pos) == Some(&b'}') {
+            self.pos += 1;
+            self.depth -= 1;
+            return Ok(Json::Obj(members));
+        }
+        loop {
+            self.ws();
+            if self.b.get(self.pos) != Some(&b'"') {
+                return Err(self.err("expected a member name in quotes"));
+            }
+            let key = self.string()?;
+            self.ws();
+            if self.b.get(self.pos) != Some(&b':') {
+                return Err(self.err("expected `:` after a member name"));
+            }
+            self.pos += 1;
+            self.ws();
+            let v = self.value()?;
+            members.push((key, v));
+            self.ws();
+            match self.b.get(self.pos) {
+                Some(b',') => self.pos += 1,
+                Some(b'}') => {
+                    self.pos += 1;
+                    break;
+                }
+                None => return Err(self.err("unexpected end of the record in an object")),
+                Some(_) => return Err(self.err("expected `,` or `}` in an object")),
+            }
+        }
+        self.depth -= 1;
+        Ok(Json::Obj(members))
+    }
+
+    fn array(&mut self) -> Result<Json<'a>, ParseError> {
+        self.enter()?;
+        self.pos += 1; // '['
+        let mut items = Vec::new();
+        self.ws();
+        if self.b.get(self.pos) == Some(&b']') {
+            self.pos += 1;
+            self.depth -= 1;
+            return Ok(Json::Arr(items));
+        }
+        loop {
+            self.ws();
+            items.push(self.value()?);
+            self.ws();
+            match self.b.get(self.pos) {
+                Some(b',') => self.pos += 1,
+                Some(b']') => {
+                    self.pos += 1;
+                    break;
+                }
+                None => return Err(self.err("unexpected end of the record in an array")),
+                Some(_) => return Err(self.err("expected `,` or `]` in an array")),
+            }
+        }
+        self.depth -= 1;
+        Ok(Json::Arr(items))
+    }
+
+    fn number(&mut self) -> Result<Json<'a>, ParseError> {
+        let start = self.pos;
+        let b = self.b;
+        let mut i = self.pos;
+        if b.get(i) == Some(&b'-') {
+            i += 1;
+        }
+        match b.get(i) {
+            Some(b'0') => i += 1,
+            Some(b'1'..=b'9') => {
+                while matches!(b.get(i), Some(b'0'..=b'9')) {
+                    i += 1;
+                }
+            }
+            _ => {
+                self.pos = i;
+                return Err(self.err("invalid number"));
+            }
+        }
+        if b.get(i) == Some(&b'.') {
+            i += 1;
+            if !matches!(b.get(i), Some(b'0'..=b'9')) {
+                self.pos = i;
+                return Err(self.err("invalid number"));
+            }
+            while matches!(b.get(i), Some(b'0'..=b'9')) {
+                i += 1;
+            }
+        }
+        if matches!(b.get(i), Some(b'e' | b'E')) {
+            i += 1;
+            if matches!(b.get(i), Some(b'+' | b'-')) {
+                i += 1;
+            }
+            if !matches!(b.get(i), Some(b'0'..=b'9')) {
+                self.pos = i;
+                return Err(self.err("invalid number"));
+            }
+            while matches!(b.get(i), Some(b'0'..=b'9')) {
+                i += 1;
+            }
+        }
+        self.pos = i;
+        Ok(Json::Num(&self.s[start..i]))
+    }
+
+    /// A string starting at the opening quote; borrowed when it has no escapes.
+    fn string(&mut self) -> Result<Cow<'a, str>, ParseError> {
+        self.pos += 1; // opening quote
+        let start = self.pos;
+        let b = self.b;
+        // Fast path: scan to the closing quote.
+        let mut i = start;
+        while i < b.len() {
+            match b[i] {
+                b'"' => {
+                    self.pos = i + 1;
+                    return Ok(Cow::Borrowed(&self.s[start..i]));
+                }
+                b'\\' => break,
+                c if c < 0x20 => {
+                    self.pos = i;
+                    return Err(self.err("control character in a string"));
+                }
+                _ => i += 1,
+            }
+        }
+        if i >= b.len() {
+            self.pos = i;
+            return Err(self.err("unterminated string"));
+        }
+        // Slow path: unescape into an owned string.
+        let mut out = String::with_capacity(i - start + 16);
+        out.push_str(&self.s[start..i]);
+        loop {
+            // Copy the run up to the next quote or backslash.
+            let run_start = i;
+            while i < b.len() && b[i] != b'"' && b[i] != b'\\' {
+                if b[i] < 0x20 {
+                    self.pos = i;
+                    return Err(self.err("control character in a string"));
+                }
+                i += 1;
+            }
+            out.push_str(&self.s[run_start..i]);
+            match b.get(i) {
+                None => {
+                    self.pos = i;
+                    return Err(self.err("unterminated string"));
+                }
+                Some(b'"') => {
+                    self.pos = i + 1;
+                    return Ok(Cow::Owned(out));
+                }
+                _ => {}
+            }
+            // Backslash.
+            i += 1;
+            let c = match b.get(i) {
+                Some(&c) => c,
+                None => {
+                    self.pos = i;
+                    return Err(self.err("unterminated string"));
+                }
+            };
+            i += 1;
+            match c {
+                b'"' => out.push('"'),
+                b'\\' => out.push('\\'),
+                b'/' => out.push('/'),
+                b'b' => out.push('\u{8}'),
+                b'f' => out.push('\u{c}'),
+                b'n' => out.push('\n'),
+                b'r' => out.push('\r'),
+                b't' => out.push('\t'),
+                b'u' => {
+                    self.pos = i;
+                    let hi = self.hex4()?;
+                    i = self.pos;
+                    let ch = if (0xD800..0xDC00).contains(&hi) {
+                        if b.get(i) == Some(&b'\\') && b.get(i + 1) == Some(&b'u') {
+                            self.pos = i + 2;
+                            let lo = self.hex4()?;
+                            i = self.pos;
+                            if !(0xDC00..0xE000).contains(&lo) {
+                                return Err(self.err("invalid surrogate pair in a string"));
+                            }
+                            let code = 0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00);
+                            char::from_u32(code)
+                        } else {
+                            None
+                        }
+                    } else {
+                        char::from_u32(hi)
+                    };
+                    match ch {
+                        Some(ch) => out.push(ch),
+                        None => return Err(self.err("lone surrogate in a string")),
+                    }
+                }
+                _ => {
+                    self.pos = i - 1;
+                    return Err(self.err("invalid escape in a string"));
+                }
+            }
+        }
+    }
+
+    fn hex4(&mut self) -> Result<u32, ParseError> {
+        let mut v = 0u32;
+        for _ in 0..4 {
+            let d = match self.b.get(self.pos) {
+                Some(c @ b'0'..=b'9') => c - b'0',
+                Some(c @ b'a'..=b'f') => c - b'a' + 10,
+                Some(c @ b'A'..=b'F') => c - b'A' + 10,
+                _ => return Err(self.err("invalid \\u escape in a string")),
+            };
+            v = v * 16 + d as u32;
+            self.pos += 1;
+        }
+        Ok(v)
+    }
+}
+
+/// Flattens an object's members into `out`: nested objects joined with `.`, arrays of scalars
+/// joined with `,`, arrays holding objects or arrays indexed (`identities.0.provider`), booleans
+/// `true`/`false`, numbers as written; null, empty arrays and empty objects leave no field.
+pub(crate) fn flatten_members(members: Obj<'_>, out: &mut BTreeMap<String, String>) {
+    let mut prefix = String::new();
+    flatten_members_at(&mut prefix, members, out);
+}
+
+/// [`flatten_members`] below `prefix` (a field name, or empty for the top level).
+pub(crate) fn flatten_members_at(
+    prefix: &mut String,
+    members: Obj<'_>,
+    out: &mut BTreeMap<String, String>,
+) {
+    let base = prefix.len();
+    for (k, v) in members {
+        if base > 0 {
+            prefix.push('.');
+        }
+        prefix.push_str(&k);
+        flatten_value(prefix, v, out);
+        prefix.truncate(base);
+    }
+}
+
+/// Flattens one value stored under the field name `prefix`.
+pub(crate) fn flatten_value(prefix: &mut String, v: Json<'_>, out: &mut BTreeMap<String, String>) {
+    match v {
+        Json::Null => {}
+        Json::Obj(members) => flatten_members_at(prefix, members, out),
+        Json::Arr(items) => {
+            if items.iter().all(Json::is_scalar) {
+                let mut joined = String::new();
+                for item in &items {
+                    if let Some(t) = item.scalar_text() {
+                        if !joined.is_empty() {
+                            joined.push(',');
+                        }
+                        joined.push_str(t);
+                    }
+                }
+                if !joined.is_empty() {
+                    out.insert(prefix.clone(), joined);
+                }
+            } else {
+                let base = prefix.len();
+                for (i, item) in items.into_iter().enumerate() {
+                    use std::fmt::Write;
+                    let _ = write!(prefix, ".{i}");
+                    flatten_value(prefix, item, out);
+                    prefix.truncate(base);
+                }
+            }
+        }
+        scalar => {
+            if let Some(s) = scalar.into_scalar_string() {
+                out.insert(prefix.clone(), s);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn flat(text: &str) -> BTreeMap<String, String> {
+        let mut out = BTreeMap::new();
+        match parse(text).unwrap() {
+            Json::Obj(m) => flatten_members(m, &mut out),
+            other => panic!("not an object: {other:?}"),
+        }
+        out
+    }
+
+    #[test]
+    fn parses_scalars_and_keeps_numbers_as_written() {
+        assert_eq!(parse(" 1.50 ").unwrap(), Json::Num("1.50"));
+        assert_eq!(
+            parse("12345678901234567890123").unwrap(),
+            Json::Num("12345678901234567890123")
+        );
+        assert_eq!(parse("-0.5e-3").unwrap(), Json::Num("-0.5e-3"));
+        assert_eq!(parse("true").unwrap(), Json::Bool(true));
+        assert_eq!(parse("null").unwrap(), Json::Null);
+        assert!(matches!(parse(r#""plain""#).unwrap(), Json::Str(Cow::Borrowed("plain"))));
+    }
+
+    #[test]
+    fn unescapes_strings_including_surrogate_pairs() {
+        let v = parse(r#""a\"b\\c\/d\n\u00e9\ud83d\ude00]}""#).unwrap();
+        assert_eq!(v, Json::Str(Cow::Owned("a\"b\\c/d\né😀]}".into())));
+        assert_eq!(parse(r#""naïve ✓""#).unwrap().as_str(), Some("naïve ✓"));
+    }
+
+    #[test]
+    fn rejects_invalid_json_with_offsets() {
+        for bad in [
+            "{\"a\":}",
+            "{\"a\" 1}",
+            "{\"a\":1,}",
+            "[1 2]",
+            "\"abc",
+            "\"a\\x\"",
+            "\"\\ud800\"",
+            "01",
+            "1.",
+            "tru",
+            "{\"a\":1} x",
+            "\"tab\there\"",
+            "\"ctl\u{1}\"",
+        ] {
+            assert!(parse(bad).is_err(), "{bad:?} should fail");
+        }
+        let e = parse("{\"a\": tru}").unwrap_err();
+        assert_eq!(e.offset, 6);
+        let deep = "[".repeat(MAX_DEPTH + 1) + &"]".repeat(MAX_DEPTH + 1);
+        assert_eq!(parse(&deep).unwrap_err().message, "nesting too deep");
+        let ok = "[".repeat(MAX_DEPTH) + &"]".repeat(MAX_DEPTH);
+        assert!(parse(&ok).is_ok());
+    }
+
+    #[test]
+    fn flattens_nested_objects_arrays_and_scalars() {
+        let f = flat(
+            r#"{"email":"a@x.io","n":1.0,"ok":true,"gone":null,
+                "meta":{"plan":"pro","deep":{"x":[1,2]},"empty":{}},
+                "tags":["a","b",null,3],"none":[],
+                "ids":[{"p":"google","id":"g1"},{"p":"fb"}],
+                "mixed":[1,{"k":"v"}]}"#,
+        );
+        let expected: BTreeMap<String, String> = [
+            ("email", "a@x.io"),
+            ("n", "1.0"),
+            ("ok", "true"),
+            ("meta.plan", "pro"),
+            ("meta.deep.x", "1,2"),
+            ("tags", "a,b,3"),
+            ("ids.0.p", "google"),
+            ("ids.0.id", "g1"),
+            ("ids.1.p", "fb"),
+            ("mixed.0", "1"),
+            ("mixed.1.k", "v"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        assert_eq!(f, expected);
+    }
+
+    #[test]
+    fn take_and_get_use_the_last_duplicate() {
+        let Json::Obj(mut m) = parse(r#"{"a":1,"b":2,"a":3}"#).unwrap() else {
+            panic!()
+        };
+        assert_eq!(get(&m, "a"), Some(&Json::Num("3")));
+        assert_eq!(take(&mut m, "a"), Some(Json::Num("3")));
+        assert_eq!(m.len(), 1);
+        assert_eq!(take(&mut m, "zz"), None);
+    }
+}
