@@ -2,12 +2,17 @@
 //!
 //! The library holds all the logic; the two binaries (`cognito-migrate`, the CLI, and
 //! `cognito-migrate-trigger`, the Lambda user-migration trigger) are thin glue around it.
+//! Data flows sources → mapping → routing (plan) → writers, with the checkpoint recording every
 //! outcome.
 
 pub mod aws;
+pub mod checkpoint;
+pub mod directory;
 pub mod mapping;
 pub mod password;
 pub mod plan;
 pub mod pool;
 pub mod record;
+pub mod sink;
 pub mod source;
+pub mod trigger;

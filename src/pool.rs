@@ -143,10 +143,9 @@ where
     R: std::fmt::Debug,
 {
     let code = e.code().unwrap_or_default().to_string();
-    let message = e
-        .message()
-        .map(str::to_string)
-        .unwrap_or_else(|| aws_sdk_cognitoidentityprovider::error::DisplayErrorContext(&e).to_string());
+    let message = e.message().map(str::to_string).unwrap_or_else(|| {
+        aws_sdk_cognitoidentityprovider::error::DisplayErrorContext(&e).to_string()
+    });
     match code.as_str() {
         "ResourceNotFoundException" => PoolError::NotFound {
             pool_id: pool_id.to_string(),
@@ -235,10 +234,20 @@ impl PoolSchema {
             pool.and_then(|p| p.name()).unwrap_or_default(),
             header.csv_header().to_vec(),
             listed,
-            pool.map(|p| p.username_attributes().iter().map(|a| a.as_str().to_string()).collect())
-                .unwrap_or_default(),
-            pool.map(|p| p.alias_attributes().iter().map(|a| a.as_str().to_string()).collect())
-                .unwrap_or_default(),
+            pool.map(|p| {
+                p.username_attributes()
+                    .iter()
+                    .map(|a| a.as_str().to_string())
+                    .collect()
+            })
+            .unwrap_or_default(),
+            pool.map(|p| {
+                p.alias_attributes()
+                    .iter()
+                    .map(|a| a.as_str().to_string())
+                    .collect()
+            })
+            .unwrap_or_default(),
             pool.and_then(|p| p.username_configuration())
                 .map(|c| c.case_sensitive())
                 .unwrap_or(false),
@@ -369,7 +378,10 @@ mod tests {
             s.attribute("updated_at").unwrap().data_type,
             DataType::Number
         );
-        assert_eq!(s.attribute("custom:legacy_id").unwrap().max_length, Some(64));
+        assert_eq!(
+            s.attribute("custom:legacy_id").unwrap().max_length,
+            Some(64)
+        );
         let dir = std::env::temp_dir().join(format!("pool-schema-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("schema.json");

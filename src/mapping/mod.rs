@@ -116,7 +116,12 @@ impl From<Position> for PositionJson {
 }
 
 impl Rejection {
-    pub fn new(position: Position, field: &str, reason: Reason, message: impl Into<String>) -> Self {
+    pub fn new(
+        position: Position,
+        field: &str,
+        reason: Reason,
+        message: impl Into<String>,
+    ) -> Self {
         Rejection {
             position: position.into(),
             field: field.to_string(),
@@ -245,7 +250,10 @@ impl Mapper {
             .unwrap_or_else(|| Rule::Field("username".into()));
         let username = CompiledRule::compile("username", &username_rule)?;
         let email_login = schema.username_attributes.iter().any(|a| a == "email");
-        let phone_login = schema.username_attributes.iter().any(|a| a == "phone_number");
+        let phone_login = schema
+            .username_attributes
+            .iter()
+            .any(|a| a == "phone_number");
         let username_from = if email_login || phone_login {
             UsernameFrom::EmailOrPhone {
                 email: email_login,
@@ -267,7 +275,13 @@ impl Mapper {
                         .ok_or_else(|| MappingError::UnknownAttribute {
                             attribute: name.to_string(),
                         })?;
-                    (a.data_type, a.min_length, a.max_length, a.min_value, a.max_value)
+                    (
+                        a.data_type,
+                        a.min_length,
+                        a.max_length,
+                        a.min_value,
+                        a.max_value,
+                    )
                 };
             targets.push(Target {
                 name: name.to_string(),
@@ -373,18 +387,31 @@ impl Mapper {
             let Some(mut v) = apply(&t.rule, &t.name, &user, region)? else {
                 continue;
             };
-            let field = t.rule.sources.first().cloned().unwrap_or_else(|| t.name.clone());
+            let field = t
+                .rule
+                .sources
+                .first()
+                .cloned()
+                .unwrap_or_else(|| t.name.clone());
             let reject = |reason, message: String| {
-                Err(Rejection::new(pos, &field, reason, format!("{}: {message}", t.name)))
+                Err(Rejection::new(
+                    pos,
+                    &field,
+                    reason,
+                    format!("{}: {message}", t.name),
+                ))
             };
             match t.data_type {
                 DataType::Boolean => match parse_bool(&v) {
                     Some(b) => v = b.to_string(),
-                    None => return reject(Reason::InvalidBoolean, format!("{v:?} is not a boolean")),
+                    None => {
+                        return reject(Reason::InvalidBoolean, format!("{v:?} is not a boolean"))
+                    }
                 },
                 DataType::Number => match v.parse::<i64>() {
                     Ok(n) => {
-                        if t.min_value.is_some_and(|m| n < m) || t.max_value.is_some_and(|m| n > m) {
+                        if t.min_value.is_some_and(|m| n < m) || t.max_value.is_some_and(|m| n > m)
+                        {
                             return reject(
                                 Reason::OutOfRange,
                                 format!(
@@ -395,7 +422,12 @@ impl Mapper {
                             );
                         }
                     }
-                    Err(_) => return reject(Reason::InvalidNumber, format!("{v:?} is not a whole number")),
+                    Err(_) => {
+                        return reject(
+                            Reason::InvalidNumber,
+                            format!("{v:?} is not a whole number"),
+                        )
+                    }
                 },
                 DataType::String | DataType::DateTime => {
                     let len = v.chars().count() as u32;
@@ -412,6 +444,12 @@ impl Mapper {
                         );
                     }
                 }
+            }
+            if v.contains(['\n', '\r']) {
+                return reject(
+                    Reason::MalformedRecord,
+                    "line breaks cannot be carried in Cognito's import file".into(),
+                );
             }
             match t.name.as_str() {
                 "email" if !is_email(&v) => {
@@ -446,8 +484,13 @@ impl Mapper {
                 ));
             }
         }
-        for (flag, attr) in [("email_verified", "email"), ("phone_number_verified", "phone_number")] {
-            if attributes.get(flag).map(String::as_str) == Some("true") && !attributes.contains_key(attr) {
+        for (flag, attr) in [
+            ("email_verified", "email"),
+            ("phone_number_verified", "phone_number"),
+        ] {
+            if attributes.get(flag).map(String::as_str) == Some("true")
+                && !attributes.contains_key(attr)
+            {
                 return Err(Rejection::new(
                     pos,
                     flag,
@@ -493,8 +536,17 @@ impl Mapper {
                 }
             }
         };
-        if username.chars().count() > 128 || username.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            let field = self.username.sources.first().cloned().unwrap_or_else(|| "username".into());
+        if username.chars().count() > 128
+            || username
+                .chars()
+                .any(|c| c.is_whitespace() || c.is_control())
+        {
+            let field = self
+                .username
+                .sources
+                .first()
+                .cloned()
+                .unwrap_or_else(|| "username".into());
             return Err(Rejection::new(
                 pos,
                 &field,
@@ -506,8 +558,12 @@ impl Mapper {
         // Uniqueness, case-insensitively unless the pool is case-sensitive.
         let record = pos.record;
         let folded_username = self.fold(&username);
-        let mut keys: Vec<(u8, String, &str, Reason)> =
-            vec![(KEY_USERNAME, folded_username, "username", Reason::DuplicateUsername)];
+        let mut keys: Vec<(u8, String, &str, Reason)> = vec![(
+            KEY_USERNAME,
+            folded_username,
+            "username",
+            Reason::DuplicateUsername,
+        )];
         if self.unique_email {
             if let Some(e) = attributes.get("email") {
                 keys.push((KEY_EMAIL, e.to_lowercase(), "email", Reason::DuplicateEmail));
@@ -520,7 +576,12 @@ impl Mapper {
         }
         if self.unique_preferred {
             if let Some(p) = attributes.get("preferred_username") {
-                keys.push((KEY_PREFERRED, self.fold(p), "preferred_username", Reason::DuplicateAlias));
+                keys.push((
+                    KEY_PREFERRED,
+                    self.fold(p),
+                    "preferred_username",
+                    Reason::DuplicateAlias,
+                ));
             }
         }
         for (kind, value, field, reason) in &keys {
@@ -556,7 +617,12 @@ impl Mapper {
         let mut groups = std::mem::take(&mut user.groups);
         if let Some(f) = &self.groups_field {
             if let Some(v) = user.field(f) {
-                groups.extend(v.split(',').map(str::trim).filter(|g| !g.is_empty()).map(str::to_string));
+                groups.extend(
+                    v.split(',')
+                        .map(str::trim)
+                        .filter(|g| !g.is_empty())
+                        .map(str::to_string),
+                );
             }
         }
         Ok(MappedUser {

@@ -80,7 +80,10 @@ fn maps_a_full_record() {
             1,
             &[
                 ("user", "ada"),
-                ("hash", "$2b$04$abcdefghijklmnopqrstuuabcdefghijklmnopqrstuvwxyzABCDE"),
+                (
+                    "hash",
+                    "$2b$04$abcdefghijklmnopqrstuuabcdefghijklmnopqrstuvwxyzABCDE",
+                ),
                 ("roles", "admins, staff,"),
                 ("blocked", "no"),
                 ("mail", " Ada@Example.COM "),
@@ -109,21 +112,62 @@ fn maps_a_full_record() {
 #[test]
 fn rejects_with_field_and_reason() {
     let mut m = mapper(&[], &["email"]);
-    let cases: Vec<(Vec<(&str, &str)>, &str, Reason)> = vec![
-        (vec![("user", "a"), ("mail", "not-an-email")], "mail", Reason::InvalidEmail),
-        (vec![("user", "b"), ("phone", "12")], "phone", Reason::InvalidPhone),
-        (vec![("user", "c"), ("verified", "perhaps")], "verified", Reason::InvalidBoolean),
-        (vec![("user", "d"), ("age", "200")], "age", Reason::OutOfRange),
-        (vec![("user", "e"), ("age", "old")], "age", Reason::InvalidNumber),
-        (vec![("user", "f"), ("id", "x".repeat(21).leak())], "id", Reason::TooLong),
+    type Case<'a> = (Vec<(&'a str, &'a str)>, &'a str, Reason);
+    let cases: Vec<Case> = vec![
+        (
+            vec![("user", "a"), ("mail", "not-an-email")],
+            "mail",
+            Reason::InvalidEmail,
+        ),
+        (
+            vec![("user", "b"), ("phone", "12")],
+            "phone",
+            Reason::InvalidPhone,
+        ),
+        (
+            vec![("user", "c"), ("verified", "perhaps")],
+            "verified",
+            Reason::InvalidBoolean,
+        ),
+        (
+            vec![("user", "d"), ("age", "200")],
+            "age",
+            Reason::OutOfRange,
+        ),
+        (
+            vec![("user", "e"), ("age", "old")],
+            "age",
+            Reason::InvalidNumber,
+        ),
+        (
+            vec![("user", "f"), ("id", "x".repeat(21).leak())],
+            "id",
+            Reason::TooLong,
+        ),
         (vec![("user", "g h")], "user", Reason::InvalidUsername),
-        (vec![("mail", "x@example.com")], "user", Reason::MissingRequired),
-        (vec![("user", "i"), ("verified", "true")], "email_verified", Reason::MissingRequired),
-        (vec![("user", "j"), ("updated", "last tuesday")], "updated", Reason::InvalidDate),
+        (
+            vec![("mail", "x@example.com")],
+            "user",
+            Reason::MissingRequired,
+        ),
+        (
+            vec![("user", "i"), ("verified", "true")],
+            "email_verified",
+            Reason::MissingRequired,
+        ),
+        (
+            vec![("user", "j"), ("updated", "last tuesday")],
+            "updated",
+            Reason::InvalidDate,
+        ),
     ];
     for (i, (fields, field, reason)) in cases.into_iter().enumerate() {
         let r = m.map(user(i as u64 + 1, &fields)).unwrap_err();
-        assert_eq!((r.field.as_str(), r.reason), (field, reason), "case {i}: {r}");
+        assert_eq!(
+            (r.field.as_str(), r.reason),
+            (field, reason),
+            "case {i}: {r}"
+        );
         assert_eq!(r.position.record, i as u64 + 1);
     }
 }
@@ -131,29 +175,44 @@ fn rejects_with_field_and_reason() {
 #[test]
 fn duplicates_case_insensitive_and_aliases() {
     let mut m = mapper(&[], &["email"]);
-    m.map(user(1, &[("user", "Ada"), ("mail", "ada@example.com")])).unwrap();
-    let r = m.map(user(2, &[("user", "ADA"), ("mail", "other@example.com")])).unwrap_err();
+    m.map(user(1, &[("user", "Ada"), ("mail", "ada@example.com")]))
+        .unwrap();
+    let r = m
+        .map(user(2, &[("user", "ADA"), ("mail", "other@example.com")]))
+        .unwrap_err();
     assert_eq!(r.reason, Reason::DuplicateUsername);
     assert!(r.message.contains("record 1"), "{}", r.message);
-    let r = m.map(user(3, &[("user", "bob"), ("mail", "ADA@example.com")])).unwrap_err();
+    let r = m
+        .map(user(3, &[("user", "bob"), ("mail", "ADA@example.com")]))
+        .unwrap_err();
     assert_eq!(r.reason, Reason::DuplicateEmail);
     // A rejected record does not claim its username.
-    m.map(user(4, &[("user", "carol"), ("age", "x")])).unwrap_err();
+    m.map(user(4, &[("user", "carol"), ("age", "x")]))
+        .unwrap_err();
     m.map(user(5, &[("user", "carol")])).unwrap();
     // Emails need not be unique when email is neither alias nor username.
     let mut m = mapper(&[], &[]);
-    m.map(user(1, &[("user", "a"), ("mail", "same@example.com")])).unwrap();
-    m.map(user(2, &[("user", "b"), ("mail", "same@example.com")])).unwrap();
+    m.map(user(1, &[("user", "a"), ("mail", "same@example.com")]))
+        .unwrap();
+    m.map(user(2, &[("user", "b"), ("mail", "same@example.com")]))
+        .unwrap();
 }
 
 #[test]
 fn email_username_pools_use_the_email() {
     let mut m = mapper(&["email"], &[]);
-    let u = m.map(user(1, &[("user", "ada"), ("mail", "Ada@Example.com")])).unwrap();
+    let u = m
+        .map(user(1, &[("user", "ada"), ("mail", "Ada@Example.com")]))
+        .unwrap();
     assert_eq!(u.username, "ada@example.com");
     let r = m.map(user(2, &[("user", "bob")])).unwrap_err();
-    assert_eq!((r.field.as_str(), r.reason), ("email", Reason::MissingRequired));
-    let r = m.map(user(3, &[("user", "other"), ("mail", "ada@EXAMPLE.com")])).unwrap_err();
+    assert_eq!(
+        (r.field.as_str(), r.reason),
+        ("email", Reason::MissingRequired)
+    );
+    let r = m
+        .map(user(3, &[("user", "other"), ("mail", "ada@EXAMPLE.com")]))
+        .unwrap_err();
     assert_eq!(r.reason, Reason::DuplicateUsername);
 }
 
@@ -165,12 +224,20 @@ fn configuration_errors() {
         Mapper::new(&bad, &s),
         Err(MappingError::UnknownAttribute { .. })
     ));
-    let bad = MappingFile::parse("[attributes]\nemail = { from = \"x\", transform = \"shout\" }\n", "t").unwrap();
+    let bad = MappingFile::parse(
+        "[attributes]\nemail = { from = \"x\", transform = \"shout\" }\n",
+        "t",
+    )
+    .unwrap();
     let e = Mapper::new(&bad, &s).err().unwrap().to_string();
     assert!(e.contains("unknown transform `shout`"), "{e}");
     assert!(MappingFile::parse("usrname = \"x\"\n", "t").is_err());
     let mut req = s.clone();
-    req.attributes.iter_mut().find(|a| a.name == "family_name").unwrap().required = true;
+    req.attributes
+        .iter_mut()
+        .find(|a| a.name == "family_name")
+        .unwrap()
+        .required = true;
     let m = MappingFile::parse("[attributes]\nemail = \"mail\"\n", "t").unwrap();
     let e = Mapper::new(&m, &req).err().unwrap().to_string();
     assert!(e.contains("family_name"), "{e}");
@@ -179,7 +246,8 @@ fn configuration_errors() {
 #[test]
 fn overlay_prefers_the_user_file() {
     let base = MappingFile::parse(MAPPING, "base").unwrap();
-    let over = MappingFile::parse("username = \"id\"\n[attributes]\nemail = \"other\"\n", "o").unwrap();
+    let over =
+        MappingFile::parse("username = \"id\"\n[attributes]\nemail = \"other\"\n", "o").unwrap();
     let m = base.overlay(over);
     assert_eq!(m.username, Some(Rule::Field("id".into())));
     assert_eq!(m.attributes["email"], Rule::Field("other".into()));

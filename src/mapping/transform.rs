@@ -58,9 +58,9 @@ impl Transform {
             ),
             other => {
                 return Err(format!(
-                    "unknown transform `{other}` (known: trim, lowercase, lowercase_email, bool, not, \
+                "unknown transform `{other}` (known: trim, lowercase, lowercase_email, bool, not, \
                      e164, epoch_seconds, date, split_name_first, split_name_last, join, const)"
-                ))
+            ))
             }
         })
     }
@@ -365,9 +365,18 @@ mod tests {
     fn e164() {
         assert_eq!(to_e164("+1 (415) 555-0123", None).unwrap(), "+14155550123");
         assert_eq!(to_e164("0044 20 7946 0958", None).unwrap(), "+442079460958");
-        assert_eq!(to_e164("020 7946 0958", Some("GB")).unwrap(), "+442079460958");
-        assert_eq!(to_e164("(415) 555-0123", Some("US")).unwrap(), "+14155550123");
-        assert_eq!(to_e164("1-415-555-0123", Some("us")).unwrap(), "+14155550123");
+        assert_eq!(
+            to_e164("020 7946 0958", Some("GB")).unwrap(),
+            "+442079460958"
+        );
+        assert_eq!(
+            to_e164("(415) 555-0123", Some("US")).unwrap(),
+            "+14155550123"
+        );
+        assert_eq!(
+            to_e164("1-415-555-0123", Some("us")).unwrap(),
+            "+14155550123"
+        );
         assert_eq!(to_e164("030 1234567", Some("+49")).unwrap(), "+49301234567");
         assert_eq!(to_e164("415 555 0123", None), None);
         assert_eq!(to_e164("call me", Some("US")), None);
@@ -379,9 +388,18 @@ mod tests {
     fn epoch_and_dates() {
         assert_eq!(to_epoch_seconds("1700000000"), Some(1_700_000_000));
         assert_eq!(to_epoch_seconds("1700000000123"), Some(1_700_000_000));
-        assert_eq!(to_epoch_seconds("2023-11-14T22:13:20Z"), Some(1_700_000_000));
-        assert_eq!(to_epoch_seconds("2023-11-14T22:13:20.555Z"), Some(1_700_000_000));
-        assert_eq!(to_epoch_seconds("2023-11-15T00:13:20+02:00"), Some(1_700_000_000));
+        assert_eq!(
+            to_epoch_seconds("2023-11-14T22:13:20Z"),
+            Some(1_700_000_000)
+        );
+        assert_eq!(
+            to_epoch_seconds("2023-11-14T22:13:20.555Z"),
+            Some(1_700_000_000)
+        );
+        assert_eq!(
+            to_epoch_seconds("2023-11-15T00:13:20+02:00"),
+            Some(1_700_000_000)
+        );
         assert_eq!(to_epoch_seconds("2023-11-14 22:13:20"), Some(1_700_000_000));
         assert_eq!(to_epoch_seconds("1970-01-01"), Some(0));
         assert_eq!(to_epoch_seconds("2023-02-30"), None);
@@ -406,7 +424,10 @@ mod tests {
         let split_last = Transform::SplitNameLast;
         let v = [Some("Ada  King Lovelace")];
         assert_eq!(split_first.apply(&v, None).unwrap().unwrap(), "Ada");
-        assert_eq!(split_last.apply(&v, None).unwrap().unwrap(), "King Lovelace");
+        assert_eq!(
+            split_last.apply(&v, None).unwrap().unwrap(),
+            "King Lovelace"
+        );
         let join = Transform::Join(" ".into());
         assert_eq!(
             join.apply(&[Some(" Ada "), None, Some("Lovelace")], None)
@@ -416,7 +437,10 @@ mod tests {
         );
         assert_eq!(join.apply(&[None, Some("  ")], None).unwrap(), None);
         assert_eq!(
-            Transform::Bool.apply(&[Some("perhaps")], None).unwrap_err().0,
+            Transform::Bool
+                .apply(&[Some("perhaps")], None)
+                .unwrap_err()
+                .0,
             Reason::InvalidBoolean
         );
     }

@@ -1,8 +1,8 @@
 //! Import CSV files exactly as Cognito's import job wants them.
 //!
 //! Every column of the pool's `GetCSVHeader`, plus `password_hash` for a job that names a
-//! `PasswordHashingAlgorithm`; UTF-8 without BOM; standard CSV quoting (fields with commas, quotes
-//! or line breaks quoted, quotes doubled); booleans `true`/`false` (`cognito:mfa_enabled`,
+//! `PasswordHashingAlgorithm`; UTF-8 without BOM; values unquoted with commas escaped as `\,`
+//! (Cognito's "Formatting the CSV file" rules, see [`push_field`]); booleans `true`/`false` (`cognito:mfa_enabled`,
 //! `email_verified`, `phone_number_verified` default to `false`). A file holds at most 500,000 users
 //! and 100 MB (Cognito's limits), so each route rolls over to a new file at either limit. Files hold
 //! personal data and hashes and are created with mode 0600.
@@ -82,23 +82,18 @@ pub fn stem(route: Route) -> String {
     }
 }
 
-/// Appends one CSV field: quoted (quotes doubled) only when it holds a comma, a quote or a line
-/// break, as RFC 4180 and Cognito's importer expect.
+/// Appends one field the way Cognito's CSV import documents it: values are never put in quotation
+/// marks, and a comma inside a value is written with a backslash before it (`\,`). Values with line
+/// breaks cannot be represented; the mapping rejects them before they get here.
 pub fn push_field(buf: &mut Vec<u8>, first: bool, v: &str) {
     if !first {
         buf.push(b',');
     }
-    if v.bytes().any(|b| matches!(b, b',' | b'"' | b'\n' | b'\r')) {
-        buf.push(b'"');
-        for b in v.bytes() {
-            if b == b'"' {
-                buf.push(b'"');
-            }
-            buf.push(b);
+    for b in v.bytes() {
+        if b == b',' {
+            buf.push(b'\\');
         }
-        buf.push(b'"');
-    } else {
-        buf.extend_from_slice(v.as_bytes());
+        buf.push(b);
     }
 }
 
@@ -111,7 +106,12 @@ fn encode_row<'a>(buf: &mut Vec<u8>, fields: impl Iterator<Item = &'a str>) {
 
 impl ChunkSet {
     /// `header` is the pool's GetCSVHeader; `password_hash` is appended for hash routes.
-    pub fn new(dir: &Path, prefix: &str, route: Route, pool_header: &[String]) -> io::Result<ChunkSet> {
+    pub fn new(
+        dir: &Path,
+        prefix: &str,
+        route: Route,
+        pool_header: &[String],
+    ) -> io::Result<ChunkSet> {
         Self::with_limits(dir, prefix, route, pool_header, MAX_ROWS, MAX_BYTES)
     }
 
@@ -146,9 +146,11 @@ impl ChunkSet {
     fn roll(&mut self) -> io::Result<()> {
         self.close()?;
         let index = self.done.len() as u32 + 1;
-        let path = self
-            .dir
-            .join(format!("{}{}-{index:04}.csv", self.prefix, stem(self.route)));
+        let path = self.dir.join(format!(
+            "{}{}-{index:04}.csv",
+            self.prefix,
+            stem(self.route)
+        ));
         let mut out = BufWriter::with_capacity(1 << 20, create_private(&path)?);
         out.write_all(&self.header_bytes)?;
         self.open = Some(Open {

@@ -34,6 +34,11 @@ pub struct ChunkRow {
 pub trait Sink {
     fn routed(&mut self, user: Routed, row: Option<ChunkRow>) -> io::Result<()>;
     fn rejected(&mut self, rejection: &Rejection) -> io::Result<()>;
+    /// Whether a record is already settled (a resumed run): it is still read and mapped, so that
+    /// duplicate checks see it, but not routed, written or counted again.
+    fn skip(&mut self, _record: u64) -> bool {
+        false
+    }
     /// Called when an import file is complete (closed and synced).
     fn file_done(&mut self, _file: &ChunkFile) -> io::Result<()> {
         Ok(())
@@ -138,7 +143,14 @@ pub struct RejectsFile {
 impl RejectsFile {
     pub fn create(path: &Path) -> io::Result<RejectsFile> {
         let mut out = csv::Writer::from_writer(BufWriter::new(chunks::create_private(path)?));
-        out.write_record(["record", "line", "byte_offset", "field", "reason", "message"])?;
+        out.write_record([
+            "record",
+            "line",
+            "byte_offset",
+            "field",
+            "reason",
+            "message",
+        ])?;
         Ok(RejectsFile {
             out,
             path: path.to_path_buf(),
@@ -185,24 +197,35 @@ pub fn execute(
     let mut sets: HashMap<Route, ChunkSet> = HashMap::new();
     let mut summary = Summary::default();
     let mut groups_seen: std::collections::HashSet<String> = Default::default();
-    let mut reject = |r: Rejection, summary: &mut Summary, sink: &mut dyn Sink| -> Result<(), PlanError> {
-        summary.rejected += 1;
-        *summary.rejections.entry(r.reason.as_str().to_string()).or_default() += 1;
-        rejects.write(&r).map_err(werr(&rejects_path))?;
-        sink.rejected(&r).map_err(PlanError::Sink)
-    };
+    let mut reject =
+        |r: Rejection, summary: &mut Summary, sink: &mut dyn Sink| -> Result<(), PlanError> {
+            summary.rejected += 1;
+            *summary
+                .rejections
+                .entry(r.reason.as_str().to_string())
+                .or_default() += 1;
+            rejects.write(&r).map_err(werr(&rejects_path))?;
+            sink.rejected(&r).map_err(PlanError::Sink)
+        };
 
     while let Some(item) = source.next_record() {
         summary.warnings.extend(source.take_warnings());
-        summary.records += 1;
         let user = match item {
             Ok(u) => u,
             Err(e) if e.fatal => return Err(PlanError::Source(e)),
             Err(e) => {
-                reject(source_rejection(&e), &mut summary, sink)?;
+                if !sink.skip(e.position.record) {
+                    summary.records += 1;
+                    reject(source_rejection(&e), &mut summary, sink)?;
+                }
                 continue;
             }
         };
+        if sink.skip(user.position.record) {
+            let _ = mapper.map(user);
+            continue;
+        }
+        summary.records += 1;
         let routed = match mapper.map(user).and_then(|m| router.route(m)) {
             Ok(r) => r,
             Err(rej) => {
@@ -211,7 +234,10 @@ pub fn execute(
             }
         };
         summary.routed += 1;
-        *summary.routes.entry(routed.route.as_str().to_string()).or_default() += 1;
+        *summary
+            .routes
+            .entry(routed.route.as_str().to_string())
+            .or_default() += 1;
         if let Some(s) = routed.scheme {
             *summary
                 .hash_schemes

@@ -99,7 +99,9 @@ impl FromStr for Route {
             "admin-create" => Route::AdminCreate,
             "trigger" => Route::Trigger,
             other => match other.strip_prefix("import:") {
-                Some(a) => Route::Import(Some(a.parse().map_err(|_| format!("unknown route {s}"))?)),
+                Some(a) => {
+                    Route::Import(Some(a.parse().map_err(|_| format!("unknown route {s}"))?))
+                }
                 None => return Err(format!("unknown route {s}")),
             },
         })
@@ -127,7 +129,12 @@ pub struct Router {
 }
 
 impl Router {
-    pub fn new(mode: Mode, policy: UnimportablePolicy, ctx: HashContext, schema: &PoolSchema) -> Router {
+    pub fn new(
+        mode: Mode,
+        policy: UnimportablePolicy,
+        ctx: HashContext,
+        schema: &PoolSchema,
+    ) -> Router {
         Router {
             mode,
             policy,
@@ -235,13 +242,17 @@ impl Router {
                 }
                 (None, true) => unkept(not_imported_because, Route::Import(None)),
             },
-            (Mode::AdminCreate, false) | (Mode::Auto, false) => Ok(done(Route::AdminCreate, None, None)),
+            (Mode::AdminCreate, false) | (Mode::Auto, false) => {
+                Ok(done(Route::AdminCreate, None, None))
+            }
             (Mode::AdminCreate, true) => unkept(
                 Some("AdminCreateUser cannot take a password hash".into()),
                 Route::AdminCreate,
             ),
             (Mode::Auto, true) => match import {
-                Some((alg, s)) if importable_user => Ok(done(Route::Import(Some(alg)), Some(s), None)),
+                Some((alg, s)) if importable_user => {
+                    Ok(done(Route::Import(Some(alg)), Some(s), None))
+                }
                 _ => unkept(not_imported_because, Route::AdminCreate),
             },
         };

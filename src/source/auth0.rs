@@ -27,7 +27,7 @@ use std::collections::BTreeMap;
 
 use super::error::{Reason, RecordError, SourceError};
 use super::input::Input;
-use super::json::{flatten_members, get, take, Json, Obj};
+use super::json::{flatten_value, into_map, take, Fields, Json, Obj};
 use super::json_stream::JsonRecords;
 use super::{JsonAdapter, JsonSource, Source, SourceOptions};
 use crate::record::{LegacyUser, Position, RawPassword};
@@ -50,13 +50,30 @@ pub(crate) struct Auth0 {
     unsupported: BTreeMap<String, u64>,
 }
 
+/// The members kept from the first identity, and their field names.
+const IDENTITY_FIELDS: [(&str, &str); 4] = [
+    ("connection", "identities.0.connection"),
+    ("provider", "identities.0.provider"),
+    ("user_id", "identities.0.user_id"),
+    ("isSocial", "identities.0.isSocial"),
+];
+
 /// `custom_password_hash` algorithms whose `hash.value` carries all its parameters.
 const SELF_DESCRIBING: [&str; 4] = ["bcrypt", "argon2", "pbkdf2", "ldap"];
 
 impl JsonAdapter for Auth0 {
+    const CAPTURE: &'static [&'static str] = &[
+        "passwordHash",
+        "custom_password_hash",
+        "identities",
+        "identifiers",
+        "blocked",
+    ];
+
     fn convert(
         &mut self,
         mut obj: Obj<'_>,
+        mut fields: Fields,
         pos: Position,
     ) -> Result<Option<LegacyUser>, RecordError> {
         let mut user = LegacyUser::new(pos);
@@ -87,8 +104,7 @@ impl JsonAdapter for Auth0 {
                 }
                 (Some(alg), _) => {
                     *self.unsupported.entry(alg.to_string()).or_default() += 1;
-                    user.fields
-                        .insert("custom_password_hash.algorithm".into(), alg.to_string());
+                    fields.push(("custom_password_hash.algorithm".into(), alg.to_string()));
                 }
                 (None, _) if custom == Json::Null => {}
                 (None, _) => {
@@ -113,28 +129,28 @@ impl JsonAdapter for Auth0 {
                     push_joined(&mut providers, p);
                 }
                 if i == 0 {
-                    for key in ["connection", "provider", "user_id", "isSocial"] {
+                    for (key, field) in IDENTITY_FIELDS {
                         if let Some(v) = identity.get(key).and_then(Json::scalar_text) {
-                            user.fields
-                                .insert(format!("identities.0.{key}"), v.to_string());
+                            fields.push((field.to_string(), v.to_string()));
                         }
                     }
                 }
             }
             if !connections.is_empty() {
-                user.fields
-                    .insert("identities.connections".into(), connections);
+                fields.push(("identities.connections".into(), connections));
             }
             if !providers.is_empty() {
-                user.fields.insert("identities.providers".into(), providers);
+                fields.push(("identities.providers".into(), providers));
             }
         }
-        let identifiers = take(&mut obj, "identifiers");
-        if get(&obj, "blocked") == Some(&Json::Bool(true)) {
-            user.enabled = false;
+        if let Some(blocked) = take(&mut obj, "blocked") {
+            if blocked == Json::Bool(true) {
+                user.enabled = false;
+            }
+            flatten_value(&mut "blocked".to_string(), blocked, &mut fields);
         }
-
-        flatten_members(obj, &mut user.fields);
+        let identifiers = take(&mut obj, "identifiers");
+        user.fields = into_map(fields);
 
         if let Some(Json::Arr(identifiers)) = identifiers {
             for ident in &identifiers {
@@ -202,8 +218,13 @@ mod tests {
         assert!(errors.is_empty());
         let u = &users[0];
         assert!(!u.enabled);
-        assert!(matches!(u.password, Some(RawPassword::Encoded(ref h)) if h.starts_with("$2b$10$")));
-        assert_eq!(u.field("identities.0.connection"), Some("Username-Password-Authentication"));
+        assert!(
+            matches!(u.password, Some(RawPassword::Encoded(ref h)) if h.starts_with("$2b$10$"))
+        );
+        assert_eq!(
+            u.field("identities.0.connection"),
+            Some("Username-Password-Authentication")
+        );
         assert_eq!(u.field("identities.0.isSocial"), Some("false"));
         assert_eq!(
             u.field("identities.connections"),
@@ -213,7 +234,10 @@ mod tests {
         assert_eq!(u.field("app_metadata.roles"), Some("admin,ops"));
         assert_eq!(u.field("user_metadata.plan"), Some("pro"));
         assert_eq!(u.field("logins_count"), Some("3"));
-        assert!(u.fields.keys().all(|k| !k.contains("access_token") && k != "passwordHash"));
+        assert!(u
+            .fields
+            .keys()
+            .all(|k| !k.contains("access_token") && k != "passwordHash"));
     }
 
     #[test]
@@ -227,7 +251,10 @@ mod tests {
         );
         let (users, errors, _) = read_all(Format::Auth0, text);
         assert_eq!(users.len(), 2);
-        assert_eq!(users[0].field("user_id"), Some("auth0|5dea9f9c82dd7c0e76e4ec93"));
+        assert_eq!(
+            users[0].field("user_id"),
+            Some("auth0|5dea9f9c82dd7c0e76e4ec93")
+        );
         assert_eq!(users[0].field("email"), Some("u@x.io"));
         assert_eq!(users[0].field("email_verified"), Some("false"));
         assert_eq!(users[1].field("user_id"), Some("auth0|euclid"));
@@ -249,7 +276,9 @@ mod tests {
         )
         .unwrap();
         let a = src.next_record().unwrap().unwrap();
-        assert!(matches!(a.password, Some(RawPassword::Encoded(ref h)) if h.starts_with("$argon2id$")));
+        assert!(
+            matches!(a.password, Some(RawPassword::Encoded(ref h)) if h.starts_with("$argon2id$"))
+        );
         let b = src.next_record().unwrap().unwrap();
         assert!(b.password.is_none());
         assert_eq!(b.field("custom_password_hash.algorithm"), Some("sha256"));

@@ -48,9 +48,7 @@ pub(crate) struct CsvRows {
 
 impl CsvRows {
     pub fn new(input: Input, delimiter: u8, max: usize) -> Self {
-        let core = csv_core::ReaderBuilder::new()
-            .delimiter(delimiter)
-            .build();
+        let core = csv_core::ReaderBuilder::new().delimiter(delimiter).build();
         CsvRows {
             input,
             core,
@@ -218,21 +216,38 @@ mod tests {
     use std::io::{BufRead, BufReader, Cursor};
 
     fn input(text: &str, cap: usize) -> Input {
-        let r: Box<dyn BufRead + Send> =
-            Box::new(BufReader::with_capacity(cap, Cursor::new(text.as_bytes().to_vec())));
+        let r: Box<dyn BufRead + Send> = Box::new(BufReader::with_capacity(
+            cap,
+            Cursor::new(text.as_bytes().to_vec()),
+        ));
         Input::new(r, "test")
     }
 
-    fn rows(text: &str, cap: usize, delim: u8, max: usize) -> Vec<Result<(Position, Vec<String>), RecordError>> {
+    fn rows(
+        text: &str,
+        cap: usize,
+        delim: u8,
+        max: usize,
+    ) -> Vec<Result<(Position, Vec<String>), RecordError>> {
         let mut r = CsvRows::new(input(text, cap), delim, max);
         let mut v = Vec::new();
         if let Some(h) = r.next_header() {
             let h = h.unwrap();
-            v.push(Ok((h.position, h.iter().map(|f| String::from_utf8(f.to_vec()).unwrap()).collect())));
+            v.push(Ok((
+                h.position,
+                h.iter()
+                    .map(|f| String::from_utf8(f.to_vec()).unwrap())
+                    .collect(),
+            )));
         }
         while let Some(row) = r.next_row() {
             v.push(row.map(|row| {
-                (row.position, row.iter().map(|f| String::from_utf8(f.to_vec()).unwrap()).collect())
+                (
+                    row.position,
+                    row.iter()
+                        .map(|f| String::from_utf8(f.to_vec()).unwrap())
+                        .collect(),
+                )
             }));
         }
         v
@@ -240,9 +255,13 @@ mod tests {
 
     #[test]
     fn positions_survive_crlf_blank_lines_and_multiline_quoted_fields() {
-        let text = "a,b\r\n1,\"x\r\ny, \"\"q\"\"\"\r\n\r\n\r\n2,z\r\n3,\"multi\nline\nfield\"\n4,end";
+        let text =
+            "a,b\r\n1,\"x\r\ny, \"\"q\"\"\"\r\n\r\n\r\n2,z\r\n3,\"multi\nline\nfield\"\n4,end";
         for cap in [1, 2, 5, 4096] {
-            let got: Vec<_> = rows(text, cap, b',', 1 << 20).into_iter().map(Result::unwrap).collect();
+            let got: Vec<_> = rows(text, cap, b',', 1 << 20)
+                .into_iter()
+                .map(Result::unwrap)
+                .collect();
             let summary: Vec<_> = got
                 .iter()
                 .map(|(p, f)| (p.record, p.line, f.join("|")))
@@ -259,7 +278,10 @@ mod tests {
                 "cap {cap}"
             );
             for (p, f) in &got {
-                assert!(text[p.byte_offset as usize..].starts_with(&f[0]), "cap {cap}");
+                assert!(
+                    text[p.byte_offset as usize..].starts_with(&f[0]),
+                    "cap {cap}"
+                );
             }
         }
     }
@@ -276,9 +298,15 @@ mod tests {
 
     #[test]
     fn sniffs_the_most_frequent_delimiter_outside_quotes() {
-        assert_eq!(sniff_delimiter(&mut input("a;b;c\n1,2;3;4", 64)).unwrap(), b';');
+        assert_eq!(
+            sniff_delimiter(&mut input("a;b;c\n1,2;3;4", 64)).unwrap(),
+            b';'
+        );
         assert_eq!(sniff_delimiter(&mut input("a\tb\tc\n", 64)).unwrap(), b'\t');
-        assert_eq!(sniff_delimiter(&mut input("\"x;y;z\",b\n", 64)).unwrap(), b',');
+        assert_eq!(
+            sniff_delimiter(&mut input("\"x;y;z\",b\n", 64)).unwrap(),
+            b','
+        );
         assert_eq!(sniff_delimiter(&mut input("single\n", 64)).unwrap(), b',');
     }
 }

@@ -30,13 +30,28 @@ use super::csv_reader::Row;
 use super::error::{Reason, RecordError, SourceError};
 use super::generic::{csv_rows_with_header, CsvColumns};
 use super::input::Input;
-use super::json::{flatten_members, get, take, Json, Obj};
+use super::json::{flatten_members, get, into_map, take, Fields, Json, Obj};
 use super::json_stream::JsonRecords;
 use super::{parse_bool, CsvAdapter, CsvSource, JsonAdapter, JsonSource, Source, SourceOptions};
 use crate::record::{LegacyUser, Position, RawPassword};
 
+/// The columns of Django's `auth_user` table, for a CSV without a header row.
+const AUTH_USER_COLUMNS: [&str; 11] = [
+    "id",
+    "password",
+    "last_login",
+    "is_superuser",
+    "username",
+    "first_name",
+    "last_name",
+    "email",
+    "is_staff",
+    "is_active",
+    "date_joined",
+];
+
 pub(crate) fn open(
-    input: Input,
+    mut input: Input,
     first: Option<u8>,
     opts: &SourceOptions,
     warnings: &mut Vec<String>,
@@ -55,9 +70,29 @@ pub(crate) fn open(
             Ok(Box::new(JsonSource::new(records, adapter)))
         }
         _ => {
-            let (rows, names) =
-                csv_rows_with_header(input, opts, opts.has_header.unwrap_or(true), warnings)?;
-            let names = names.unwrap_or_default();
+            let header = match opts.has_header {
+                Some(h) => h,
+                // A header names the password column; a data row does not.
+                None => {
+                    let location = input.location.clone();
+                    let buf = input.fill().map_err(|e| SourceError::io(&location, e))?;
+                    let line = &buf[..memchr::memchr(b'\n', buf).unwrap_or(buf.len())];
+                    let named = line.windows(8).any(|w| w.eq_ignore_ascii_case(b"password"));
+                    if !named && !line.is_empty() {
+                        warnings.push(format!(
+                            "no header row: columns taken in auth_user's order ({})",
+                            AUTH_USER_COLUMNS.join(", ")
+                        ));
+                    }
+                    named || line.is_empty()
+                }
+            };
+            let (rows, names) = csv_rows_with_header(input, opts, header, warnings)?;
+            let names = match names {
+                Some(names) => names,
+                None if header => Vec::new(),
+                None => AUTH_USER_COLUMNS.iter().map(|c| c.to_string()).collect(),
+            };
             if !names.is_empty() && !names.iter().any(|n| n == "password") {
                 warnings.push("the CSV has no `password` column".to_string());
             }
@@ -78,9 +113,13 @@ pub(crate) struct DjangoJson {
 }
 
 impl JsonAdapter for DjangoJson {
+    const CAPTURE: &'static [&'static str] = &["model", "pk", "fields"];
+
+    /// Only `fields` (and `pk`) make the user; other top-level members are ignored.
     fn convert(
         &mut self,
         mut obj: Obj<'_>,
+        _top_level: Fields,
         pos: Position,
     ) -> Result<Option<LegacyUser>, RecordError> {
         let model = get(&obj, "model")
@@ -102,22 +141,19 @@ impl JsonAdapter for DjangoJson {
             None => model == "auth.user" || get(&fields, "password").is_some(),
         };
         if !is_user {
-            let name = if model.is_empty() { "(no model)" } else { &model };
+            let name = if model.is_empty() {
+                "(no model)"
+            } else {
+                &model
+            };
             *self.skipped.entry(name.to_string()).or_default() += 1;
             return Ok(None);
         }
         let mut fields = fields;
         let mut user = LegacyUser::new(pos);
+        let mut flat = Vec::with_capacity(16);
 
-        match take(&mut fields, "password") {
-            None => {}
-            Some(Json::Null) => mark_unusable(&mut user),
-            Some(Json::Str(p)) => set_password(&mut user, &p),
-            Some(_) => {
-                return Err(RecordError::new(pos, Reason::BadValue, "expected a string")
-                    .with_field("password"))
-            }
-        }
+        let password = take(&mut fields, "password");
         if let Some(Json::Arr(groups)) = take(&mut fields, "groups") {
             for g in groups {
                 if let Some(name) = natural_key(g, "/") {
@@ -146,16 +182,26 @@ impl JsonAdapter for DjangoJson {
                 }
             }
             if !joined.is_empty() {
-                user.fields.insert("user_permissions".into(), joined);
+                flat.push(("user_permissions".into(), joined));
             }
         }
         if get(&fields, "is_active") == Some(&Json::Bool(false)) {
             user.enabled = false;
         }
         if let Some(pk) = take(&mut obj, "pk").and_then(Json::into_scalar_string) {
-            user.fields.insert("id".into(), pk);
+            flat.push(("id".into(), pk));
         }
-        flatten_members(fields, &mut user.fields);
+        flatten_members(fields, &mut flat);
+        user.fields = into_map(flat);
+        match password {
+            None => {}
+            Some(Json::Null) => mark_unusable(&mut user),
+            Some(Json::Str(p)) => set_password(&mut user, &p),
+            Some(_) => {
+                return Err(RecordError::new(pos, Reason::BadValue, "expected a string")
+                    .with_field("password"))
+            }
+        }
         Ok(Some(user))
     }
 
@@ -205,9 +251,12 @@ pub(crate) struct DjangoCsv {
 
 impl CsvAdapter for DjangoCsv {
     fn convert(&mut self, row: &Row<'_>) -> Result<Option<LegacyUser>, RecordError> {
+        let mut fields = Vec::with_capacity(self.columns.names().len());
+        self.columns.fill(row, &mut fields)?;
+        // SQL NULL as MySQL and psql's text format write it.
+        fields.retain(|(_, v)| v != "\\N");
         let mut user = LegacyUser::new(row.position);
-        self.columns.fill(row, &mut user.fields)?;
-        user.fields.retain(|_, v| v != "\\N");
+        user.fields = into_map(fields);
         if let Some(p) = user.fields.remove("password") {
             set_password(&mut user, &p);
         } else if self.columns.names().iter().any(|n| n == "password") {
@@ -253,7 +302,9 @@ mod tests {
         assert_eq!(ann.field("id"), Some("7"));
         assert_eq!(ann.groups, vec!["editors", "3"]);
         assert_eq!(ann.field("user_permissions"), Some("blog.add_x"));
-        assert!(matches!(ann.password, Some(RawPassword::Encoded(ref p)) if p.starts_with("pbkdf2_sha256$")));
+        assert!(
+            matches!(ann.password, Some(RawPassword::Encoded(ref p)) if p.starts_with("pbkdf2_sha256$"))
+        );
         assert!(!ann.fields.contains_key("password"));
         assert!(!ann.fields.contains_key("last_login"));
         let bob = &users[1];
@@ -284,5 +335,20 @@ mod tests {
         assert_eq!(errors[0].field.as_deref(), Some("is_active"));
         assert_eq!(errors[0].position.line, 4);
         assert!(warnings.iter().any(|w| w.contains("delimiter")));
+    }
+
+    #[test]
+    fn csv_without_header_uses_the_auth_user_columns() {
+        let text = "1,pbkdf2_sha256$1$s$h,,t,ann,Ann,Lee,ann@x.io,t,t,2023-03-14 09:26:53+00\n";
+        let (users, errors, warnings) = read_all(Format::Django, text);
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(users[0].field("username"), Some("ann"));
+        assert_eq!(users[0].field("email"), Some("ann@x.io"));
+        assert_eq!(users[0].position.line, 1);
+        assert!(matches!(users[0].password, Some(RawPassword::Encoded(_))));
+        assert!(
+            warnings.iter().any(|w| w.contains("no header row")),
+            "{warnings:?}"
+        );
     }
 }

@@ -158,6 +158,9 @@ mod tests {
         );
         assert!(!e.fatal);
         let e = RecordError::new(pos, Reason::InvalidJson, "expected `,`");
-        assert_eq!(e.to_string(), "record 3 (line 7): invalid_json: expected `,`");
+        assert_eq!(
+            e.to_string(),
+            "record 3 (line 7): invalid_json: expected `,`"
+        );
     }
 }

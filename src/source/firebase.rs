@@ -21,12 +21,10 @@
 //! writes them; URL-safe input is normalised). `disabled: true` makes the user disabled. A user
 //! without `localId` is a `missing_field` error.
 
-use std::collections::BTreeMap;
-
 use super::csv_reader::{CsvRows, Row};
 use super::error::{Reason, RecordError, SourceError};
 use super::input::Input;
-use super::json::{flatten_members, flatten_members_at, get, parse, take, Json, Obj};
+use super::json::{flatten_members_at, flatten_value, into_map, parse, take, Fields, Json, Obj};
 use super::json_stream::JsonRecords;
 use super::{cell, CsvAdapter, CsvSource, JsonAdapter, JsonSource, Source, SourceOptions};
 use crate::record::{LegacyUser, Position, RawPassword};
@@ -95,7 +93,11 @@ pub(crate) fn open(
             starts_uid
         }
     };
-    let mut rows = CsvRows::new(input, opts.delimiter.unwrap_or(b','), opts.max_record_bytes());
+    let mut rows = CsvRows::new(
+        input,
+        opts.delimiter.unwrap_or(b','),
+        opts.max_record_bytes(),
+    );
     if header {
         if let Some(Err(e)) = rows.next_header() {
             return Err(SourceError::invalid(&location, e.to_string()));
@@ -127,9 +129,18 @@ pub(crate) struct FirebaseJson {
 }
 
 impl JsonAdapter for FirebaseJson {
+    const CAPTURE: &'static [&'static str] = &[
+        "passwordHash",
+        "salt",
+        "providerUserInfo",
+        "customAttributes",
+        "disabled",
+    ];
+
     fn convert(
         &mut self,
         mut obj: Obj<'_>,
+        mut fields: Fields,
         pos: Position,
     ) -> Result<Option<LegacyUser>, RecordError> {
         let mut user = LegacyUser::new(pos);
@@ -143,8 +154,7 @@ impl JsonAdapter for FirebaseJson {
                 let Json::Obj(mut members) = info else {
                     continue;
                 };
-                let Some(id) = take(&mut members, "providerId")
-                    .and_then(Json::into_scalar_string)
+                let Some(id) = take(&mut members, "providerId").and_then(Json::into_scalar_string)
                 else {
                     continue;
                 };
@@ -153,19 +163,22 @@ impl JsonAdapter for FirebaseJson {
                 }
                 providers.push_str(&id);
                 let mut prefix = provider_prefix(&id);
-                flatten_members_at(&mut prefix, members, &mut user.fields);
+                flatten_members_at(&mut prefix, members, &mut fields);
             }
             if !providers.is_empty() {
-                user.fields.insert("providers".into(), providers);
+                fields.push(("providers".into(), providers));
             }
         }
         if let Some(raw) = take_string(&mut obj, "customAttributes", pos)? {
-            custom_attributes(&mut user.fields, &raw, &mut self.notes);
+            custom_attributes(&mut fields, &raw, &mut self.notes);
         }
-        if get(&obj, "disabled") == Some(&Json::Bool(true)) {
-            user.enabled = false;
+        if let Some(disabled) = take(&mut obj, "disabled") {
+            if disabled == Json::Bool(true) {
+                user.enabled = false;
+            }
+            flatten_value(&mut "disabled".to_string(), disabled, &mut fields);
         }
-        flatten_members(obj, &mut user.fields);
+        user.fields = into_map(fields);
         if !user.fields.contains_key("lastSignedInAt") {
             if let Some(v) = user.fields.get("lastLoginAt").cloned() {
                 user.fields.insert("lastSignedInAt".into(), v);
@@ -205,6 +218,7 @@ impl CsvAdapter for FirebaseCsv {
             ));
         }
         let mut user = LegacyUser::new(pos);
+        let mut fields = Vec::with_capacity(16);
         let mut hash = None;
         let mut salt = None;
         for (i, name) in CSV_COLUMNS.iter().enumerate().take(row.len()) {
@@ -215,12 +229,12 @@ impl CsvAdapter for FirebaseCsv {
             match *name {
                 "passwordHash" => hash = Some(v),
                 "salt" => salt = Some(v),
-                "customAttributes" => custom_attributes(&mut user.fields, v, &mut self.notes),
+                "customAttributes" => custom_attributes(&mut fields, v, &mut self.notes),
                 _ => {
                     if *name == "disabled" && v == "true" {
                         user.enabled = false;
                     }
-                    user.fields.insert((*name).to_string(), v.to_string());
+                    fields.push(((*name).to_string(), v.to_string()));
                 }
             }
         }
@@ -235,8 +249,9 @@ impl CsvAdapter for FirebaseCsv {
             }
         }
         if !providers.is_empty() {
-            user.fields.insert("providers".into(), providers);
+            fields.push(("providers".into(), providers));
         }
+        user.fields = into_map(fields);
         if user.field("localId").is_none() {
             return Err(RecordError::missing(pos, "localId"));
         }
@@ -257,7 +272,9 @@ fn take_string(obj: &mut Obj<'_>, key: &str, pos: Position) -> Result<Option<Str
     match take(obj, key) {
         None | Some(Json::Null) => Ok(None),
         Some(Json::Str(s)) => Ok(Some(s.into_owned())),
-        Some(_) => Err(RecordError::new(pos, Reason::BadValue, "expected a string").with_field(key)),
+        Some(_) => {
+            Err(RecordError::new(pos, Reason::BadValue, "expected a string").with_field(key))
+        }
     }
 }
 
@@ -280,8 +297,8 @@ fn set_password(user: &mut LegacyUser, hash: Option<&str>, salt: Option<&str>) {
 }
 
 /// Keeps the raw claims text and flattens a JSON object's members as `customAttributes.<k>`.
-fn custom_attributes(fields: &mut BTreeMap<String, String>, raw: &str, notes: &mut Notes) {
-    fields.insert("customAttributes".into(), raw.to_string());
+fn custom_attributes(fields: &mut Fields, raw: &str, notes: &mut Notes) {
+    fields.push(("customAttributes".into(), raw.to_string()));
     match parse(raw) {
         Ok(Json::Obj(members)) => {
             let mut prefix = String::from("customAttributes");
@@ -338,7 +355,7 @@ mod tests {
         assert_eq!(u.field("emailVerified"), Some("true"));
         assert!(!u.fields.contains_key("passwordHash") && !u.fields.contains_key("salt"));
         assert_eq!(errors.len(), 1);
-        assert_eq!(errors[0].position.line, 19);
+        assert_eq!(errors[0].position.line, 18);
         assert_eq!(errors[0].reason, Reason::MissingField);
     }
 

@@ -4,12 +4,10 @@
 //! own name, and the user's mapping says which field is the username, the password hash and so
 //! on. This is what lets the tool read exports of home-grown systems without code.
 
-use std::collections::BTreeMap;
-
 use super::csv_reader::{CsvRows, Row};
 use super::error::{Reason, RecordError, SourceError};
 use super::input::Input;
-use super::json::{flatten_members, Obj};
+use super::json::{into_map, Fields, Obj};
 use super::json_stream::JsonRecords;
 use super::{
     cell, choose_delimiter, read_header, CsvAdapter, CsvSource, JsonAdapter, JsonSource, Source,
@@ -21,9 +19,16 @@ use crate::record::{LegacyUser, Position};
 pub(crate) struct Flat;
 
 impl JsonAdapter for Flat {
-    fn convert(&mut self, obj: Obj<'_>, pos: Position) -> Result<Option<LegacyUser>, RecordError> {
+    const CAPTURE: &'static [&'static str] = &[];
+
+    fn convert(
+        &mut self,
+        _captured: Obj<'_>,
+        fields: Fields,
+        pos: Position,
+    ) -> Result<Option<LegacyUser>, RecordError> {
         let mut user = LegacyUser::new(pos);
-        flatten_members(obj, &mut user.fields);
+        user.fields = into_map(fields);
         Ok(Some(user))
     }
 }
@@ -79,11 +84,7 @@ impl CsvColumns {
 
     /// Puts every non-empty cell of `row` into `fields` under its column name; a row whose length
     /// differs from the header's is an error.
-    pub(crate) fn fill(
-        &self,
-        row: &Row<'_>,
-        fields: &mut BTreeMap<String, String>,
-    ) -> Result<(), RecordError> {
+    pub(crate) fn fill(&self, row: &Row<'_>, fields: &mut Fields) -> Result<(), RecordError> {
         if row.len() != self.names.len() {
             return Err(RecordError::new(
                 row.position,
@@ -98,7 +99,7 @@ impl CsvColumns {
         for (i, name) in self.names.iter().enumerate() {
             let v = cell(row, i, name)?;
             if !v.is_empty() {
-                fields.insert(name.clone(), v.to_string());
+                fields.push((name.clone(), v.to_string()));
             }
         }
         Ok(())
@@ -115,8 +116,10 @@ impl CsvAdapter for GenericCsv {
         let columns = self.columns.get_or_insert_with(|| {
             CsvColumns::new((1..=row.len()).map(|i| format!("col{i}")).collect())
         });
+        let mut fields = Vec::with_capacity(columns.names.len());
+        columns.fill(row, &mut fields)?;
         let mut user = LegacyUser::new(row.position);
-        columns.fill(row, &mut user.fields)?;
+        user.fields = into_map(fields);
         Ok(Some(user))
     }
 }

@@ -36,8 +36,7 @@ pub fn open_reader(location: &str) -> Result<Box<dyn BufRead + Send>, SourceErro
         let file = File::open(location).map_err(|e| SourceError::io(location, e))?;
         Box::new(BufReader::with_capacity(BUFFER_SIZE, file))
     };
-    let (reader, was_gzip) =
-        decompress_if_gzip(raw).map_err(|e| SourceError::io(location, e))?;
+    let (reader, was_gzip) = decompress_if_gzip(raw).map_err(|e| SourceError::io(location, e))?;
     if !was_gzip && location.to_ascii_lowercase().ends_with(".gz") && location != "-" {
         return Err(SourceError::invalid(
             location,
@@ -58,7 +57,10 @@ pub fn decompress_if_gzip(
     let head = reader.fill_buf()?;
     if head.len() >= 2 && head[..2] == GZIP_MAGIC {
         let decoder = flate2::bufread::MultiGzDecoder::new(reader);
-        Ok((Box::new(BufReader::with_capacity(BUFFER_SIZE, decoder)), true))
+        Ok((
+            Box::new(BufReader::with_capacity(BUFFER_SIZE, decoder)),
+            true,
+        ))
     } else {
         Ok((reader, false))
     }

@@ -1,14 +1,24 @@
 //! A small, strict JSON parser for one record, and the flattening of its fields.
 //!
-//! Each record (a JSON array element or an NDJSON line) is parsed into a borrowed tree that points
-//! into the record's bytes wherever a string has no escapes, then flattened into
-//! [`LegacyUser::fields`](crate::record::LegacyUser::fields). A dedicated parser rather than
-//! `serde_json::Value` because it keeps numbers exactly as written (`1.50`, 20-digit ids) and
-//! allocates only for containers and escaped strings, which matters for the throughput target.
-//! Nesting is limited, so hostile input cannot overflow the stack.
+//! Each record (a JSON array element or an NDJSON line) is flattened into
+//! [`LegacyUser::fields`](crate::record::LegacyUser::fields) while it is parsed
+//! ([`parse_record`]): a scalar goes straight from the record's bytes to its field, with no tree
+//! in between. Only the few top-level members a vendor format must interpret (password material,
+//! groups, identities…) are "captured" into a borrowed tree ([`Json`]) that points into the bytes
+//! wherever a string has no escapes. A dedicated parser rather than `serde_json::Value` because it
+//! keeps numbers exactly as written (`1.50`, 20-digit ids) and allocates little, which matters for
+//! the throughput target. Nesting is limited, so hostile input cannot overflow the stack.
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
+
+/// Flattened fields in document order; [`into_map`] makes the record's map (last duplicate wins).
+pub(crate) type Fields = Vec<(String, String)>;
+
+/// Builds a record's field map in one go (sorting once beats inserting one by one).
+pub(crate) fn into_map(fields: Fields) -> BTreeMap<String, String> {
+    fields.into_iter().collect()
+}
 
 /// Deepest nesting of arrays and objects accepted in one record.
 const MAX_DEPTH: usize = 128;
@@ -117,6 +127,34 @@ pub(crate) fn parse(text: &str) -> Result<Json<'_>, ParseError> {
     Ok(v)
 }
 
+/// Parses one record: a JSON object whose members are flattened into `fields` (see
+/// [`flatten_members`] for the rules), except the top-level members named in `capture`, which
+/// are returned parsed. `Ok(None)` if the record is valid JSON but not an object.
+pub(crate) fn parse_record<'a>(
+    text: &'a str,
+    capture: &[&str],
+    fields: &mut Fields,
+) -> Result<Option<Obj<'a>>, ParseError> {
+    let mut p = Parser {
+        s: text,
+        b: text.as_bytes(),
+        pos: 0,
+        depth: 0,
+    };
+    p.ws();
+    let captured = if p.b.get(p.pos) == Some(&b'{') {
+        Some(p.top_object(capture, fields)?)
+    } else {
+        p.value()?;
+        None
+    };
+    p.ws();
+    if p.pos != p.b.len() {
+        return Err(p.err("unexpected characters after the value"));
+    }
+    Ok(captured)
+}
+
 struct Parser<'a> {
     s: &'a str,
     b: &'a [u8],
@@ -175,14 +213,46 @@ impl<'a> Parser<'a> {
     }
 
     fn object(&mut self) -> Result<Json<'a>, ParseError> {
+        let mut members = Vec::with_capacity(8);
+        self.members(|p, key| {
+            let v = p.value()?;
+            members.push((key, v));
+            Ok(())
+        })?;
+        Ok(Json::Obj(members))
+    }
+
+    /// The record's object: captured members into the returned tree, the rest flattened.
+    fn top_object(&mut self, capture: &[&str], fields: &mut Fields) -> Result<Obj<'a>, ParseError> {
+        let mut captured = Vec::new();
+        let mut prefix = String::with_capacity(64);
+        self.members(|p, key| {
+            if capture.iter().any(|c| *c == key.as_ref()) {
+                let v = p.value()?;
+                captured.push((key, v));
+            } else {
+                prefix.clear();
+                prefix.push_str(&key);
+                p.flat_value(&mut prefix, fields)?;
+            }
+            Ok(())
+        })?;
+        Ok(captured)
+    }
+
+    /// Parses an object's members (at its `{`), handing each name to `member`, which must
+    /// consume the value.
+    fn members(
+        &mut self,
+        mut member: impl FnMut(&mut Self, Cow<'a, str>) -> Result<(), ParseError>,
+    ) -> Result<(), ParseError> {
         self.enter()?;
         self.pos += 1; // '{'
-        let mut members = Vec::new();
         self.ws();
         if self.b.get(self.pos) == Some(&b'}') {
             self.pos += 1;
             self.depth -= 1;
-            return Ok(Json::Obj(members));
+            return Ok(());
         }
         loop {
             self.ws();
@@ -196,8 +266,7 @@ impl<'a> Parser<'a> {
             }
             self.pos += 1;
             self.ws();
-            let v = self.value()?;
-            members.push((key, v));
+            member(self, key)?;
             self.ws();
             match self.b.get(self.pos) {
                 Some(b',') => self.pos += 1,
@@ -210,7 +279,32 @@ impl<'a> Parser<'a> {
             }
         }
         self.depth -= 1;
-        Ok(Json::Obj(members))
+        Ok(())
+    }
+
+    /// Parses a value and flattens it into `fields` under the name `prefix`.
+    fn flat_value(&mut self, prefix: &mut String, fields: &mut Fields) -> Result<(), ParseError> {
+        match self.b.get(self.pos) {
+            Some(b'{') => self.members(|p, key| {
+                let base = prefix.len();
+                prefix.push('.');
+                prefix.push_str(&key);
+                let r = p.flat_value(prefix, fields);
+                prefix.truncate(base);
+                r
+            }),
+            Some(b'"') => {
+                let s = self.string()?;
+                fields.push((prefix.clone(), s.into_owned()));
+                Ok(())
+            }
+            // Arrays need a look at all their items first (joined or indexed).
+            _ => {
+                let v = self.value()?;
+                flatten_value(prefix, v, fields);
+                Ok(())
+            }
+        }
     }
 
     fn array(&mut self) -> Result<Json<'a>, ParseError> {
@@ -292,38 +386,33 @@ impl<'a> Parser<'a> {
         self.pos += 1; // opening quote
         let start = self.pos;
         let b = self.b;
-        // Fast path: scan to the closing quote.
-        let mut i = start;
-        while i < b.len() {
-            match b[i] {
-                b'"' => {
-                    self.pos = i + 1;
-                    return Ok(Cow::Borrowed(&self.s[start..i]));
-                }
-                b'\\' => break,
-                c if c < 0x20 => {
-                    self.pos = i;
-                    return Err(self.err("control character in a string"));
-                }
-                _ => i += 1,
+        // Fast path: jump to the closing quote (or the first backslash).
+        let i = match memchr::memchr2(b'"', b'\\', &b[start..]) {
+            Some(k) => start + k,
+            None => {
+                self.pos = b.len();
+                return Err(self.err("unterminated string"));
             }
+        };
+        if has_control(&b[start..i]) {
+            self.pos = start + b[start..i].iter().position(|&c| c < 0x20).unwrap_or(0);
+            return Err(self.err("control character in a string"));
         }
-        if i >= b.len() {
-            self.pos = i;
-            return Err(self.err("unterminated string"));
+        if b[i] == b'"' {
+            self.pos = i + 1;
+            return Ok(Cow::Borrowed(&self.s[start..i]));
         }
+        let mut i = i;
         // Slow path: unescape into an owned string.
         let mut out = String::with_capacity(i - start + 16);
         out.push_str(&self.s[start..i]);
         loop {
             // Copy the run up to the next quote or backslash.
             let run_start = i;
-            while i < b.len() && b[i] != b'"' && b[i] != b'\\' {
-                if b[i] < 0x20 {
-                    self.pos = i;
-                    return Err(self.err("control character in a string"));
-                }
-                i += 1;
+            i = memchr::memchr2(b'"', b'\\', &b[i..]).map_or(b.len(), |k| i + k);
+            if has_control(&b[run_start..i]) {
+                self.pos = run_start + b[run_start..i].iter().position(|&c| c < 0x20).unwrap_or(0);
+                return Err(self.err("control character in a string"));
             }
             out.push_str(&self.s[run_start..i]);
             match b.get(i) {
@@ -405,20 +494,23 @@ impl<'a> Parser<'a> {
     }
 }
 
+/// Whether `bytes` holds a control character (not allowed raw in JSON strings). Written without
+/// an early exit so that it vectorises.
+#[inline]
+fn has_control(bytes: &[u8]) -> bool {
+    bytes.iter().fold(false, |acc, &c| acc | (c < 0x20))
+}
+
 /// Flattens an object's members into `out`: nested objects joined with `.`, arrays of scalars
 /// joined with `,`, arrays holding objects or arrays indexed (`identities.0.provider`), booleans
 /// `true`/`false`, numbers as written; null, empty arrays and empty objects leave no field.
-pub(crate) fn flatten_members(members: Obj<'_>, out: &mut BTreeMap<String, String>) {
+pub(crate) fn flatten_members(members: Obj<'_>, out: &mut Fields) {
     let mut prefix = String::new();
     flatten_members_at(&mut prefix, members, out);
 }
 
 /// [`flatten_members`] below `prefix` (a field name, or empty for the top level).
-pub(crate) fn flatten_members_at(
-    prefix: &mut String,
-    members: Obj<'_>,
-    out: &mut BTreeMap<String, String>,
-) {
+pub(crate) fn flatten_members_at(prefix: &mut String, members: Obj<'_>, out: &mut Fields) {
     let base = prefix.len();
     for (k, v) in members {
         if base > 0 {
@@ -431,7 +523,7 @@ pub(crate) fn flatten_members_at(
 }
 
 /// Flattens one value stored under the field name `prefix`.
-pub(crate) fn flatten_value(prefix: &mut String, v: Json<'_>, out: &mut BTreeMap<String, String>) {
+pub(crate) fn flatten_value(prefix: &mut String, v: Json<'_>, out: &mut Fields) {
     match v {
         Json::Null => {}
         Json::Obj(members) => flatten_members_at(prefix, members, out),
@@ -447,7 +539,7 @@ pub(crate) fn flatten_value(prefix: &mut String, v: Json<'_>, out: &mut BTreeMap
                     }
                 }
                 if !joined.is_empty() {
-                    out.insert(prefix.clone(), joined);
+                    out.push((prefix.clone(), joined));
                 }
             } else {
                 let base = prefix.len();
@@ -461,7 +553,7 @@ pub(crate) fn flatten_value(prefix: &mut String, v: Json<'_>, out: &mut BTreeMap
         }
         scalar => {
             if let Some(s) = scalar.into_scalar_string() {
-                out.insert(prefix.clone(), s);
+                out.push((prefix.clone(), s));
             }
         }
     }
@@ -471,13 +563,20 @@ pub(crate) fn flatten_value(prefix: &mut String, v: Json<'_>, out: &mut BTreeMap
 mod tests {
     use super::*;
 
+    /// Flattens through the tree and through the streaming parse; both must agree.
     fn flat(text: &str) -> BTreeMap<String, String> {
-        let mut out = BTreeMap::new();
+        let mut out = Fields::new();
         match parse(text).unwrap() {
             Json::Obj(m) => flatten_members(m, &mut out),
             other => panic!("not an object: {other:?}"),
         }
-        out
+        let mut streamed = Fields::new();
+        assert!(parse_record(text, &[], &mut streamed)
+            .unwrap()
+            .unwrap()
+            .is_empty());
+        assert_eq!(streamed, out);
+        into_map(out)
     }
 
     #[test]
@@ -490,7 +589,10 @@ mod tests {
         assert_eq!(parse("-0.5e-3").unwrap(), Json::Num("-0.5e-3"));
         assert_eq!(parse("true").unwrap(), Json::Bool(true));
         assert_eq!(parse("null").unwrap(), Json::Null);
-        assert!(matches!(parse(r#""plain""#).unwrap(), Json::Str(Cow::Borrowed("plain"))));
+        assert!(matches!(
+            parse(r#""plain""#).unwrap(),
+            Json::Str(Cow::Borrowed("plain"))
+        ));
     }
 
     #[test]
@@ -553,6 +655,39 @@ mod tests {
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
         assert_eq!(f, expected);
+    }
+
+    #[test]
+    fn parse_record_captures_named_members_and_reports_non_objects() {
+        let mut fields = Fields::new();
+        let captured = parse_record(
+            r#" {"a":{"b":"x"},"pw":{"v":"secret"},"n":[1,2],"pw2":"s"} "#,
+            &["pw", "pw2"],
+            &mut fields,
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            fields,
+            vec![
+                ("a.b".to_string(), "x".to_string()),
+                ("n".into(), "1,2".into())
+            ]
+        );
+        assert_eq!(captured.len(), 2);
+        assert_eq!(
+            captured[0].1.get("v").and_then(Json::as_str),
+            Some("secret")
+        );
+        assert_eq!(parse_record("[1]", &[], &mut Fields::new()).unwrap(), None);
+        assert!(parse_record("{\"a\":1} {}", &[], &mut Fields::new()).is_err());
+        assert!(parse_record("{\"a\":{\"b\":}}", &[], &mut Fields::new()).is_err());
+    }
+
+    #[test]
+    fn duplicates_keep_the_last_value_in_the_map() {
+        let m = flat(r#"{"a":1,"b":2,"a":3}"#);
+        assert_eq!(m.get("a").map(String::as_str), Some("3"));
     }
 
     #[test]

@@ -21,7 +21,7 @@ enum Mode {
     /// One record per line.
     Ndjson,
     /// Elements of a JSON array; `expect_comma` after the first element.
-    Array { expect_comma: bool, after_comma: bool },
+    Array { expect_comma: bool },
     /// Nothing more to read.
     Done,
 }
@@ -96,7 +96,6 @@ impl JsonRecords {
             input,
             mode: Mode::Array {
                 expect_comma: false,
-                after_comma: false,
             },
             buf: Vec::with_capacity(4096),
             max,
@@ -132,71 +131,69 @@ impl JsonRecords {
     }
 
     fn next_line(&mut self) -> Option<Result<(Position, &[u8]), RecordError>> {
-        loop {
-            // Skip leading whitespace, including blank lines.
-            match self.input.peek_non_ws() {
-                Ok(Some(_)) => {}
-                Ok(None) => {
-                    self.mode = Mode::Done;
-                    return None;
+        // Skip leading whitespace, including blank lines.
+        match self.input.peek_non_ws() {
+            Ok(Some(_)) => {}
+            Ok(None) => {
+                if self.record == 0 {
+                    self.warnings.push("the input is empty".to_string());
                 }
-                Err(e) => {
-                    let pos = self.here();
-                    return self.fail(RecordError::read_error(pos, &e));
-                }
+                self.mode = Mode::Done;
+                return None;
             }
-            let pos = self.here();
-            self.buf.clear();
-            let mut too_large = false;
-            // Read up to the end of the line, keeping at most `max` bytes.
-            loop {
-                let buf = match self.input.fill() {
-                    Ok(b) => b,
-                    Err(e) => return self.fail(RecordError::read_error(pos, &e)),
-                };
-                if buf.is_empty() {
-                    break;
-                }
-                let (n, end) = match buf.iter().position(|&b| b == b'\n') {
-                    Some(i) => (i + 1, true),
-                    None => (buf.len(), false),
-                };
-                let content = if end { &buf[..n - 1] } else { &buf[..n] };
-                if !too_large && self.buf.len() + content.len() <= self.max {
-                    self.buf.extend_from_slice(content);
-                } else {
-                    too_large = true;
-                }
-                self.input.consume_counted(n, end as u64);
-                if end {
-                    break;
-                }
+            Err(e) => {
+                let pos = self.here();
+                return self.fail(RecordError::read_error(pos, &e));
             }
-            self.record += 1;
-            if too_large {
-                return Some(Err(RecordError::new(
-                    pos,
-                    Reason::MalformedRecord,
-                    format!("record longer than {} bytes", self.max),
-                )));
-            }
-            while matches!(self.buf.last(), Some(b'\r' | b' ' | b'\t')) {
-                self.buf.pop();
-            }
-            return Some(Ok((pos, &self.buf)));
         }
+        let pos = self.here();
+        self.buf.clear();
+        let mut too_large = false;
+        // Read up to the end of the line, keeping at most `max` bytes.
+        loop {
+            let buf = match self.input.fill() {
+                Ok(b) => b,
+                Err(e) => return self.fail(RecordError::read_error(pos, &e)),
+            };
+            if buf.is_empty() {
+                break;
+            }
+            let (n, end) = match memchr::memchr(b'\n', buf) {
+                Some(i) => (i + 1, true),
+                None => (buf.len(), false),
+            };
+            let content = if end { &buf[..n - 1] } else { &buf[..n] };
+            if !too_large && self.buf.len() + content.len() <= self.max {
+                self.buf.extend_from_slice(content);
+            } else {
+                too_large = true;
+            }
+            self.input.consume_counted(n, end as u64);
+            if end {
+                break;
+            }
+        }
+        self.record += 1;
+        if too_large {
+            return Some(Err(RecordError::new(
+                pos,
+                Reason::MalformedRecord,
+                format!("record longer than {} bytes", self.max),
+            )));
+        }
+        while matches!(self.buf.last(), Some(b'\r' | b' ' | b'\t')) {
+            self.buf.pop();
+        }
+        Some(Ok((pos, &self.buf)))
     }
 
     fn next_element(&mut self) -> Option<Result<(Position, &[u8]), RecordError>> {
-        let Mode::Array {
-            expect_comma,
-            after_comma,
-        } = self.mode
-        else {
+        let Mode::Array { expect_comma } = self.mode else {
             return None;
         };
-        let mut after_comma = after_comma;
-        let first = loop {
+        let mut after_comma = false;
+        // Find where the next element starts (after a comma, unless it is the first).
+        loop {
             let b = match self.input.peek_non_ws() {
                 Ok(b) => b,
                 Err(e) => {
@@ -235,7 +232,7 @@ impl JsonRecords {
                             self.input.line,
                             self.record + 1
                         ));
-                        break c;
+                        break;
                     }
                     let pos = self.here();
                     return self.fail(RecordError::new(
@@ -244,19 +241,20 @@ impl JsonRecords {
                         "expected `,` or `]` between records",
                     ));
                 }
-                Some(c) => break c,
+                Some(_) => break,
             }
-        };
+        }
         let pos = self.here();
         self.record += 1;
-        self.mode = Mode::Array {
-            expect_comma: true,
-            after_comma: false,
-        };
-        let _ = first;
+        self.mode = Mode::Array { expect_comma: true };
         self.buf.clear();
         let mut too_large = false;
-        match scan_value(&mut self.input, Some(&mut self.buf), self.max, &mut too_large) {
+        match scan_value(
+            &mut self.input,
+            Some(&mut self.buf),
+            self.max,
+            &mut too_large,
+        ) {
             Ok(()) => {}
             Err(ScanError::Eof) => {
                 return self.fail(RecordError::new(
@@ -288,7 +286,8 @@ impl JsonRecords {
 /// Moves `input` into the array held by the member `key` of the object whose `{` was consumed.
 fn find_member_array(input: &mut Input, key: &str, max: usize) -> Result<(), SourceError> {
     let location = input.location.clone();
-    let invalid = |line: u64, msg: &str| SourceError::invalid(&location, format!("line {line}: {msg}"));
+    let invalid =
+        |line: u64, msg: &str| SourceError::invalid(&location, format!("line {line}: {msg}"));
     let mut name = Vec::new();
     let mut first = true;
     loop {
@@ -298,7 +297,12 @@ fn find_member_array(input: &mut Input, key: &str, max: usize) -> Result<(), Sou
         match b {
             Some(b'}') if first => break,
             Some(b'"') => {}
-            None => return Err(invalid(input.line, "the input ends inside the top-level object")),
+            None => {
+                return Err(invalid(
+                    input.line,
+                    "the input ends inside the top-level object",
+                ))
+            }
             Some(_) => return Err(invalid(input.line, "expected a member name")),
         }
         first = false;
@@ -308,7 +312,8 @@ fn find_member_array(input: &mut Input, key: &str, max: usize) -> Result<(), Sou
             ScanError::Io(e) => SourceError::io(&location, e),
             _ => invalid(input.line, "the input ends inside a member name"),
         })?;
-        let is_key = !too_large && name.len() == key.len() + 2 && &name[1..name.len() - 1] == key.as_bytes();
+        let is_key =
+            !too_large && name.len() == key.len() + 2 && &name[1..name.len() - 1] == key.as_bytes();
         match input
             .peek_non_ws()
             .map_err(|e| SourceError::io(&location, e))?
@@ -327,7 +332,10 @@ fn find_member_array(input: &mut Input, key: &str, max: usize) -> Result<(), Sou
             return Err(invalid(input.line, &format!("`{key}` is not an array")));
         }
         if v.is_none() {
-            return Err(invalid(input.line, "the input ends inside the top-level object"));
+            return Err(invalid(
+                input.line,
+                "the input ends inside the top-level object",
+            ));
         }
         let mut ignored = false;
         scan_value(input, None, max, &mut ignored).map_err(|e| match e {
@@ -341,8 +349,18 @@ fn find_member_array(input: &mut Input, key: &str, max: usize) -> Result<(), Sou
         {
             Some(b',') => input.consume_counted(1, 0),
             Some(b'}') => break,
-            None => return Err(invalid(input.line, "the input ends inside the top-level object")),
-            Some(_) => return Err(invalid(input.line, "expected `,` or `}` in the top-level object")),
+            None => {
+                return Err(invalid(
+                    input.line,
+                    "the input ends inside the top-level object",
+                ))
+            }
+            Some(_) => {
+                return Err(invalid(
+                    input.line,
+                    "expected `,` or `}` in the top-level object",
+                ))
+            }
         }
     }
     Err(SourceError::invalid(
@@ -362,7 +380,7 @@ fn scan_value(
     too_large: &mut bool,
 ) -> Result<(), ScanError> {
     let first = match input.fill() {
-        Ok(b) if b.is_empty() => return Err(ScanError::Eof),
+        Ok([]) => return Err(ScanError::Eof),
         Ok(b) => b[0],
         Err(e) => return Err(ScanError::Io(e)),
     };
@@ -394,22 +412,33 @@ fn scan_value(
             let mut i = 0;
             let n = buf.len();
             while i < n {
-                let b = buf[i];
                 if in_str {
                     if esc {
                         esc = false;
-                    } else if b == b'\\' {
-                        esc = true;
-                    } else if b == b'"' {
-                        in_str = false;
-                        if depth == 0 {
-                            end = Some(i + 1);
-                            break;
+                        i += 1;
+                        continue;
+                    }
+                    // Most of a record's bytes are inside strings: jump to the next quote or
+                    // backslash.
+                    match memchr::memchr2(b'"', b'\\', &buf[i..]) {
+                        None => break,
+                        Some(k) => {
+                            i += k;
+                            if buf[i] == b'\\' {
+                                esc = true;
+                            } else {
+                                in_str = false;
+                                if depth == 0 {
+                                    end = Some(i + 1);
+                                    break;
+                                }
+                            }
+                            i += 1;
+                            continue;
                         }
                     }
-                    i += 1;
-                    continue;
                 }
+                let b = buf[i];
                 match b {
                     b'"' => in_str = true,
                     b'{' | b'[' => depth += 1,
@@ -450,8 +479,10 @@ mod tests {
     use std::io::{BufRead, BufReader, Cursor};
 
     fn input_with_buffer(text: &str, cap: usize) -> Input {
-        let r: Box<dyn BufRead + Send> =
-            Box::new(BufReader::with_capacity(cap, Cursor::new(text.as_bytes().to_vec())));
+        let r: Box<dyn BufRead + Send> = Box::new(BufReader::with_capacity(
+            cap,
+            Cursor::new(text.as_bytes().to_vec()),
+        ));
         Input::new(r, "test")
     }
 
@@ -465,7 +496,8 @@ mod tests {
 
     #[test]
     fn splits_a_top_level_array_with_tricky_strings_at_any_buffer_size() {
-        let text = "[\n  {\"a\":\"x]},{\\\"y\\\"\"},\n  {\"b\":[1,{\"c\":\"é\\\\\"}]} ,\"s\",42\n]\n";
+        let text =
+            "[\n  {\"a\":\"x]},{\\\"y\\\"\"},\n  {\"b\":[1,{\"c\":\"é\\\\\"}]} ,\"s\",42\n]\n";
         for cap in [1, 2, 3, 7, 64, 4096] {
             let recs = JsonRecords::array(input_with_buffer(text, cap), "users", 1 << 20).unwrap();
             let got = collect(recs);
@@ -491,9 +523,11 @@ mod tests {
         let got: Vec<_> = collect(recs).into_iter().map(|r| r.unwrap().1).collect();
         assert_eq!(got, vec!["{\"u\":1}", "{\"u\":2}"]);
 
-        let missing = JsonRecords::array(input_with_buffer(r#"{"realm":"r"}"#, 64), "users", 1 << 20);
+        let missing =
+            JsonRecords::array(input_with_buffer(r#"{"realm":"r"}"#, 64), "users", 1 << 20);
         assert!(matches!(missing, Err(SourceError::InvalidInput { .. })));
-        let not_array = JsonRecords::array(input_with_buffer(r#"{"users":{}}"#, 64), "users", 1 << 20);
+        let not_array =
+            JsonRecords::array(input_with_buffer(r#"{"users":{}}"#, 64), "users", 1 << 20);
         assert!(not_array.is_err());
         let scalar = JsonRecords::array(input_with_buffer("42", 64), "users", 1 << 20);
         assert!(scalar.is_err());
@@ -543,7 +577,10 @@ mod tests {
         let text = "{\"a\":1}\r\n\r\n   \n  {\"b\":2}\n{bad\n{\"c\":3}";
         let recs = JsonRecords::ndjson(input_with_buffer(text, 3), 1 << 20);
         let got: Vec<_> = collect(recs).into_iter().map(Result::unwrap).collect();
-        let lines: Vec<_> = got.iter().map(|(p, s)| (p.record, p.line, s.as_str())).collect();
+        let lines: Vec<_> = got
+            .iter()
+            .map(|(p, s)| (p.record, p.line, s.as_str()))
+            .collect();
         assert_eq!(
             lines,
             vec![

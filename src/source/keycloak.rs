@@ -25,7 +25,7 @@
 
 use super::error::{Reason, RecordError, SourceError};
 use super::input::Input;
-use super::json::{flatten_members, get, take, Json, Obj};
+use super::json::{flatten_value, into_map, take, Fields, Json, Obj};
 use super::json_stream::JsonRecords;
 use super::{JsonAdapter, JsonSource, Source, SourceOptions};
 use crate::record::{LegacyUser, Position, RawPassword};
@@ -57,18 +57,26 @@ pub(crate) struct Keycloak {
 }
 
 impl JsonAdapter for Keycloak {
+    const CAPTURE: &'static [&'static str] =
+        &["credentials", "groups", "enabled", "serviceAccountClientId"];
+
     fn convert(
         &mut self,
         mut obj: Obj<'_>,
+        mut fields: Fields,
         pos: Position,
     ) -> Result<Option<LegacyUser>, RecordError> {
-        let service_account = matches!(
-            get(&obj, "serviceAccountClientId"),
-            Some(v) if *v != Json::Null
-        );
-        if service_account && !self.include_service_accounts {
+        let service_account = take(&mut obj, "serviceAccountClientId").filter(|v| *v != Json::Null);
+        if service_account.is_some() && !self.include_service_accounts {
             self.skipped_service_accounts += 1;
             return Ok(None);
+        }
+        if let Some(client) = service_account {
+            flatten_value(
+                &mut "serviceAccountClientId".to_string(),
+                client,
+                &mut fields,
+            );
         }
         let mut user = LegacyUser::new(pos);
 
@@ -110,7 +118,7 @@ impl JsonAdapter for Keycloak {
                 }
             }
             if !types.is_empty() {
-                user.fields.insert("credentials.types".into(), types);
+                fields.push(("credentials.types".into(), types));
             }
         }
 
@@ -133,10 +141,13 @@ impl JsonAdapter for Keycloak {
                 }
             }
         }
-        if get(&obj, "enabled") == Some(&Json::Bool(false)) {
-            user.enabled = false;
+        if let Some(enabled) = take(&mut obj, "enabled") {
+            if enabled == Json::Bool(false) {
+                user.enabled = false;
+            }
+            flatten_value(&mut "enabled".to_string(), enabled, &mut fields);
         }
-        flatten_members(obj, &mut user.fields);
+        user.fields = into_map(fields);
         if user.field("username").is_none() {
             return Err(RecordError::missing(pos, "username"));
         }
@@ -204,10 +215,13 @@ mod tests {
         assert_eq!(u.field("realmRoles"), Some("offline_access,user"));
         assert_eq!(u.field("clientRoles.account"), Some("view-profile"));
         assert_eq!(u.field("createdTimestamp"), Some("1690000000000"));
-        assert!(u.fields.keys().all(|k| !k.starts_with("credentials.") || k == "credentials.types"));
+        assert!(u
+            .fields
+            .keys()
+            .all(|k| !k.starts_with("credentials.") || k == "credentials.types"));
         assert_eq!(errors.len(), 1);
         assert_eq!(errors[0].position.record, 3);
-        assert_eq!(errors[0].position.line, 23);
+        assert_eq!(errors[0].position.line, 20);
         assert!(warnings.iter().any(|w| w.contains("1 service-account")));
     }
 }

@@ -39,7 +39,7 @@ pub use input::{decompress_if_gzip, open_reader};
 use crate::record::{LegacyUser, Position};
 use csv_reader::{CsvRows, Row};
 use input::Input;
-use json::Obj;
+use json::{Fields, Obj};
 use json_stream::JsonRecords;
 
 /// The kinds of export this tool reads.
@@ -198,6 +198,13 @@ pub fn from_reader_named(
     }
     let (reader, _) = decompress_if_gzip(reader).map_err(|e| SourceError::io(location, e))?;
     let mut input = Input::new(reader, location);
+    let head = input.fill().map_err(|e| SourceError::io(location, e))?;
+    if head.starts_with(&[0xff, 0xfe]) || head.starts_with(&[0xfe, 0xff]) {
+        return Err(SourceError::invalid(
+            location,
+            "the input is UTF-16; convert it to UTF-8 (e.g. iconv -f UTF-16 -t UTF-8)",
+        ));
+    }
     let (first, bom) = input
         .sniff_keep()
         .map_err(|e| SourceError::io(location, e))?;
@@ -263,9 +270,18 @@ impl Source for WithWarnings {
 // ---------------------------------------------------------------------------------------------
 // Shared drivers: a record splitter plus a per-format adapter.
 
-/// Turns one parsed JSON object into a user; `Ok(None)` skips the entry (not a user).
+/// Turns one JSON object into a user; `Ok(None)` skips the entry (not a user).
 pub(crate) trait JsonAdapter: Send {
-    fn convert(&mut self, obj: Obj<'_>, pos: Position) -> Result<Option<LegacyUser>, RecordError>;
+    /// Top-level members the adapter interprets itself: they come parsed in `captured`, and all
+    /// other members come flattened in `fields`.
+    const CAPTURE: &'static [&'static str];
+
+    fn convert(
+        &mut self,
+        captured: Obj<'_>,
+        fields: Fields,
+        pos: Position,
+    ) -> Result<Option<LegacyUser>, RecordError>;
 
     /// Called once at the end of the input, for summary warnings.
     fn finish(&mut self, _warnings: &mut Vec<String>) {}
@@ -310,16 +326,14 @@ impl<A: JsonAdapter> Source for JsonSource<A> {
                     return Some(Err(RecordError::new(
                         pos,
                         Reason::InvalidJson,
-                        format!(
-                            "not valid UTF-8 at line {}, column {col}",
-                            pos.line + line
-                        ),
+                        format!("not valid UTF-8 at line {}, column {col}", pos.line + line),
                     )));
                 }
             };
-            let members = match json::parse(text) {
-                Ok(json::Json::Obj(m)) => m,
-                Ok(_) => {
+            let mut fields = Vec::with_capacity(32);
+            let captured = match json::parse_record(text, A::CAPTURE, &mut fields) {
+                Ok(Some(captured)) => captured,
+                Ok(None) => {
                     return Some(Err(RecordError::new(
                         pos,
                         Reason::MalformedRecord,
@@ -339,7 +353,7 @@ impl<A: JsonAdapter> Source for JsonSource<A> {
                     )));
                 }
             };
-            match self.adapter.convert(members, pos) {
+            match self.adapter.convert(captured, fields, pos) {
                 Ok(Some(user)) => return Some(Ok(user)),
                 Ok(None) => continue,
                 Err(e) => return Some(Err(e)),

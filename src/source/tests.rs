@@ -7,7 +7,10 @@ use super::*;
 use crate::record::RawPassword;
 
 /// Reads everything from `text` as `format` with default options.
-pub(crate) fn read_all(format: Format, text: &str) -> (Vec<LegacyUser>, Vec<RecordError>, Vec<String>) {
+pub(crate) fn read_all(
+    format: Format,
+    text: &str,
+) -> (Vec<LegacyUser>, Vec<RecordError>, Vec<String>) {
     read_all_with(format, text.as_bytes(), &SourceOptions::default())
 }
 
@@ -37,7 +40,10 @@ fn sample_path(rel: &str) -> String {
 }
 
 fn fixture_path(rel: &str) -> String {
-    format!("{}/tests/fixtures/sources/{rel}", env!("CARGO_MANIFEST_DIR"))
+    format!(
+        "{}/tests/fixtures/sources/{rel}",
+        env!("CARGO_MANIFEST_DIR")
+    )
 }
 
 /// Reads a sample file, checking on every record and error that its line is the one its byte
@@ -57,7 +63,13 @@ fn read_sample(format: Format, rel: &str) -> (Vec<LegacyUser>, Vec<RecordError>,
             1 + bytes[..off].iter().filter(|&&b| b == b'\n').count() as u64,
             "{rel}: {p:?}: line does not match the offset"
         );
-        assert!(off == 0 || bytes[off - 1] == b'\n' || bytes[off - 1] == b' ' || bytes[off - 1] == b'\t', "{rel}: {p:?}: offset not at a record start");
+        assert!(
+            off == 0
+                || bytes[off - 1] == b'\n'
+                || bytes[off - 1] == b' '
+                || bytes[off - 1] == b'\t',
+            "{rel}: {p:?}: offset not at a record start"
+        );
         let first = bytes[off];
         assert!(!first.is_ascii_whitespace(), "{rel}: {p:?}");
     }
@@ -67,12 +79,22 @@ fn read_sample(format: Format, rel: &str) -> (Vec<LegacyUser>, Vec<RecordError>,
 fn summary(errors: &[RecordError]) -> Vec<(u64, u64, &'static str, Option<String>)> {
     errors
         .iter()
-        .map(|e| (e.position.record, e.position.line, e.reason.as_str(), e.field.clone()))
+        .map(|e| {
+            (
+                e.position.record,
+                e.position.line,
+                e.reason.as_str(),
+                e.field.clone(),
+            )
+        })
         .collect()
 }
 
 fn usernames<'a>(users: &'a [LegacyUser], field: &str) -> Vec<&'a str> {
-    users.iter().map(|u| u.field(field).unwrap_or("-")).collect()
+    users
+        .iter()
+        .map(|u| u.field(field).unwrap_or("-"))
+        .collect()
 }
 
 #[test]
@@ -82,12 +104,18 @@ fn sample_auth0() {
     assert_eq!(summary(&errors), vec![(5, 5, "invalid_json", None)]);
     assert!(!errors[0].fatal);
     assert!(warnings.is_empty(), "{warnings:?}");
-    let with_password = users.iter().filter(|u| matches!(u.password, Some(RawPassword::Encoded(_)))).count();
+    let with_password = users
+        .iter()
+        .filter(|u| matches!(u.password, Some(RawPassword::Encoded(_))))
+        .count();
     assert_eq!(with_password, 9);
     let dave = &users[3];
     assert!(!dave.enabled);
     assert!(users.iter().filter(|u| !u.enabled).count() == 1);
-    assert_eq!(users[2].field("identities.0.provider"), Some("google-oauth2"));
+    assert_eq!(
+        users[2].field("identities.0.provider"),
+        Some("google-oauth2")
+    );
     assert_eq!(users[0].field("app_metadata.roles"), Some("admin,billing"));
     assert_eq!(users[4].field("email"), None, "frank has no email");
     assert_eq!(users[6].field("name"), Some("Héloïse Dubois"));
@@ -97,7 +125,10 @@ fn sample_auth0() {
 fn sample_firebase_json_and_csv_give_the_same_fields() {
     let (users, errors, warnings) = read_sample(Format::Firebase, "firebase/users.json");
     assert_eq!(users.len(), 9);
-    assert_eq!(summary(&errors), vec![(5, 47, "missing_field", Some("localId".into()))]);
+    assert_eq!(
+        summary(&errors),
+        vec![(5, 53, "missing_field", Some("localId".into()))]
+    );
     assert!(warnings.is_empty(), "{warnings:?}");
     let (csv_users, csv_errors, csv_warnings) = read_sample(Format::Firebase, "firebase/users.csv");
     assert_eq!(csv_users.len(), 8);
@@ -110,17 +141,28 @@ fn sample_firebase_json_and_csv_give_the_same_fields() {
     );
     assert!(csv_warnings.is_empty(), "{csv_warnings:?}");
     // Same users (ivan's CSV row is the broken one), same field names and values.
-    let json_by_id: std::collections::BTreeMap<_, _> =
-        users.iter().map(|u| (u.field("localId").unwrap(), u)).collect();
+    let json_by_id: std::collections::BTreeMap<_, _> = users
+        .iter()
+        .map(|u| (u.field("localId").unwrap(), u))
+        .collect();
     for c in &csv_users {
         let j = json_by_id[c.field("localId").unwrap()];
-        for (k, v) in &c.fields {
-            assert_eq!(j.fields.get(k), Some(v), "field {k} of {:?}", c.field("localId"));
+        // firebase-tools writes `false` in the CSV where the JSON has no emailVerified.
+        for (k, v) in c.fields.iter().filter(|(k, _)| *k != "emailVerified") {
+            assert_eq!(
+                j.fields.get(k),
+                Some(v),
+                "field {k} of {:?}",
+                c.field("localId")
+            );
         }
         for (k, v) in &j.fields {
-            if k != "emailVerified" {
-                assert_eq!(c.fields.get(k), Some(v), "field {k} of {:?}", c.field("localId"));
-            }
+            assert_eq!(
+                c.fields.get(k),
+                Some(v),
+                "field {k} of {:?}",
+                c.field("localId")
+            );
         }
         assert_eq!(c.enabled, j.enabled);
         assert_eq!(c.password.is_some(), j.password.is_some());
@@ -130,10 +172,22 @@ fn sample_firebase_json_and_csv_give_the_same_fields() {
         .filter(|u| matches!(u.password, Some(RawPassword::Firebase { .. })))
         .count();
     assert_eq!(firebase_passwords, 7);
-    assert!(!users.iter().find(|u| u.field("displayName") == Some("Dave Okafor")).unwrap().enabled);
-    let bob = users.iter().find(|u| u.field("displayName") == Some("Bob Martin")).unwrap();
+    assert!(
+        !users
+            .iter()
+            .find(|u| u.field("displayName") == Some("Dave Okafor"))
+            .unwrap()
+            .enabled
+    );
+    let bob = users
+        .iter()
+        .find(|u| u.field("displayName") == Some("Bob Martin"))
+        .unwrap();
     assert_eq!(bob.field("customAttributes.role"), Some("admin"));
-    let carol = users.iter().find(|u| u.field("displayName") == Some("Carol Smith")).unwrap();
+    let carol = users
+        .iter()
+        .find(|u| u.field("displayName") == Some("Carol Smith"))
+        .unwrap();
     assert_eq!(carol.field("google.rawId"), Some("104857392018475619283"));
     assert_eq!(carol.field("providers"), Some("google.com"));
 }
@@ -142,8 +196,14 @@ fn sample_firebase_json_and_csv_give_the_same_fields() {
 fn sample_keycloak() {
     let (users, errors, warnings) = read_sample(Format::Keycloak, "keycloak/realm-export.json");
     assert_eq!(users.len(), 8);
-    assert_eq!(summary(&errors), vec![(9, 436, "bad_value", Some("credentials".into()))]);
-    assert_eq!(warnings, vec!["1 service-account user(s) skipped (set include_service_accounts to read them)"]);
+    assert_eq!(
+        summary(&errors),
+        vec![(9, 310, "bad_value", Some("credentials".into()))]
+    );
+    assert_eq!(
+        warnings,
+        vec!["1 service-account user(s) skipped (set include_service_accounts to read them)"]
+    );
     assert_eq!(
         usernames(&users, "username"),
         vec!["alice", "bob", "carol", "dave", "frank", "grace", "heidi", "judy"]
@@ -157,14 +217,27 @@ fn sample_keycloak() {
     assert_eq!(users[6].groups, vec!["staff", "sales/emea"]);
     assert_eq!(users[6].field("credentials.types"), Some("password,otp"));
     assert!(!users[3].enabled);
-    assert_eq!(users[1].field("attributes.phoneNumber"), Some("+14155550123"));
-    assert_eq!(users[2].field("federatedIdentities.0.identityProvider"), Some("google"));
+    assert_eq!(
+        users[1].field("attributes.phoneNumber"),
+        Some("+14155550123")
+    );
+    assert_eq!(
+        users[2].field("federatedIdentities.0.identityProvider"),
+        Some("google")
+    );
 
     let opts = SourceOptions {
         include_service_accounts: true,
         ..Default::default()
     };
-    let (all, _, warnings) = drain(open(Format::Keycloak, &sample_path("keycloak/realm-export.json"), &opts).unwrap());
+    let (all, _, warnings) = drain(
+        open(
+            Format::Keycloak,
+            &sample_path("keycloak/realm-export.json"),
+            &opts,
+        )
+        .unwrap(),
+    );
     assert_eq!(all.len(), 9);
     assert!(warnings.is_empty());
 }
@@ -173,7 +246,7 @@ fn sample_keycloak() {
 fn sample_django_json_and_csv() {
     let (users, errors, warnings) = read_sample(Format::Django, "django/auth_user.json");
     assert_eq!(users.len(), 9);
-    assert_eq!(summary(&errors), vec![(9, 137, "malformed_record", None)]);
+    assert_eq!(summary(&errors), vec![(9, 153, "malformed_record", None)]);
     assert!(warnings.is_empty(), "{warnings:?}");
     let kinds: Vec<&str> = users
         .iter()
@@ -185,7 +258,17 @@ fn sample_django_json_and_csv() {
         .collect();
     assert_eq!(
         kinds,
-        vec!["pbkdf2_sha256", "bcrypt_sha256", "argon2", "none", "pbkdf2_sha256", "pbkdf2_sha256", "pbkdf2_sha256", "pbkdf2_sha256", "pbkdf2_sha256"]
+        vec![
+            "pbkdf2_sha256",
+            "bcrypt_sha256",
+            "argon2",
+            "none",
+            "pbkdf2_sha256",
+            "pbkdf2_sha256",
+            "pbkdf2_sha256",
+            "pbkdf2_sha256",
+            "pbkdf2_sha256"
+        ]
     );
     assert_eq!(users[3].field("password_unusable"), Some("true"));
     assert!(!users[4].enabled);
@@ -198,7 +281,10 @@ fn sample_django_json_and_csv() {
     assert_eq!(csv_users.len(), 9);
     assert_eq!(summary(&csv_errors), vec![(7, 8, "malformed_record", None)]);
     assert!(csv_warnings.is_empty(), "{csv_warnings:?}");
-    assert_eq!(usernames(&csv_users, "username"), vec!["alice", "bob", "carol", "dave", "erin", "frank", "grace", "alice", "heidi"]);
+    assert_eq!(
+        usernames(&csv_users, "username"),
+        vec!["alice", "bob", "carol", "dave", "erin", "frank", "grace", "alice", "heidi"]
+    );
     assert!(!csv_users[4].enabled);
     assert_eq!(csv_users[3].field("password_unusable"), Some("true"));
     assert_eq!(csv_users[6].field("last_name"), Some("O'Hara, Hopper"));
@@ -211,24 +297,42 @@ fn sample_generic_csv() {
     assert_eq!(summary(&errors), vec![(8, 10, "malformed_record", None)]);
     assert!(warnings.is_empty(), "{warnings:?}");
     let erin = &users[4];
-    assert_eq!(erin.field("notes"), Some("Prefers phone contact.\nVIP since 2019"));
+    assert_eq!(
+        erin.field("notes"),
+        Some("Prefers phone contact.\nVIP since 2019")
+    );
     assert_eq!(erin.position.line, 6);
     assert_eq!(users[5].position.line, 8);
     assert_eq!(users[0].field("roles"), Some("admin,staff"));
-    assert!(users.iter().all(|u| u.password.is_none()), "generic formats leave passwords in fields");
-    let prefixes: Vec<&str> = users.iter().map(|u| u.field("password_hash").map(|h| &h[..3]).unwrap_or("-")).collect();
-    assert_eq!(prefixes, vec!["$2y", "$6$", "$ar", "$P$", "$2y", "$6$", "$ar", "$P$", "-", "$2y", "$6$"]);
-    assert_eq!(users[7].field("notes"), Some("Paris, France; says \"bonjour\""));
+    assert!(
+        users.iter().all(|u| u.password.is_none()),
+        "generic formats leave passwords in fields"
+    );
+    let prefixes: Vec<&str> = users
+        .iter()
+        .map(|u| u.field("password_hash").map(|h| &h[..3]).unwrap_or("-"))
+        .collect();
+    assert_eq!(
+        prefixes,
+        vec!["$2y", "$6$", "$ar", "$P$", "$2y", "$6$", "$ar", "$P$", "-", "$2y", "$6$"]
+    );
+    assert_eq!(
+        users[7].field("notes"),
+        Some("Paris, France; says \"bonjour\"")
+    );
 }
 
 #[test]
 fn sample_generic_json_and_ndjson() {
     let (users, errors, warnings) = read_sample(Format::Json, "json/users.json");
     assert_eq!(users.len(), 9);
-    assert_eq!(summary(&errors), vec![(5, 78, "invalid_json", None)]);
+    assert_eq!(summary(&errors), vec![(5, 69, "invalid_json", None)]);
     assert!(warnings.is_empty(), "{warnings:?}");
     assert_eq!(users[0].field("roles"), Some("admin,staff"));
-    assert_eq!(users[1].field("notes"), Some("likes [brackets], {braces} and \"quotes\" \\o/"));
+    assert_eq!(
+        users[1].field("notes"),
+        Some("likes [brackets], {braces} and \"quotes\" \\o/")
+    );
     assert_eq!(users[2].field("profile.first_name"), Some("Héloïse"));
     assert_eq!(users[2].field("address.geo.lat"), Some("48.8566"));
     assert_eq!(users[3].field("legacy_id"), Some("98765432109876543210987"));
@@ -248,22 +352,39 @@ fn sample_generic_json_and_ndjson() {
 
 #[test]
 fn every_vendor_format_has_a_builtin_mapping_naming_its_fields() {
-    for f in [Format::Auth0, Format::Firebase, Format::Keycloak, Format::Django] {
+    for f in [
+        Format::Auth0,
+        Format::Firebase,
+        Format::Keycloak,
+        Format::Django,
+    ] {
         let m = builtin_mapping(f).unwrap();
-        assert!(m.contains("username = ") && m.contains("[attributes]"), "{f}");
+        assert!(
+            m.contains("username = ") && m.contains("[attributes]"),
+            "{f}"
+        );
     }
     for f in [Format::Csv, Format::Json, Format::Ndjson, Format::Cognito] {
         assert!(builtin_mapping(f).is_none());
     }
-    assert!(builtin_mapping(Format::Auth0).unwrap().contains("username = \"user_id\""));
-    assert!(builtin_mapping(Format::Firebase).unwrap().contains("\"emailVerified\""));
+    assert!(builtin_mapping(Format::Auth0)
+        .unwrap()
+        .contains("username = \"user_id\""));
+    assert!(builtin_mapping(Format::Firebase)
+        .unwrap()
+        .contains("\"emailVerified\""));
 }
 
 #[test]
 fn format_names_round_trip() {
     for f in Format::ALL {
         assert_eq!(f.to_string().parse::<Format>().unwrap(), f);
-        assert_eq!(<Format as clap::ValueEnum>::to_possible_value(&f).unwrap().get_name(), f.name());
+        assert_eq!(
+            <Format as clap::ValueEnum>::to_possible_value(&f)
+                .unwrap()
+                .get_name(),
+            f.name()
+        );
     }
     assert_eq!("NDJSON".parse::<Format>().unwrap(), Format::Ndjson);
     assert_eq!("jsonl".parse::<Format>().unwrap(), Format::Ndjson);
@@ -273,8 +394,14 @@ fn format_names_round_trip() {
 #[test]
 fn cognito_and_s3_are_unsupported_here() {
     let opts = SourceOptions::default();
-    assert!(matches!(open(Format::Cognito, "-", &opts), Err(SourceError::Unsupported(_))));
-    assert!(matches!(open(Format::Csv, "s3://b/k.csv", &opts), Err(SourceError::Unsupported(_))));
+    assert!(matches!(
+        open(Format::Cognito, "-", &opts),
+        Err(SourceError::Unsupported(_))
+    ));
+    assert!(matches!(
+        open(Format::Csv, "s3://b/k.csv", &opts),
+        Err(SourceError::Unsupported(_))
+    ));
     assert!(matches!(
         from_reader(Format::Cognito, Box::new(Cursor::new(Vec::new())), &opts),
         Err(SourceError::Unsupported(_))
@@ -290,7 +417,10 @@ fn csv_bom_is_stripped_with_a_warning_and_offsets_stay_exact() {
     let (users, errors, warnings) = read_all(Format::Csv, text);
     assert!(errors.is_empty());
     assert_eq!(users[0].field("email"), Some("a@x.io"));
-    assert!(warnings.iter().any(|w| w.contains("byte-order mark")), "{warnings:?}");
+    assert!(
+        warnings.iter().any(|w| w.contains("byte-order mark")),
+        "{warnings:?}"
+    );
     let off = users[0].position.byte_offset as usize;
     assert!(text.as_bytes()[off..].starts_with(b"a@x.io"));
 }
@@ -314,11 +444,20 @@ fn csv_semicolon_and_tab_are_sniffed_or_given() {
 
 #[test]
 fn csv_fixture_with_bom_semicolons_crlf_and_quoted_newlines() {
-    let (users, errors, warnings) =
-        drain(open(Format::Csv, &fixture_path("bom_semicolon.csv"), &SourceOptions::default()).unwrap());
+    let (users, errors, warnings) = drain(
+        open(
+            Format::Csv,
+            &fixture_path("bom_semicolon.csv"),
+            &SourceOptions::default(),
+        )
+        .unwrap(),
+    );
     assert_eq!(warnings.len(), 2, "{warnings:?}");
     assert_eq!(users.len(), 3);
-    assert_eq!(users[1].field("address"), Some("1 Main St\r\nSpringfield; IL"));
+    assert_eq!(
+        users[1].field("address"),
+        Some("1 Main St\r\nSpringfield; IL")
+    );
     assert_eq!(users[2].position.line, 5);
     assert_eq!(summary(&errors), vec![(4, 6, "malformed_record", None)]);
 }
@@ -328,8 +467,21 @@ fn csv_ragged_rows_are_record_errors_and_reading_goes_on() {
     let text = "a,b,c\n1,2,3\n4,5\n6,7,8,9\n\n10,11,12\n";
     let (users, errors, _) = read_all(Format::Csv, text);
     assert_eq!(users.len(), 2);
-    assert_eq!(users[1].position, Position { record: 4, line: 6, byte_offset: 27 });
-    assert_eq!(summary(&errors), vec![(2, 3, "malformed_record", None), (3, 4, "malformed_record", None)]);
+    assert_eq!(
+        users[1].position,
+        Position {
+            record: 4,
+            line: 6,
+            byte_offset: 25
+        }
+    );
+    assert_eq!(
+        summary(&errors),
+        vec![
+            (2, 3, "malformed_record", None),
+            (3, 4, "malformed_record", None)
+        ]
+    );
     assert_eq!(errors[0].message, "row has 2 fields, the header has 3");
 }
 
@@ -338,7 +490,9 @@ fn csv_header_names_are_trimmed_deduplicated_and_filled_in() {
     let (users, _, warnings) = read_all(Format::Csv, " email ,name,,name\na@x.io,A,x,B\n");
     let keys: Vec<&str> = users[0].fields.keys().map(String::as_str).collect();
     assert_eq!(keys, vec!["col3", "email", "name", "name_2"]);
-    assert!(warnings.iter().any(|w| w.contains("duplicate column `name`")));
+    assert!(warnings
+        .iter()
+        .any(|w| w.contains("duplicate column `name`")));
 }
 
 #[test]
@@ -370,8 +524,15 @@ fn json_records_with_brackets_escapes_unicode_and_nesting() {
     assert_eq!(users[0].field("c.d.e"), Some("true,false"));
     assert_eq!(users[0].field("u"), Some("été ✓"));
     assert_eq!(users[1].field("a"), Some("\\"));
-    assert_eq!(users[1].position, Position { record: 2, line: 2, byte_offset: 87 });
-    assert_eq!(&text[87..88], "{");
+    assert_eq!(
+        users[1].position,
+        Position {
+            record: 2,
+            line: 2,
+            byte_offset: 86
+        }
+    );
+    assert_eq!(&text[86..87], "{");
 }
 
 #[test]
@@ -379,16 +540,29 @@ fn json_invalid_record_is_reported_with_its_line_and_reading_goes_on() {
     let text = "[\n{\"a\":1},\n{\"a\":\n  tru},\n{\"a\":3},\n42\n]";
     let (users, errors, _) = read_all(Format::Json, text);
     assert_eq!(users.len(), 2);
-    assert_eq!(summary(&errors), vec![(2, 3, "invalid_json", None), (4, 6, "malformed_record", None)]);
-    assert_eq!(errors[0].message, "invalid JSON at line 4, column 3: invalid literal");
+    assert_eq!(
+        summary(&errors),
+        vec![
+            (2, 3, "invalid_json", None),
+            (4, 6, "malformed_record", None)
+        ]
+    );
+    assert_eq!(
+        errors[0].message,
+        "invalid JSON at line 4, column 3: invalid literal"
+    );
     assert!(!errors[0].fatal);
 }
 
 #[test]
 fn json_object_input_needs_a_users_array_or_the_ndjson_format() {
-    let err = from_reader(Format::Json, Box::new(Cursor::new(b"{\"a\":1}\n{\"a\":2}\n".to_vec())), &SourceOptions::default())
-        .err()
-        .unwrap();
+    let err = from_reader(
+        Format::Json,
+        Box::new(Cursor::new(b"{\"a\":1}\n{\"a\":2}\n".to_vec())),
+        &SourceOptions::default(),
+    )
+    .err()
+    .unwrap();
     assert!(err.to_string().contains("ndjson"), "{err}");
     let opts = SourceOptions {
         users_key: Some("members".into()),
@@ -407,7 +581,10 @@ fn ndjson_reads_an_array_with_a_warning() {
 
 #[test]
 fn truncated_json_ends_with_a_fatal_error() {
-    let (users, errors, _) = read_all(Format::Firebase, "{\"users\": [\n{\"localId\":\"a\"},\n{\"localId\":\"b\"");
+    let (users, errors, _) = read_all(
+        Format::Firebase,
+        "{\"users\": [\n{\"localId\":\"a\"},\n{\"localId\":\"b\"",
+    );
     assert_eq!(users.len(), 1);
     assert_eq!(errors.len(), 1);
     assert!(errors[0].fatal);
@@ -427,16 +604,30 @@ fn gzip(bytes: &[u8]) -> Vec<u8> {
 fn gzip_input_is_decompressed_and_offsets_refer_to_the_decompressed_stream() {
     let plain = std::fs::read(sample_path("auth0/users.ndjson")).unwrap();
     let (plain_users, _, _) = read_all_with(Format::Auth0, &plain, &SourceOptions::default());
-    let (gz_users, gz_errors, _) = read_all_with(Format::Auth0, &gzip(&plain), &SourceOptions::default());
+    let (gz_users, gz_errors, _) =
+        read_all_with(Format::Auth0, &gzip(&plain), &SourceOptions::default());
     assert_eq!(gz_users, plain_users);
     assert_eq!(gz_errors.len(), 1);
 
     // The fixture is two gzip members (a multi-member file), opened by path.
-    let (users, errors, _) =
-        drain(open(Format::Ndjson, &fixture_path("users.ndjson.gz"), &SourceOptions::default()).unwrap());
+    let (users, errors, _) = drain(
+        open(
+            Format::Ndjson,
+            &fixture_path("users.ndjson.gz"),
+            &SourceOptions::default(),
+        )
+        .unwrap(),
+    );
     assert_eq!(users.len(), 4);
     assert!(errors.is_empty());
-    assert_eq!(users[3].position, Position { record: 4, line: 4, byte_offset: 66 });
+    assert_eq!(
+        users[3].position,
+        Position {
+            record: 4,
+            line: 4,
+            byte_offset: 57
+        }
+    );
 }
 
 #[test]
@@ -445,7 +636,13 @@ fn a_gz_name_without_gzip_content_is_refused() {
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("users.csv.gz");
     std::fs::write(&path, "email\na@x.io\n").unwrap();
-    let err = open(Format::Csv, path.to_str().unwrap(), &SourceOptions::default()).err().unwrap();
+    let err = open(
+        Format::Csv,
+        path.to_str().unwrap(),
+        &SourceOptions::default(),
+    )
+    .err()
+    .unwrap();
     assert!(matches!(err, SourceError::InvalidInput { .. }), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
@@ -501,7 +698,8 @@ fn csv_record(i: u64, n: u64) -> Vec<u8> {
     match i {
         0 => b"id,email,name,notes\r\n".to_vec(),
         i if i > n => Vec::new(),
-        i => format!("{i},user{i}@example.com,User {i},\"line one\r\nline two, {i}\"\r\n").into_bytes(),
+        i => format!("{i},user{i}@example.com,User {i},\"line one\r\nline two, {i}\"\r\n")
+            .into_bytes(),
     }
 }
 
@@ -529,7 +727,10 @@ fn stream_and_check(format: Format, make: fn(u64, u64) -> Vec<u8>, n: u64, lines
     }
     assert_eq!(count, n);
     // Never more than the two buffers (input + decompression sniffing) ahead of the record.
-    assert!(max_ahead <= 2 * 64 * 1024 + 1024, "read {max_ahead} bytes ahead");
+    assert!(
+        max_ahead <= 2 * 64 * 1024 + 1024,
+        "read {max_ahead} bytes ahead"
+    );
 }
 
 #[test]
@@ -541,4 +742,77 @@ fn a_large_json_array_streams_in_bounded_memory() {
 #[test]
 fn a_large_csv_streams_in_bounded_memory() {
     stream_and_check(Format::Csv, csv_record, 200_000, 2);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Throughput (run in release: `cargo test --release --lib source::tests::throughput -- --ignored --nocapture`)
+
+fn auth0_realistic(i: u64) -> String {
+    format!(
+        "{{\"user_id\":\"auth0|{i:024x}\",\"email\":\"user{i}@example.com\",\"email_verified\":true,\"name\":\"User Number {i}\",\"given_name\":\"User\",\"family_name\":\"Number {i}\",\"nickname\":\"user{i}\",\"picture\":\"https://s.gravatar.com/avatar/{i:032x}?s=480&r=pg&d=identicon\",\"created_at\":\"2023-03-14T09:26:53.589Z\",\"updated_at\":\"2024-11-02T17:04:11.201Z\",\"last_login\":\"2024-11-02T17:04:11.198Z\",\"logins_count\":{},\"identities\":[{{\"connection\":\"Username-Password-Authentication\",\"provider\":\"auth0\",\"user_id\":\"{i:024x}\",\"isSocial\":false}}],\"app_metadata\":{{\"roles\":[\"member\",\"beta\"]}},\"user_metadata\":{{\"plan\":\"pro\",\"locale\":\"en-US\"}},\"passwordHash\":\"$2b$10$abcdefghijklmnopqrstuuKOqyGkR1XJuCmELc3b5qUQ1.Hx8Ipjm\"}}",
+        i % 977
+    )
+}
+
+#[test]
+#[ignore = "a benchmark: run in release with --ignored --nocapture"]
+fn throughput() {
+    let n: u64 = 300_000;
+    let mut ndjson = Vec::new();
+    let mut array = b"[\n".to_vec();
+    for i in 0..n {
+        let r = auth0_realistic(i);
+        ndjson.extend_from_slice(r.as_bytes());
+        ndjson.push(b'\n');
+        if i > 0 {
+            array.extend_from_slice(b",\n");
+        }
+        array.extend_from_slice(r.as_bytes());
+    }
+    array.extend_from_slice(b"\n]\n");
+    let mut csv = b"user_id,email,email_verified,name,given_name,family_name,created_at,logins_count,password_hash\n".to_vec();
+    for i in 0..n {
+        csv.extend_from_slice(format!("auth0|{i:024x},user{i}@example.com,true,\"Number, User {i}\",User,Number {i},2023-03-14T09:26:53.589Z,{},$2b$10$abcdefghijklmnopqrstuuKOqyGkR1XJuCmELc3b5qUQ1.Hx8Ipjm\n", i % 977).as_bytes());
+    }
+    for (label, format, bytes) in [
+        ("auth0 ndjson", Format::Auth0, &ndjson),
+        ("auth0 array", Format::Auth0, &array),
+        ("csv", Format::Csv, &csv),
+    ] {
+        // Best of three, in CPU time of this thread: a busy machine distorts wall time.
+        let mut secs = f64::MAX;
+        let mut wall = f64::MAX;
+        let (mut count, mut fields) = (0u64, 0usize);
+        for _ in 0..3 {
+            let input = Box::new(Cursor::new(bytes.clone()));
+            let start = std::time::Instant::now();
+            let cpu_start = thread_cpu_ns();
+            let mut src = from_reader(format, input, &SourceOptions::default()).unwrap();
+            count = 0;
+            fields = 0;
+            while let Some(r) = src.next_record() {
+                fields += r.unwrap().fields.len();
+                count += 1;
+            }
+            let w = start.elapsed().as_secs_f64();
+            wall = wall.min(w);
+            secs = secs.min(
+                cpu_start
+                    .zip(thread_cpu_ns())
+                    .map_or(w, |(a, b)| (b - a) as f64 / 1e9),
+            );
+        }
+        assert_eq!(count, n);
+        println!(
+            "{label}: {count} records, {fields} fields, {:.0} records/s, {:.0} MB/s (per CPU second; wall {wall:.2} s)",
+            count as f64 / secs,
+            bytes.len() as f64 / secs / 1e6
+        );
+    }
+}
+
+/// Nanoseconds this thread has run on a CPU (Linux), if known.
+fn thread_cpu_ns() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    s.split_whitespace().next()?.parse().ok()
 }

@@ -1,6 +1,141 @@
-//! `cognito-migrate-trigger`: the Lambda user-migration trigger (filled in by the trigger work).
+//! `cognito-migrate-trigger`: the Amazon Cognito user-migration Lambda trigger.
+//!
+//! Glue only (the work is in `cognito_migrate::trigger`): read the configuration from the
+//! environment, build the user directory once per cold start — open a local directory file (cheap:
+//! its metadata only), download one from S3 and check its checksum, or set up the client of the
+//! old user pool —, then hand every event to the handler through `lambda_runtime::run`.
+//! Nothing slow happens before the first Runtime API request for a local directory file.
+//!
+//! Logging: plain lines on stderr (CloudWatch adds the time). The levels of the Lambda runtime and
+//! the AWS SDK are capped at INFO whatever `RUST_LOG` says, because at TRACE they log raw events
+//! and request bodies, which hold passwords.
 
-fn main() {
-    eprintln!("cognito-migrate-trigger: not built yet");
-    std::process::exit(3);
+use anyhow::Context;
+use aws_lambda_events::event::cognito::CognitoEventUserPoolsMigrateUser;
+use cognito_migrate::aws::{AwsOptions, Clients};
+use cognito_migrate::trigger::{
+    AttributeRules, DirectorySource, FileDirectory, Handler, LogDigest, PoolDirectory,
+    TriggerSettings, UserDirectory,
+};
+use lambda_runtime::{service_fn, LambdaEvent};
+use tracing_subscriber::filter::{LevelFilter, Targets};
+use tracing_subscriber::prelude::*;
+
+/// Targets that log secrets below INFO (raw events, request bodies).
+const CAPPED_TARGETS: [&str; 12] = [
+    "lambda_runtime",
+    "lambda_runtime_api_client",
+    "aws_smithy_runtime",
+    "aws_smithy_runtime_api",
+    "aws_smithy_http",
+    "aws_smithy_http_client",
+    "aws_sigv4",
+    "aws_config",
+    "aws_sdk_s3",
+    "aws_sdk_cognitoidentityprovider",
+    "hyper",
+    "h2",
+];
+
+fn init_logging() {
+    let env = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let caps = CAPPED_TARGETS.iter().fold(
+        Targets::new().with_default(LevelFilter::TRACE),
+        |t, target| t.with_target(*target, LevelFilter::INFO),
+    );
+    let fmt = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .without_time()
+        .with_target(false);
+    let _ = tracing_subscriber::registry()
+        .with(fmt.with_filter(caps).with_filter(env))
+        .try_init();
+}
+
+async fn serve<D: UserDirectory + 'static>(handler: Handler<D>) -> anyhow::Result<()> {
+    // One handler for the life of the execution environment.
+    let handler: &'static Handler<D> = Box::leak(Box::new(handler));
+    lambda_runtime::run(service_fn(
+        move |event: LambdaEvent<CognitoEventUserPoolsMigrateUser>| handler.handle(event.payload),
+    ))
+    .await
+    .map_err(|e| anyhow::anyhow!("the Lambda runtime stopped: {e}"))
+}
+
+async fn run() -> anyhow::Result<()> {
+    let settings = TriggerSettings::from_env().context("configuration")?;
+    let digest = match &settings.log_key {
+        Some(key) => LogDigest::with_key(key.as_bytes()),
+        None => LogDigest::random(),
+    };
+    let rules = AttributeRules::new(settings.attributes.clone());
+    match &settings.source {
+        DirectorySource::File(path) => {
+            let directory = FileDirectory::open(path, settings.cost_cap)
+                .context("opening the directory file")?;
+            let meta = directory.file().meta();
+            tracing::info!(
+                users = meta.user_count,
+                pool = %meta.pool_id,
+                built_at = meta.built_at,
+                "directory file opened"
+            );
+            serve(Handler::new(directory, rules, digest)).await
+        }
+        DirectorySource::S3 { bucket, key } => {
+            let started = std::time::Instant::now();
+            let clients = Clients::load(&AwsOptions::default()).await?;
+            let directory = FileDirectory::fetch(
+                &clients.s3,
+                bucket,
+                key,
+                &settings.download_dir,
+                settings.verify_download,
+                settings.cost_cap,
+            )
+            .await
+            .context("fetching the directory file from S3")?;
+            let meta = directory.file().meta();
+            tracing::info!(
+                users = meta.user_count,
+                pool = %meta.pool_id,
+                verified = settings.verify_download,
+                ms = started.elapsed().as_millis() as u64,
+                "directory file downloaded"
+            );
+            serve(Handler::new(directory, rules, digest)).await
+        }
+        DirectorySource::Pool(pool) => {
+            tracing::info!(legacy_pool = %pool.pool_id, region = %pool.region, "using the legacy user pool");
+            serve(Handler::new(
+                PoolDirectory::from_settings(pool).await,
+                rules,
+                digest,
+            ))
+            .await
+        }
+    }
+}
+
+fn main() -> std::process::ExitCode {
+    init_logging();
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run()) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
 }

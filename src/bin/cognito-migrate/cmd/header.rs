@@ -15,7 +15,9 @@ use crate::exit::Exit;
 /// With --save, also write the pool's header and schema (attributes, constraints, sign-in
 /// settings) to a JSON file that `plan --pool-schema FILE` reads without credentials.
 #[derive(Debug, Args)]
-#[command(after_help = "Example:\n  cognito-migrate header --pool-id us-east-1_AbCdEf123 --save pool-schema.json")]
+#[command(
+    after_help = "Example:\n  cognito-migrate header --pool-id us-east-1_AbCdEf123 --save pool-schema.json"
+)]
 pub struct HeaderArgs {
     /// The target user pool id, e.g. us-east-1_AbCdEf123.
     #[arg(long, env = "COGNITO_MIGRATE_POOL_ID")]

@@ -2,7 +2,10 @@
 
 mod header;
 mod plan;
+mod report;
+mod run;
 mod source_args;
+mod status;
 
 use clap::{Args, Subcommand};
 use cognito_migrate::aws::{AwsOptions, Clients};
@@ -61,6 +64,9 @@ impl GlobalArgs {
 pub enum Command {
     Header(header::HeaderArgs),
     Plan(plan::PlanArgs),
+    Run(run::RunArgs),
+    Status(status::StatusArgs),
+    Report(report::ReportArgs),
 }
 
 impl Command {
@@ -68,6 +74,9 @@ impl Command {
         match self {
             Command::Header(args) => header::run(args, global).await,
             Command::Plan(args) => plan::run(args, global).await,
+            Command::Run(args) => run::run(args, global).await,
+            Command::Status(args) => status::run(args, global).await,
+            Command::Report(args) => report::run(args, global).await,
         }
     }
 }

@@ -44,7 +44,12 @@ pub struct PlanArgs {
 pub async fn run(args: &PlanArgs, global: &GlobalArgs) -> anyhow::Result<Exit> {
     let schema = args.pool.schema(global).await?;
     let mut mapper = args.source.mapper(&schema)?;
-    let router = Router::new(args.mode, args.unimportable, args.source.hash_context()?, &schema);
+    let router = Router::new(
+        args.mode,
+        args.unimportable,
+        args.source.hash_context()?,
+        &schema,
+    );
     let mut source = args.source.open()?;
     let cfg = PlanConfig::new(&args.out);
     let summary = tokio::task::spawn_blocking(move || {

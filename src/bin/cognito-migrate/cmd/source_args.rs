@@ -39,7 +39,10 @@ impl SourceArgs {
             None => None,
             Some(c) if c.is_ascii() => Some(c as u8),
             Some(c) => {
-                return Err(ConfigError::new(format!("--delimiter {c:?} is not an ASCII character")).into())
+                return Err(ConfigError::new(format!(
+                    "--delimiter {c:?} is not an ASCII character"
+                ))
+                .into())
             }
         };
         Ok(SourceOptions {
@@ -94,9 +97,8 @@ impl SourceArgs {
             None => MappingFile::default(),
         };
         Ok(match &self.mapping {
-            Some(path) => base.overlay(
-                MappingFile::load(path).map_err(|e| ConfigError::new(format!("{e:#}")))?,
-            ),
+            Some(path) => base
+                .overlay(MappingFile::load(path).map_err(|e| ConfigError::new(format!("{e:#}")))?),
             None => base,
         })
     }
@@ -135,7 +137,11 @@ impl SourceArgs {
 #[derive(Debug, Args)]
 pub struct PoolArgs {
     /// The target user pool id, e.g. us-east-1_AbCdEf123.
-    #[arg(long, env = "COGNITO_MIGRATE_POOL_ID", required_unless_present = "pool_schema")]
+    #[arg(
+        long,
+        env = "COGNITO_MIGRATE_POOL_ID",
+        required_unless_present = "pool_schema"
+    )]
     pub pool_id: Option<String>,
     /// Work offline from a schema saved by `header --save` instead of asking the pool.
     #[arg(long, value_name = "FILE", conflicts_with = "pool_id")]
@@ -147,7 +153,10 @@ impl PoolArgs {
         if let Some(path) = &self.pool_schema {
             return Ok(PoolSchema::load(path)?);
         }
-        let pool_id = self.pool_id.as_deref().expect("clap requires one of the two");
+        let pool_id = self
+            .pool_id
+            .as_deref()
+            .expect("clap requires one of the two");
         let clients = global.clients().await?;
         Ok(PoolSchema::fetch(&clients.cognito, pool_id).await?)
     }

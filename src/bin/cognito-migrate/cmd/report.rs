@@ -1,0 +1,71 @@
+//! `cognito-migrate report`: every rejected or failed user of a run, for fixing and retrying.
+
+use std::path::PathBuf;
+
+use clap::Args;
+use cognito_migrate::checkpoint::Checkpoint;
+
+use super::GlobalArgs;
+use crate::exit::{ConfigError, Exit};
+
+/// Write every rejected or failed user of the run to a CSV file: position, username, route,
+/// outcome, reason code and message. Never a password or hash.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Example:\n  cognito-migrate report --state migration.db --failed failed.csv"
+)]
+pub struct ReportArgs {
+    /// The run's state file.
+    #[arg(long, value_name = "DB")]
+    pub state: PathBuf,
+    /// Where to write the CSV (`-` for stdout).
+    #[arg(long, value_name = "OUT.csv")]
+    pub failed: PathBuf,
+}
+
+pub async fn run(args: &ReportArgs, _global: &GlobalArgs) -> anyhow::Result<Exit> {
+    if !args.state.exists() {
+        return Err(ConfigError::new(format!("no state file at {}", args.state.display())).into());
+    }
+    let cp = Checkpoint::open(&args.state)?;
+    let run = cp
+        .current_run()?
+        .ok_or_else(|| ConfigError::new(format!("{} holds no run yet", args.state.display())))?;
+    let out: Box<dyn std::io::Write> = if args.failed.as_os_str() == "-" {
+        Box::new(std::io::stdout().lock())
+    } else {
+        Box::new(cognito_migrate::plan::chunks::create_private(&args.failed)?)
+    };
+    let mut w = csv::Writer::from_writer(out);
+    w.write_record([
+        "record",
+        "line",
+        "byte_offset",
+        "username",
+        "route",
+        "outcome",
+        "reason",
+        "message",
+    ])?;
+    let mut n = 0u64;
+    for u in cp.failed_and_rejected(run.id) {
+        let u = u?;
+        w.write_record([
+            u.record.to_string(),
+            u.line.to_string(),
+            u.byte_offset.to_string(),
+            u.username,
+            u.route,
+            u.outcome.as_str().to_string(),
+            u.reason.unwrap_or_default(),
+            u.message.unwrap_or_default(),
+        ])?;
+        n += 1;
+    }
+    w.flush()?;
+    eprintln!(
+        "{n} rejected or failed users written to {}",
+        args.failed.display()
+    );
+    Ok(if n > 0 { Exit::SomeFailed } else { Exit::Ok })
+}

@@ -1,0 +1,323 @@
+//! `cognito-migrate run`: migrate users into the pool, checkpointed so the same command resumes.
+
+use std::collections::HashMap;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::Args;
+use cognito_migrate::checkpoint::{
+    self, Checkpoint, ChunkSpec, Outcome, RecordSet, Run, RunSpec, UserRow, Writer,
+};
+use cognito_migrate::mapping::Rejection;
+use cognito_migrate::plan::chunks::ChunkFile;
+use cognito_migrate::plan::route::{Mode, Route, Routed, Router, UnimportablePolicy};
+use cognito_migrate::plan::{self, ChunkRow, PlanConfig, Sink};
+use cognito_migrate::sink::import_job::service::{http_client, ImportJobs};
+use cognito_migrate::sink::import_job::{Event, ImportJobConfig, ImportJobError, ImportJobWriter};
+
+use super::source_args::SourceArgs;
+use super::GlobalArgs;
+use crate::exit::{ConfigError, Exit};
+
+/// Migrate users into the pool through Cognito user import jobs, recording every step in a SQLite
+/// state file so that running the same command again resumes after any crash, exactly once.
+///
+/// Users whose hash Cognito imports keep their password (CONFIRMED); users without one are imported
+/// RESET_REQUIRED; other hashes follow --unimportable (default: left to the migration trigger).
+/// Only one import job may be active per account: the run waits for an active one. Ctrl-C stops the
+/// running job cleanly and records it.
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  cognito-migrate run -i users.ndjson -f auth0 --pool-id us-east-1_AbCdEf123 --state migration.db \\
+      --mode import-job --role-arn arn:aws:iam::123456789012:role/CognitoImportLogs
+  cognito-migrate status --state migration.db")]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub source: SourceArgs,
+    /// The target user pool id.
+    #[arg(long, env = "COGNITO_MIGRATE_POOL_ID")]
+    pub pool_id: String,
+    /// The state file (SQLite; created with mode 0600). The same command with the same file resumes.
+    #[arg(long, value_name = "DB")]
+    pub state: PathBuf,
+    /// How users are written. (admin-create and auto are not built yet.)
+    #[arg(long, value_enum, default_value = "import-job")]
+    pub mode: Mode,
+    /// IAM role that lets Cognito write import-job logs to CloudWatch (CloudWatchLogsRoleArn).
+    #[arg(long, env = "COGNITO_MIGRATE_ROLE_ARN", value_name = "ARN")]
+    pub role_arn: Option<String>,
+    /// What to do with password hashes Cognito cannot import.
+    #[arg(long, value_enum, default_value = "trigger")]
+    pub unimportable: UnimportablePolicy,
+    /// Where import files are written while their jobs run (default: <state>.files/).
+    #[arg(long, value_name = "DIR")]
+    pub work_dir: Option<PathBuf>,
+    /// Keep import files after their jobs end (they hold personal data and hashes).
+    #[arg(long)]
+    pub keep_files: bool,
+    /// Start a new run even though the state file holds one for another input, pool or mode.
+    #[arg(long)]
+    pub restart: bool,
+    /// Print the final summary as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Records plan outcomes in the checkpoint: rejections and trigger users as they come, import
+/// users per file once the file is complete.
+struct RunSink {
+    cp: Arc<Checkpoint>,
+    run: checkpoint::RunId,
+    writer: Writer<Arc<Checkpoint>>,
+    skip: RecordSet,
+    files: HashMap<(Route, u32), Vec<UserRow>>,
+    chunks: u64,
+}
+
+fn io_err(e: checkpoint::CheckpointError) -> io::Error {
+    io::Error::other(e)
+}
+
+impl Sink for RunSink {
+    fn skip(&mut self, record: u64) -> bool {
+        self.skip.contains(record)
+    }
+
+    fn routed(&mut self, r: Routed, row: Option<ChunkRow>) -> io::Result<()> {
+        let u = &r.user;
+        let base = UserRow::new(
+            u.position,
+            u.username.clone(),
+            r.route.as_str(),
+            Outcome::Pending,
+        )
+        .with_followups(!u.enabled, &u.groups);
+        match (r.route, row) {
+            (Route::Trigger, _) => {
+                let mut row = base;
+                row.outcome = Outcome::Trigger;
+                if let Some(why) = &r.not_imported_because {
+                    row = row.with_reason("left_to_trigger", why.clone());
+                }
+                self.writer.push(row).map_err(io_err)?;
+            }
+            (_, Some(c)) => self.files.entry((c.route, c.file)).or_default().push(base),
+            (route, None) => {
+                return Err(io::Error::other(format!(
+                    "route {route} is not handled by this mode yet"
+                )))
+            }
+        }
+        Ok(())
+    }
+
+    fn rejected(&mut self, rejection: &Rejection) -> io::Result<()> {
+        self.writer
+            .push(UserRow::rejected(rejection, ""))
+            .map_err(io_err)?;
+        Ok(())
+    }
+
+    fn file_done(&mut self, file: &ChunkFile) -> io::Result<()> {
+        self.writer.flush().map_err(io_err)?;
+        let users = self
+            .files
+            .remove(&(file.route, file.index))
+            .unwrap_or_default();
+        let spec = ChunkSpec {
+            route: file.route.as_str().to_string(),
+            file_path: file.path.display().to_string(),
+            row_count: file.rows,
+            byte_size: file.bytes,
+        };
+        self.cp.add_chunk(self.run, &spec, users).map_err(io_err)?;
+        self.chunks += 1;
+        Ok(())
+    }
+}
+
+fn fingerprint(input: &str) -> anyhow::Result<(u64, String)> {
+    if input == "-" {
+        return Ok((0, "stdin".into()));
+    }
+    let path = Path::new(input);
+    let size = std::fs::metadata(path)
+        .map_err(|e| ConfigError::new(format!("cannot read --input {input}: {e}")))?
+        .len();
+    Ok((size, checkpoint::fingerprint_file(path)?))
+}
+
+/// Deletes files in the work dir that no recorded chunk refers to (left by a crash mid-write).
+fn clean_orphans(dir: &Path, cp: &Checkpoint, run: &Run) -> anyhow::Result<()> {
+    let known: std::collections::HashSet<String> = cp
+        .chunks(run.id)?
+        .into_iter()
+        .map(|c| c.file_path)
+        .collect();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let p = e.path().display().to_string();
+            if p.ends_with(".csv") && !known.contains(&p) {
+                let _ = std::fs::remove_file(&p);
+            }
+        }
+    }
+    Ok(())
+}
+
+fn print_event(e: &Event) {
+    match e {
+        Event::JobCreated { chunk, job, rows } => eprintln!("chunk {chunk}: import job {job} created for {rows} users"),
+        Event::Uploaded { chunk, bytes } => eprintln!("chunk {chunk}: file uploaded ({bytes} bytes)"),
+        Event::Started { chunk, job } => eprintln!("chunk {chunk}: job {job} started"),
+        Event::WaitingForActiveJob { chunk } => eprintln!(
+            "chunk {chunk}: another import job is active in this account (Cognito allows one at a time); waiting for it to end"
+        ),
+        Event::Progress { chunk, status, imported, skipped, failed, rows } => eprintln!(
+            "chunk {chunk}: {status}: {imported} imported, {skipped} skipped, {failed} failed of {rows}"
+        ),
+        Event::Finished { chunk, status, counts, message } => eprintln!(
+            "chunk {chunk}: {status}: {} imported, {} skipped, {} failed{}",
+            counts.imported,
+            counts.skipped,
+            counts.failed,
+            message.as_deref().map(|m| format!(" ({m})")).unwrap_or_default()
+        ),
+        Event::Expired { chunk, new_chunk } => eprintln!(
+            "chunk {chunk}: its job can no longer take the file; its users go into chunk {new_chunk}"
+        ),
+        Event::Resumed { chunk, action } => eprintln!("chunk {chunk}: resuming ({action})"),
+    }
+}
+
+pub async fn run(args: &RunArgs, global: &GlobalArgs) -> anyhow::Result<Exit> {
+    if args.mode != Mode::ImportJob {
+        return Err(
+            ConfigError::new(format!("--mode {} is not built yet", args.mode.as_str()))
+                .with_hint("use --mode import-job")
+                .into(),
+        );
+    }
+    let role_arn = args.role_arn.clone().ok_or_else(|| {
+        ConfigError::new("--mode import-job needs --role-arn (the CloudWatch Logs role Cognito writes job results with)")
+    })?;
+    let clients = global.clients().await?;
+    let schema = cognito_migrate::pool::PoolSchema::fetch(&clients.cognito, &args.pool_id).await?;
+    let mut mapper = args.source.mapper(&schema)?;
+    let router = Router::new(
+        args.mode,
+        args.unimportable,
+        args.source.hash_context()?,
+        &schema,
+    );
+
+    let (size, fp) = fingerprint(&args.source.input)?;
+    let cp = Arc::new(Checkpoint::open(&args.state)?);
+    let options = serde_json::json!({
+        "unimportable": format!("{:?}", args.unimportable),
+        "mapping": args.source.mapping.as_ref().map(|p| p.display().to_string()),
+        "hash_config": args.source.hash_config.is_some(),
+    });
+    let spec = RunSpec {
+        input_location: args.source.input.clone(),
+        input_format: args.source.format.to_string(),
+        input_size: size,
+        input_fingerprint: fp,
+        pool_id: args.pool_id.clone(),
+        mode: args.mode.as_str().to_string(),
+        options: options.to_string(),
+    };
+    let run = cp.begin_run(&spec, args.restart).map_err(|e| match e {
+        checkpoint::CheckpointError::Mismatch { .. } => {
+            anyhow::Error::new(ConfigError::new(e.to_string()))
+        }
+        e => e.into(),
+    })?;
+    if run.resumed {
+        eprintln!("resuming run {} from {}", run.id.0, args.state.display());
+    }
+    let work_dir = args
+        .work_dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(format!("{}.files", args.state.display())));
+    std::fs::create_dir_all(&work_dir)
+        .with_context(|| format!("creating {}", work_dir.display()))?;
+    clean_orphans(&work_dir, &cp, &run)?;
+
+    // Pass 1: read, map, route; write import files and record every user.
+    let skip = cp.skip_set(run.id)?;
+    let mut source = args.source.open()?;
+    let mut cfg = PlanConfig::new(&work_dir);
+    cfg.file_prefix = format!(
+        "r{}-{}-",
+        run.id.0,
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis())
+            .unwrap_or(0)
+    );
+    let sink_cp = cp.clone();
+    let run_id = run.id;
+    let summary = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+        let mut sink = RunSink {
+            writer: Writer::new(sink_cp.clone(), run_id),
+            cp: sink_cp,
+            run: run_id,
+            skip,
+            files: HashMap::new(),
+            chunks: 0,
+        };
+        let summary = plan::execute(source.as_mut(), &mut mapper, &router, &cfg, &mut sink)?;
+        sink.writer.finish()?;
+        Ok(summary)
+    })
+    .await??;
+    if let Some(p) = &summary.rejects_file {
+        let _ = std::fs::remove_file(p);
+    }
+    if summary.records > 0 {
+        eprintln!(
+            "read {} records: {} to migrate, {} rejected",
+            summary.records, summary.routed, summary.rejected
+        );
+    }
+
+    // Pass 2: drive each chunk through its import job.
+    let (cancel_tx, cancel_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!(
+                "interrupted: stopping the running import job (Ctrl-C again to quit at once)"
+            );
+            let _ = cancel_tx.send(true);
+            if tokio::signal::ctrl_c().await.is_ok() {
+                std::process::exit(Exit::Fatal as i32);
+            }
+        }
+    });
+    let writer = ImportJobWriter {
+        jobs: ImportJobs {
+            client: clients.cognito_without_sdk_retries(),
+            pool_id: args.pool_id.clone(),
+            role_arn,
+        },
+        http: http_client(),
+        checkpoint: cp.clone(),
+        run: run.clone(),
+        cfg: ImportJobConfig {
+            keep_files: args.keep_files,
+            ..Default::default()
+        },
+        observer: Arc::new(print_event),
+    };
+    match writer.drive_all(cancel_rx).await {
+        Ok(()) => {}
+        Err(ImportJobError::Interrupted) => {
+            return Err(anyhow::Error::new(ImportJobError::Interrupted));
+        }
+        Err(e) => return Err(e.into()),
+    }
+    super::status::print_status(&cp, &run, args.json)
+}

@@ -1,0 +1,771 @@
+//! Import-job chunks: one CSV file, one job. Every remote step is bracketed by a *before* marker
+//! (`in_flight`) and an *after* record (`status`), both fsynced, so that after a crash
+//! [`ChunkRow::resume`] says exactly which step was last completed and whether a side effect may
+//! have happened without being recorded.
+//!
+//! ```text
+//!            mark_creating        created          mark_uploading    uploaded
+//! written ──[creating]──▶ created ──[uploading]──▶ uploaded ──[starting]──▶ started ──▶ succeeded
+//!                                                           chunk_starting chunk_started  failed
+//!   any non-final status ──chunk_finished──▶ failed | stopped | expired | abandoned | succeeded
+//! ```
+
+use std::fmt;
+use std::time::SystemTime;
+
+use rusqlite::types::Value;
+use rusqlite::{params, OptionalExtension, Row, Transaction};
+use serde::Serialize;
+
+use super::users::{Outcome, UserIter, UserRow};
+use super::{
+    from_ms, job_name, now_ms, to_i64, to_ms, Checkpoint, CheckpointError, ChunkId, Counts, Result,
+    RunId, SqlContext,
+};
+
+/// The last step of a chunk known to be complete.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ChunkStatus {
+    /// The file is written and its users recorded; no job yet.
+    Written,
+    /// CreateUserImportJob returned; job id recorded.
+    Created,
+    /// The file was PUT to the presigned URL.
+    Uploaded,
+    /// StartUserImportJob returned.
+    Started,
+    Succeeded,
+    Failed,
+    Stopped,
+    Expired,
+    /// Given up (e.g. the file was lost before upload); its users need another way.
+    Abandoned,
+}
+
+impl ChunkStatus {
+    pub const ALL: [ChunkStatus; 9] = [
+        ChunkStatus::Written,
+        ChunkStatus::Created,
+        ChunkStatus::Uploaded,
+        ChunkStatus::Started,
+        ChunkStatus::Succeeded,
+        ChunkStatus::Failed,
+        ChunkStatus::Stopped,
+        ChunkStatus::Expired,
+        ChunkStatus::Abandoned,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChunkStatus::Written => "written",
+            ChunkStatus::Created => "created",
+            ChunkStatus::Uploaded => "uploaded",
+            ChunkStatus::Started => "started",
+            ChunkStatus::Succeeded => "succeeded",
+            ChunkStatus::Failed => "failed",
+            ChunkStatus::Stopped => "stopped",
+            ChunkStatus::Expired => "expired",
+            ChunkStatus::Abandoned => "abandoned",
+        }
+    }
+
+    /// The job (or the chunk) has ended; nothing more will happen to it.
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            ChunkStatus::Succeeded
+                | ChunkStatus::Failed
+                | ChunkStatus::Stopped
+                | ChunkStatus::Expired
+                | ChunkStatus::Abandoned
+        )
+    }
+
+    fn parse(s: &str) -> Option<ChunkStatus> {
+        ChunkStatus::ALL.into_iter().find(|c| c.as_str() == s)
+    }
+}
+
+impl fmt::Display for ChunkStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A remote step that was begun (its before-marker is recorded) but not recorded as done.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Step {
+    /// CreateUserImportJob.
+    Creating,
+    /// PUT of the file to the presigned URL.
+    Uploading,
+    /// StartUserImportJob.
+    Starting,
+}
+
+impl Step {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Step::Creating => "creating",
+            Step::Uploading => "uploading",
+            Step::Starting => "starting",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Step> {
+        [Step::Creating, Step::Uploading, Step::Starting]
+            .into_iter()
+            .find(|c| c.as_str() == s)
+    }
+}
+
+/// A chunk file about to be recorded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChunkSpec {
+    /// `import:BCRYPT`, …, `import:none`; every user of the chunk has this route.
+    pub route: String,
+    pub file_path: String,
+    /// Data rows (users) in the file, header excluded.
+    pub row_count: u64,
+    pub byte_size: u64,
+}
+
+/// An import job's counts (ImportedUsers, SkippedUsers, FailedUsers).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct JobCounts {
+    pub imported: u64,
+    pub skipped: u64,
+    pub failed: u64,
+}
+
+/// A chunk as recorded.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ChunkRow {
+    pub id: ChunkId,
+    pub run_id: RunId,
+    /// 1-based number within the run (for file names).
+    pub seq: u64,
+    pub route: String,
+    pub file_path: String,
+    pub row_count: u64,
+    pub byte_size: u64,
+    /// Last step completed.
+    pub status: ChunkStatus,
+    /// A step begun but not recorded as done: its side effect may have happened.
+    pub in_flight: Option<Step>,
+    /// Decided when the chunk is recorded, before any job exists; see [`job_name`].
+    pub job_name: String,
+    pub job_id: Option<String>,
+    #[serde(skip)]
+    pub url_expires_at: Option<SystemTime>,
+    pub counts: Option<JobCounts>,
+    #[serde(skip)]
+    pub written_at: SystemTime,
+    #[serde(skip)]
+    pub created_at: Option<SystemTime>,
+    #[serde(skip)]
+    pub started_at: Option<SystemTime>,
+    #[serde(skip)]
+    pub finished_at: Option<SystemTime>,
+    #[serde(skip)]
+    pub updated_at: SystemTime,
+    pub message: Option<String>,
+}
+
+/// What a (resumed) import-job writer must do next with a chunk.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ChunkResume {
+    /// No job was requested: `chunk_mark_creating`, CreateUserImportJob named `job_name`,
+    /// `chunk_created`.
+    Create { job_name: String },
+    /// CreateUserImportJob may have succeeded without its job id being recorded: list the pool's
+    /// import jobs and adopt the one named `job_name` (`chunk_created`); create one only if none.
+    FindJob { job_name: String },
+    /// The job exists: `chunk_mark_uploading`, PUT the file (a fresh presigned URL comes from
+    /// DescribeUserImportJob if the first one expired), `chunk_uploaded`.
+    Upload { job_id: String },
+    /// The upload may or may not have completed: DescribeUserImportJob; while the job is still
+    /// `Created` upload again (the PUT replaces the object), then `chunk_uploaded`; if it has
+    /// expired, `chunk_finished(Expired)`.
+    CheckUpload { job_id: String },
+    /// Uploaded: `chunk_starting`, StartUserImportJob, `chunk_started`.
+    Start { job_id: String },
+    /// StartUserImportJob may have been called: DescribeUserImportJob; if still `Created`, start it;
+    /// otherwise it started: `chunk_started`, then poll.
+    CheckStarted { job_id: String },
+    /// Running: poll DescribeUserImportJob, then `chunk_finished` and the per-user results.
+    Poll { job_id: String },
+    /// Ended. Users still `pending` in it need their outcome settled
+    /// (`set_outcomes_by_chunk_lines` or `set_outcome_for_chunk`).
+    Done { status: ChunkStatus },
+}
+
+impl ChunkRow {
+    /// The exact next action after a crash (or in normal operation).
+    pub fn resume(&self) -> ChunkResume {
+        let job_id = || self.job_id.clone().unwrap_or_default();
+        match (self.status, self.in_flight) {
+            (ChunkStatus::Written, None) => ChunkResume::Create {
+                job_name: self.job_name.clone(),
+            },
+            (ChunkStatus::Written, Some(_)) => ChunkResume::FindJob {
+                job_name: self.job_name.clone(),
+            },
+            (ChunkStatus::Created, None) => ChunkResume::Upload { job_id: job_id() },
+            (ChunkStatus::Created, Some(_)) => ChunkResume::CheckUpload { job_id: job_id() },
+            (ChunkStatus::Uploaded, None) => ChunkResume::Start { job_id: job_id() },
+            (ChunkStatus::Uploaded, Some(_)) => ChunkResume::CheckStarted { job_id: job_id() },
+            (ChunkStatus::Started, _) => ChunkResume::Poll { job_id: job_id() },
+            (status, _) => ChunkResume::Done { status },
+        }
+    }
+
+    /// Whether a side effect may have happened without being recorded (a before-marker with no
+    /// after-record).
+    pub fn side_effect_in_doubt(&self) -> Option<Step> {
+        self.in_flight
+    }
+}
+
+/// One CloudWatch result line mapped back to a user.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LineOutcome {
+    /// 1-based data line in the chunk file.
+    pub line: u64,
+    pub outcome: Outcome,
+    pub reason: Option<String>,
+    pub message: Option<String>,
+}
+
+const CHUNK_COLUMNS: &str = "id, run_id, seq, route, file_path, row_count, byte_size, status, \
+     in_flight, job_name, job_id, url_expires_at, imported, skipped, failed, written_at, \
+     created_at, started_at, finished_at, updated_at, message";
+
+fn chunk_from_row(row: &Row<'_>) -> rusqlite::Result<ChunkRow> {
+    let bad = |i: usize, s: String| {
+        rusqlite::Error::FromSqlConversionFailure(
+            i,
+            rusqlite::types::Type::Text,
+            format!("unknown value {s:?}").into(),
+        )
+    };
+    let status: String = row.get(7)?;
+    let in_flight: Option<String> = row.get(8)?;
+    let imported: Option<i64> = row.get(12)?;
+    let skipped: Option<i64> = row.get(13)?;
+    let failed: Option<i64> = row.get(14)?;
+    let ms = |i: usize| -> rusqlite::Result<Option<SystemTime>> {
+        Ok(row.get::<_, Option<i64>>(i)?.map(from_ms))
+    };
+    Ok(ChunkRow {
+        id: row.get(0)?,
+        run_id: row.get(1)?,
+        seq: row.get::<_, i64>(2)? as u64,
+        route: row.get(3)?,
+        file_path: row.get(4)?,
+        row_count: row.get::<_, i64>(5)? as u64,
+        byte_size: row.get::<_, i64>(6)? as u64,
+        status: ChunkStatus::parse(&status).ok_or_else(|| bad(7, status.clone()))?,
+        in_flight: match in_flight {
+            None => None,
+            Some(s) => Some(Step::parse(&s).ok_or_else(|| bad(8, s.clone()))?),
+        },
+        job_name: row.get(9)?,
+        job_id: row.get(10)?,
+        url_expires_at: ms(11)?,
+        counts: match (imported, skipped, failed) {
+            (None, None, None) => None,
+            (i, s, f) => Some(JobCounts {
+                imported: i.unwrap_or(0) as u64,
+                skipped: s.unwrap_or(0) as u64,
+                failed: f.unwrap_or(0) as u64,
+            }),
+        },
+        written_at: from_ms(row.get(15)?),
+        created_at: ms(16)?,
+        started_at: ms(17)?,
+        finished_at: ms(18)?,
+        updated_at: from_ms(row.get(19)?),
+        message: row.get(20)?,
+    })
+}
+
+/// Which (status, in_flight) pairs a step may start from.
+struct Transition {
+    action: &'static str,
+    from: &'static [ChunkStatus],
+    in_flight: &'static [Option<Step>],
+}
+
+impl Checkpoint {
+    /// Record a written chunk file and its users in one transaction: the chunk (status `written`,
+    /// job name decided now) and each user as `pending` with the chunk id and its 1-based data
+    /// line (the iteration order). `users` must yield exactly `spec.row_count` rows, all with the
+    /// chunk's route. A user may be re-chunked only if unsettled (`pending` outside any live chunk,
+    /// `failed`, `unknown`).
+    pub fn add_chunk(
+        &self,
+        run: RunId,
+        spec: &ChunkSpec,
+        users: impl IntoIterator<Item = UserRow>,
+    ) -> Result<ChunkRow> {
+        if !spec.route.starts_with("import:") {
+            return Err(self.invalid(format!(
+                "chunk route {:?} is not an import route",
+                spec.route
+            )));
+        }
+        let row_count = to_i64(spec.row_count, &self.path, "row count")?;
+        let byte_size = to_i64(spec.byte_size, &self.path, "byte size")?;
+        let id = self.write_tx(false, |tx| {
+            let token: String = tx
+                .query_row("SELECT token FROM runs WHERE id = ?1", [run], |r| r.get(0))
+                .optional()
+                .ctx(&self.path)?
+                .ok_or_else(|| CheckpointError::UnknownRun {
+                    path: self.path.clone(),
+                    run,
+                })?;
+            let id: ChunkId = tx
+                .query_row("SELECT COALESCE(MAX(id), 0) + 1 FROM chunks", [], |r| {
+                    r.get(0)
+                })
+                .ctx(&self.path)?;
+            let seq: i64 = tx
+                .query_row(
+                    "SELECT COALESCE(MAX(seq), 0) + 1 FROM chunks WHERE run_id = ?1",
+                    [run],
+                    |r| r.get(0),
+                )
+                .ctx(&self.path)?;
+            let now = now_ms();
+            tx.execute(
+                "INSERT INTO chunks (id, run_id, seq, route, file_path, row_count, byte_size, \
+                 status, job_name, written_at, updated_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'written', ?8, ?9, ?9)",
+                params![
+                    id,
+                    run,
+                    seq,
+                    spec.route,
+                    spec.file_path,
+                    row_count,
+                    byte_size,
+                    job_name(&token, run, id),
+                    now
+                ],
+            )
+            .ctx(&self.path)?;
+            let mut stmt = tx
+                .prepare_cached(
+                    "INSERT INTO users (run_id, record, line, byte_offset, username, route, \
+                     outcome, chunk_id, chunk_line, needs_disable, groups, followups_done, \
+                     updated_at) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending', ?7, ?8, ?9, ?10, ?11, ?12) \
+                     ON CONFLICT (run_id, record) DO UPDATE SET line = excluded.line, \
+                     byte_offset = excluded.byte_offset, username = excluded.username, \
+                     route = excluded.route, outcome = 'pending', reason = NULL, message = NULL, \
+                     chunk_id = excluded.chunk_id, chunk_line = excluded.chunk_line, \
+                     needs_disable = excluded.needs_disable, groups = excluded.groups, \
+                     followups_done = MAX(users.followups_done, excluded.followups_done), \
+                     updated_at = excluded.updated_at \
+                     WHERE users.outcome IN ('failed', 'unknown') OR (users.outcome = 'pending' \
+                     AND (users.chunk_id IS NULL OR (SELECT status FROM chunks \
+                     WHERE chunks.id = users.chunk_id) IN \
+                     ('succeeded', 'failed', 'stopped', 'expired', 'abandoned')))",
+                )
+                .ctx(&self.path)?;
+            let mut line: i64 = 0;
+            for user in users {
+                line += 1;
+                if user.route != spec.route {
+                    return Err(self.invalid(format!(
+                        "record {} has route {} but chunk route is {}",
+                        user.position.record, user.route, spec.route
+                    )));
+                }
+                let record = to_i64(user.position.record, &self.path, "record")?;
+                let changed = stmt
+                    .execute(params![
+                        run,
+                        record,
+                        to_i64(user.position.line, &self.path, "line")?,
+                        to_i64(user.position.byte_offset, &self.path, "byte offset")?,
+                        user.username,
+                        user.route,
+                        id,
+                        line,
+                        user.needs_disable,
+                        user.groups,
+                        user.followups_done,
+                        now
+                    ])
+                    .ctx(&self.path)?;
+                if changed == 0 {
+                    let (outcome, chunk): (Outcome, Option<ChunkId>) = tx
+                        .query_row(
+                            "SELECT outcome, chunk_id FROM users WHERE run_id = ?1 AND record = ?2",
+                            params![run, record],
+                            |r| Ok((r.get(0)?, r.get(1)?)),
+                        )
+                        .ctx(&self.path)?;
+                    return Err(match (outcome, chunk) {
+                        (Outcome::Pending, Some(chunk)) => self.invalid(format!(
+                            "record {record} is already in chunk {chunk}, which has not ended"
+                        )),
+                        _ => CheckpointError::AlreadySettled {
+                            path: self.path.clone(),
+                            run,
+                            record: user.position.record,
+                            outcome,
+                        },
+                    });
+                }
+            }
+            if line != row_count {
+                return Err(self.invalid(format!(
+                    "chunk {} declares {row_count} rows but {line} users were given",
+                    spec.file_path
+                )));
+            }
+            Ok(id)
+        })?;
+        self.chunk(id)
+    }
+
+    /// A chunk by id.
+    pub fn chunk(&self, chunk: ChunkId) -> Result<ChunkRow> {
+        let conn = self.conn();
+        Self::load_chunk(&conn, chunk, &self.path)
+    }
+
+    fn load_chunk(
+        conn: &rusqlite::Connection,
+        chunk: ChunkId,
+        path: &std::path::Path,
+    ) -> Result<ChunkRow> {
+        conn.query_row(
+            &format!("SELECT {CHUNK_COLUMNS} FROM chunks WHERE id = ?1"),
+            [chunk],
+            chunk_from_row,
+        )
+        .optional()
+        .ctx(path)?
+        .ok_or_else(|| CheckpointError::UnknownChunk {
+            path: path.to_path_buf(),
+            chunk,
+        })
+    }
+
+    /// A run's chunks, in order.
+    pub fn chunks(&self, run: RunId) -> Result<Vec<ChunkRow>> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare_cached(&format!(
+                "SELECT {CHUNK_COLUMNS} FROM chunks WHERE run_id = ?1 ORDER BY seq"
+            ))
+            .ctx(&self.path)?;
+        let rows = stmt
+            .query_map([run], chunk_from_row)
+            .ctx(&self.path)?
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .ctx(&self.path)?;
+        Ok(rows)
+    }
+
+    /// Counts by outcome of a chunk's users.
+    pub fn chunk_counts(&self, chunk: ChunkId) -> Result<Counts> {
+        Ok(self
+            .grouped_counts("chunk_id = ?1", chunk, false)?
+            .remove("")
+            .unwrap_or_default())
+    }
+
+    /// A chunk's users in line order.
+    pub fn chunk_users(&self, chunk: ChunkId) -> UserIter<'_> {
+        UserIter::new(self, "chunk_id = ?2", vec![Value::Integer(chunk.0)], true)
+    }
+
+    /// Check a transition and apply `update` (an `UPDATE chunks SET … WHERE id = ?1` statement
+    /// body after `SET`), fsynced.
+    fn chunk_step(
+        &self,
+        chunk: ChunkId,
+        t: Transition,
+        extra: impl FnOnce(&Transaction<'_>, &ChunkRow) -> Result<()>,
+        set: &str,
+        params: &[&dyn rusqlite::ToSql],
+    ) -> Result<ChunkRow> {
+        self.write_tx(true, |tx| {
+            let row = Self::load_chunk(tx, chunk, &self.path)?;
+            if !t.from.contains(&row.status) || !t.in_flight.contains(&row.in_flight) {
+                let state = match row.in_flight {
+                    Some(step) => format!("{} and {}", row.status, step.as_str()),
+                    None => row.status.to_string(),
+                };
+                return Err(CheckpointError::InvalidTransition {
+                    path: self.path.clone(),
+                    chunk,
+                    action: t.action,
+                    state,
+                });
+            }
+            extra(tx, &row)?;
+            let mut all: Vec<&dyn rusqlite::ToSql> = vec![&chunk];
+            all.extend_from_slice(params);
+            tx.execute(
+                &format!(
+                    "UPDATE chunks SET {set}, updated_at = {} WHERE id = ?1",
+                    now_ms()
+                ),
+                all.as_slice(),
+            )
+            .ctx(&self.path)?;
+            Self::load_chunk(tx, chunk, &self.path)
+        })
+    }
+
+    /// Before CreateUserImportJob: from `written` (again, after a crash).
+    pub fn chunk_mark_creating(&self, chunk: ChunkId) -> Result<ChunkRow> {
+        self.chunk_step(
+            chunk,
+            Transition {
+                action: "mark it creating",
+                from: &[ChunkStatus::Written],
+                in_flight: &[None, Some(Step::Creating)],
+            },
+            |_, _| Ok(()),
+            "in_flight = 'creating'",
+            &[],
+        )
+    }
+
+    /// After CreateUserImportJob returned (or the job was found by name): `created`. `job_name`
+    /// must be the chunk's. The presigned URL itself is never stored, only its expiry.
+    pub fn chunk_created(
+        &self,
+        chunk: ChunkId,
+        job_id: &str,
+        job_name: &str,
+        url_expires_at: SystemTime,
+    ) -> Result<ChunkRow> {
+        let expires = to_ms(url_expires_at);
+        let now = now_ms();
+        self.chunk_step(
+            chunk,
+            Transition {
+                action: "record its job as created",
+                from: &[ChunkStatus::Written],
+                in_flight: &[Some(Step::Creating)],
+            },
+            |_, row| {
+                if row.job_name != job_name {
+                    return Err(self.invalid(format!(
+                        "chunk {chunk}: job name {job_name:?} is not the chunk's {:?}",
+                        row.job_name
+                    )));
+                }
+                Ok(())
+            },
+            "status = 'created', in_flight = NULL, job_id = ?2, url_expires_at = ?3, \
+             created_at = ?4",
+            &[&job_id, &expires, &now],
+        )
+    }
+
+    /// Before the upload: from `created`.
+    pub fn chunk_mark_uploading(&self, chunk: ChunkId) -> Result<ChunkRow> {
+        self.chunk_step(
+            chunk,
+            Transition {
+                action: "mark it uploading",
+                from: &[ChunkStatus::Created],
+                in_flight: &[None, Some(Step::Uploading)],
+            },
+            |_, _| Ok(()),
+            "in_flight = 'uploading'",
+            &[],
+        )
+    }
+
+    /// After the upload succeeded: `uploaded`.
+    pub fn chunk_uploaded(&self, chunk: ChunkId) -> Result<ChunkRow> {
+        self.chunk_step(
+            chunk,
+            Transition {
+                action: "record it uploaded",
+                from: &[ChunkStatus::Created],
+                in_flight: &[Some(Step::Uploading)],
+            },
+            |_, _| Ok(()),
+            "status = 'uploaded', in_flight = NULL",
+            &[],
+        )
+    }
+
+    /// Before StartUserImportJob: from `uploaded`. Counts one attempt for each of its users.
+    pub fn chunk_starting(&self, chunk: ChunkId) -> Result<ChunkRow> {
+        self.chunk_step(
+            chunk,
+            Transition {
+                action: "mark it starting",
+                from: &[ChunkStatus::Uploaded],
+                in_flight: &[None, Some(Step::Starting)],
+            },
+            |tx, _| {
+                tx.execute(
+                    "UPDATE users SET attempts = attempts + 1 WHERE chunk_id = ?1",
+                    [chunk],
+                )
+                .ctx(&self.path)?;
+                Ok(())
+            },
+            "in_flight = 'starting'",
+            &[],
+        )
+    }
+
+    /// After StartUserImportJob returned (or the job was seen running): `started`.
+    pub fn chunk_started(&self, chunk: ChunkId) -> Result<ChunkRow> {
+        let now = now_ms();
+        self.chunk_step(
+            chunk,
+            Transition {
+                action: "record it started",
+                from: &[ChunkStatus::Uploaded],
+                in_flight: &[Some(Step::Starting)],
+            },
+            |_, _| Ok(()),
+            "status = 'started', in_flight = NULL, started_at = ?2",
+            &[&now],
+        )
+    }
+
+    /// The job (or the chunk) ended: `status` must be final (`succeeded`, `failed`, `stopped`,
+    /// `expired`, `abandoned`). Allowed from any non-final status. Users' outcomes are not
+    /// touched: settle them with [`Checkpoint::set_outcomes_by_chunk_lines`] /
+    /// [`Checkpoint::set_outcome_for_chunk`].
+    pub fn chunk_finished(
+        &self,
+        chunk: ChunkId,
+        status: ChunkStatus,
+        counts: Option<JobCounts>,
+        message: Option<&str>,
+    ) -> Result<ChunkRow> {
+        if !status.is_final() {
+            return Err(self.invalid(format!("chunk {chunk}: {status} is not a final status")));
+        }
+        let to = |n: u64| to_i64(n, &self.path, "count");
+        let (imported, skipped, failed) = match counts {
+            Some(c) => (
+                Some(to(c.imported)?),
+                Some(to(c.skipped)?),
+                Some(to(c.failed)?),
+            ),
+            None => (None, None, None),
+        };
+        let now = now_ms();
+        self.chunk_step(
+            chunk,
+            Transition {
+                action: "record it finished",
+                from: &[
+                    ChunkStatus::Written,
+                    ChunkStatus::Created,
+                    ChunkStatus::Uploaded,
+                    ChunkStatus::Started,
+                ],
+                in_flight: &[
+                    None,
+                    Some(Step::Creating),
+                    Some(Step::Uploading),
+                    Some(Step::Starting),
+                ],
+            },
+            |_, _| Ok(()),
+            "status = ?2, in_flight = NULL, imported = ?3, skipped = ?4, failed = ?5, \
+             finished_at = ?6, message = ?7",
+            &[
+                &status.as_str(),
+                &imported,
+                &skipped,
+                &failed,
+                &now,
+                &message,
+            ],
+        )
+    }
+
+    /// Map one CloudWatch `Line Number N` result back to its user. Returns the user's record
+    /// index, or `None` if no user has that line.
+    pub fn set_outcome_by_chunk_line(
+        &self,
+        chunk: ChunkId,
+        line: u64,
+        outcome: Outcome,
+        reason: Option<&str>,
+        message: Option<&str>,
+    ) -> Result<Option<u64>> {
+        let line = to_i64(line, &self.path, "line")?;
+        self.write_tx(false, |tx| {
+            tx.query_row(
+                "UPDATE users SET outcome = ?3, reason = ?4, message = ?5, updated_at = ?6 \
+                 WHERE chunk_id = ?1 AND chunk_line = ?2 RETURNING record",
+                params![chunk, line, outcome, reason, message, now_ms()],
+                |r| r.get::<_, i64>(0),
+            )
+            .optional()
+            .ctx(&self.path)
+            .map(|r| r.map(|r| r as u64))
+        })
+    }
+
+    /// [`Checkpoint::set_outcome_by_chunk_line`] for many lines, in one transaction. Returns how
+    /// many lines matched a user.
+    pub fn set_outcomes_by_chunk_lines(
+        &self,
+        chunk: ChunkId,
+        lines: &[LineOutcome],
+    ) -> Result<u64> {
+        self.write_tx(false, |tx| {
+            let mut stmt = tx
+                .prepare_cached(
+                    "UPDATE users SET outcome = ?3, reason = ?4, message = ?5, updated_at = ?6 \
+                     WHERE chunk_id = ?1 AND chunk_line = ?2",
+                )
+                .ctx(&self.path)?;
+            let now = now_ms();
+            let mut matched = 0;
+            for l in lines {
+                matched += stmt
+                    .execute(params![
+                        chunk,
+                        to_i64(l.line, &self.path, "line")?,
+                        l.outcome,
+                        l.reason,
+                        l.message,
+                        now
+                    ])
+                    .ctx(&self.path)? as u64;
+            }
+            Ok(matched)
+        })
+    }
+
+    /// Set every user of a chunk with outcome `from` to `to` (e.g. `pending` → `unknown` when a
+    /// job's counts are known but its log is not, or `pending` → `imported` when it imported
+    /// every row). Returns how many changed.
+    pub fn set_outcome_for_chunk(&self, chunk: ChunkId, from: Outcome, to: Outcome) -> Result<u64> {
+        self.write_tx(false, |tx| {
+            Ok(tx
+                .execute(
+                    "UPDATE users SET outcome = ?3, updated_at = ?4 \
+                     WHERE chunk_id = ?1 AND outcome = ?2",
+                    params![chunk, from, to, now_ms()],
+                )
+                .ctx(&self.path)? as u64)
+        })
+    }
+}

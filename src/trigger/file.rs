@@ -1,0 +1,148 @@
+//! [`UserDirectory`] over a directory file ([`crate::directory`]): lookups in SQLite, passwords
+//! checked locally with the password module under a cost cap.
+//!
+//! It exists so that the trigger's cold start is cheap (opening the file reads its metadata only)
+//! and every sign-in costs one index lookup plus one verification. An unknown user's password is
+//! verified against another user's hash (chosen from the login, within the cost cap) so that "no
+//! such user" takes about as long as "wrong password".
+
+use std::hash::{Hash, Hasher};
+use std::path::Path;
+
+use super::{DirectoryUnavailable, LegacyAccount, Refusal, UserDirectory, Verdict};
+use crate::directory::{DirectoryError, DirectoryFile, Found, MatchedBy};
+use crate::password::{CostCap, PasswordHash};
+
+/// The directory file as the trigger's user directory.
+#[derive(Debug)]
+pub struct FileDirectory {
+    file: DirectoryFile,
+    cap: CostCap,
+}
+
+impl FileDirectory {
+    pub fn new(file: DirectoryFile, cap: CostCap) -> FileDirectory {
+        FileDirectory { file, cap }
+    }
+
+    /// Opens a directory file on local disk (cheap: no scan).
+    pub fn open(path: impl AsRef<Path>, cap: CostCap) -> Result<FileDirectory, DirectoryError> {
+        Ok(FileDirectory::new(DirectoryFile::open(path)?, cap))
+    }
+
+    pub fn file(&self) -> &DirectoryFile {
+        &self.file
+    }
+
+    pub fn cost_cap(&self) -> &CostCap {
+        &self.cap
+    }
+
+    fn account(&self, found: Found, scheme: Option<&'static str>) -> LegacyAccount {
+        let sign_in = &self.file.meta().sign_in;
+        let username_attribute = (found.matched_by != MatchedBy::Username
+            && !sign_in.username_attributes)
+            .then(|| found.entry.username.clone());
+        LegacyAccount {
+            username: found.entry.username,
+            username_attribute,
+            attributes: found.entry.attributes,
+            enabled: found.entry.enabled,
+            groups: found.entry.groups,
+            scheme,
+        }
+    }
+
+    fn find(&self, login: &str) -> Result<Option<Found>, DirectoryUnavailable> {
+        self.file
+            .find(login)
+            .map_err(|e| DirectoryUnavailable(e.to_string()))
+    }
+
+    /// Verifies `password` against another user's hash and throws the result away.
+    fn decoy(&self, login: &str, password: &str) {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        login.trim().to_lowercase().hash(&mut h);
+        if let Ok(Some(encoded)) = self.file.hash_at(h.finish()) {
+            if let Ok(hash) = PasswordHash::parse(&encoded) {
+                if hash.exceeds(&self.cap).is_none() {
+                    std::hint::black_box(hash.verify(password));
+                }
+            }
+        }
+    }
+
+    /// The synchronous work of [`UserDirectory::authenticate`].
+    pub fn authenticate_now(
+        &self,
+        login: &str,
+        password: &str,
+    ) -> Result<Verdict, DirectoryUnavailable> {
+        let Some(found) = self.find(login)? else {
+            self.decoy(login, password);
+            return Ok(Verdict::Refused(Refusal::UnknownUser));
+        };
+        let Some(encoded) = found.entry.password_hash.as_deref() else {
+            return Ok(Verdict::Refused(Refusal::NoPassword));
+        };
+        let hash = match PasswordHash::parse(encoded) {
+            Ok(h) => h,
+            Err(_) => return Ok(Verdict::Refused(Refusal::UnreadableHash)),
+        };
+        if let Some(why) = hash.exceeds(&self.cap) {
+            return Ok(Verdict::Refused(Refusal::OverCostCap(why)));
+        }
+        if !hash.verify(password) {
+            return Ok(Verdict::Refused(Refusal::WrongPassword));
+        }
+        Ok(Verdict::Accepted(self.account(found, Some(hash.scheme()))))
+    }
+
+    /// The synchronous work of [`UserDirectory::lookup`].
+    pub fn lookup_now(&self, login: &str) -> Result<Option<LegacyAccount>, DirectoryUnavailable> {
+        Ok(self.find(login)?.map(|f| self.account(f, None)))
+    }
+}
+
+impl UserDirectory for FileDirectory {
+    async fn authenticate(
+        &self,
+        login: &str,
+        password: &str,
+    ) -> Result<Verdict, DirectoryUnavailable> {
+        self.authenticate_now(login, password)
+    }
+
+    async fn lookup(&self, login: &str) -> Result<Option<LegacyAccount>, DirectoryUnavailable> {
+        self.lookup_now(login)
+    }
+}
+
+/// Why a directory file from S3 could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error(transparent)]
+    Download(#[from] super::DownloadError),
+    #[error(transparent)]
+    Directory(#[from] DirectoryError),
+}
+
+impl FileDirectory {
+    /// Downloads `s3://bucket/key` into `dir`, opens it, and (with `verify`) checks it against its
+    /// content checksum before anything is answered from it.
+    pub async fn fetch(
+        client: &aws_sdk_s3::Client,
+        bucket: &str,
+        key: &str,
+        dir: &Path,
+        verify: bool,
+        cap: CostCap,
+    ) -> Result<FileDirectory, OpenError> {
+        let (path, _bytes) = super::download(client, bucket, key, dir).await?;
+        let file = DirectoryFile::open(&path)?;
+        if verify {
+            file.verify_checksum()?;
+        }
+        Ok(FileDirectory::new(file, cap))
+    }
+}

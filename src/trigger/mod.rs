@@ -1,0 +1,393 @@
+//! The user-migration Lambda trigger: when a user Cognito does not know signs in with a password
+//! (or asks for a forgotten one), find them in the legacy directory, check the password, and answer
+//! with what Cognito needs to create them — keeping their password.
+//!
+//! # Why it exists
+//!
+//! Hashes Cognito's import jobs cannot take (Firebase's scrypt, phpass, SHA-crypt, ASP.NET
+//! Identity, bcrypt above cost 12, PBKDF2 above 600,000 iterations, …) and users of another pool
+//! can only keep their password by being migrated at their first sign-in. Cognito calls this
+//! trigger for that; `cognito-migrate-trigger` (the binary) is a thin `main` around [`Handler`].
+//!
+//! # Behaviour
+//!
+//! * `UserMigration_Authentication`: the user is looked up by the name they typed — username, or
+//!   email / phone number / preferred username where the pool signs in with them (case-insensitively
+//!   as the pool compares) — and the password is verified with [`crate::password`] after the hash's
+//!   parameters are checked against a [`CostCap`](crate::password::CostCap) (a hash that would take
+//!   seconds is refused instead of timing the trigger out). Success answers the user's attributes
+//!   ([`attributes`]), `finalUserStatus: CONFIRMED` and `messageAction: SUPPRESS`.
+//! * `UserMigration_ForgotPassword`: no password; the user must exist, be enabled and have a
+//!   verified email address or phone number (where Cognito sends the code). Answers the attributes
+//!   and `messageAction: SUPPRESS`.
+//! * Everything else — wrong password, unknown user, disabled user, no usable hash, a hash over the
+//!   cost cap, no verified contact for a reset — is one and the same error answer,
+//!   [`TriggerError::Declined`]: the caller cannot tell which it was. An unknown user's password is
+//!   still verified, against another user's hash, so that the answer takes as long. Cognito turns
+//!   the error into `NotAuthorizedException` / `UserNotFoundException` for the client.
+//! * Only an infrastructure failure (the directory cannot be read, the legacy pool cannot be
+//!   reached) answers [`TriggerError::Unavailable`].
+//!
+//! Logs: one line per invocation with the trigger source, the outcome, a reason code, the hash
+//! scheme and the time taken, and the user as a keyed digest ([`LogDigest`]) — never the username,
+//! the password or the hash.
+//!
+//! # Where users come from
+//!
+//! [`UserDirectory`] is the small interface the handler needs; two implementations exist:
+//! [`FileDirectory`] (a directory file built by `cognito-migrate directory build`, from local disk
+//! or downloaded once from S3, see [`crate::directory`]) and [`PoolDirectory`] (another Cognito user
+//! pool, for pool-to-pool moves). Tests use their own.
+//!
+//! # `userAttributes.username`
+//!
+//! Cognito creates the migrated user under the name the user typed (`userName`) unless the response
+//! has a `username` attribute. AWS documents that attribute as required when the pool has alias
+//! attributes and the user signed in with an alias (email or phone): Cognito cannot name a user
+//! after an email address in such a pool. So the handler answers `username` — the legacy username —
+//! exactly when the user was found by an alias in a pool whose usernames are not email or phone
+//! numbers, and never otherwise (pools with email or phone *as* username generate the internal
+//! username themselves). See [`LegacyAccount::username_attribute`].
+
+pub mod attributes;
+mod digest;
+mod file;
+mod pool;
+mod s3;
+mod settings;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::time::Instant;
+
+use aws_lambda_events::event::cognito::{
+    CognitoEventUserPoolsMigrateUser, CognitoEventUserPoolsMigrateUserTriggerSource as Source,
+};
+
+pub use attributes::AttributeRules;
+pub use digest::LogDigest;
+pub use file::{FileDirectory, OpenError};
+pub use pool::PoolDirectory;
+pub use s3::{download, parse_s3_url, DownloadError};
+pub use settings::{
+    env, parse_cost_cap, DirectorySource, PoolSettings, SettingsError, TriggerSettings,
+};
+
+/// A legacy user, as the handler needs them.
+#[derive(Clone, PartialEq, Eq)]
+pub struct LegacyAccount {
+    /// The user's name in the legacy directory (for logs it is digested, never printed).
+    pub username: String,
+    /// The `username` attribute to answer, if any: the legacy username when the user signed in
+    /// with an alias (email, phone, preferred username) in a pool whose usernames are neither
+    /// email addresses nor phone numbers; `None` otherwise. See the [module documentation](self).
+    pub username_attribute: Option<String>,
+    /// Attributes as the directory holds them; [`AttributeRules`] decides what is answered.
+    pub attributes: BTreeMap<String, String>,
+    pub enabled: bool,
+    /// Group names (not part of the answer: Cognito's migration response cannot carry groups).
+    pub groups: Vec<String>,
+    /// The hash scheme that verified the password, for logs.
+    pub scheme: Option<&'static str>,
+}
+
+impl std::fmt::Debug for LegacyAccount {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LegacyAccount")
+            .field("enabled", &self.enabled)
+            .field("attributes", &self.attributes.keys().collect::<Vec<_>>())
+            .field("groups", &self.groups.len())
+            .field("scheme", &self.scheme)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why a directory did not accept a user. Only for logs: the caller sees [`TriggerError::Declined`]
+/// whatever it is. Messages hold parameter names and numbers, never user data.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    UnknownUser,
+    WrongPassword,
+    /// The user has no password hash (they can still reset their password).
+    NoPassword,
+    /// The stored hash cannot be read.
+    UnreadableHash,
+    /// Verifying would exceed the cost cap; the reason names the parameters.
+    OverCostCap(String),
+    /// The legacy pool refused for another reason: a code such as `temporary_password`.
+    Other(&'static str),
+}
+
+impl Refusal {
+    /// A stable code for logs.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Refusal::UnknownUser => "unknown_user",
+            Refusal::WrongPassword => "wrong_password",
+            Refusal::NoPassword => "no_password",
+            Refusal::UnreadableHash => "unreadable_hash",
+            Refusal::OverCostCap(_) => "over_cost_cap",
+            Refusal::Other(code) => code,
+        }
+    }
+}
+
+/// The result of checking a password.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    Accepted(LegacyAccount),
+    Refused(Refusal),
+}
+
+/// The directory could not be consulted (I/O, SQLite, the legacy pool unreachable or throttling).
+/// The message is for logs and holds no user data.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct DirectoryUnavailable(pub String);
+
+/// Where the trigger looks users up. Implementations must keep user data out of errors.
+///
+/// The methods are async because a directory may be remote ([`PoolDirectory`]); the file directory
+/// answers synchronously inside them (a lookup takes microseconds and a verification is bounded by
+/// the cost cap — Lambda sends one event at a time per execution environment, so nothing else is
+/// waiting on the thread).
+pub trait UserDirectory: Send + Sync {
+    /// Checks `password` for the user who signs in as `login`.
+    fn authenticate(
+        &self,
+        login: &str,
+        password: &str,
+    ) -> impl Future<Output = Result<Verdict, DirectoryUnavailable>> + Send;
+
+    /// Finds the user who signs in as `login` (forgot-password flow: no password check).
+    fn lookup(
+        &self,
+        login: &str,
+    ) -> impl Future<Output = Result<Option<LegacyAccount>, DirectoryUnavailable>> + Send;
+}
+
+/// The trigger's error answer. Both variants say nothing about the user; see the
+/// [module documentation](self).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum TriggerError {
+    /// The user is not migrated (wrong password, unknown, disabled, …: deliberately the same).
+    #[error("user migration declined")]
+    Declined,
+    /// The legacy directory could not be consulted.
+    #[error("the legacy user directory is unavailable")]
+    Unavailable,
+}
+
+impl TriggerError {
+    pub fn error_type(self) -> &'static str {
+        match self {
+            TriggerError::Declined => "UserMigrationDeclined",
+            TriggerError::Unavailable => "LegacyDirectoryUnavailable",
+        }
+    }
+}
+
+impl From<TriggerError> for lambda_runtime::Diagnostic {
+    fn from(e: TriggerError) -> Self {
+        lambda_runtime::Diagnostic {
+            error_type: e.error_type().to_string(),
+            error_message: e.to_string(),
+        }
+    }
+}
+
+/// The user-migration handler over a [`UserDirectory`].
+pub struct Handler<D> {
+    directory: D,
+    rules: AttributeRules,
+    digest: LogDigest,
+}
+
+impl<D> std::fmt::Debug for Handler<D> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Handler")
+            .field("rules", &self.rules)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What one invocation did, for the log line and for tests.
+struct Outcome {
+    result: Result<(), TriggerError>,
+    reason: &'static str,
+    detail: Option<String>,
+    scheme: Option<&'static str>,
+}
+
+impl Outcome {
+    fn declined(reason: &'static str) -> Outcome {
+        Outcome {
+            result: Err(TriggerError::Declined),
+            reason,
+            detail: None,
+            scheme: None,
+        }
+    }
+}
+
+impl<D: UserDirectory> Handler<D> {
+    pub fn new(directory: D, rules: AttributeRules, digest: LogDigest) -> Handler<D> {
+        Handler {
+            directory,
+            rules,
+            digest,
+        }
+    }
+
+    pub fn directory(&self) -> &D {
+        &self.directory
+    }
+
+    /// Answers one `CognitoEventUserPoolsMigrateUser` event: the event back with its `response`
+    /// filled in (and the password removed from its `request`), or the error answer.
+    pub async fn handle(
+        &self,
+        mut event: CognitoEventUserPoolsMigrateUser,
+    ) -> Result<CognitoEventUserPoolsMigrateUser, TriggerError> {
+        let started = Instant::now();
+        let header = &event.cognito_event_user_pools_header;
+        let login = header.user_name.clone().unwrap_or_default();
+        let source = header.trigger_source.clone();
+        let password = event
+            .cognito_event_user_pools_migrate_user_request
+            .password
+            .take();
+        let user = self.digest.of(&login);
+        let (source_name, outcome) = match source {
+            Some(Source::Authentication) => (
+                "authentication",
+                self.authentication(&login, password.as_deref(), &mut event)
+                    .await,
+            ),
+            Some(Source::ForgotPassword) => (
+                "forgot_password",
+                self.forgot_password(&login, &mut event).await,
+            ),
+            _ => ("unknown", Outcome::declined("unknown_trigger_source")),
+        };
+        drop(password);
+        let ms = started.elapsed().as_secs_f64() * 1000.0;
+        let detail = outcome.detail.as_deref().unwrap_or("");
+        let scheme = outcome.scheme.unwrap_or("");
+        match outcome.result {
+            Ok(()) => tracing::info!(
+                user = %user, trigger = source_name, outcome = "migrated", scheme, ms,
+                "user migrated"
+            ),
+            Err(TriggerError::Declined) => tracing::info!(
+                user = %user, trigger = source_name, outcome = "declined",
+                reason = outcome.reason, detail, scheme, ms,
+                "user not migrated"
+            ),
+            Err(TriggerError::Unavailable) => tracing::error!(
+                user = %user, trigger = source_name, outcome = "error",
+                reason = outcome.reason, detail, ms,
+                "legacy directory unavailable"
+            ),
+        }
+        outcome.result.map(|()| event)
+    }
+
+    async fn authentication(
+        &self,
+        login: &str,
+        password: Option<&str>,
+        event: &mut CognitoEventUserPoolsMigrateUser,
+    ) -> Outcome {
+        let Some(password) = password.filter(|p| !p.is_empty()) else {
+            return Outcome::declined("no_password_given");
+        };
+        if login.trim().is_empty() {
+            return Outcome::declined("no_username_given");
+        }
+        let verdict = match self.directory.authenticate(login, password).await {
+            Ok(v) => v,
+            Err(e) => return unavailable(e),
+        };
+        let account = match verdict {
+            Verdict::Accepted(a) => a,
+            Verdict::Refused(r) => {
+                let detail = match &r {
+                    Refusal::OverCostCap(why) => Some(why.clone()),
+                    _ => None,
+                };
+                return Outcome {
+                    result: Err(TriggerError::Declined),
+                    reason: r.code(),
+                    detail,
+                    scheme: None,
+                };
+            }
+        };
+        if !account.enabled {
+            return Outcome {
+                scheme: account.scheme,
+                ..Outcome::declined("disabled")
+            };
+        }
+        let attributes = self.rules.answer(&account);
+        let response = &mut event.cognito_event_user_pools_migrate_user_response;
+        response.user_attributes = attributes.into_iter().collect();
+        response.final_user_status = Some("CONFIRMED".to_string());
+        response.message_action = Some("SUPPRESS".to_string());
+        response.desired_delivery_mediums = None;
+        response.force_alias_creation = false;
+        Outcome {
+            result: Ok(()),
+            reason: "ok",
+            detail: None,
+            scheme: account.scheme,
+        }
+    }
+
+    async fn forgot_password(
+        &self,
+        login: &str,
+        event: &mut CognitoEventUserPoolsMigrateUser,
+    ) -> Outcome {
+        if login.trim().is_empty() {
+            return Outcome::declined("no_username_given");
+        }
+        let account = match self.directory.lookup(login).await {
+            Ok(Some(a)) => a,
+            Ok(None) => return Outcome::declined(Refusal::UnknownUser.code()),
+            Err(e) => return unavailable(e),
+        };
+        if !account.enabled {
+            return Outcome::declined("disabled");
+        }
+        let attributes = self.rules.answer(&account);
+        if !attributes::has_verified_contact(&attributes) {
+            return Outcome::declined("no_verified_contact");
+        }
+        let response = &mut event.cognito_event_user_pools_migrate_user_response;
+        response.user_attributes = attributes.into_iter().collect();
+        response.final_user_status = None;
+        response.message_action = Some("SUPPRESS".to_string());
+        response.desired_delivery_mediums = None;
+        response.force_alias_creation = false;
+        Outcome {
+            result: Ok(()),
+            reason: "ok",
+            detail: None,
+            scheme: None,
+        }
+    }
+}
+
+fn unavailable(e: DirectoryUnavailable) -> Outcome {
+    Outcome {
+        result: Err(TriggerError::Unavailable),
+        reason: "directory_unavailable",
+        detail: Some(e.0),
+        scheme: None,
+    }
+}

@@ -1,0 +1,138 @@
+"""The emulator's control API under ``/_emulator/`` (JSON), for tests and benchmarks.
+
+Why this module exists: a test must reset state between cases, switch quotas and faults on and
+off, read call counters, and look inside the emulator (a user's status and whether it carries an
+imported hash, what file a job received, which lines it logged) without a Cognito API that exposes
+any of that.
+
+Endpoints (``docs``: tests/emulator/README.md):
+``GET /_emulator/health``, ``GET|POST /_emulator/config``, ``POST /_emulator/reset``,
+``GET /_emulator/stats``, ``POST /_emulator/stats/reset``,
+``GET /_emulator/users/<pool id>/<username>``, ``GET /_emulator/import_jobs``,
+``GET /_emulator/import_jobs/<job id>/csv``, ``GET /_emulator/import_jobs/<job id>/log``.
+"""
+
+from __future__ import annotations
+
+import json
+from urllib.parse import unquote
+
+import import_jobs
+from config import SETTINGS
+from shared import BACKEND_LOCK, find_user_pool, logs_backend
+from stats import STATS
+
+
+def _json(status: int, payload) -> tuple[int, list, bytes]:
+    body = json.dumps(payload, indent=1, default=str).encode()
+    return status, [("Content-Type", "application/json"), ("Content-Length", str(len(body)))], body
+
+
+def _read_json(environ):
+    length = int(environ.get("CONTENT_LENGTH") or 0)
+    raw = environ["wsgi.input"].read(length) if length else b""
+    return json.loads(raw) if raw.strip() else {}
+
+
+def _segments(environ) -> list[str]:
+    """Path segments after ``/_emulator/``, percent-decoded one by one (a username may hold '/')."""
+    raw = environ.get("RAW_URI") or environ.get("REQUEST_URI") or environ.get("PATH_INFO", "")
+    path = raw.split("?", 1)[0]
+    return [unquote(part) for part in path.split("/")[2:]]
+
+
+def reset_everything() -> None:
+    from moto.moto_api._internal.models import moto_api_backend
+
+    with BACKEND_LOCK:
+        import_jobs.REGISTRY.reset()
+        moto_api_backend.reset()  # what POST /moto-api/reset does
+        SETTINGS.reset()
+        STATS.reset()
+
+
+def handle(environ) -> tuple[int, list, bytes]:
+    method = environ.get("REQUEST_METHOD", "GET")
+    parts = _segments(environ)
+    route = parts[0] if parts else ""
+    try:
+        if route == "health" and method == "GET":
+            return _json(200, {"status": "ok", "base_url": import_jobs.REGISTRY.base_url})
+        if route == "config" and method == "GET":
+            return _json(200, SETTINGS.snapshot())
+        if route == "config" and method == "POST":
+            SETTINGS.update(_read_json(environ))
+            return _json(200, SETTINGS.snapshot())
+        if route == "reset" and method == "POST":
+            reset_everything()
+            return _json(200, {"status": "ok"})
+        if route == "stats" and method == "GET" and len(parts) == 1:
+            return _json(200, STATS.snapshot())
+        if route == "stats" and method == "POST" and parts[1:] == ["reset"]:
+            STATS.reset()
+            return _json(200, {"status": "ok"})
+        if route == "users" and method == "GET" and len(parts) == 3:
+            return _user(parts[1], parts[2])
+        if route == "import_jobs" and method == "GET":
+            return _import_jobs(parts[1:])
+    except ValueError as error:
+        return _json(400, {"error": str(error)})
+    return _json(404, {"error": f"no control endpoint {method} /_emulator/{'/'.join(parts)}"})
+
+
+def _user(pool_id: str, username: str):
+    with BACKEND_LOCK:
+        pool = find_user_pool(pool_id)
+        if pool is None:
+            return _json(404, {"error": f"User pool {pool_id} does not exist."})
+        user = pool._get_user(username)
+        if user is None:
+            return _json(404, {"error": f"User {username} does not exist in {pool_id}."})
+        imported = getattr(user, "emu_imported_hash", None)
+        active_hash = imported is not None and user.password is None
+        return _json(200, {
+            "user_pool_id": pool.id,
+            "username": user.username,
+            "status": getattr(user.status, "value", user.status),
+            "enabled": user.enabled,
+            "attributes": dict(user.attribute_lookup),
+            "mfa_enabled": bool(user.sms_mfa_enabled),
+            "has_imported_hash": active_hash,
+            "imported_hash_algorithm": imported.algorithm if active_hash else None,
+            "import_job_id": getattr(user, "emu_import_job", None),
+            "created": user.create_date.isoformat(),
+        })
+
+
+def _import_jobs(rest: list[str]):
+    if not rest:
+        jobs = import_jobs.REGISTRY.all()
+        return _json(200, [_job_summary(job) for job in jobs])
+    job = import_jobs.REGISTRY.get(rest[0])
+    if job is None:
+        return _json(404, {"error": f"Import job {rest[0]} does not exist."})
+    if rest[1:] == []:
+        return _json(200, _job_summary(job))
+    if rest[1:] == ["csv"]:
+        if job.upload is None:
+            return _json(404, {"error": f"No file was uploaded for {job.job_id} (or it expired)."})
+        return 200, [("Content-Type", "text/csv; charset=utf-8"),
+                     ("Content-Length", str(len(job.upload)))], job.upload
+    if rest[1:] == ["log"]:
+        with BACKEND_LOCK:
+            group = logs_backend(job.account_id, job.region).groups.get(job.log_group)
+            stream = group.streams.get(job.log_stream) if group else None
+            lines = [event.message for event in stream.events] if stream else []
+        return _json(200, {"log_group": job.log_group, "log_stream": job.log_stream, "lines": lines})
+    return _json(404, {"error": "unknown import job endpoint"})
+
+
+def _job_summary(job) -> dict:
+    return {
+        **job.to_json(),
+        "AccountId": job.account_id,
+        "Region": job.region,
+        "LogGroup": job.log_group,
+        "LogStream": job.log_stream,
+        "UploadedBytes": None if job.upload is None else len(job.upload),
+    }
