@@ -68,17 +68,17 @@ pub const APPLICATION_ID: i64 = 0x434D_4449;
 /// Errors of the directory file. Messages name the file and what is wrong, never a user's data.
 #[derive(Debug, thiserror::Error)]
 pub enum DirectoryError {
-    #[error("directory file {path}: {source}")]
+    // The cause is part of the message (not a `source`), so that it shows wherever the error is
+    // printed, once.
+    #[error("directory file {path}: {error}")]
     Io {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
-    #[error("directory file {path}: SQLite: {source}")]
+    #[error("directory file {path}: SQLite: {error}")]
     Sqlite {
         path: PathBuf,
-        #[source]
-        source: rusqlite::Error,
+        error: rusqlite::Error,
     },
     #[error("{path} is not a cognito-migrate directory file")]
     NotADirectory { path: PathBuf },
@@ -118,9 +118,9 @@ pub(crate) trait SqlContext<T> {
 
 impl<T> SqlContext<T> for rusqlite::Result<T> {
     fn ctx(self, path: &Path) -> Result<T> {
-        self.map_err(|source| DirectoryError::Sqlite {
+        self.map_err(|error| DirectoryError::Sqlite {
             path: path.to_path_buf(),
-            source,
+            error,
         })
     }
 }
@@ -283,9 +283,9 @@ impl DirectoryFile {
     pub fn open(path: impl AsRef<Path>) -> Result<DirectoryFile> {
         let path = path.as_ref().to_path_buf();
         // Fail with a plain I/O error (not SQLite's "unable to open") when the file is missing.
-        std::fs::metadata(&path).map_err(|source| DirectoryError::Io {
+        std::fs::metadata(&path).map_err(|error| DirectoryError::Io {
             path: path.clone(),
-            source,
+            error,
         })?;
         let uri = schema::immutable_uri(&path);
         let conn = Connection::open_with_flags(

@@ -44,9 +44,9 @@ impl std::fmt::Debug for DirectoryWriter {
 }
 
 fn io_err(path: &Path) -> impl Fn(std::io::Error) -> DirectoryError + '_ {
-    move |source| DirectoryError::Io {
+    move |error| DirectoryError::Io {
         path: path.to_path_buf(),
-        source,
+        error,
     }
 }
 
@@ -61,7 +61,7 @@ impl DirectoryWriter {
             .map(|n| n.to_string_lossy().to_string())
             .ok_or_else(|| DirectoryError::Io {
                 path: path.clone(),
-                source: std::io::Error::new(
+                error: std::io::Error::new(
                     std::io::ErrorKind::InvalidInput,
                     "the output path has no file name",
                 ),
@@ -221,7 +221,7 @@ impl DirectoryWriter {
                 }
                 return Err(DirectoryError::Sqlite {
                     path: tmp,
-                    source: e,
+                    error: e,
                 });
             }
         }
@@ -241,7 +241,7 @@ impl DirectoryWriter {
         conn.execute_batch("COMMIT").ctx(&tmp)?;
         conn.close().map_err(|(_, e)| DirectoryError::Sqlite {
             path: tmp.clone(),
-            source: e,
+            error: e,
         })?;
         fs::File::open(&tmp)
             .and_then(|f| f.sync_all())

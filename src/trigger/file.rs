@@ -2,9 +2,10 @@
 //! checked locally with the password module under a cost cap.
 //!
 //! It exists so that the trigger's cold start is cheap (opening the file reads its metadata only)
-//! and every sign-in costs one index lookup plus one verification. An unknown user's password is
-//! verified against another user's hash (chosen from the login, within the cost cap) so that "no
-//! such user" takes about as long as "wrong password".
+//! and every sign-in costs one index lookup plus one verification. When the user's own hash cannot
+//! be used (unknown user, no hash, unreadable hash, over the cost cap), the password is verified
+//! against another user's hash (chosen from the login, within the cost cap) so that those answers
+//! take about as long as "wrong password".
 
 use std::hash::{Hash, Hasher};
 use std::path::Path;
@@ -82,14 +83,21 @@ impl FileDirectory {
             self.decoy(login, password);
             return Ok(Verdict::Refused(Refusal::UnknownUser));
         };
+        // Refusals that need no verification still spend one (on another user's hash), so that
+        // the time taken does not tell them apart from a wrong password.
         let Some(encoded) = found.entry.password_hash.as_deref() else {
+            self.decoy(login, password);
             return Ok(Verdict::Refused(Refusal::NoPassword));
         };
         let hash = match PasswordHash::parse(encoded) {
             Ok(h) => h,
-            Err(_) => return Ok(Verdict::Refused(Refusal::UnreadableHash)),
+            Err(_) => {
+                self.decoy(login, password);
+                return Ok(Verdict::Refused(Refusal::UnreadableHash));
+            }
         };
         if let Some(why) = hash.exceeds(&self.cap) {
+            self.decoy(login, password);
             return Ok(Verdict::Refused(Refusal::OverCostCap(why)));
         }
         if !hash.verify(password) {

@@ -274,7 +274,8 @@ impl<D: UserDirectory> Handler<D> {
             _ => ("unknown", Outcome::declined("unknown_trigger_source")),
         };
         drop(password);
-        let ms = started.elapsed().as_secs_f64() * 1000.0;
+        let ms = format!("{:.3}", started.elapsed().as_secs_f64() * 1000.0);
+        let ms = ms.as_str();
         let detail = outcome.detail.as_deref().unwrap_or("");
         let scheme = outcome.scheme.unwrap_or("");
         match outcome.result {

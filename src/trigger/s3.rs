@@ -21,13 +21,12 @@ pub enum DownloadError {
         message: String,
     },
     #[error(
-        "cannot write the directory to {path}: {source} (is the function's ephemeral storage \
+        "cannot write the directory to {path}: {error} (is the function's ephemeral storage \
          large enough?)"
     )]
     Io {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
 }
 
@@ -59,7 +58,7 @@ pub async fn download(
     let part = dir.join("cognito-migrate-directory.db.part");
     let io = |p: &Path| {
         let p = p.to_path_buf();
-        move |source| DownloadError::Io { path: p, source }
+        move |error| DownloadError::Io { path: p, error }
     };
     std::fs::create_dir_all(dir).map_err(io(dir))?;
     let out = client
@@ -82,7 +81,7 @@ pub async fn download(
     }
     let file = file.into_inner().map_err(|e| DownloadError::Io {
         path: part.clone(),
-        source: e.into_error(),
+        error: e.into_error(),
     })?;
     file.sync_all().map_err(io(&part))?;
     drop(file);

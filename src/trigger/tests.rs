@@ -1,1 +1,681 @@
-//! Unit tests of the trigger handler.
+//! Unit tests of the trigger: AWS's documented events for both trigger sources through the
+//! handler over a real directory file — right and wrong password, unknown and disabled users,
+//! aliases, forgot-password rules, the cost cap, every hash family of the reference vectors —, the
+//! attribute rules, the log digest, the settings, and that nothing secret reaches the logs.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use aws_lambda_events::event::cognito::{
+    CognitoEventUserPoolsMigrateUser, CognitoEventUserPoolsMigrateUserTriggerSource,
+};
+use serde_json::Value;
+
+use super::*;
+use crate::directory::{DirectoryEntry, DirectoryFile, DirectoryWriter, SignIn};
+use crate::password::{CostCap, FirebaseHashConfig, HashContext, PasswordHash};
+use crate::record::RawPassword;
+
+const AUTH_EVENT: &str =
+    include_str!("../../tests/fixtures/trigger/migrate-user-authentication.json");
+const FORGOT_EVENT: &str =
+    include_str!("../../tests/fixtures/trigger/migrate-user-forgot-password.json");
+const VECTORS: &str = include_str!("../../tests/fixtures/passwords/vectors.json");
+
+/// bcrypt cost 4 of "correct horse" (reference vector).
+const BCRYPT4: &str = "$2b$04$t/ab7kONqOqKnhfETA.iaevpqlwAedghEw96rFjx//jN58SGV8O.i";
+const BCRYPT4_PASSWORD: &str = "correct horse";
+/// bcrypt cost 5 of "Pässwörd-ünïcode" (reference vector).
+const BCRYPT5: &str = "$2a$05$7m9Tz7X7DwJmlu/Y/lzhEeKyh2WCO//p6v0hxxWVK5nhrAvfluiAC";
+const BCRYPT5_PASSWORD: &str = "Pässwörd-ünïcode";
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "cm-trigger-{name}-{}-{:?}",
+        std::process::id(),
+        std::thread::current().id()
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn block_on<F: Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(f)
+}
+
+fn event(template: &str, user: &str, password: Option<&str>) -> CognitoEventUserPoolsMigrateUser {
+    let mut v: Value = serde_json::from_str(template).unwrap();
+    v["userName"] = user.into();
+    match password {
+        Some(p) => v["request"]["password"] = p.into(),
+        None => {
+            v["request"].as_object_mut().unwrap().remove("password");
+        }
+    }
+    serde_json::from_value(v).unwrap()
+}
+
+fn auth(user: &str, password: &str) -> CognitoEventUserPoolsMigrateUser {
+    event(AUTH_EVENT, user, Some(password))
+}
+
+fn forgot(user: &str) -> CognitoEventUserPoolsMigrateUser {
+    event(FORGOT_EVENT, user, None)
+}
+
+fn entry(
+    username: &str,
+    attrs: &[(&str, &str)],
+    hash: Option<&str>,
+    enabled: bool,
+) -> DirectoryEntry {
+    DirectoryEntry {
+        username: username.into(),
+        attributes: attrs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        enabled,
+        groups: vec!["members".into()],
+        password_hash: hash.map(str::to_string),
+        record: 1,
+    }
+}
+
+fn alias_pool() -> SignIn {
+    SignIn {
+        email: true,
+        phone: true,
+        preferred_username: false,
+        username_attributes: false,
+        case_sensitive: false,
+    }
+}
+
+fn directory(name: &str, sign_in: SignIn, cap: CostCap) -> FileDirectory {
+    let path = scratch(name).join("directory.db");
+    let mut w = DirectoryWriter::create(&path, "us-east-1_EXAMPLE", sign_in).unwrap();
+    let users = [
+        entry(
+            "alice",
+            &[
+                ("email", "alice.nguyen@example.com"),
+                ("email_verified", "true"),
+                ("given_name", "Alice"),
+                ("custom:legacy_id", "1"),
+                ("sub", "d2b6a3c1-0000-0000-0000-000000000001"),
+                ("cognito:mfa_enabled", "false"),
+            ],
+            Some(BCRYPT4),
+            true,
+        ),
+        entry(
+            "mallory",
+            &[("email", "mallory@example.com"), ("email_verified", "true")],
+            Some(BCRYPT4),
+            false,
+        ),
+        entry(
+            "nopass",
+            &[("email", "nopass@example.com"), ("email_verified", "yes")],
+            None,
+            true,
+        ),
+        entry(
+            "unverified",
+            &[
+                ("email", "unverified@example.com"),
+                ("email_verified", "false"),
+            ],
+            Some(BCRYPT4),
+            true,
+        ),
+        entry(
+            "costly",
+            &[("email", "costly@example.com"), ("email_verified", "true")],
+            Some(BCRYPT5),
+            true,
+        ),
+        entry(
+            "phoebe",
+            &[
+                ("phone_number", "+14155550123"),
+                ("phone_number_verified", "1"),
+            ],
+            Some(BCRYPT4),
+            true,
+        ),
+    ];
+    for u in &users {
+        w.add_entry(u).unwrap();
+    }
+    w.finish().unwrap();
+    FileDirectory::open(&path, cap).unwrap()
+}
+
+fn handler(name: &str) -> Handler<FileDirectory> {
+    Handler::new(
+        directory(name, alias_pool(), CostCap::default()),
+        AttributeRules::default(),
+        LogDigest::with_key(b"test key"),
+    )
+}
+
+fn attrs(e: &CognitoEventUserPoolsMigrateUser) -> BTreeMap<String, String> {
+    e.cognito_event_user_pools_migrate_user_response
+        .user_attributes
+        .clone()
+        .into_iter()
+        .collect()
+}
+
+#[test]
+fn documented_events_parse() {
+    let a: CognitoEventUserPoolsMigrateUser = serde_json::from_str(AUTH_EVENT).unwrap();
+    let h = &a.cognito_event_user_pools_header;
+    assert_eq!(
+        h.trigger_source,
+        Some(CognitoEventUserPoolsMigrateUserTriggerSource::Authentication)
+    );
+    assert_eq!(h.user_name.as_deref(), Some("alice"));
+    assert_eq!(h.user_pool_id.as_deref(), Some("us-east-1_EXAMPLE"));
+    assert_eq!(
+        h.caller_context.client_id.as_deref(),
+        Some("1example23456789")
+    );
+    assert!(a
+        .cognito_event_user_pools_migrate_user_request
+        .password
+        .is_some());
+    assert!(a
+        .cognito_event_user_pools_migrate_user_response
+        .user_attributes
+        .is_empty());
+
+    let f: CognitoEventUserPoolsMigrateUser = serde_json::from_str(FORGOT_EVENT).unwrap();
+    assert_eq!(
+        f.cognito_event_user_pools_header.trigger_source,
+        Some(CognitoEventUserPoolsMigrateUserTriggerSource::ForgotPassword)
+    );
+    assert!(f
+        .cognito_event_user_pools_migrate_user_request
+        .password
+        .is_none());
+}
+
+#[test]
+fn right_password_migrates_confirmed_and_suppressed() {
+    let h = handler("right");
+    let out = block_on(h.handle(auth("alice", BCRYPT4_PASSWORD))).unwrap();
+    let r = &out.cognito_event_user_pools_migrate_user_response;
+    assert_eq!(r.final_user_status.as_deref(), Some("CONFIRMED"));
+    assert_eq!(r.message_action.as_deref(), Some("SUPPRESS"));
+    assert!(!r.force_alias_creation);
+    let a = attrs(&out);
+    let expected: BTreeMap<String, String> = [
+        ("custom:legacy_id", "1"),
+        ("email", "alice.nguyen@example.com"),
+        ("email_verified", "true"),
+        ("given_name", "Alice"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    assert_eq!(
+        a, expected,
+        "no sub, no cognito:*, no username when signed in by username"
+    );
+    // The password is not echoed back, and the answer is what Cognito reads.
+    assert!(out
+        .cognito_event_user_pools_migrate_user_request
+        .password
+        .is_none());
+    let json = serde_json::to_value(&out).unwrap();
+    assert!(!json.to_string().contains(BCRYPT4_PASSWORD));
+    assert_eq!(json["response"]["finalUserStatus"], "CONFIRMED");
+    assert_eq!(json["response"]["messageAction"], "SUPPRESS");
+    assert_eq!(json["response"]["userAttributes"]["email_verified"], "true");
+    assert_eq!(json["userName"], "alice");
+    assert_eq!(json["triggerSource"], "UserMigration_Authentication");
+    // Case-insensitive pool: the typed case does not matter.
+    assert!(block_on(h.handle(auth("ALICE", BCRYPT4_PASSWORD))).is_ok());
+}
+
+#[test]
+fn wrong_password_unknown_and_disabled_users_get_the_same_answer() {
+    let h = handler("wrong");
+    let wrong = block_on(h.handle(auth("alice", "correct hors?"))).unwrap_err();
+    let unknown = block_on(h.handle(auth("nobody", BCRYPT4_PASSWORD))).unwrap_err();
+    let disabled = block_on(h.handle(auth("mallory", BCRYPT4_PASSWORD))).unwrap_err();
+    let no_hash = block_on(h.handle(auth("nopass", "anything"))).unwrap_err();
+    let empty = block_on(h.handle(auth("alice", ""))).unwrap_err();
+    for e in [wrong, unknown, disabled, no_hash, empty] {
+        assert_eq!(e, TriggerError::Declined);
+        let d: lambda_runtime::Diagnostic = e.into();
+        assert_eq!(d.error_type, "UserMigrationDeclined");
+        assert_eq!(d.error_message, "user migration declined");
+    }
+    // A failure answers normally again afterwards.
+    assert!(block_on(h.handle(auth("alice", BCRYPT4_PASSWORD))).is_ok());
+}
+
+#[test]
+fn directory_verdicts_name_the_reason_for_logs() {
+    let d = directory("verdicts", alias_pool(), CostCap::default());
+    let refused = |login: &str, pw: &str| match d.authenticate_now(login, pw).unwrap() {
+        Verdict::Refused(r) => r,
+        Verdict::Accepted(a) => panic!("accepted {a:?}"),
+    };
+    assert_eq!(refused("alice", "nope"), Refusal::WrongPassword);
+    assert_eq!(refused("nobody", "nope"), Refusal::UnknownUser);
+    assert_eq!(refused("nopass", "nope"), Refusal::NoPassword);
+    match d.authenticate_now("mallory", BCRYPT4_PASSWORD).unwrap() {
+        Verdict::Accepted(a) => assert!(!a.enabled, "disabled users verify; the handler refuses"),
+        v => panic!("{v:?}"),
+    }
+    match d.authenticate_now("alice", BCRYPT4_PASSWORD).unwrap() {
+        Verdict::Accepted(a) => {
+            assert_eq!(a.scheme, Some("bcrypt"));
+            assert_eq!(a.groups, vec!["members".to_string()]);
+        }
+        v => panic!("{v:?}"),
+    }
+}
+
+#[test]
+fn the_cost_cap_refuses_expensive_hashes() {
+    let cap = CostCap {
+        bcrypt_max_cost: 4,
+        ..CostCap::default()
+    };
+    let d = directory("cap", alias_pool(), cap);
+    match d.authenticate_now("costly", BCRYPT5_PASSWORD).unwrap() {
+        Verdict::Refused(Refusal::OverCostCap(why)) => assert!(why.contains("cost 5"), "{why}"),
+        v => panic!("{v:?}"),
+    }
+    let h = Handler::new(d, AttributeRules::default(), LogDigest::random());
+    assert_eq!(
+        block_on(h.handle(auth("costly", BCRYPT5_PASSWORD))).unwrap_err(),
+        TriggerError::Declined
+    );
+    // Within the cap, the same user migrates.
+    let h = handler("cap-ok");
+    assert!(block_on(h.handle(auth("costly", BCRYPT5_PASSWORD))).is_ok());
+}
+
+#[test]
+fn alias_sign_in_answers_the_legacy_username() {
+    let h = handler("alias");
+    let by_email = block_on(h.handle(auth("Alice.Nguyen@example.com", BCRYPT4_PASSWORD))).unwrap();
+    assert_eq!(attrs(&by_email)["username"], "alice");
+    let by_phone = block_on(h.handle(auth("+14155550123", BCRYPT4_PASSWORD))).unwrap();
+    let a = attrs(&by_phone);
+    assert_eq!(a["username"], "phoebe");
+    assert_eq!(
+        a["phone_number_verified"], "true",
+        "\"1\" is answered as \"true\""
+    );
+
+    // Email as username: Cognito generates the username, so none is answered.
+    let email_pool = SignIn {
+        email: true,
+        username_attributes: true,
+        ..SignIn::default()
+    };
+    let h = Handler::new(
+        directory("email-username", email_pool, CostCap::default()),
+        AttributeRules::default(),
+        LogDigest::random(),
+    );
+    let out = block_on(h.handle(auth("alice.nguyen@example.com", BCRYPT4_PASSWORD))).unwrap();
+    assert!(!attrs(&out).contains_key("username"));
+}
+
+#[test]
+fn forgot_password_needs_an_enabled_user_with_a_verified_contact() {
+    let h = handler("forgot");
+    let out = block_on(h.handle(forgot("alice"))).unwrap();
+    let r = &out.cognito_event_user_pools_migrate_user_response;
+    assert_eq!(r.final_user_status, None);
+    assert_eq!(r.message_action.as_deref(), Some("SUPPRESS"));
+    assert_eq!(attrs(&out)["email_verified"], "true");
+    // A user without any hash can still be migrated to reset their password.
+    let out = block_on(h.handle(forgot("nopass"))).unwrap();
+    assert_eq!(attrs(&out)["email_verified"], "true");
+    // Phone verified is enough.
+    assert!(block_on(h.handle(forgot("+14155550123"))).is_ok());
+    for who in ["nobody", "mallory", "unverified"] {
+        assert_eq!(
+            block_on(h.handle(forgot(who))).unwrap_err(),
+            TriggerError::Declined,
+            "{who}"
+        );
+    }
+}
+
+#[test]
+fn events_without_a_trigger_source_or_user_are_declined() {
+    let h = handler("odd");
+    let mut e = auth("alice", BCRYPT4_PASSWORD);
+    e.cognito_event_user_pools_header.trigger_source = None;
+    assert_eq!(block_on(h.handle(e)).unwrap_err(), TriggerError::Declined);
+    assert_eq!(
+        block_on(h.handle(auth("  ", BCRYPT4_PASSWORD))).unwrap_err(),
+        TriggerError::Declined
+    );
+    let mut v: Value = serde_json::from_str(AUTH_EVENT).unwrap();
+    v["triggerSource"] = "UserMigration_Somethingelse".into();
+    assert!(serde_json::from_value::<CognitoEventUserPoolsMigrateUser>(v).is_err());
+}
+
+struct Broken;
+
+impl UserDirectory for Broken {
+    async fn authenticate(&self, _: &str, _: &str) -> Result<Verdict, DirectoryUnavailable> {
+        Err(DirectoryUnavailable("disk on fire".into()))
+    }
+    async fn lookup(&self, _: &str) -> Result<Option<LegacyAccount>, DirectoryUnavailable> {
+        Err(DirectoryUnavailable("disk on fire".into()))
+    }
+}
+
+#[test]
+fn an_unreadable_directory_is_an_unavailable_answer() {
+    let h = Handler::new(Broken, AttributeRules::default(), LogDigest::random());
+    let e = block_on(h.handle(auth("alice", "pw"))).unwrap_err();
+    assert_eq!(e, TriggerError::Unavailable);
+    let d: lambda_runtime::Diagnostic = e.into();
+    assert_eq!(d.error_type, "LegacyDirectoryUnavailable");
+    assert_eq!(
+        block_on(h.handle(forgot("alice"))).unwrap_err(),
+        TriggerError::Unavailable
+    );
+}
+
+/// A writer for captured log lines.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn logs_show_a_digest_never_the_user_password_or_hash() {
+    let captured = Captured::default();
+    let sink = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || sink.clone())
+        .with_ansi(false)
+        .with_max_level(tracing::Level::TRACE)
+        .finish();
+    let h = handler("logs");
+    tracing::subscriber::with_default(subscriber, || {
+        block_on(async {
+            let _ = h.handle(auth("alice", BCRYPT4_PASSWORD)).await;
+            let _ = h.handle(auth("alice", "Wr0ng-Secret!")).await;
+            let _ = h
+                .handle(auth("Alice.Nguyen@example.com", BCRYPT4_PASSWORD))
+                .await;
+            let _ = h.handle(auth("unknown-user", "Wr0ng-Secret!")).await;
+            let _ = h.handle(forgot("alice")).await;
+        })
+    });
+    let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    assert_eq!(text.lines().count(), 5, "one line per invocation:\n{text}");
+    let digest = LogDigest::with_key(b"test key").of("alice");
+    assert!(text.contains(&digest), "{text}");
+    assert!(
+        text.contains("outcome=\"migrated\"") || text.contains("outcome=migrated"),
+        "{text}"
+    );
+    assert!(text.contains("wrong_password"), "{text}");
+    assert!(text.contains("unknown_user"), "{text}");
+    for secret in [
+        "alice",
+        "Alice",
+        "unknown-user",
+        "nguyen",
+        BCRYPT4_PASSWORD,
+        "Wr0ng-Secret!",
+        "t/ab7kONqOqKnhfETA",
+    ] {
+        assert!(!text.contains(secret), "the log shows {secret:?}:\n{text}");
+    }
+}
+
+#[test]
+fn log_digest_is_keyed_short_and_case_insensitive() {
+    let a = LogDigest::with_key(b"k1");
+    let d = a.of("Alice");
+    assert_eq!(d.len(), 12);
+    assert!(d.chars().all(|c| c.is_ascii_hexdigit()));
+    assert_eq!(d, a.of(" alice "));
+    assert_ne!(d, a.of("bob"));
+    assert_ne!(d, LogDigest::with_key(b"k2").of("alice"));
+    assert_ne!(
+        LogDigest::random().of("alice"),
+        LogDigest::random().of("alice")
+    );
+    assert!(!format!("{a:?}").contains("k1"));
+    // HMAC-SHA256(key "k1", "alice"), computed independently (Python hmac).
+    assert_eq!(d, "aff3e2227d25");
+}
+
+#[test]
+fn attribute_rules() {
+    let account = LegacyAccount {
+        username: "u".into(),
+        username_attribute: Some("u".into()),
+        attributes: [
+            ("email", "e@example.com"),
+            ("email_verified", "YES"),
+            ("phone_number_verified", "true"),
+            ("tier", "gold"),
+            ("custom:plan", "pro"),
+            ("custom:", "x"),
+            ("sub", "s"),
+            ("identities", "[]"),
+            ("dev:custom:x", "y"),
+            ("cognito:user_status", "CONFIRMED"),
+            ("username", "other"),
+            ("name", "  "),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect(),
+        enabled: true,
+        groups: vec![],
+        scheme: None,
+    };
+    let all = AttributeRules::default().answer(&account);
+    let keys: Vec<&str> = all.keys().map(String::as_str).collect();
+    assert_eq!(
+        keys,
+        [
+            "custom:plan",
+            "custom:tier",
+            "email",
+            "email_verified",
+            "username"
+        ],
+        "phone_number_verified without a phone number is dropped"
+    );
+    assert_eq!(all["email_verified"], "true");
+    assert_eq!(all["username"], "u");
+    assert!(attributes::has_verified_contact(&all));
+
+    let allow: BTreeSet<String> = ["email", "tier"].iter().map(|s| s.to_string()).collect();
+    let some = AttributeRules::new(Some(allow)).answer(&account);
+    let keys: Vec<&str> = some.keys().map(String::as_str).collect();
+    assert_eq!(keys, ["custom:tier", "email", "username"]);
+    assert!(!attributes::has_verified_contact(&some));
+}
+
+#[test]
+fn settings_from_the_environment() {
+    let vars = |pairs: &[(&str, &str)]| {
+        let map: BTreeMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        TriggerSettings::from_lookup(move |k| map.get(k).cloned())
+    };
+    let s = vars(&[(env::DIRECTORY, "/var/task/directory.db")]).unwrap();
+    assert_eq!(
+        s.source,
+        DirectorySource::File("/var/task/directory.db".into())
+    );
+    assert_eq!(s.cost_cap, CostCap::default());
+    assert_eq!(s.download_dir, PathBuf::from("/tmp"));
+    assert!(s.verify_download);
+
+    let s = vars(&[
+        (env::DIRECTORY, "s3://my-bucket/path/to/directory.db"),
+        (env::COST_CAP, "bcrypt=12, pbkdf2=1000000,memory_kib=65536"),
+        (env::ATTRIBUTES, "email, email_verified,,custom:tier"),
+        (env::LOG_KEY, "secret-log-key"),
+        (env::VERIFY_DOWNLOAD, "false"),
+    ])
+    .unwrap();
+    assert_eq!(
+        s.source,
+        DirectorySource::S3 {
+            bucket: "my-bucket".into(),
+            key: "path/to/directory.db".into()
+        }
+    );
+    assert_eq!(s.cost_cap.bcrypt_max_cost, 12);
+    assert_eq!(s.cost_cap.pbkdf2_max_iterations, 1_000_000);
+    assert_eq!(s.cost_cap.max_memory_kib, 65536);
+    assert_eq!(s.attributes.as_ref().unwrap().len(), 3);
+    assert!(!s.verify_download);
+    assert!(!format!("{s:?}").contains("secret-log-key"));
+
+    let s = vars(&[
+        (env::LEGACY_POOL_ID, "eu-west-1_Old"),
+        (env::LEGACY_CLIENT_ID, "client"),
+        (env::LEGACY_CLIENT_SECRET, "very-secret"),
+    ])
+    .unwrap();
+    match &s.source {
+        DirectorySource::Pool(p) => {
+            assert_eq!(p.region, "eu-west-1");
+            assert_eq!(p.client_secret.as_deref(), Some("very-secret"));
+            assert!(!format!("{p:?}").contains("very-secret"));
+        }
+        other => panic!("{other:?}"),
+    }
+
+    assert_eq!(vars(&[]).unwrap_err(), SettingsError::NoSource);
+    assert_eq!(
+        vars(&[
+            (env::DIRECTORY, "/d.db"),
+            (env::LEGACY_POOL_ID, "us-east-1_x")
+        ])
+        .unwrap_err(),
+        SettingsError::TwoSources
+    );
+    assert!(
+        vars(&[(env::LEGACY_POOL_ID, "us-east-1_x")]).is_err(),
+        "client id required"
+    );
+    assert!(vars(&[(env::DIRECTORY, "s3://bucket-only")]).is_err());
+    assert!(vars(&[(env::DIRECTORY, "/d.db"), (env::COST_CAP, "bcrypt=x")]).is_err());
+    assert!(vars(&[(env::DIRECTORY, "/d.db"), (env::COST_CAP, "nope=1")]).is_err());
+}
+
+/// Every reference vector (every hash family and notation), stored in a directory file through
+/// `PasswordHash::encode` and verified by the trigger: right password in, wrong password out.
+#[test]
+fn every_hash_family_of_the_reference_vectors() {
+    let vectors: Vec<Value> = serde_json::from_str(VECTORS).unwrap();
+    let s = |v: &Value, k: &str| {
+        v.get(k)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
+    };
+    let path = scratch("vectors").join("directory.db");
+    let mut w = DirectoryWriter::create(&path, "us-east-1_EXAMPLE", alias_pool()).unwrap();
+    let mut cases = Vec::new();
+    let mut families = BTreeSet::new();
+    for (i, v) in vectors.iter().enumerate() {
+        if v.get("verify").and_then(Value::as_bool) == Some(false) {
+            continue;
+        }
+        let raw = &v["raw"];
+        let mut ctx = HashContext::default();
+        let rp = match s(raw, "kind").as_str() {
+            "encoded" => RawPassword::Encoded(s(raw, "value")),
+            "aspnet" => RawPassword::AspNetIdentity(s(raw, "value")),
+            "keycloak" => RawPassword::Keycloak {
+                secret_data: s(raw, "secret_data"),
+                credential_data: s(raw, "credential_data"),
+            },
+            "firebase" => {
+                let cfg = serde_json::to_string(&raw["hash_config"]).unwrap();
+                ctx.firebase = Some(FirebaseHashConfig::from_json(&cfg).unwrap());
+                RawPassword::Firebase {
+                    hash: s(raw, "hash"),
+                    salt: s(raw, "salt"),
+                }
+            }
+            other => panic!("unknown kind {other}"),
+        };
+        let hash = PasswordHash::from_raw(&rp, &ctx).unwrap();
+        families.insert(s(v, "scheme"));
+        let username = format!("user{i}");
+        w.add_entry(&DirectoryEntry {
+            username: username.clone(),
+            attributes: [("email".to_string(), format!("user{i}@example.com"))].into(),
+            enabled: true,
+            groups: vec![],
+            password_hash: Some(hash.encode()),
+            record: i as u64 + 1,
+        })
+        .unwrap();
+        cases.push((
+            username,
+            s(v, "password"),
+            s(v, "wrong_password"),
+            s(v, "scheme"),
+        ));
+    }
+    w.finish().unwrap();
+    assert!(families.len() >= 20, "only {} families", families.len());
+    let d = FileDirectory::new(DirectoryFile::open(&path).unwrap(), CostCap::default());
+    let threads = 2;
+    let chunk = cases.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        for part in cases.chunks(chunk) {
+            let d = &d;
+            scope.spawn(move || {
+                for (user, right, wrong, scheme) in part {
+                    match d.authenticate_now(user, right).unwrap() {
+                        Verdict::Accepted(a) => assert!(a.scheme.is_some(), "{scheme}"),
+                        v => panic!("{scheme} ({user}): right password refused: {v:?}"),
+                    }
+                    assert_eq!(
+                        d.authenticate_now(user, wrong).unwrap(),
+                        Verdict::Refused(Refusal::WrongPassword),
+                        "{scheme} ({user})"
+                    );
+                }
+            });
+        }
+    });
+}

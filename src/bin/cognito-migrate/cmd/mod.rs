@@ -1,5 +1,6 @@
 //! The subcommands, one file each, and the options they share.
 
+mod directory;
 mod header;
 mod plan;
 mod report;
@@ -67,6 +68,7 @@ pub enum Command {
     Run(run::RunArgs),
     Status(status::StatusArgs),
     Report(report::ReportArgs),
+    Directory(directory::DirectoryArgs),
 }
 
 impl Command {
@@ -77,6 +79,7 @@ impl Command {
             Command::Run(args) => run::run(args, global).await,
             Command::Status(args) => status::run(args, global).await,
             Command::Report(args) => report::run(args, global).await,
+            Command::Directory(args) => directory::run(args, global).await,
         }
     }
 }

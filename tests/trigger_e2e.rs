@@ -1,0 +1,52 @@
+//! End to end with a local Cognito: runs `scripts/trigger/e2e`, which starts cognito-local (npm,
+//! pinned) with its UserMigration trigger pointed at `cognito-migrate-trigger` served by
+//! `cargo lambda watch` (PyPI, pinned), both on loopback, and checks that a legacy user signs in
+//! with their legacy password (tokens; the user now exists, CONFIRMED, with their attributes) and
+//! that a wrong password or an unknown user gets NotAuthorizedException and creates nobody.
+//!
+//! Why a script: the same check is useful by hand (`scripts/trigger/e2e`). The script installs its
+//! tools into target/trigger-tools/ (git-ignored) on first use — about a minute — and then runs in
+//! under ten seconds. It is bounded here: after 4 minutes it is terminated (its trap stops the
+//! servers it started) and the test fails.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+#[test]
+fn cognito_local_migrates_a_legacy_user_through_the_trigger() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let log = Path::new(env!("CARGO_TARGET_TMPDIR")).join("trigger-e2e.log");
+    let out = std::fs::File::create(&log).unwrap();
+    let mut child = Command::new(root.join("scripts/trigger/e2e"))
+        .current_dir(root)
+        .stdin(Stdio::null())
+        .stdout(out.try_clone().unwrap())
+        .stderr(out)
+        .spawn()
+        .expect("run scripts/trigger/e2e");
+    let deadline = Instant::now() + Duration::from_secs(240);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = Command::new("kill").arg(child.id().to_string()).status();
+            std::thread::sleep(Duration::from_secs(3));
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "scripts/trigger/e2e did not finish within 4 minutes:\n{}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        status.success(),
+        "scripts/trigger/e2e failed ({status}):\n{text}"
+    );
+    assert!(text.contains("end-to-end OK"), "{text}");
+    assert!(!text.contains("FAIL"), "{text}");
+}
