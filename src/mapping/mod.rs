@@ -22,6 +22,7 @@
 pub mod config;
 pub mod transform;
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::hash::{Hash, Hasher};
 
@@ -30,7 +31,7 @@ use serde::Serialize;
 use crate::pool::{DataType, PoolSchema};
 use crate::record::{LegacyUser, Position, RawPassword};
 use config::{CompiledRule, MappingError, MappingFile, Rule};
-use transform::{is_e164, is_email, parse_bool, Transform};
+use transform::{bool_str, is_e164, is_email, parse_bool, Transform};
 
 /// Why a record was rejected: a small fixed set, stable in reports and JSON.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -202,12 +203,25 @@ impl Seen {
         h.finish()
     }
 
-    fn check(&self, kind: u8, value: &str) -> Option<u64> {
-        self.keys.get(&Seen::fingerprint(kind, value)).copied()
+    fn check(&self, fingerprint: u64) -> Option<u64> {
+        self.keys.get(&fingerprint).copied()
     }
 
-    fn insert(&mut self, kind: u8, value: &str, record: u64) {
-        self.keys.insert(Seen::fingerprint(kind, value), record);
+    fn insert(&mut self, fingerprint: u64, record: u64) {
+        self.keys.insert(fingerprint, record);
+    }
+}
+
+/// `v.to_lowercase()`, without allocating when `v` is ASCII with no upper-case letter (the usual
+/// case: ids, and emails after `lowercase_email`). For ASCII, `to_lowercase` is
+/// `to_ascii_lowercase`.
+fn lowercase(v: &str) -> Cow<'_, str> {
+    if !v.is_ascii() {
+        Cow::Owned(v.to_lowercase())
+    } else if v.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(v.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(v)
     }
 }
 
@@ -353,32 +367,31 @@ impl Mapper {
         self.targets.iter().map(|t| t.name.as_str())
     }
 
-    fn fold(&self, v: &str) -> String {
+    fn fold<'v>(&self, v: &'v str) -> Cow<'v, str> {
         if self.schema.username_case_sensitive {
-            v.to_string()
+            Cow::Borrowed(v)
         } else {
-            v.to_lowercase()
+            lowercase(v)
         }
     }
 
     /// Maps one record, or says why it cannot be migrated.
     pub fn map(&mut self, mut user: LegacyUser) -> Result<MappedUser, Rejection> {
         let pos = user.position;
-        let values = |rule: &CompiledRule, user: &LegacyUser| -> Vec<Option<String>> {
-            rule.sources
-                .iter()
-                .map(|s| user.field(s).map(str::to_string))
-                .collect()
-        };
         let apply = |rule: &CompiledRule, target: &str, user: &LegacyUser, region: Option<&str>| {
-            let vals = values(rule, user);
-            let refs: Vec<Option<&str>> = vals.iter().map(|v| v.as_deref()).collect();
-            rule.transform
-                .apply(&refs, region)
-                .map_err(|(reason, message)| {
-                    let field = rule.sources.first().map(String::as_str).unwrap_or(target);
-                    Rejection::new(pos, field, reason, format!("{target}: {message}"))
-                })
+            // The source values, borrowed from the record; no Vec for the usual single source.
+            let result = match rule.sources.as_slice() {
+                [] => rule.transform.apply(&[], region),
+                [one] => rule.transform.apply(&[user.field(one)], region),
+                many => {
+                    let refs: Vec<Option<&str>> = many.iter().map(|s| user.field(s)).collect();
+                    rule.transform.apply(&refs, region)
+                }
+            };
+            result.map_err(|(reason, message)| {
+                let field = rule.sources.first().map(String::as_str).unwrap_or(target);
+                Rejection::new(pos, field, reason, format!("{target}: {message}"))
+            })
         };
         let region = self.default_region.as_deref();
 
@@ -387,23 +400,18 @@ impl Mapper {
             let Some(mut v) = apply(&t.rule, &t.name, &user, region)? else {
                 continue;
             };
-            let field = t
-                .rule
-                .sources
-                .first()
-                .cloned()
-                .unwrap_or_else(|| t.name.clone());
             let reject = |reason, message: String| {
+                let field = t.rule.sources.first().unwrap_or(&t.name);
                 Err(Rejection::new(
                     pos,
-                    &field,
+                    field,
                     reason,
                     format!("{}: {message}", t.name),
                 ))
             };
             match t.data_type {
                 DataType::Boolean => match parse_bool(&v) {
-                    Some(b) => v = b.to_string(),
+                    Some(b) => v = bool_str(b).to_string(),
                     None => {
                         return reject(Reason::InvalidBoolean, format!("{v:?} is not a boolean"))
                     }
@@ -557,35 +565,48 @@ impl Mapper {
 
         // Uniqueness, case-insensitively unless the pool is case-sensitive.
         let record = pos.record;
-        let folded_username = self.fold(&username);
-        let mut keys: Vec<(u8, String, &str, Reason)> = vec![(
-            KEY_USERNAME,
-            folded_username,
+        // At most one key of each kind, fingerprinted up front (no allocation for ASCII keys).
+        let mut keys = [(0u64, "", Reason::DuplicateUsername); 4];
+        let mut n = 0;
+        keys[n] = (
+            Seen::fingerprint(KEY_USERNAME, &self.fold(&username)),
             "username",
             Reason::DuplicateUsername,
-        )];
+        );
+        n += 1;
         if self.unique_email {
             if let Some(e) = attributes.get("email") {
-                keys.push((KEY_EMAIL, e.to_lowercase(), "email", Reason::DuplicateEmail));
+                keys[n] = (
+                    Seen::fingerprint(KEY_EMAIL, &lowercase(e)),
+                    "email",
+                    Reason::DuplicateEmail,
+                );
+                n += 1;
             }
         }
         if self.unique_phone {
             if let Some(p) = attributes.get("phone_number") {
-                keys.push((KEY_PHONE, p.clone(), "phone_number", Reason::DuplicatePhone));
+                keys[n] = (
+                    Seen::fingerprint(KEY_PHONE, p),
+                    "phone_number",
+                    Reason::DuplicatePhone,
+                );
+                n += 1;
             }
         }
         if self.unique_preferred {
             if let Some(p) = attributes.get("preferred_username") {
-                keys.push((
-                    KEY_PREFERRED,
-                    self.fold(p),
+                keys[n] = (
+                    Seen::fingerprint(KEY_PREFERRED, &self.fold(p)),
                     "preferred_username",
                     Reason::DuplicateAlias,
-                ));
+                );
+                n += 1;
             }
         }
-        for (kind, value, field, reason) in &keys {
-            if let Some(first) = self.seen.check(*kind, value) {
+        let keys = &keys[..n];
+        for (fingerprint, field, reason) in keys {
+            if let Some(first) = self.seen.check(*fingerprint) {
                 return Err(Rejection::new(
                     pos,
                     field,
@@ -594,8 +615,8 @@ impl Mapper {
                 ));
             }
         }
-        for (kind, value, _, _) in &keys {
-            self.seen.insert(*kind, value, record);
+        for (fingerprint, _, _) in keys {
+            self.seen.insert(*fingerprint, record);
         }
 
         let enabled = match &self.enabled {

@@ -96,10 +96,10 @@ impl Transform {
                     Transform::Lowercase => Ok(Some(v.to_lowercase())),
                     Transform::LowercaseEmail => Ok(Some(v.to_lowercase())),
                     Transform::Bool => parse_bool(v)
-                        .map(|b| Some(b.to_string()))
+                        .map(|b| Some(bool_str(b).to_string()))
                         .ok_or((Reason::InvalidBoolean, format!("{v:?} is not a boolean"))),
                     Transform::NotBool => parse_bool(v)
-                        .map(|b| Some((!b).to_string()))
+                        .map(|b| Some(bool_str(!b).to_string()))
                         .ok_or((Reason::InvalidBoolean, format!("{v:?} is not a boolean"))),
                     Transform::E164 => to_e164(v, default_region).map(Some).ok_or((
                         Reason::InvalidPhone,
@@ -125,11 +125,26 @@ impl Transform {
     }
 }
 
+/// `"true"` / `"false"` (what `bool::to_string` gives, without the formatting machinery).
+pub fn bool_str(b: bool) -> &'static str {
+    if b {
+        "true"
+    } else {
+        "false"
+    }
+}
+
 pub fn parse_bool(v: &str) -> Option<bool> {
-    match v.trim().to_ascii_lowercase().as_str() {
-        "true" | "t" | "yes" | "y" | "1" | "on" => Some(true),
-        "false" | "f" | "no" | "n" | "0" | "off" => Some(false),
-        _ => None,
+    // Compared ignoring ASCII case rather than lower-cased into a new string: this runs for
+    // every boolean of every record.
+    let v = v.trim();
+    let is = |words: [&str; 6]| words.iter().any(|w| v.eq_ignore_ascii_case(w));
+    if is(["true", "t", "yes", "y", "1", "on"]) {
+        Some(true)
+    } else if is(["false", "f", "no", "n", "0", "off"]) {
+        Some(false)
+    } else {
+        None
     }
 }
 

@@ -63,13 +63,35 @@ pub struct ChunkSet {
     dir: PathBuf,
     prefix: String,
     route: Route,
-    header: Vec<String>,
+    columns: Vec<Column>,
     max_rows: u64,
     max_bytes: u64,
     row: Vec<u8>,
     header_bytes: Vec<u8>,
     open: Option<Open>,
     done: Vec<ChunkFile>,
+}
+
+/// Where one column's value comes from, decided once per set rather than for every row.
+enum Column {
+    Username,
+    PasswordHash,
+    /// A boolean that defaults to `false`.
+    Flag(String),
+    Attribute(String),
+}
+
+impl Column {
+    fn of(name: &str) -> Column {
+        match name {
+            "cognito:username" => Column::Username,
+            "password_hash" => Column::PasswordHash,
+            "cognito:mfa_enabled" | "email_verified" | "phone_number_verified" => {
+                Column::Flag(name.to_string())
+            }
+            other => Column::Attribute(other.to_string()),
+        }
+    }
 }
 
 /// File-name stem for a route: `import-bcrypt`, `import-nohash`.
@@ -88,6 +110,10 @@ pub fn stem(route: Route) -> String {
 pub fn push_field(buf: &mut Vec<u8>, first: bool, v: &str) {
     if !first {
         buf.push(b',');
+    }
+    if !v.contains(',') {
+        buf.extend_from_slice(v.as_bytes());
+        return;
     }
     for b in v.bytes() {
         if b == b',' {
@@ -133,7 +159,7 @@ impl ChunkSet {
             dir: dir.to_path_buf(),
             prefix: prefix.to_string(),
             route,
-            header,
+            columns: header.iter().map(|c| Column::of(c)).collect(),
             max_rows,
             max_bytes,
             row: Vec::with_capacity(1024),
@@ -173,13 +199,11 @@ impl ChunkSet {
         row.clear();
         encode_row(
             &mut row,
-            self.header.iter().map(|col| match col.as_str() {
-                "cognito:username" => u.username.as_str(),
-                "password_hash" => r.import_hash.as_deref().unwrap_or(""),
-                "cognito:mfa_enabled" | "email_verified" | "phone_number_verified" => {
-                    u.attribute(col).unwrap_or("false")
-                }
-                other => u.attribute(other).unwrap_or(""),
+            self.columns.iter().map(|col| match col {
+                Column::Username => u.username.as_str(),
+                Column::PasswordHash => r.import_hash.as_deref().unwrap_or(""),
+                Column::Flag(name) => u.attribute(name).unwrap_or("false"),
+                Column::Attribute(name) => u.attribute(name).unwrap_or(""),
             }),
         );
         let need_roll = match &self.open {

@@ -90,6 +90,12 @@ impl Input {
     /// The buffered bytes not yet consumed; empty at the end of the input.
     #[inline]
     pub fn fill(&mut self) -> io::Result<&[u8]> {
+        // Retry reads interrupted by a signal; the second call returns the buffer just filled.
+        while let Err(e) = self.inner.fill_buf() {
+            if e.kind() != io::ErrorKind::Interrupted {
+                return Err(e);
+            }
+        }
         self.inner.fill_buf()
     }
 

@@ -17,6 +17,19 @@
 //! | `firebase` | `auth:export` JSON (`{"users":[...]}`) or headerless CSV | `passwordHash` + `salt` → `Firebase` |
 //! | `keycloak` | realm export / `*-users-N.json` (`{"users":[...]}`) or an array of users | password credential → `Keycloak` |
 //! | `django` | `dumpdata` JSON array or JSONL, or a CSV of `auth_user` | `password` → `Encoded` |
+//!
+//! Positions: `record` is the 1-based index of the record in the input (a CSV header row is not
+//! counted; entries a vendor reader skips — Keycloak service accounts, Django entries of other
+//! models — keep their number, so numbers can have gaps); `line` is the 1-based line of the
+//! record's first byte and `byte_offset` that byte's offset in the decompressed stream (after a
+//! BOM, which is stripped with a warning), so `input[byte_offset..]` starts the record.
+//!
+//! Errors: a [`RecordError`] is about one record and reading goes on, except a *fatal* one (the
+//! input broke off or its structure is lost), which is the last item; a [`SourceError`] means the
+//! input cannot be read at all. Generic sources never interpret values; the vendor readers fail a
+//! record only where the vendor's own structure is violated (no `user_id`/`localId`/`username`,
+//! a password credential without its data…). Missing emails, bad phone numbers and duplicates are
+//! for the mapping and the run to reject.
 
 mod auth0;
 mod csv_reader;
@@ -59,7 +72,7 @@ pub enum Format {
     Keycloak,
     /// Django `dumpdata auth.user` or a CSV of `auth_user`.
     Django,
-    /// Another Cognito user pool (read through ListUsers, not by this module).
+    /// Another Cognito user pool, read through ListUsers.
     Cognito,
 }
 

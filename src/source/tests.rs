@@ -631,6 +631,36 @@ fn gzip_input_is_decompressed_and_offsets_refer_to_the_decompressed_stream() {
 }
 
 #[test]
+fn a_truncated_gzip_stream_ends_with_a_fatal_read_error() {
+    let mut text = String::new();
+    for i in 0..20_000 {
+        text.push_str(&format!(
+            "{{\"email\":\"user{i}@example.com\",\"n\":{i}}}\n"
+        ));
+    }
+    let gz = gzip(text.as_bytes());
+    let cut = &gz[..gz.len() / 2];
+    let (users, errors, _) = read_all_with(Format::Ndjson, cut, &SourceOptions::default());
+    assert!(!users.is_empty() && users.len() < 20_000);
+    assert_eq!(errors.len(), 1);
+    assert!(errors[0].fatal);
+    assert_eq!(errors[0].reason, Reason::ReadError);
+    assert_eq!(errors[0].position.record, users.len() as u64 + 1);
+}
+
+#[test]
+fn utf16_input_is_refused_with_a_hint() {
+    let err = from_reader(
+        Format::Csv,
+        Box::new(Cursor::new(vec![0xff, 0xfe, b'a', 0])),
+        &SourceOptions::default(),
+    )
+    .err()
+    .unwrap();
+    assert!(err.to_string().contains("UTF-16"), "{err}");
+}
+
+#[test]
 fn a_gz_name_without_gzip_content_is_refused() {
     let dir = std::env::temp_dir().join(format!("cm-source-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -815,4 +845,150 @@ fn throughput() {
 fn thread_cpu_ns() -> Option<u64> {
     let s = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
     s.split_whitespace().next()?.parse().ok()
+}
+
+// ---------------------------------------------------------------------------------------------
+// The samples' hashes are real: each verifies, through the password module, against the password
+// listed for its user in samples/README.md.
+
+fn sample_password(first_name: &str) -> &'static str {
+    match first_name.split_whitespace().next().unwrap_or("") {
+        "Alice" => "Blue-Kettle-42",
+        "Bob" => "hunter2-but-longer",
+        "Carol" => "Sesame-0pen!",
+        "Dave" => "Tr0ub4dor&3",
+        "Erin" => "correct horse battery staple",
+        "Frank" => "Fr4nk-Ops-2023",
+        "Grace" => "Gr@ce-Hopper-1906",
+        "Héloïse" => "Mot-de-passe-2024",
+        "Ivan" => "ivan-the-terrible",
+        "Judy" => "Judy#Secure9",
+        "Kim" => "K1m-Park!",
+        other => panic!("no sample password for {other:?}"),
+    }
+}
+
+#[test]
+fn sample_hashes_verify_against_the_listed_passwords() {
+    use crate::password::{FirebaseHashConfig, HashContext, PasswordHash};
+    let config = std::fs::read_to_string(sample_path("firebase/hash_config.json")).unwrap();
+    let ctx = HashContext {
+        firebase: Some(FirebaseHashConfig::from_json(&config).unwrap()),
+    };
+    // (format, file, field with the first name, field with the hash for generic formats,
+    // number of users with a password among those read)
+    let cases: [(Format, &str, &str, Option<&str>, usize); 9] = [
+        (Format::Auth0, "auth0/users.ndjson", "given_name", None, 9),
+        (
+            Format::Firebase,
+            "firebase/users.json",
+            "displayName",
+            None,
+            7,
+        ),
+        (
+            Format::Firebase,
+            "firebase/users.csv",
+            "displayName",
+            None,
+            6,
+        ),
+        (
+            Format::Keycloak,
+            "keycloak/realm-export.json",
+            "firstName",
+            None,
+            7,
+        ),
+        (
+            Format::Django,
+            "django/auth_user.json",
+            "first_name",
+            None,
+            8,
+        ),
+        (
+            Format::Django,
+            "django/auth_user.csv",
+            "first_name",
+            None,
+            8,
+        ),
+        (
+            Format::Csv,
+            "csv/users.csv",
+            "first_name",
+            Some("password_hash"),
+            10,
+        ),
+        (
+            Format::Json,
+            "json/users.json",
+            "profile.first_name",
+            Some("password_hash"),
+            8,
+        ),
+        (
+            Format::Ndjson,
+            "ndjson/users.ndjson",
+            "profile.first_name",
+            Some("password_hash"),
+            9,
+        ),
+    ];
+    for (format, rel, name_field, hash_field, expected) in cases {
+        let (users, _, _) = read_sample(format, rel);
+        let mut verified = 0;
+        for u in &users {
+            let raw = match hash_field {
+                Some(f) => u.field(f).map(|h| RawPassword::Encoded(h.to_string())),
+                None => u.password.clone(),
+            };
+            let Some(raw) = raw else { continue };
+            let name = u
+                .field(name_field)
+                .unwrap_or_else(|| panic!("{rel}: no {name_field}"));
+            let hash =
+                PasswordHash::from_raw(&raw, &ctx).unwrap_or_else(|e| panic!("{rel}: {name}: {e}"));
+            assert!(
+                hash.verify(sample_password(name)),
+                "{rel}: {name}'s hash does not verify"
+            );
+            assert!(!hash.verify("not the password"), "{rel}: {name}");
+            verified += 1;
+        }
+        assert_eq!(verified, expected, "{rel}");
+    }
+}
+
+#[test]
+fn builtin_and_sample_mappings_parse_with_the_mapping_module() {
+    use crate::mapping::config::{CompiledRule, MappingFile};
+    let mut texts: Vec<(String, String)> = [
+        Format::Auth0,
+        Format::Firebase,
+        Format::Keycloak,
+        Format::Django,
+    ]
+    .into_iter()
+    .map(|f| (f.to_string(), builtin_mapping(f).unwrap().to_string()))
+    .collect();
+    for rel in [
+        "csv/mapping.toml",
+        "json/mapping.toml",
+        "ndjson/mapping.toml",
+    ] {
+        texts.push((
+            rel.to_string(),
+            std::fs::read_to_string(sample_path(rel)).unwrap(),
+        ));
+    }
+    for (origin, text) in texts {
+        let m = MappingFile::parse(&text, &origin).unwrap_or_else(|e| panic!("{origin}: {e}"));
+        assert!(m.username.is_some(), "{origin}");
+        for (target, rule) in &m.attributes {
+            CompiledRule::compile(target, rule)
+                .unwrap_or_else(|e| panic!("{origin}: {target}: {e}"));
+        }
+    }
 }
