@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Python baseline for the `plan` benchmark: what `cognito-migrate plan --format auth0` does, written
+r"""Python baseline for the `plan` benchmark: what `cognito-migrate plan --format auth0` does, written
 the way a careful Python programmer would with the standard library's `json` and `csv` modules.
 
     baseline_plan.py --input users.ndjson --pool-schema pool.json --out DIR [--json]
@@ -508,8 +508,8 @@ def main():
             records += 1
             try:
                 try:
-                    obj = loads(raw)
-                except ValueError as e:  # includes invalid UTF-8
+                    obj = loads(raw.decode())
+                except ValueError as e:  # includes invalid UTF-8 (UnicodeDecodeError)
                     raise Reject("record", "malformed_record", f"invalid_json: {e}")
                 if type(obj) is not dict:
                     raise Reject("record", "malformed_record", "malformed_record: expected a JSON object")
