@@ -127,6 +127,7 @@ def main(argv: list[str] | None = None) -> None:
 
     import moto.server
 
+    import admin_users
     import import_jobs
     import signin
     from config import SETTINGS
@@ -137,6 +138,7 @@ def main(argv: list[str] | None = None) -> None:
     import_jobs.REGISTRY.base_url = f"http://{args.host}:{args.port}"
     import_jobs.install()
     signin.install()
+    admin_users.install()
 
     if not args.log_requests:
         logging.getLogger("werkzeug").setLevel(logging.WARNING)

@@ -1,0 +1,357 @@
+//! The Cognito calls of the AdminCreateUser writer, each behind its quota category's limiter and
+//! the writer's one retry decision ([`super::retry`]).
+//!
+//! Every call goes through [`AdminService::call`]: wait for the category's limiter, send, and on
+//! failure either retry (throttling slows the limiter down; transient failures back off with
+//! jitter) or give up with a [`CallError`] that says whether an earlier attempt may have taken
+//! effect. Nothing here sends or reports a password: AdminCreateUser is called without
+//! `TemporaryPassword` (Cognito generates one), and error messages are Cognito's own.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use aws_sdk_cognitoidentityprovider::config::http::HttpResponse;
+use aws_sdk_cognitoidentityprovider::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_cognitoidentityprovider::types::{
+    AttributeType, DeliveryMediumType, MessageActionType,
+};
+use aws_sdk_cognitoidentityprovider::Client;
+
+use super::config::AdminCreateConfig;
+use super::limiter::{AdaptiveLimiter, Category};
+use super::retry::{classify, maybe_applied, Backoff, Verdict};
+
+/// A call that failed for good (permanent error, or retries used up).
+#[derive(Debug, thiserror::Error)]
+#[error("{operation}: {}{message}", code.as_deref().map(|c| format!("{c}: ")).unwrap_or_default())]
+pub struct CallError {
+    pub operation: &'static str,
+    pub code: Option<String>,
+    pub message: String,
+    pub verdict: Verdict,
+    /// Some attempt may have reached Cognito and taken effect (no answer, or a 5xx).
+    pub maybe_applied: bool,
+}
+
+impl CallError {
+    pub fn is(&self, code: &str) -> bool {
+        self.code.as_deref() == Some(code)
+    }
+}
+
+/// A user as the pool holds it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RemoteUser {
+    pub attributes: BTreeMap<String, String>,
+    pub enabled: bool,
+    pub status: Option<String>,
+}
+
+/// The limiters, one per quota category.
+pub struct Limiters {
+    pub creation: AdaptiveLimiter,
+    pub update: AdaptiveLimiter,
+    pub resource_update: AdaptiveLimiter,
+    pub read: AdaptiveLimiter,
+    pub pool_resource_update: AdaptiveLimiter,
+}
+
+impl Limiters {
+    pub fn new(cfg: &AdminCreateConfig) -> Limiters {
+        let r = &cfg.rates;
+        let f = cfg.min_rate_fraction;
+        Limiters {
+            creation: AdaptiveLimiter::new(Category::UserCreation, r.user_creation, f),
+            update: AdaptiveLimiter::new(Category::UserUpdate, r.user_update, f),
+            resource_update: AdaptiveLimiter::new(
+                Category::UserResourceUpdate,
+                r.user_resource_update,
+                f,
+            ),
+            read: AdaptiveLimiter::new(Category::UserRead, r.user_read, f),
+            pool_resource_update: AdaptiveLimiter::new(
+                Category::UserPoolResourceUpdate,
+                r.pool_resource_update,
+                f,
+            ),
+        }
+    }
+
+    pub fn get(&self, c: Category) -> &AdaptiveLimiter {
+        match c {
+            Category::UserCreation => &self.creation,
+            Category::UserUpdate => &self.update,
+            Category::UserResourceUpdate => &self.resource_update,
+            Category::UserRead => &self.read,
+            Category::UserPoolResourceUpdate => &self.pool_resource_update,
+        }
+    }
+
+    pub fn all(&self) -> [&AdaptiveLimiter; 5] {
+        [
+            &self.creation,
+            &self.update,
+            &self.resource_update,
+            &self.read,
+            &self.pool_resource_update,
+        ]
+    }
+
+    /// Calls throttled by Cognito, all categories.
+    pub fn throttled(&self) -> u64 {
+        self.all().iter().map(|l| l.throttled()).sum()
+    }
+}
+
+/// The Cognito side of the writer. Its client must not retry by itself
+/// ([`crate::aws::Clients::cognito_without_sdk_retries`]).
+pub struct AdminService {
+    client: Client,
+    pool_id: String,
+    pub limiters: Limiters,
+    cfg: AdminCreateConfig,
+    retries: AtomicU64,
+}
+
+fn call_error<E>(operation: &'static str, e: &SdkError<E, HttpResponse>, applied: bool) -> CallError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    CallError {
+        operation,
+        code: e.code().map(str::to_string),
+        message: e
+            .message()
+            .map(str::to_string)
+            .unwrap_or_else(|| DisplayErrorContext(e).to_string()),
+        verdict: classify(e),
+        maybe_applied: applied,
+    }
+}
+
+/// The attributes AdminCreateUser takes for a user: everything mapped except `cognito:` pseudo
+/// attributes (`cognito:mfa_enabled` is not a user attribute).
+pub fn user_attributes(attributes: &BTreeMap<String, String>) -> Vec<(&str, &str)> {
+    attributes
+        .iter()
+        .filter(|(k, _)| !k.starts_with("cognito:"))
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect()
+}
+
+fn attribute_types(attrs: &[(&str, &str)]) -> Vec<AttributeType> {
+    attrs
+        .iter()
+        .filter_map(|(k, v)| AttributeType::builder().name(*k).value(*v).build().ok())
+        .collect()
+}
+
+impl AdminService {
+    pub fn new(client: Client, pool_id: impl Into<String>, cfg: AdminCreateConfig) -> AdminService {
+        AdminService {
+            limiters: Limiters::new(&cfg),
+            client,
+            pool_id: pool_id.into(),
+            cfg,
+            retries: AtomicU64::new(0),
+        }
+    }
+
+    pub fn config(&self) -> &AdminCreateConfig {
+        &self.cfg
+    }
+
+    pub fn pool_id(&self) -> &str {
+        &self.pool_id
+    }
+
+    /// Attempts repeated after a throttled or transient failure, all calls.
+    pub fn retries(&self) -> u64 {
+        self.retries.load(Ordering::Relaxed)
+    }
+
+    /// One call with the writer's retry policy.
+    async fn call<T, E, F, Fut>(
+        &self,
+        category: Category,
+        operation: &'static str,
+        mut f: F,
+    ) -> Result<T, CallError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, SdkError<E, HttpResponse>>>,
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        let limiter = self.limiters.get(category);
+        let mut backoff = Backoff::new(self.cfg.backoff_initial, self.cfg.backoff_max);
+        let (mut transient, mut throttled) = (0u32, 0u32);
+        let mut applied = false;
+        loop {
+            limiter.acquire().await;
+            let e = match f().await {
+                Ok(v) => {
+                    limiter.on_success();
+                    return Ok(v);
+                }
+                Err(e) => e,
+            };
+            applied |= maybe_applied(&e);
+            let verdict = classify(&e);
+            match verdict {
+                Verdict::Throttled => {
+                    limiter.on_throttle();
+                    throttled += 1;
+                    if throttled >= self.cfg.max_throttled_attempts {
+                        return Err(call_error(operation, &e, applied));
+                    }
+                }
+                Verdict::Transient => {
+                    transient += 1;
+                    if transient >= self.cfg.max_attempts {
+                        return Err(call_error(operation, &e, applied));
+                    }
+                }
+                Verdict::Permanent => {
+                    // Cognito answered: the rate was fine.
+                    limiter.on_success();
+                    return Err(call_error(operation, &e, applied));
+                }
+            }
+            tracing::debug!("{operation}: {}; retrying", DisplayErrorContext(&e));
+            self.retries.fetch_add(1, Ordering::Relaxed);
+            tokio::time::sleep(backoff.next_delay()).await;
+        }
+    }
+
+    /// AdminCreateUser: `MessageAction=SUPPRESS` unless inviting, no temporary password (Cognito
+    /// generates one; the user is FORCE_CHANGE_PASSWORD).
+    pub async fn create_user(
+        &self,
+        username: &str,
+        attributes: &BTreeMap<String, String>,
+    ) -> Result<(), CallError> {
+        let attrs = attribute_types(&user_attributes(attributes));
+        let has_email = attributes.contains_key("email");
+        let has_phone = attributes.contains_key("phone_number");
+        self.call(Category::UserCreation, "AdminCreateUser", || {
+            let mut req = self
+                .client
+                .admin_create_user()
+                .user_pool_id(&self.pool_id)
+                .username(username)
+                .set_user_attributes(Some(attrs.clone()));
+            if self.cfg.invite {
+                if has_email {
+                    req = req.desired_delivery_mediums(DeliveryMediumType::Email);
+                }
+                if has_phone {
+                    req = req.desired_delivery_mediums(DeliveryMediumType::Sms);
+                }
+            } else {
+                req = req.message_action(MessageActionType::Suppress);
+            }
+            if self.cfg.force_alias_creation {
+                req = req.force_alias_creation(true);
+            }
+            req.send()
+        })
+        .await
+        .map(|_| ())
+    }
+
+    /// AdminGetUser; `None` when there is no such user.
+    pub async fn get_user(&self, username: &str) -> Result<Option<RemoteUser>, CallError> {
+        let r = self
+            .call(Category::UserRead, "AdminGetUser", || {
+                self.client
+                    .admin_get_user()
+                    .user_pool_id(&self.pool_id)
+                    .username(username)
+                    .send()
+            })
+            .await;
+        match r {
+            Ok(out) => Ok(Some(RemoteUser {
+                attributes: out
+                    .user_attributes()
+                    .iter()
+                    .map(|a| {
+                        (
+                            a.name().to_string(),
+                            a.value().unwrap_or_default().to_string(),
+                        )
+                    })
+                    .collect(),
+                enabled: out.enabled(),
+                status: out.user_status().map(|s| s.as_str().to_string()),
+            })),
+            Err(e) if e.is("UserNotFoundException") => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// AdminUpdateUserAttributes with these (name, value) pairs.
+    pub async fn update_attributes(
+        &self,
+        username: &str,
+        attrs: &[(&str, &str)],
+    ) -> Result<(), CallError> {
+        let attrs = attribute_types(attrs);
+        self.call(Category::UserUpdate, "AdminUpdateUserAttributes", || {
+            self.client
+                .admin_update_user_attributes()
+                .user_pool_id(&self.pool_id)
+                .username(username)
+                .set_user_attributes(Some(attrs.clone()))
+                .send()
+        })
+        .await
+        .map(|_| ())
+    }
+
+    /// AdminDisableUser (idempotent).
+    pub async fn disable_user(&self, username: &str) -> Result<(), CallError> {
+        self.call(Category::UserUpdate, "AdminDisableUser", || {
+            self.client
+                .admin_disable_user()
+                .user_pool_id(&self.pool_id)
+                .username(username)
+                .send()
+        })
+        .await
+        .map(|_| ())
+    }
+
+    /// AdminAddUserToGroup (idempotent). A missing group is `ResourceNotFoundException`.
+    pub async fn add_to_group(&self, username: &str, group: &str) -> Result<(), CallError> {
+        self.call(Category::UserResourceUpdate, "AdminAddUserToGroup", || {
+            self.client
+                .admin_add_user_to_group()
+                .user_pool_id(&self.pool_id)
+                .username(username)
+                .group_name(group)
+                .send()
+        })
+        .await
+        .map(|_| ())
+    }
+
+    /// CreateGroup; a group that exists already (`GroupExistsException`) is fine.
+    pub async fn create_group(&self, group: &str) -> Result<(), CallError> {
+        let r = self
+            .call(Category::UserPoolResourceUpdate, "CreateGroup", || {
+                self.client
+                    .create_group()
+                    .user_pool_id(&self.pool_id)
+                    .group_name(group)
+                    .send()
+            })
+            .await;
+        match r {
+            Ok(_) => Ok(()),
+            Err(e) if e.is("GroupExistsException") => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+}
