@@ -93,6 +93,18 @@ pub fn fingerprint_file(path: impl AsRef<Path>) -> io::Result<String> {
     Ok(format!("sha256:{}", hex(&hasher.finalize())))
 }
 
+/// Fingerprint of an S3 object: `s3-etag:<sha256 hex>` of its ETag, size and version id. S3 gives
+/// a replaced object a new ETag (and, in a versioned bucket, a new version), so this changes
+/// whenever the content can have changed, without reading the object.
+pub fn fingerprint_s3(etag: &str, size: u64, version_id: Option<&str>) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(size.to_le_bytes());
+    hasher.update(etag.trim_matches('"').as_bytes());
+    hasher.update([0u8]);
+    hasher.update(version_id.unwrap_or_default().as_bytes());
+    format!("s3-etag:{}", hex(&hasher.finalize()))
+}
+
 fn copy_into(file: &mut File, mut len: u64, hasher: &mut Sha256) -> io::Result<()> {
     let mut buf = vec![0u8; 64 * 1024];
     while len > 0 {

@@ -17,6 +17,10 @@
 //! | `firebase` | `auth:export` JSON (`{"users":[...]}`) or headerless CSV | `passwordHash` + `salt` → `Firebase` |
 //! | `keycloak` | realm export / `*-users-N.json` (`{"users":[...]}`) or an array of users | password credential → `Keycloak` |
 //! | `django` | `dumpdata` JSON array or JSONL, or a CSV of `auth_user` | `password` → `Encoded` |
+//! | `cognito` | another user pool: ListUsers + group membership ([`cognito`]) | none (Cognito gives no hashes) |
+//!
+//! Inputs are a path, `-` (stdin) or `s3://bucket/key` ([`s3`]: streamed, resumed by range when
+//! the connection breaks); gzip is recognised by its magic bytes and decompressed on the fly.
 //!
 //! Positions: `record` is the 1-based index of the record in the input (a CSV header row is not
 //! counted; entries a vendor reader skips — Keycloak service accounts, Django entries of other
@@ -32,6 +36,7 @@
 //! for the mapping and the run to reject.
 
 mod auth0;
+pub mod cognito;
 mod csv_reader;
 mod django;
 mod error;
@@ -41,6 +46,7 @@ mod input;
 mod json;
 mod json_stream;
 mod keycloak;
+pub mod s3;
 
 use std::fmt;
 use std::io::BufRead;
@@ -244,6 +250,37 @@ pub fn from_reader_named(
     Ok(source)
 }
 
+/// Opens an S3 object (see [`s3`]) as an export of `format`; gzip is decompressed. Blocks until
+/// the first bytes arrive, so call it outside async code (e.g. in `spawn_blocking`); the download
+/// runs on `runtime`.
+pub fn open_s3(
+    format: Format,
+    client: aws_sdk_s3::Client,
+    object: &s3::S3Object,
+    read: &s3::S3ReadOptions,
+    opts: &SourceOptions,
+    runtime: &tokio::runtime::Handle,
+) -> Result<Box<dyn Source>, SourceError> {
+    if format == Format::Cognito {
+        return Err(cognito_unsupported());
+    }
+    let name = object.location.to_string();
+    let reader = s3::open_reader(client, object, read, runtime)?;
+    let mut reader: Box<dyn BufRead + Send> = Box::new(std::io::BufReader::with_capacity(
+        input::BUFFER_SIZE,
+        reader,
+    ));
+    let head = reader.fill_buf().map_err(|e| SourceError::io(&name, e))?;
+    let gzip = head.starts_with(&[0x1f, 0x8b]);
+    if !gzip && read.start_offset == 0 && name.to_ascii_lowercase().ends_with(".gz") {
+        return Err(SourceError::invalid(
+            &name,
+            "the name ends in .gz but the content is not gzip",
+        ));
+    }
+    from_reader_named(format, reader, &name, opts)
+}
+
 fn cognito_unsupported() -> SourceError {
     SourceError::Unsupported(
         "the cognito format is read from a user pool (ListUsers), not from a file".to_string(),
@@ -258,7 +295,8 @@ pub fn builtin_mapping(format: Format) -> Option<&'static str> {
         Format::Firebase => Some(include_str!("builtin_mappings/firebase.toml")),
         Format::Keycloak => Some(include_str!("builtin_mappings/keycloak.toml")),
         Format::Django => Some(include_str!("builtin_mappings/django.toml")),
-        Format::Csv | Format::Json | Format::Ndjson | Format::Cognito => None,
+        Format::Cognito => Some(include_str!("builtin_mappings/cognito.toml")),
+        Format::Csv | Format::Json | Format::Ndjson => None,
     }
 }
 

@@ -15,7 +15,10 @@ Configuration (``POST /_emulator/config {"faults": {...}}``, or ``--config``)::
 A rule has fractions ``throttle``, ``internal_error``, ``drop_before``, ``drop_after`` (their sum at
 most 1; one draw per call picks at most one of them), ``delay_ms`` with ``delay_fraction`` (default
 1.0, an independent draw), and optional ``after_calls`` (leave the first N matching calls alone)
-and ``max_faults`` (stop after injecting N faults; delays do not count). Setting ``faults``
+and ``max_faults`` (stop after injecting N faults; delays do not count). A rule for ``S3.GET`` may
+also have ``truncate_body`` (fraction of object downloads whose answer announces the whole body
+but stops after ``truncate_after_bytes`` bytes, default 65536, and then closes the connection: a
+body stream that breaks mid-way). Setting ``faults``
 replaces all rules; ``{"rules": {}}`` removes them. The most specific rule applies, never both.
 """
 
@@ -25,14 +28,16 @@ import random
 import threading
 from dataclasses import dataclass
 
-KINDS = ("throttle", "internal_error", "drop_before", "drop_after")
-_RULE_KEYS = set(KINDS) | {"delay_ms", "delay_fraction", "after_calls", "max_faults"}
+KINDS = ("throttle", "internal_error", "drop_before", "drop_after", "truncate_body")
+_RULE_KEYS = set(KINDS) | {"delay_ms", "delay_fraction", "after_calls", "max_faults",
+                           "truncate_after_bytes"}
 
 
 @dataclass
 class Decision:
     kind: str | None = None  # one of KINDS, or None
     delay_ms: float = 0.0
+    truncate_after_bytes: int = 65536
 
 
 class Faults:
@@ -71,9 +76,11 @@ class Faults:
             for key in KINDS + ("delay_fraction",):
                 if key in rule:
                     clean[key] = _fraction(rule[key], f"faults.rules.{operation}.{key}")
+            if operation != "S3.GET" and ("truncate_body" in rule or "truncate_after_bytes" in rule):
+                raise ValueError(f"faults.rules.{operation}: truncate_body applies to S3.GET only")
             if sum(clean.get(kind, 0.0) for kind in KINDS) > 1.0 + 1e-9:
                 raise ValueError(f"faults.rules.{operation}: the fault fractions add up to more than 1")
-            for key in ("delay_ms", "after_calls", "max_faults"):
+            for key in ("delay_ms", "after_calls", "max_faults", "truncate_after_bytes"):
                 if key in rule:
                     value = rule[key]
                     if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
@@ -108,7 +115,7 @@ class Faults:
             self._calls[key] = calls
             if calls <= rule.get("after_calls", 0):
                 return Decision()
-            decision = Decision()
+            decision = Decision(truncate_after_bytes=int(rule.get("truncate_after_bytes", 65536)))
             delay_ms = rule.get("delay_ms", 0)
             if delay_ms and self._rng.random() < rule.get("delay_fraction", 1.0):
                 decision.delay_ms = float(delay_ms)

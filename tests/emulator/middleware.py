@@ -13,8 +13,9 @@ Per request, in order:
 3. Counted; for Cognito operations the quota bucket is asked (over quota: HTTP 400
    TooManyRequestsException "Rate exceeded").
 4. Faults: delay, then throttle (400 TooManyRequestsException), internal_error (500
-   InternalErrorException), drop_before (connection closed unanswered, no work done), or
-   drop_after (the work is done, then the connection is closed unanswered).
+   InternalErrorException), drop_before (connection closed unanswered, no work done),
+   drop_after (the work is done, then the connection is closed unanswered), or truncate_body
+   (S3.GET: the answer's headers announce the whole body, the connection closes part-way).
 5. Cognito and CloudWatch Logs calls run under :data:`shared.BACKEND_LOCK`; S3 streams through.
 """
 
@@ -82,6 +83,9 @@ class EmulatorMiddleware:
             )
         if decision.kind == "drop_before":
             self._drop(environ)
+        if decision.kind == "truncate_body":
+            STATS.served(operation, is_cognito)
+            return self._truncated(environ, start_response, decision.truncate_after_bytes)
 
         if not locked and operation != "ImportUpload" and decision.kind != "drop_after":
             STATS.served(operation, is_cognito)
@@ -140,6 +144,28 @@ class EmulatorMiddleware:
         else:
             body = run_moto()
         return captured["status"], captured["headers"], body
+
+    def _truncated(self, environ, start_response, limit: int):
+        """Streams moto's answer (headers as they are, Content-Length included) but only its first
+        ``limit`` body bytes, then closes the connection: the client sees the body break off."""
+        result = self.moto_app(environ, start_response)
+
+        def body():
+            sent = 0
+            try:
+                for chunk in result:
+                    if sent + len(chunk) >= limit:
+                        if limit > sent:
+                            yield chunk[: limit - sent]
+                        break
+                    sent += len(chunk)
+                    yield chunk
+            finally:
+                if hasattr(result, "close"):
+                    result.close()
+            self._drop(environ)
+
+        return body()
 
     @staticmethod
     def _aws_error(start_response, status: int, error_type: str, message: str):

@@ -21,7 +21,9 @@ use crate::exit::Exit;
 #[command(after_help = "Examples:
   cognito-migrate plan --input users.ndjson --format auth0 --pool-id us-east-1_AbCdEf123 --out plan/
   cognito-migrate header --pool-id us-east-1_AbCdEf123 --save pool.json   # once, with credentials
-  cognito-migrate plan -i users.json -f firebase --hash-config hash_config.json --pool-schema pool.json --out plan/ --json")]
+  cognito-migrate plan -i users.json -f firebase --hash-config hash_config.json --pool-schema pool.json --out plan/ --json
+  cognito-migrate plan -i s3://exports/users.ndjson.gz -f auth0 --pool-id us-east-1_AbCdEf123 --out plan/
+  cognito-migrate plan -i us-east-1_OldPool12 -f cognito --pool-id us-east-1_AbCdEf123 --out plan/")]
 pub struct PlanArgs {
     #[command(flatten)]
     pub source: SourceArgs,
@@ -50,7 +52,7 @@ pub async fn run(args: &PlanArgs, global: &GlobalArgs) -> anyhow::Result<Exit> {
         args.source.hash_context()?,
         &schema,
     );
-    let mut source = args.source.open()?;
+    let mut source = args.source.open_source(global).await?;
     let cfg = PlanConfig::new(&args.out);
     let summary = tokio::task::spawn_blocking(move || {
         plan::execute(source.as_mut(), &mut mapper, &router, &cfg, &mut NoSink)

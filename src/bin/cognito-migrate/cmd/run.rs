@@ -138,17 +138,6 @@ impl Sink for RunSink {
     }
 }
 
-fn fingerprint(input: &str) -> anyhow::Result<(u64, String)> {
-    if input == "-" {
-        return Ok((0, "stdin".into()));
-    }
-    let path = Path::new(input);
-    let size = std::fs::metadata(path)
-        .map_err(|e| ConfigError::new(format!("cannot read --input {input}: {e}")))?
-        .len();
-    Ok((size, checkpoint::fingerprint_file(path)?))
-}
-
 /// Deletes files in the work dir that no recorded chunk refers to (left by a crash mid-write).
 fn clean_orphans(dir: &Path, cp: &Checkpoint, run: &Run) -> anyhow::Result<()> {
     let known: std::collections::HashSet<String> = cp
@@ -213,7 +202,7 @@ pub async fn run(args: &RunArgs, global: &GlobalArgs) -> anyhow::Result<Exit> {
         &schema,
     );
 
-    let (size, fp) = fingerprint(&args.source.input)?;
+    let (size, fp) = args.source.input_fingerprint(global).await?;
     let cp = Arc::new(Checkpoint::open(&args.state)?);
     let options = serde_json::json!({
         "unimportable": format!("{:?}", args.unimportable),
@@ -248,7 +237,7 @@ pub async fn run(args: &RunArgs, global: &GlobalArgs) -> anyhow::Result<Exit> {
 
     // Pass 1: read, map, route; write import files and record every user.
     let skip = cp.skip_set(run.id)?;
-    let mut source = args.source.open()?;
+    let mut source = args.source.open_source(global).await?;
     let mut cfg = PlanConfig::new(&work_dir);
     cfg.file_prefix = format!(
         "r{}-{}-",

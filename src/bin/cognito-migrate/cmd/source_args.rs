@@ -1,21 +1,25 @@
 //! The options that say where users come from and how they map, shared by `plan`, `run`,
 //! `directory build` and `mapping init`, resolved once into library values.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use anyhow::Context;
 use clap::Args;
-use cognito_migrate::mapping::config::MappingFile;
+use cognito_migrate::checkpoint;
+use cognito_migrate::mapping::config::{MappingFile, Rule};
 use cognito_migrate::mapping::Mapper;
 use cognito_migrate::password::{FirebaseHashConfig, HashContext};
 use cognito_migrate::pool::PoolSchema;
-use cognito_migrate::source::{self, Format, Source, SourceOptions};
+use cognito_migrate::source::s3::{S3Location, S3Object, S3ReadOptions};
+use cognito_migrate::source::{self, cognito, Format, Source, SourceOptions};
 
 use crate::exit::ConfigError;
 
 #[derive(Debug, Args)]
 pub struct SourceArgs {
-    /// Where the users are: a path, `-` for stdin, or s3://bucket/key (`.gz` is decompressed).
+    /// Where the users are: a path, `-` for stdin, or s3://bucket/key (gzip is decompressed);
+    /// for --format cognito, the id of the user pool to read.
     #[arg(long, short = 'i', value_name = "LOCATION")]
     pub input: String,
     /// The export's format.
@@ -31,6 +35,10 @@ pub struct SourceArgs {
     /// CSV field delimiter (default: sniffed from the header: `,` `;` tab or `|`).
     #[arg(long, value_name = "CHAR")]
     pub delimiter: Option<char>,
+    /// The S3 object as first looked at (size, ETag): the run's fingerprint and what every read of
+    /// it insists on (If-Match), so that a replaced object is refused.
+    #[arg(skip)]
+    pub s3_object: OnceLock<S3Object>,
 }
 
 impl SourceArgs {
@@ -51,11 +59,20 @@ impl SourceArgs {
         })
     }
 
+    /// Opens a local input (a path or `-`). `s3://` and `--format cognito` need
+    /// [`SourceArgs::open_source`].
     pub fn open(&self) -> anyhow::Result<Box<dyn Source>> {
-        if self.input.starts_with("s3://") {
-            return Err(ConfigError::new("reading from s3:// is not built yet")
-                .with_hint("download the object and pass its path (or - for stdin)")
-                .into());
+        if S3Location::is_s3(&self.input) || self.format == Format::Cognito {
+            return Err(ConfigError::new(format!(
+                "this command reads local inputs only, not {}",
+                if self.format == Format::Cognito {
+                    "a user pool (--format cognito)"
+                } else {
+                    "s3:// objects"
+                }
+            ))
+            .with_hint("download the object and pass its path (or - for stdin)")
+            .into());
         }
         let opts = self.source_options()?;
         source::open(self.format, &self.input, &opts).map_err(|e| {
@@ -65,6 +82,88 @@ impl SourceArgs {
             };
             anyhow::Error::new(ConfigError::new(format!("{e:#}")).with_hint(hint))
         })
+    }
+
+    /// The S3 object named by --input, looked up once (HeadObject) and then kept.
+    async fn s3_object(&self, global: &super::GlobalArgs) -> anyhow::Result<S3Object> {
+        if let Some(o) = self.s3_object.get() {
+            return Ok(o.clone());
+        }
+        let clients = global.clients().await?;
+        let object = S3Object::head(&clients.s3, &self.input)
+            .await
+            .map_err(|e| {
+                ConfigError::new(format!("{e:#}"))
+                    .with_hint("check --input (s3://BUCKET/KEY), the region and the credentials")
+            })?;
+        Ok(self.s3_object.get_or_init(|| object).clone())
+    }
+
+    /// Opens the input wherever it is: a path or `-`, an `s3://` object (streamed, resumed by
+    /// range if the connection breaks, refused if the object changes), or a user pool.
+    pub async fn open_source(&self, global: &super::GlobalArgs) -> anyhow::Result<Box<dyn Source>> {
+        if self.format == Format::Cognito {
+            let clients = global.clients().await?;
+            return cognito::open(
+                clients.cognito_without_sdk_retries(),
+                &self.input,
+                &cognito::CognitoOptions::default(),
+            )
+            .await
+            .map_err(|e| {
+                ConfigError::new(format!("{e:#}"))
+                    .with_hint("--input is the old pool's id; the caller needs cognito-idp:ListUsers, ListGroups and ListUsersInGroup on it")
+                    .into()
+            });
+        }
+        if !S3Location::is_s3(&self.input) {
+            return self.open();
+        }
+        let object = self.s3_object(global).await?;
+        let client = global.clients().await?.s3;
+        let format = self.format;
+        let opts = self.source_options()?;
+        let runtime = tokio::runtime::Handle::current();
+        tokio::task::spawn_blocking(move || {
+            source::open_s3(
+                format,
+                client,
+                &object,
+                &S3ReadOptions::default(),
+                &opts,
+                &runtime,
+            )
+        })
+        .await?
+        .map_err(|e| {
+            ConfigError::new(format!("{e:#}"))
+                .with_hint("check --input and --format")
+                .into()
+        })
+    }
+
+    /// The input's size and content fingerprint, for a run's state file: a file's size and
+    /// [`checkpoint::fingerprint_file`], an S3 object's size and ETag
+    /// ([`checkpoint::fingerprint_s3`]), `stdin` for `-`, the pool id for `--format cognito`.
+    pub async fn input_fingerprint(
+        &self,
+        global: &super::GlobalArgs,
+    ) -> anyhow::Result<(u64, String)> {
+        if self.format == Format::Cognito {
+            return Ok((0, format!("cognito-pool:{}", self.input)));
+        }
+        if self.input == "-" {
+            return Ok((0, "stdin".into()));
+        }
+        if S3Location::is_s3(&self.input) {
+            let o = self.s3_object(global).await?;
+            return Ok((o.size, o.fingerprint()));
+        }
+        let path = Path::new(&self.input);
+        let size = std::fs::metadata(path)
+            .map_err(|e| ConfigError::new(format!("cannot read --input {}: {e}", self.input)))?
+            .len();
+        Ok((size, checkpoint::fingerprint_file(path)?))
     }
 
     /// The built-in mapping of the format with the user's file laid over it. Attributes of the
@@ -84,6 +183,15 @@ impl SourceArgs {
                     }
                     keep
                 });
+                if self.format == Format::Cognito {
+                    // Pool to pool: a custom attribute the new pool also has keeps its name.
+                    for a in &schema.attributes {
+                        if a.name.starts_with("custom:") && !m.attributes.contains_key(&a.name) {
+                            m.attributes
+                                .insert(a.name.clone(), Rule::Field(a.name.clone()));
+                        }
+                    }
+                }
                 m
             }
             None if self.mapping.is_none() => {
