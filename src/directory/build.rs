@@ -17,7 +17,8 @@ use crate::checkpoint::RecordSet;
 use crate::mapping::{Mapper, Reason, Rejection};
 use crate::password::{CostCap, HashContext, PasswordHash};
 use crate::plan::route::{Route, Router};
-use crate::source::{self, RecordError, Source};
+use crate::plan::{count_rejection, source_rejection};
+use crate::source::{RecordError, Source};
 
 /// Which mapped users go into the directory.
 pub enum Selection {
@@ -79,19 +80,6 @@ pub struct BuildSummary {
     pub meta: Option<DirectoryMeta>,
 }
 
-fn source_rejection(e: &RecordError) -> Rejection {
-    let reason = match e.reason {
-        source::Reason::MissingField => Reason::MissingRequired,
-        _ => Reason::MalformedRecord,
-    };
-    Rejection::new(
-        e.position,
-        e.field.as_deref().unwrap_or("record"),
-        reason,
-        format!("{}: {}", e.reason, e.message),
-    )
-}
-
 /// Reads `source` to the end and writes the selected users to `writer`, which is finished (moved
 /// into place) on success. `cap` is the trigger's cost cap, to count the hashes it will refuse.
 pub fn build(
@@ -105,11 +93,7 @@ pub fn build(
 ) -> Result<BuildSummary, BuildError> {
     let mut summary = BuildSummary::default();
     let mut reject = |r: Rejection, summary: &mut BuildSummary| -> Result<(), BuildError> {
-        summary.rejected += 1;
-        *summary
-            .rejections
-            .entry(r.reason.as_str().to_string())
-            .or_default() += 1;
+        count_rejection(&mut summary.rejected, &mut summary.rejections, &r);
         rejected(&r).map_err(BuildError::Rejects)
     };
     while let Some(item) = source.next_record() {

@@ -121,7 +121,8 @@ pub enum PlanError {
     Sink(#[source] io::Error),
 }
 
-fn source_rejection(e: &RecordError) -> Rejection {
+/// The rejection of a record the source could not read (`plan`, `run` and `directory build`).
+pub fn source_rejection(e: &RecordError) -> Rejection {
     let reason = match e.reason {
         source::Reason::MissingField => Reason::MissingRequired,
         _ => Reason::MalformedRecord,
@@ -132,6 +133,13 @@ fn source_rejection(e: &RecordError) -> Rejection {
         reason,
         format!("{}: {}", e.reason, e.message),
     )
+}
+
+/// Counts a rejection in a summary's total and per-reason counts (`plan`, `run` and
+/// `directory build`).
+pub fn count_rejection(rejected: &mut u64, by_reason: &mut BTreeMap<String, u64>, r: &Rejection) {
+    *rejected += 1;
+    *by_reason.entry(r.reason.as_str().to_string()).or_default() += 1;
 }
 
 /// Writes `rejects.csv`: every rejected record with its position, field, reason and message.
@@ -199,11 +207,7 @@ pub fn execute(
     let mut groups_seen: std::collections::HashSet<String> = Default::default();
     let mut reject =
         |r: Rejection, summary: &mut Summary, sink: &mut dyn Sink| -> Result<(), PlanError> {
-            summary.rejected += 1;
-            *summary
-                .rejections
-                .entry(r.reason.as_str().to_string())
-                .or_default() += 1;
+            count_rejection(&mut summary.rejected, &mut summary.rejections, &r);
             rejects.write(&r).map_err(werr(&rejects_path))?;
             sink.rejected(&r).map_err(PlanError::Sink)
         };
