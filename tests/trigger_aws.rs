@@ -6,11 +6,10 @@
 //! Why: these are the two paths of the trigger that talk to AWS; the emulator answers as the real
 //! services do, on loopback, so they are tested without an AWS account.
 
-#[path = "trigger_fake_runtime.rs"]
-mod fake_runtime;
 mod support;
+mod trigger_support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use aws_sdk_cognitoidentityprovider::types::{
     AttributeType, ExplicitAuthFlowsType, MessageActionType,
@@ -18,31 +17,11 @@ use aws_sdk_cognitoidentityprovider::types::{
 use aws_sdk_cognitoidentityprovider::Client;
 use cognito_migrate::directory::{DirectoryEntry, DirectoryWriter, SignIn};
 use cognito_migrate::trigger::{PoolDirectory, Refusal, UserDirectory, Verdict};
-use fake_runtime::{FakeRuntime, Trigger, WAIT};
 use serde_json::Value;
 use support::Emulator;
-
-const AUTH_EVENT: &str = include_str!("fixtures/trigger/migrate-user-authentication.json");
-const FORGOT_EVENT: &str = include_str!("fixtures/trigger/migrate-user-forgot-password.json");
-const BCRYPT4: &str = "$2b$04$t/ab7kONqOqKnhfETA.iaevpqlwAedghEw96rFjx//jN58SGV8O.i";
-const BCRYPT4_PASSWORD: &str = "correct horse";
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("trigger-aws-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn event(template: &str, user: &str, password: Option<&str>) -> String {
-    let mut v: Value = serde_json::from_str(template).unwrap();
-    v["userName"] = user.into();
-    if let Some(p) = password {
-        v["request"]["password"] = p.into();
-    }
-    v.to_string()
-}
+use trigger_support::{
+    event, scratch, FakeRuntime, Trigger, AUTH_EVENT, BCRYPT4, BCRYPT4_PASSWORD, FORGOT_EVENT, WAIT,
+};
 
 fn directory_bytes(dir: &Path) -> Vec<u8> {
     let path = dir.join("built.db");

@@ -1,13 +1,16 @@
 //! End to end with a local Cognito: runs `scripts/trigger/e2e`, which starts cognito-local (npm,
-//! pinned) with its UserMigration trigger pointed at `cognito-migrate-trigger` served by
-//! `cargo lambda watch` (PyPI, pinned), both on loopback, and checks that a legacy user signs in
-//! with their legacy password (tokens; the user now exists, CONFIRMED, with their attributes) and
-//! that a wrong password or an unknown user gets NotAuthorizedException and creates nobody.
+//! pinned) with its UserMigration trigger pointed at `cognito-migrate-trigger` served through
+//! `cargo lambda watch` (PyPI, pinned), all on 127.0.0.1, and checks, for a pool with email as
+//! username and one with an email alias, that a legacy user signs in with their legacy password
+//! (tokens; the user now exists, CONFIRMED, with their attributes and the username Cognito would
+//! give them) and that a wrong password or an unknown user gets NotAuthorizedException and creates
+//! nobody; also that the trigger's log holds no password or username.
 //!
-//! Why a script: the same check is useful by hand (`scripts/trigger/e2e`). The script installs its
-//! tools into target/trigger-tools/ (git-ignored) on first use — about a minute — and then runs in
-//! under ten seconds. It is bounded here: after 4 minutes it is terminated (its trap stops the
-//! servers it started) and the test fails.
+//! Why a script: the same check is useful by hand (`scripts/trigger/e2e`). This test hands it the
+//! binaries Cargo built for it, so the script runs no cargo command (which would wait for the build
+//! directory `cargo test` holds). The script installs its tools into target/trigger-tools/
+//! (git-ignored) on first use — about a minute — and then runs in seconds. It is bounded here:
+//! after 4 minutes it is terminated (its trap stops the servers it started) and the test fails.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -20,6 +23,11 @@ fn cognito_local_migrates_a_legacy_user_through_the_trigger() {
     let out = std::fs::File::create(&log).unwrap();
     let mut child = Command::new(root.join("scripts/trigger/e2e"))
         .current_dir(root)
+        .env(
+            "COGNITO_MIGRATE_TRIGGER_BIN",
+            env!("CARGO_BIN_EXE_cognito-migrate-trigger"),
+        )
+        .env("COGNITO_MIGRATE_BIN", env!("CARGO_BIN_EXE_cognito-migrate"))
         .stdin(Stdio::null())
         .stdout(out.try_clone().unwrap())
         .stderr(out)
@@ -49,4 +57,17 @@ fn cognito_local_migrates_a_legacy_user_through_the_trigger() {
     );
     assert!(text.contains("end-to-end OK"), "{text}");
     assert!(!text.contains("FAIL"), "{text}");
+    // Both pools were exercised, each check by name.
+    for check in [
+        "ok   [email] alice signs in with her email and legacy password",
+        "ok   [email] the trigger answered no username",
+        "ok   [email] her username is generated, not her email",
+        "ok   [email] wrong password: NotAuthorizedException",
+        "ok   [email] unknown user: NotAuthorizedException",
+        "ok   [alias] she is named by her legacy username (alice)",
+        "ok   [alias] for a username sign-in the trigger answered no username",
+        "ok   [alias] wrong password: NotAuthorizedException",
+    ] {
+        assert!(text.contains(check), "missing {check:?}:\n{text}");
+    }
 }

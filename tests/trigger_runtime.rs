@@ -5,13 +5,12 @@
 //! reach the Runtime API in the shape Lambda expects, that the process keeps serving after an
 //! error, and that its logs hold no secrets even with `RUST_LOG=trace`.
 //!
-//! The fake (`trigger_fake_runtime.rs`) is a tiny HTTP/1.1 server on 127.0.0.1; every wait is
+//! The fake (`trigger_support/mod.rs`) is a tiny HTTP/1.1 server on 127.0.0.1; every wait is
 //! bounded and the child is killed at the end.
 //!
 //! The `#[ignore]`d `bench_one_million_users` is the benchmark run by `scripts/trigger/bench`.
 
-#[path = "trigger_fake_runtime.rs"]
-mod fake_runtime;
+mod trigger_support;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -19,30 +18,11 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use cognito_migrate::directory::{DirectoryEntry, DirectoryWriter, SignIn};
-use fake_runtime::{Answer, FakeRuntime, Trigger, TRIGGER, WAIT};
 use serde_json::{json, Value};
-
-const AUTH_EVENT: &str = include_str!("fixtures/trigger/migrate-user-authentication.json");
-const FORGOT_EVENT: &str = include_str!("fixtures/trigger/migrate-user-forgot-password.json");
-const BCRYPT4: &str = "$2b$04$t/ab7kONqOqKnhfETA.iaevpqlwAedghEw96rFjx//jN58SGV8O.i";
-const BCRYPT4_PASSWORD: &str = "correct horse";
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("trigger-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn event(template: &str, user: &str, password: Option<&str>) -> String {
-    let mut v: Value = serde_json::from_str(template).unwrap();
-    v["userName"] = user.into();
-    if let Some(p) = password {
-        v["request"]["password"] = p.into();
-    }
-    v.to_string()
-}
+use trigger_support::{
+    event, scratch, Answer, FakeRuntime, Trigger, AUTH_EVENT, BCRYPT4, BCRYPT4_PASSWORD,
+    FORGOT_EVENT, TRIGGER, WAIT,
+};
 
 fn small_directory(dir: &Path) -> PathBuf {
     let path = dir.join("directory.db");

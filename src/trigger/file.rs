@@ -14,6 +14,10 @@ use super::{DirectoryUnavailable, LegacyAccount, Refusal, UserDirectory, Verdict
 use crate::directory::{DirectoryError, DirectoryFile, Found, MatchedBy};
 use crate::password::{CostCap, PasswordHash};
 
+/// How many rows [`FileDirectory`]'s decoy verification looks at for a usable hash (each look is
+/// one rowid lookup: microseconds).
+const DECOY_PROBES: u64 = 16;
+
 /// The directory file as the trigger's user directory.
 #[derive(Debug)]
 pub struct FileDirectory {
@@ -61,16 +65,29 @@ impl FileDirectory {
     }
 
     /// Verifies `password` against another user's hash and throws the result away.
-    fn decoy(&self, login: &str, password: &str) {
+    ///
+    /// The decoy is the first usable hash (readable, within the cost cap) among up to
+    /// [`DECOY_PROBES`] rows starting at one chosen from the login, so that the same login always
+    /// costs the same and a directory that mixes users with and without hashes still yields one.
+    /// Only a directory with no usable hash at all spends nothing — and then nobody can sign in
+    /// with a password, so there is nothing to tell apart. Returns whether a hash was verified.
+    pub(super) fn decoy(&self, login: &str, password: &str) -> bool {
         let mut h = std::collections::hash_map::DefaultHasher::new();
         login.trim().to_lowercase().hash(&mut h);
-        if let Ok(Some(encoded)) = self.file.hash_at(h.finish()) {
-            if let Ok(hash) = PasswordHash::parse(&encoded) {
-                if hash.exceeds(&self.cap).is_none() {
-                    std::hint::black_box(hash.verify(password));
-                }
+        let start = h.finish();
+        for n in 0..DECOY_PROBES {
+            let Ok(Some(encoded)) = self.file.hash_at(start.wrapping_add(n)) else {
+                continue;
+            };
+            let Ok(hash) = PasswordHash::parse(&encoded) else {
+                continue;
+            };
+            if hash.exceeds(&self.cap).is_none() {
+                std::hint::black_box(hash.verify(password));
+                return true;
             }
         }
+        false
     }
 
     /// The synchronous work of [`UserDirectory::authenticate`].

@@ -41,13 +41,34 @@
 //!
 //! # `userAttributes.username`
 //!
-//! Cognito creates the migrated user under the name the user typed (`userName`) unless the response
-//! has a `username` attribute. AWS documents that attribute as required when the pool has alias
-//! attributes and the user signed in with an alias (email or phone): Cognito cannot name a user
-//! after an email address in such a pool. So the handler answers `username` — the legacy username —
-//! exactly when the user was found by an alias in a pool whose usernames are not email or phone
-//! numbers, and never otherwise (pools with email or phone *as* username generate the internal
-//! username themselves). See [`LegacyAccount::username_attribute`].
+//! What the sources say (checked while writing this; quoted loosely):
+//!
+//! * AWS, *Migrate user Lambda trigger* (response parameters, `userAttributes`): the attributes
+//!   Cognito stores for the new user — standard ones, custom ones with the `custom:` prefix, and a
+//!   `username` that is required when the pool has alias attributes (email, phone number,
+//!   preferred username) besides the username and the user signed in with an alias value.
+//!   Otherwise (our reading: the page says nothing more) the user is created under the name they
+//!   signed in with, the event's `userName`.
+//! * AWS, `AdminCreateUser` (`Username`), the same rule for any user creation: a username can be
+//!   given only where usernames are a sign-in attribute; a pool that signs in with email addresses
+//!   or phone numbers only generates the username itself.
+//! * What happens without it: in a pool with an email alias, a migration answered without a
+//!   `username` for a user who typed their email fails with "Username cannot be of email format
+//!   since user pool is configured for email alias" (a report on Stack Overflow, question
+//!   71560661).
+//! * cognito-local 5.3.0 (our end-to-end fake) names the migrated user from
+//!   `userAttributes.username` and otherwise by a random UUID: right for alias sign-ins and for
+//!   pools with email or phone as username; for a user who typed their username it differs from
+//!   Cognito (which keeps the typed name). The handler does not answer a `username` there (AWS
+//!   does not call for one), so the end-to-end test checks names only where the two agree.
+//!
+//! So the handler answers `username` — the legacy username — exactly when the user was found by
+//! an alias (email, phone number, preferred username) in a pool whose usernames are not email
+//! addresses or phone numbers, and never otherwise. [`FileDirectory`] knows the pool's sign-in
+//! settings from the directory file; [`PoolDirectory`] is told the new pool's
+//! (`COGNITO_MIGRATE_NEW_POOL_USERNAME_ATTRIBUTES`, default: as the old pool). See
+//! [`LegacyAccount::username_attribute`]. This follows AWS's documentation; it has not been
+//! checked against a real user pool from here (no AWS access), only against cognito-local.
 
 pub mod attributes;
 mod digest;
@@ -223,6 +244,15 @@ struct Outcome {
 }
 
 impl Outcome {
+    fn migrated() -> Outcome {
+        Outcome {
+            result: Ok(()),
+            reason: "ok",
+            detail: None,
+            scheme: None,
+        }
+    }
+
     fn declined(reason: &'static str) -> Outcome {
         Outcome {
             result: Err(TriggerError::Declined),
@@ -335,17 +365,10 @@ impl<D: UserDirectory> Handler<D> {
             };
         }
         let attributes = self.rules.answer(&account);
-        let response = &mut event.cognito_event_user_pools_migrate_user_response;
-        response.user_attributes = attributes.into_iter().collect();
-        response.final_user_status = Some("CONFIRMED".to_string());
-        response.message_action = Some("SUPPRESS".to_string());
-        response.desired_delivery_mediums = None;
-        response.force_alias_creation = false;
+        answer(event, attributes, Some("CONFIRMED"));
         Outcome {
-            result: Ok(()),
-            reason: "ok",
-            detail: None,
             scheme: account.scheme,
+            ..Outcome::migrated()
         }
     }
 
@@ -369,19 +392,27 @@ impl<D: UserDirectory> Handler<D> {
         if !attributes::has_verified_contact(&attributes) {
             return Outcome::declined("no_verified_contact");
         }
-        let response = &mut event.cognito_event_user_pools_migrate_user_response;
-        response.user_attributes = attributes.into_iter().collect();
-        response.final_user_status = None;
-        response.message_action = Some("SUPPRESS".to_string());
-        response.desired_delivery_mediums = None;
-        response.force_alias_creation = false;
-        Outcome {
-            result: Ok(()),
-            reason: "ok",
-            detail: None,
-            scheme: None,
-        }
+        // No finalUserStatus: Cognito makes the user RESET_REQUIRED and sends the reset code.
+        answer(event, attributes, None);
+        Outcome::migrated()
     }
+}
+
+/// Fills in the success answer: the attributes, `finalUserStatus`, and `messageAction: SUPPRESS`
+/// (no welcome message: the user already has an account). `forceAliasCreation` stays false, so an
+/// email or phone number another user of the new pool already has fails this migration instead of
+/// moving the alias away from that user.
+fn answer(
+    event: &mut CognitoEventUserPoolsMigrateUser,
+    attributes: BTreeMap<String, String>,
+    final_user_status: Option<&str>,
+) {
+    let response = &mut event.cognito_event_user_pools_migrate_user_response;
+    response.user_attributes = attributes.into_iter().collect();
+    response.final_user_status = final_user_status.map(str::to_string);
+    response.message_action = Some("SUPPRESS".to_string());
+    response.desired_delivery_mediums = None;
+    response.force_alias_creation = false;
 }
 
 fn unavailable(e: DirectoryUnavailable) -> Outcome {

@@ -33,6 +33,8 @@ pub struct PoolDirectory {
     pool_id: String,
     client_id: String,
     client_secret: Option<String>,
+    /// Whether the new pool generates usernames; `None`: as the old pool does.
+    new_pool_generates_usernames: Option<bool>,
 }
 
 impl std::fmt::Debug for PoolDirectory {
@@ -48,21 +50,27 @@ impl std::fmt::Debug for PoolDirectory {
     }
 }
 
-fn unavailable<E, R>(operation: &str, e: &SdkError<E, R>) -> DirectoryUnavailable
+/// The error for logs. Service messages can quote what was sent (validation errors do), so the
+/// user's names are cut out of them: logs never show a username.
+fn unavailable<E, R>(operation: &str, e: &SdkError<E, R>, names: &[&str]) -> DirectoryUnavailable
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
     R: std::fmt::Debug,
 {
-    match e.code() {
-        Some(code) => DirectoryUnavailable(format!(
+    let mut message = match e.code() {
+        Some(code) => format!(
             "{operation} on the legacy pool failed: {code}: {}",
             e.message().unwrap_or_default()
-        )),
-        None => DirectoryUnavailable(format!(
+        ),
+        None => format!(
             "{operation} on the legacy pool failed: {}",
             DisplayErrorContext(e)
-        )),
+        ),
+    };
+    for name in names.iter().map(|n| n.trim()).filter(|n| !n.is_empty()) {
+        message = message.replace(name, "<user>");
     }
+    DirectoryUnavailable(message)
 }
 
 impl PoolDirectory {
@@ -78,7 +86,15 @@ impl PoolDirectory {
             pool_id: pool_id.into(),
             client_id: client_id.into(),
             client_secret,
+            new_pool_generates_usernames: None,
         }
+    }
+
+    /// Says whether the new pool generates usernames (email or phone number *as* username), which
+    /// decides whether a `username` is answered; `None` (the default): as the old pool does.
+    pub fn with_new_pool_generating_usernames(mut self, generates: Option<bool>) -> PoolDirectory {
+        self.new_pool_generates_usernames = generates;
+        self
     }
 
     /// Builds the Cognito client (credentials from the function's role; region from the settings,
@@ -102,6 +118,7 @@ impl PoolDirectory {
             settings.client_id.clone(),
             settings.client_secret.clone(),
         )
+        .with_new_pool_generating_usernames(settings.new_pool_generates_usernames)
     }
 
     /// `SECRET_HASH`: base64(HMAC-SHA256(client secret, username + client id)).
@@ -125,7 +142,7 @@ impl PoolDirectory {
         {
             Ok(u) => u,
             Err(e) if e.code() == Some("UserNotFoundException") => return Ok(None),
-            Err(e) => return Err(unavailable("AdminGetUser", &e)),
+            Err(e) => return Err(unavailable("AdminGetUser", &e, &[login])),
         };
         let username = user.username().to_string();
         let attributes: BTreeMap<String, String> = user
@@ -145,7 +162,7 @@ impl PoolDirectory {
                 .set_next_token(token.take())
                 .send()
                 .await
-                .map_err(|e| unavailable("AdminListGroupsForUser", &e))?;
+                .map_err(|e| unavailable("AdminListGroupsForUser", &e, &[login, &username]))?;
             groups.extend(
                 page.groups()
                     .iter()
@@ -156,11 +173,18 @@ impl PoolDirectory {
                 _ => break,
             }
         }
-        // Pools with email or phone as username name users by their `sub`: never answer that.
-        // Otherwise answer the username when the user typed something else (an alias).
-        let generated = attributes.get("sub").is_some_and(|s| *s == username);
+        // The `username` answer, as the trigger module documents it (AWS: required when the user
+        // signed in with an alias of a pool that has alias attributes; a pool with email or phone
+        // *as* username generates the username itself). Whether the new pool generates usernames
+        // is configured, or else taken to be as in the old pool, where such users are named by
+        // their `sub`. A user of such an old pool who moves to a pool with aliases is named after
+        // their old (generated) username: Cognito cannot name them after the email they typed.
+        let old_pool_generated = attributes.get("sub").is_some_and(|s| *s == username);
+        let generates = self
+            .new_pool_generates_usernames
+            .unwrap_or(old_pool_generated);
         let typed_username = username.to_lowercase() == login.trim().to_lowercase();
-        let username_attribute = (!generated && !typed_username).then(|| username.clone());
+        let username_attribute = (!generates && !typed_username).then(|| username.clone());
         Ok(Some(LegacyAccount {
             username,
             username_attribute,
@@ -199,7 +223,7 @@ impl UserDirectory for PoolDirectory {
                         Refusal::Other("password_reset_required")
                     }
                     Some("UserNotConfirmedException") => Refusal::Other("not_confirmed"),
-                    _ => return Err(unavailable("AdminInitiateAuth", &e)),
+                    _ => return Err(unavailable("AdminInitiateAuth", &e, &[login])),
                 };
                 return Ok(Verdict::Refused(refusal));
             }

@@ -21,6 +21,9 @@ pub mod env {
     pub const LEGACY_CLIENT_SECRET: &str = "COGNITO_MIGRATE_LEGACY_CLIENT_SECRET";
     /// The old pool's region (default: the pool id's prefix).
     pub const LEGACY_REGION: &str = "COGNITO_MIGRATE_LEGACY_REGION";
+    /// With [`LEGACY_POOL_ID`]: the new pool's `UsernameAttributes` (`email`, `phone_number`, or
+    /// `none`), which decide whether the trigger answers a `username` (default: as the old pool).
+    pub const NEW_POOL_USERNAME_ATTRIBUTES: &str = "COGNITO_MIGRATE_NEW_POOL_USERNAME_ATTRIBUTES";
     /// Key of the log digest (default: random per cold start).
     pub const LOG_KEY: &str = "COGNITO_MIGRATE_LOG_KEY";
     /// Comma-separated allow-list of attributes to answer.
@@ -51,6 +54,9 @@ pub struct PoolSettings {
     pub client_id: String,
     pub client_secret: Option<String>,
     pub region: String,
+    /// Whether the new pool generates usernames (email or phone number *as* username), so that the
+    /// trigger must never answer one; `None`: the same as the old pool.
+    pub new_pool_generates_usernames: Option<bool>,
 }
 
 impl std::fmt::Debug for PoolSettings {
@@ -63,6 +69,10 @@ impl std::fmt::Debug for PoolSettings {
                 &self.client_secret.as_ref().map(|_| "<redacted>"),
             )
             .field("region", &self.region)
+            .field(
+                "new_pool_generates_usernames",
+                &self.new_pool_generates_usernames,
+            )
             .finish()
     }
 }
@@ -170,9 +180,23 @@ impl TriggerSettings {
                     client_id,
                     client_secret: get(env::LEGACY_CLIENT_SECRET),
                     region,
+                    new_pool_generates_usernames: get(env::NEW_POOL_USERNAME_ATTRIBUTES)
+                        .map(|v| parse_username_attributes(&v))
+                        .transpose()?,
                 })
             }
         };
+        if !matches!(source, DirectorySource::Pool(_))
+            && get(env::NEW_POOL_USERNAME_ATTRIBUTES).is_some()
+        {
+            return Err(invalid(
+                env::NEW_POOL_USERNAME_ATTRIBUTES,
+                format!(
+                    "only used with {} (a directory file records its pool's sign-in settings)",
+                    env::LEGACY_POOL_ID
+                ),
+            ));
+        }
         let cost_cap = match get(env::COST_CAP) {
             Some(spec) => parse_cost_cap(&spec)?,
             None => CostCap::default(),
@@ -200,6 +224,26 @@ impl TriggerSettings {
             verify_download,
         })
     }
+}
+
+/// Parses the new pool's `UsernameAttributes`: `email`, `phone_number` or both (comma-separated)
+/// mean Cognito generates usernames (`true`); `none` means usernames are chosen (`false`).
+fn parse_username_attributes(v: &str) -> Result<bool, SettingsError> {
+    let items: Vec<String> = v
+        .split(',')
+        .map(|i| i.trim().to_ascii_lowercase())
+        .filter(|i| !i.is_empty())
+        .collect();
+    if items == ["none"] {
+        return Ok(false);
+    }
+    if !items.is_empty() && items.iter().all(|i| i == "email" || i == "phone_number") {
+        return Ok(true);
+    }
+    Err(invalid(
+        env::NEW_POOL_USERNAME_ATTRIBUTES,
+        format!("{v:?}: expected email, phone_number, both (comma-separated), or none"),
+    ))
 }
 
 /// Parses `name=value,…` over [`CostCap::default`]. Names: `bcrypt` (max cost), `pbkdf2` (max

@@ -679,3 +679,93 @@ fn every_hash_family_of_the_reference_vectors() {
         }
     });
 }
+
+/// Unknown users (and users without a usable hash) spend a verification on another user's hash,
+/// even when most rows have none, so "no such user" is not the fast answer.
+#[test]
+fn decoy_verification_finds_a_usable_hash_among_users_without_one() {
+    let build = |name: &str, hashes: &[Option<&str>]| {
+        let path = scratch(name).join("directory.db");
+        let mut w = DirectoryWriter::create(&path, "us-east-1_EXAMPLE", alias_pool()).unwrap();
+        for (i, h) in hashes.iter().enumerate() {
+            let mut e = entry(&format!("user{i}"), &[], *h, true);
+            e.record = i as u64 + 1;
+            w.add_entry(&e).unwrap();
+        }
+        w.finish().unwrap();
+        path
+    };
+    let mut mostly_without = vec![None; 9];
+    mostly_without.push(Some(BCRYPT4));
+    let d = FileDirectory::open(build("decoy-mixed", &mostly_without), CostCap::default()).unwrap();
+    for i in 0..50 {
+        let login = format!("nobody{i}");
+        assert!(
+            d.decoy(&login, "whatever"),
+            "{login}: no decoy verification"
+        );
+        assert_eq!(
+            d.authenticate_now(&login, "whatever").unwrap(),
+            Verdict::Refused(Refusal::UnknownUser)
+        );
+    }
+    // The user without a hash is refused after a decoy verification too.
+    assert!(d.decoy("user0", BCRYPT4_PASSWORD));
+    assert_eq!(
+        d.authenticate_now("user0", BCRYPT4_PASSWORD).unwrap(),
+        Verdict::Refused(Refusal::NoPassword)
+    );
+
+    // No usable hash at all (none, or only over the cap): nothing to verify, nobody can sign in.
+    let none = FileDirectory::open(build("decoy-none", &[None, None]), CostCap::default()).unwrap();
+    assert!(!none.decoy("nobody", "whatever"));
+    let cap = CostCap {
+        bcrypt_max_cost: 4,
+        ..CostCap::default()
+    };
+    let over = FileDirectory::open(build("decoy-over", &[Some(BCRYPT5)]), cap).unwrap();
+    assert!(!over.decoy("nobody", "whatever"));
+}
+
+#[test]
+fn the_new_pools_username_attributes_for_pool_to_pool_moves() {
+    let vars = |pairs: &[(&str, &str)]| {
+        let map: BTreeMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        TriggerSettings::from_lookup(move |k| map.get(k).cloned())
+    };
+    let generates = |value: Option<&str>| {
+        let mut pairs = vec![
+            (env::LEGACY_POOL_ID, "eu-west-1_Old"),
+            (env::LEGACY_CLIENT_ID, "client"),
+        ];
+        if let Some(v) = value {
+            pairs.push((env::NEW_POOL_USERNAME_ATTRIBUTES, v));
+        }
+        match vars(&pairs).map(|s| s.source) {
+            Ok(DirectorySource::Pool(p)) => Ok(p.new_pool_generates_usernames),
+            Ok(other) => panic!("{other:?}"),
+            Err(e) => Err(e),
+        }
+    };
+    assert_eq!(generates(None), Ok(None), "as the old pool");
+    assert_eq!(generates(Some("email")), Ok(Some(true)));
+    assert_eq!(generates(Some("Email, phone_number")), Ok(Some(true)));
+    assert_eq!(generates(Some("none")), Ok(Some(false)));
+    for bad in ["preferred_username", "email,none", "yes"] {
+        let e = generates(Some(bad)).unwrap_err();
+        assert!(
+            e.to_string().contains(env::NEW_POOL_USERNAME_ATTRIBUTES),
+            "{bad}: {e}"
+        );
+    }
+    // A directory file records its own pool's settings: the variable is a mistake there.
+    let e = vars(&[
+        (env::DIRECTORY, "/d.db"),
+        (env::NEW_POOL_USERNAME_ATTRIBUTES, "email"),
+    ])
+    .unwrap_err();
+    assert!(e.to_string().contains("only used with"), "{e}");
+}

@@ -27,7 +27,8 @@ pub struct DirectoryArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum DirectoryCommand {
-    Build(BuildArgs),
+    // Boxed: the source options make it far larger than `Info`.
+    Build(Box<BuildArgs>),
     Info(InfoArgs),
 }
 

@@ -1,6 +1,6 @@
-//! A local fake of the Lambda Runtime API and a handle on the trigger process, shared by the
-//! `trigger_*` integration tests (included with `#[path]`; as a test target of its own it has no
-//! tests).
+//! A local fake of the Lambda Runtime API, a handle on the trigger process, and the event fixtures,
+//! shared by the `trigger_*` integration tests (`mod trigger_support;`; a directory under tests/,
+//! so it is not a test target of its own).
 //!
 //! Why: `lambda_runtime` talks HTTP/1.1 to `AWS_LAMBDA_RUNTIME_API`; serving that API from the test
 //! runs the real binary exactly as Lambda would, on loopback, without Docker or AWS. The server
@@ -21,6 +21,31 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 pub const TRIGGER: &str = env!("CARGO_BIN_EXE_cognito-migrate-trigger");
+pub const AUTH_EVENT: &str = include_str!("../fixtures/trigger/migrate-user-authentication.json");
+pub const FORGOT_EVENT: &str =
+    include_str!("../fixtures/trigger/migrate-user-forgot-password.json");
+/// bcrypt cost 4 of [`BCRYPT4_PASSWORD`] (a reference vector).
+pub const BCRYPT4: &str = "$2b$04$t/ab7kONqOqKnhfETA.iaevpqlwAedghEw96rFjx//jN58SGV8O.i";
+pub const BCRYPT4_PASSWORD: &str = "correct horse";
+
+/// A fresh scratch directory under the test target's temporary directory.
+pub fn scratch(name: &str) -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("trigger-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// One of AWS's documented events with another user and password.
+pub fn event(template: &str, user: &str, password: Option<&str>) -> String {
+    let mut v: serde_json::Value = serde_json::from_str(template).unwrap();
+    v["userName"] = user.into();
+    if let Some(p) = password {
+        v["request"]["password"] = p.into();
+    }
+    v.to_string()
+}
 pub const WAIT: Duration = Duration::from_secs(30);
 
 /// What the binary posted back for one invocation.
