@@ -46,13 +46,16 @@ pub struct Clients {
     pub sdk: SdkConfig,
     pub cognito: aws_sdk_cognitoidentityprovider::Client,
     pub s3: aws_sdk_s3::Client,
+    /// CloudWatch Logs: import-job results (`run --fetch-job-logs`).
+    pub logs: aws_sdk_cloudwatchlogs::Client,
     endpoint_overridden: bool,
 }
 
-const ENDPOINT_VARS: [&str; 3] = [
+const ENDPOINT_VARS: [&str; 4] = [
     "AWS_ENDPOINT_URL",
     "AWS_ENDPOINT_URL_S3",
     "AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER",
+    "AWS_ENDPOINT_URL_CLOUDWATCH_LOGS",
 ];
 
 impl Clients {
@@ -98,6 +101,7 @@ impl Clients {
             .build();
         Clients {
             s3: aws_sdk_s3::Client::from_conf(s3_conf),
+            logs: aws_sdk_cloudwatchlogs::Client::new(&sdk),
             cognito,
             sdk,
             endpoint_overridden,

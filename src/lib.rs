@@ -12,6 +12,7 @@ pub mod mapping;
 pub mod password;
 pub mod plan;
 pub mod pool;
+pub mod progress;
 pub mod record;
 pub mod sink;
 pub mod source;

@@ -31,6 +31,10 @@ _DEFAULTS = {
     # How CSV values are delimited: Cognito's documented format ("documented": no quotes, a comma
     # inside a value written \,) or standard CSV quoting ("rfc4180").
     "csv_quoting": "documented",
+    # Cognito's per-file limits (500,000 users, 100 MB); tests lower them to provoke a job that
+    # fails for an over-limit file.
+    "max_file_users": 500_000,
+    "max_file_bytes": 100 * 1024 * 1024,
 }
 
 
@@ -65,6 +69,12 @@ class Settings:
         for key in ("presign_expiry_seconds", "job_expiry_seconds", "import_rows_per_second"):
             if key in body:
                 values[key] = _number(body[key], key, minimum=0.001)
+        for key in ("max_file_users", "max_file_bytes"):
+            if key in body:
+                value = body[key]
+                if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                    raise ValueError(f"{key} must be a positive integer")
+                values[key] = value
         if "import_pending_delay_seconds" in body:
             values["import_pending_delay_seconds"] = _number(
                 body["import_pending_delay_seconds"], "import_pending_delay_seconds", minimum=0.0

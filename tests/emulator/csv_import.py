@@ -115,12 +115,20 @@ class ParsedFile:
 
 
 def read_file(
-    data: bytes, expected_columns: list[str], algorithm: str | None, quoting: str = "documented"
+    data: bytes,
+    expected_columns: list[str],
+    algorithm: str | None,
+    quoting: str = "documented",
+    max_users: int = MAX_USERS,
+    max_bytes: int = MAX_FILE_BYTES,
 ) -> ParsedFile:
+    """Checks the file-level rules; ``max_users``/``max_bytes`` are Cognito's limits unless a test
+    lowers them (the ``max_file_users``/``max_file_bytes`` knobs)."""
     if data.startswith(b"\xef\xbb\xbf"):
         raise FileRejected("The CSV file starts with a byte order mark; use UTF-8 without BOM.")
-    if len(data) > MAX_FILE_BYTES:
-        raise FileRejected("The CSV file is larger than the maximum of 100 MB.")
+    if len(data) > max_bytes:
+        limit = "100 MB" if max_bytes == MAX_FILE_BYTES else f"{max_bytes} bytes"
+        raise FileRejected(f"The CSV file is larger than the maximum of {limit}.")
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
@@ -144,9 +152,9 @@ def read_file(
         missing.append(HASH_COLUMN)
     if missing:
         raise FileRejected(_short(f"The CSV header lacks column(s): {', '.join(missing)}."))
-    if len(lines) - 1 > MAX_USERS:
+    if len(lines) - 1 > max_users:
         raise FileRejected(
-            f"The CSV file has {len(lines) - 1} users; the maximum is {MAX_USERS} per file."
+            f"The CSV file has {len(lines) - 1} users; the maximum is {max_users} per file."
         )
     return ParsedFile(columns, lines[1:])
 

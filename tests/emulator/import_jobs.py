@@ -472,7 +472,14 @@ def _process(job: ImportJob) -> None:
             return
         expected = csv_import.csv_header(pool)
     try:
-        parsed = csv_import.read_file(data, expected, job.algorithm, quoting)
+        parsed = csv_import.read_file(
+            data,
+            expected,
+            job.algorithm,
+            quoting,
+            max_users=int(SETTINGS.get("max_file_users")),
+            max_bytes=int(SETTINGS.get("max_file_bytes")),
+        )
     except csv_import.FileRejected as rejected:
         _finish(job, "Failed", str(rejected))
         return

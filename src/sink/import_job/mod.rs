@@ -13,11 +13,20 @@
 //! chunk with a new job. Cancellation (Ctrl-C) stops the running job with StopUserImportJob and
 //! records it; the next run re-imports that chunk's unsettled users (Cognito skips those already
 //! created, so nobody is duplicated).
+//!
+//! Per-user results: a job that ends Failed or with skipped/failed rows is settled from its
+//! CloudWatch Logs stream when [`ImportJobWriter::logs`] is set (`--fetch-job-logs`), else its
+//! users are honestly `unknown` (counts only). A chunk over Cognito's per-file limits (rows or
+//! bytes, checked before its job is created, or reported by a Failed job with no processed rows) is
+//! split into smaller files and chunks.
 
+pub mod logs;
 pub mod retry;
 pub mod service;
+pub mod testing_hook;
 
-use std::path::Path;
+use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -25,11 +34,19 @@ use tokio::sync::watch;
 
 use crate::checkpoint::{
     Checkpoint, CheckpointError, ChunkId, ChunkResume, ChunkRow, ChunkSpec, ChunkStatus, JobCounts,
-    Outcome, Run, UserRow,
+    LineOutcome, Outcome, Run, StoredUser, UserRow,
 };
 use crate::password::ImportAlgorithm;
 use retry::{Backoff, Verdict};
 use service::{upload, ImportJobs, Job, JobStatus, ServiceError, UploadError};
+use testing_hook::testing_hook_kill_at;
+
+/// Cognito's documented per-file limits of an import CSV.
+pub const MAX_FILE_USERS: u64 = 500_000;
+pub const MAX_FILE_BYTES: u64 = 100 * 1024 * 1024;
+
+/// The start of the message recorded on a chunk that was split into smaller ones.
+const SPLIT_MESSAGE: &str = "split into smaller files";
 
 #[derive(Clone, Debug)]
 pub struct ImportJobConfig {
@@ -41,6 +58,13 @@ pub struct ImportJobConfig {
     pub active_job_wait: Duration,
     /// Keep chunk files after their job ends (they hold personal data and hashes).
     pub keep_files: bool,
+    /// A chunk with more rows or bytes than this is split before its job is created.
+    pub max_rows: u64,
+    pub max_bytes: u64,
+    /// How often to read a job's log again when it is missing or shorter than the job's counts
+    /// (CloudWatch Logs can lag behind the job's end), and how long to wait in between.
+    pub log_retries: u32,
+    pub log_retry_delay: Duration,
 }
 
 impl Default for ImportJobConfig {
@@ -51,6 +75,10 @@ impl Default for ImportJobConfig {
             max_attempts: 8,
             active_job_wait: Duration::from_secs(24 * 3600),
             keep_files: false,
+            max_rows: MAX_FILE_USERS,
+            max_bytes: MAX_FILE_BYTES,
+            log_retries: 5,
+            log_retry_delay: Duration::from_secs(2),
         }
     }
 }
@@ -84,6 +112,12 @@ pub enum Event {
         chunk: ChunkId,
         job: String,
         rows: u64,
+        bytes: u64,
+    },
+    /// Bytes of the chunk's file sent so far (per block of the upload).
+    UploadProgress {
+        chunk: ChunkId,
+        sent: u64,
     },
     Uploaded {
         chunk: ChunkId,
@@ -118,9 +152,40 @@ pub enum Event {
         chunk: ChunkId,
         action: String,
     },
+    /// A job's CloudWatch Logs stream was read: `lines` result lines, `matched` mapped to users.
+    LogsRead {
+        chunk: ChunkId,
+        lines: u64,
+        matched: u64,
+    },
+    /// The job's log could not be read: its users stay `unknown` (counts only).
+    LogsUnavailable {
+        chunk: ChunkId,
+        reason: String,
+    },
+    /// A chunk over the per-file limits was split into `new_chunks`.
+    Split {
+        chunk: ChunkId,
+        new_chunks: Vec<ChunkId>,
+        why: String,
+    },
+    /// Users that did not reach the pool because their whole job failed.
+    JobFailed {
+        chunk: ChunkId,
+        users: u64,
+        message: String,
+    },
 }
 
 pub type Observer = Arc<dyn Fn(&Event) + Send + Sync>;
+
+/// Where the writer reads per-user results (`--fetch-job-logs`).
+#[derive(Clone, Debug)]
+pub struct JobLogs {
+    pub client: aws_sdk_cloudwatchlogs::Client,
+    /// `/aws/cognito/userpools/<pool id>/<pool name>` ([`logs::log_group`]).
+    pub group: String,
+}
 
 pub struct ImportJobWriter {
     pub jobs: ImportJobs,
@@ -129,6 +194,8 @@ pub struct ImportJobWriter {
     pub run: Run,
     pub cfg: ImportJobConfig,
     pub observer: Observer,
+    /// Read per-user results from CloudWatch Logs; `None`: counts only.
+    pub logs: Option<JobLogs>,
 }
 
 fn algorithm(route: &str) -> Option<ImportAlgorithm> {
@@ -167,25 +234,60 @@ impl ImportJobWriter {
         loop {
             let chunks = self.checkpoint.chunks(self.run.id)?;
             let next = chunks.into_iter().find(|c| !self.is_settled(c));
-            let Some(chunk) = next else { return Ok(()) };
+            let Some(chunk) = next else { break };
             self.drive(chunk, &mut cancel).await?;
         }
+        self.backfill_logs().await?;
+        self.delete_settled_files()
     }
 
-    /// A chunk needs no more work: it ended and, if it ended short (expired or stopped), its users
-    /// were moved to a new chunk.
-    fn is_settled(&self, c: &ChunkRow) -> bool {
-        match c.status {
-            ChunkStatus::Succeeded | ChunkStatus::Failed | ChunkStatus::Abandoned => true,
-            ChunkStatus::Expired | ChunkStatus::Stopped => {
-                // Settled once none of its users is still pending in it.
-                self.checkpoint
-                    .chunk_counts(c.id)
-                    .map(|n| n.pending == 0)
-                    .unwrap_or(false)
-            }
-            _ => false,
+    /// Deletes the files of settled chunks still on disk (a crash between settling a chunk and
+    /// deleting its file leaves it behind); none while any unsettled chunk shares the file.
+    fn delete_settled_files(&self) -> Result<(), ImportJobError> {
+        if self.cfg.keep_files {
+            return Ok(());
         }
+        let chunks = self.checkpoint.chunks(self.run.id)?;
+        for c in &chunks {
+            let shared = chunks
+                .iter()
+                .any(|o| o.file_path == c.file_path && !self.is_settled(o));
+            if !shared && Path::new(&c.file_path).exists() {
+                if let Err(e) = std::fs::remove_file(&c.file_path) {
+                    tracing::warn!("cannot delete {}: {e}", c.file_path);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// With logs on (e.g. `--fetch-job-logs` given when resuming), reads the results of finished
+    /// jobs whose users are still `unknown`.
+    async fn backfill_logs(&self) -> Result<(), ImportJobError> {
+        if self.logs.is_none() {
+            return Ok(());
+        }
+        for c in self.checkpoint.chunks(self.run.id)? {
+            if matches!(c.status, ChunkStatus::Succeeded | ChunkStatus::Failed)
+                && c.job_id.is_some()
+                && self.checkpoint.chunk_counts(c.id)?.unknown > 0
+            {
+                self.apply_logs(&c).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// A chunk needs no more work: it ended and none of its users is still pending in it (they
+    /// were settled, or moved to a new chunk when it ended short: expired, stopped or split). A
+    /// crash between a job's end and the settling of its users is thus resumed.
+    fn is_settled(&self, c: &ChunkRow) -> bool {
+        c.status.is_final()
+            && self
+                .checkpoint
+                .chunk_counts(c.id)
+                .map(|n| n.pending == 0)
+                .unwrap_or(false)
     }
 
     async fn drive(
@@ -209,9 +311,24 @@ impl ImportJobWriter {
             first = false;
             match action {
                 ChunkResume::Create { job_name } => {
+                    if row.row_count > self.cfg.max_rows || row.byte_size > self.cfg.max_bytes {
+                        let why = format!(
+                            "{SPLIT_MESSAGE}: {} rows, {} bytes is over the per-file limits ({} rows, {} bytes)",
+                            row.row_count, row.byte_size, self.cfg.max_rows, self.cfg.max_bytes
+                        );
+                        self.checkpoint.chunk_finished(
+                            id,
+                            ChunkStatus::Abandoned,
+                            None,
+                            Some(&why),
+                        )?;
+                        continue;
+                    }
                     self.checkpoint.chunk_mark_creating(id)?;
                     let job = self.call(id, || self.jobs.create(&job_name, alg)).await?;
+                    testing_hook_kill_at("create-sent");
                     self.record_created(&row, &job)?;
+                    testing_hook_kill_at("created");
                     url = job.presigned_url;
                 }
                 ChunkResume::FindJob { job_name } => {
@@ -221,6 +338,7 @@ impl ImportJobWriter {
                         None => self.call(id, || self.jobs.create(&job_name, alg)).await?,
                     };
                     self.record_created(&row, &job)?;
+                    testing_hook_kill_at("created");
                     url = job.presigned_url;
                 }
                 ChunkResume::Upload { job_id } | ChunkResume::CheckUpload { job_id } => {
@@ -268,7 +386,9 @@ impl ImportJobWriter {
                         }
                         Err(e) => return Err(e),
                     }
+                    testing_hook_kill_at("upload-sent");
                     self.checkpoint.chunk_uploaded(id)?;
+                    testing_hook_kill_at("uploaded");
                     self.emit(Event::Uploaded {
                         chunk: id,
                         bytes: row.byte_size,
@@ -281,10 +401,12 @@ impl ImportJobWriter {
                             self.checkpoint.chunk_starting(id)?;
                         }
                         self.start_waiting(id, &job_id, cancel).await?;
+                        testing_hook_kill_at("start-sent");
                     } else if row.in_flight.is_none() {
                         self.checkpoint.chunk_starting(id)?;
                     }
                     self.checkpoint.chunk_started(id)?;
+                    testing_hook_kill_at("started");
                     self.emit(Event::Started {
                         chunk: id,
                         job: job_id.clone(),
@@ -315,9 +437,11 @@ impl ImportJobWriter {
                         counts,
                         message: job.completion_message.clone(),
                     });
+                    testing_hook_kill_at("finished");
                 }
                 ChunkResume::Done { status } => {
                     self.settle(&row, status).await?;
+                    testing_hook_kill_at("settled");
                     return Ok(());
                 }
             }
@@ -336,6 +460,7 @@ impl ImportJobWriter {
             chunk: row.id,
             job: job.id.clone(),
             rows: row.row_count,
+            bytes: row.byte_size,
         });
         Ok(())
     }
@@ -348,7 +473,11 @@ impl ImportJobWriter {
     ) -> Result<(), ImportJobError> {
         let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(20));
         loop {
-            match upload(&self.http, url, path).await {
+            let progress: service::UploadProgress = {
+                let observer = self.observer.clone();
+                Arc::new(move |sent| observer(&Event::UploadProgress { chunk, sent }))
+            };
+            match upload(&self.http, url, path, Some(progress)).await {
                 Ok(()) => return Ok(()),
                 Err(UploadError::Transient(m))
                     if backoff.attempts() + 1 < self.cfg.max_attempts =>
@@ -433,6 +562,9 @@ impl ImportJobWriter {
                 failed: job.failed,
                 rows: row.row_count,
             });
+            if !job.status.is_final() {
+                testing_hook_kill_at("polling");
+            }
             if job.status.is_final() {
                 if stopping {
                     let counts = JobCounts {
@@ -524,7 +656,18 @@ impl ImportJobWriter {
     /// Settles the users of an ended chunk and deletes its file.
     async fn settle(&self, row: &ChunkRow, status: ChunkStatus) -> Result<(), ImportJobError> {
         let counts = row.counts.unwrap_or_default();
+        let processed = counts.imported + counts.skipped + counts.failed;
+        let message = row.message.clone().unwrap_or_default();
         match status {
+            ChunkStatus::Stopped | ChunkStatus::Expired => {
+                if self.checkpoint.chunk_counts(row.id)?.pending > 0 {
+                    self.rechunk(row)?;
+                }
+                return Ok(());
+            }
+            ChunkStatus::Abandoned if message.starts_with(SPLIT_MESSAGE) => {
+                self.split(row, &message)?;
+            }
             ChunkStatus::Succeeded if counts.imported == row.row_count => {
                 self.checkpoint.set_outcome_for_chunk(
                     row.id,
@@ -532,30 +675,42 @@ impl ImportJobWriter {
                     Outcome::Imported,
                 )?;
             }
-            ChunkStatus::Succeeded if counts.skipped == row.row_count => {
-                self.checkpoint.set_outcome_for_chunk(
-                    row.id,
-                    Outcome::Pending,
-                    Outcome::Skipped,
-                )?;
+            ChunkStatus::Failed if processed == 0 && over_limits(&message) => {
+                // Cognito refused the file as too big before processing any row: smaller files.
+                let why = format!("{SPLIT_MESSAGE}: the job failed: {message}");
+                self.split(row, &why)?;
             }
-            ChunkStatus::Succeeded if counts.failed == row.row_count => {
-                self.checkpoint
-                    .set_outcome_for_chunk(row.id, Outcome::Pending, Outcome::Failed)?;
+            ChunkStatus::Failed if processed == 0 => {
+                // The whole file was refused: nobody of this chunk reached the pool.
+                let n = self.fail_pending(row, "job_failed", &message)?;
+                self.emit(Event::JobFailed {
+                    chunk: row.id,
+                    users: n,
+                    message,
+                });
             }
             ChunkStatus::Succeeded | ChunkStatus::Failed => {
-                // Counts only: which user is which is in the job's CloudWatch log.
+                if !self.apply_logs(row).await? {
+                    if counts.skipped == row.row_count {
+                        self.checkpoint.set_outcome_for_chunk(
+                            row.id,
+                            Outcome::Pending,
+                            Outcome::Skipped,
+                        )?;
+                    } else if counts.failed == row.row_count {
+                        self.checkpoint.set_outcome_for_chunk(
+                            row.id,
+                            Outcome::Pending,
+                            Outcome::Failed,
+                        )?;
+                    }
+                }
+                // Whatever the log did not tell (or without a log): counts only.
                 self.checkpoint.set_outcome_for_chunk(
                     row.id,
                     Outcome::Pending,
                     Outcome::Unknown,
                 )?;
-            }
-            ChunkStatus::Stopped | ChunkStatus::Expired => {
-                if self.checkpoint.chunk_counts(row.id)?.pending > 0 {
-                    self.rechunk(row)?;
-                }
-                return Ok(());
             }
             _ => {}
         }
@@ -574,5 +729,226 @@ impl ImportJobWriter {
             }
         }
         Ok(())
+    }
+
+    /// Sets every pending user of a chunk `failed` with a reason code and message.
+    fn fail_pending(
+        &self,
+        row: &ChunkRow,
+        reason: &str,
+        message: &str,
+    ) -> Result<u64, ImportJobError> {
+        let lines: Vec<LineOutcome> = self
+            .pending_users(row.id)?
+            .into_iter()
+            .filter_map(|u| {
+                Some(LineOutcome {
+                    line: u.chunk_line?,
+                    outcome: Outcome::Failed,
+                    reason: Some(reason.to_string()),
+                    message: Some(logs::scrub(message)),
+                })
+            })
+            .collect();
+        Ok(self
+            .checkpoint
+            .set_outcomes_by_chunk_lines(row.id, &lines)?)
+    }
+
+    fn pending_users(&self, chunk: ChunkId) -> Result<Vec<StoredUser>, ImportJobError> {
+        Ok(self
+            .checkpoint
+            .chunk_users(chunk)
+            .filter(|u| u.as_ref().map_or(true, |u| u.outcome == Outcome::Pending))
+            .collect::<Result<Vec<_>, _>>()?)
+    }
+
+    /// Reads the job's CloudWatch Logs stream and records each user's result. Returns whether the
+    /// log was read. A missing log (or one shorter than the job's counts: CloudWatch lags) is read
+    /// again a few times; an unreadable one leaves the users to the caller (`unknown`).
+    async fn apply_logs(&self, row: &ChunkRow) -> Result<bool, ImportJobError> {
+        let (Some(src), Some(job_id)) = (&self.logs, &row.job_id) else {
+            return Ok(false);
+        };
+        let counts = row.counts.unwrap_or_default();
+        let expected = counts.imported + counts.skipped + counts.failed;
+        let stream = logs::log_stream(job_id, &row.job_name);
+        let mut tries = 0;
+        loop {
+            match logs::fetch_results(&src.client, &src.group, &stream).await {
+                Ok(lines) if (lines.len() as u64) < expected && tries < self.cfg.log_retries => {}
+                Ok(lines) => {
+                    let outcomes: Vec<LineOutcome> =
+                        lines.iter().filter_map(|l| l.to_line_outcome()).collect();
+                    let matched = self
+                        .checkpoint
+                        .set_outcomes_by_chunk_lines(row.id, &outcomes)?;
+                    self.emit(Event::LogsRead {
+                        chunk: row.id,
+                        lines: lines.len() as u64,
+                        matched,
+                    });
+                    return Ok(true);
+                }
+                Err(logs::LogsError::NotFound { .. }) if tries < self.cfg.log_retries => {}
+                Err(e) => {
+                    self.emit(Event::LogsUnavailable {
+                        chunk: row.id,
+                        reason: e.to_string(),
+                    });
+                    return Ok(false);
+                }
+            }
+            tries += 1;
+            tokio::time::sleep(self.cfg.log_retry_delay).await;
+        }
+    }
+
+    /// Splits the pending users of an ended chunk into smaller chunks, each with its own file
+    /// holding their lines of the chunk's file (header first). File names derive from the chunk and
+    /// the first record of each piece, so a split redone after a crash writes the same files.
+    fn split(&self, row: &ChunkRow, why: &str) -> Result<(), ImportJobError> {
+        let users = self.pending_users(row.id)?;
+        if users.is_empty() {
+            return Ok(());
+        }
+        let data = match std::fs::read(&row.file_path) {
+            Ok(d) => d,
+            Err(e) => {
+                let m = format!("the import file could not be read to split it: {e}");
+                self.fail_pending(row, "split_failed", &m)?;
+                return Ok(());
+            }
+        };
+        let mut lines = data.split_inclusive(|b| *b == b'\n');
+        let header = lines.next().unwrap_or_default();
+        let lines: Vec<&[u8]> = lines.collect();
+        let n = users.len() as u64;
+        if n <= 1 {
+            self.fail_pending(row, "over_limits", why)?;
+            return Ok(());
+        }
+        // As many pieces as both limits need (at least two), by rows.
+        let user_bytes: u64 = users
+            .iter()
+            .filter_map(|u| u.chunk_line)
+            .filter_map(|l| lines.get(l as usize - 1))
+            .map(|l| l.len() as u64)
+            .sum();
+        let pieces = n
+            .div_ceil(self.cfg.max_rows.max(1))
+            .max((user_bytes + header.len() as u64).div_ceil(self.cfg.max_bytes.max(1)))
+            .max(2)
+            .min(n);
+        let per = n.div_ceil(pieces) as usize;
+        let stem = row.file_path.strip_suffix(".csv").unwrap_or(&row.file_path);
+        let mut new_chunks = Vec::new();
+        for part in users.chunks(per) {
+            let path = PathBuf::from(format!("{stem}-c{}r{}.csv", row.id.0, part[0].record));
+            let mut bytes = header.len() as u64;
+            let mut f =
+                std::io::BufWriter::new(create_private(&path).map_err(|e| self.io(&path, e))?);
+            f.write_all(header).map_err(|e| self.io(&path, e))?;
+            for u in part {
+                let line = u
+                    .chunk_line
+                    .and_then(|l| lines.get((l as usize).wrapping_sub(1)))
+                    .ok_or_else(|| {
+                        self.invalid(format!(
+                            "chunk {}: user record {} has no line in its file",
+                            row.id, u.record
+                        ))
+                    })?;
+                f.write_all(line).map_err(|e| self.io(&path, e))?;
+                if !line.ends_with(b"\n") {
+                    f.write_all(b"\n").map_err(|e| self.io(&path, e))?;
+                    bytes += 1;
+                }
+                bytes += line.len() as u64;
+            }
+            let f = f.into_inner().map_err(|e| self.io(&path, e.into_error()))?;
+            f.sync_all().map_err(|e| self.io(&path, e))?;
+            let spec = ChunkSpec {
+                route: row.route.clone(),
+                file_path: path.display().to_string(),
+                row_count: part.len() as u64,
+                byte_size: bytes,
+            };
+            let new =
+                self.checkpoint
+                    .add_chunk(self.run.id, &spec, part.iter().map(to_user_row))?;
+            new_chunks.push(new.id);
+        }
+        self.emit(Event::Split {
+            chunk: row.id,
+            new_chunks,
+            why: why.to_string(),
+        });
+        Ok(())
+    }
+
+    fn io(&self, path: &Path, e: std::io::Error) -> ImportJobError {
+        self.invalid(format!("writing {}: {e}", path.display()))
+    }
+
+    fn invalid(&self, message: String) -> ImportJobError {
+        CheckpointError::Invalid {
+            path: self.checkpoint.path().to_path_buf(),
+            message,
+        }
+        .into()
+    }
+}
+
+fn to_user_row(u: &StoredUser) -> UserRow {
+    let mut r = UserRow::new(
+        u.position(),
+        u.username.clone(),
+        u.route.clone(),
+        Outcome::Pending,
+    );
+    r.needs_disable = u.needs_disable;
+    r.groups = u.groups.clone();
+    r
+}
+
+/// Whether a job's completion message says its file was over a per-file limit.
+fn over_limits(message: &str) -> bool {
+    let m = message.to_ascii_lowercase();
+    (m.contains("maximum")
+        || m.contains("too large")
+        || m.contains("exceed")
+        || m.contains("limit"))
+        && (m.contains("file") || m.contains("users") || m.contains("mb") || m.contains("size"))
+}
+
+/// A new file readable by its owner only (it holds personal data and hashes).
+fn create_private(path: &Path) -> std::io::Result<std::fs::File> {
+    let mut o = std::fs::OpenOptions::new();
+    o.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        o.mode(0o600);
+    }
+    o.open(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limit_messages_are_recognised() {
+        assert!(over_limits(
+            "The CSV file has 10 users; the maximum is 5 per file."
+        ));
+        assert!(over_limits(
+            "The CSV file is larger than the maximum of 100 MB."
+        ));
+        assert!(!over_limits(
+            "Too many users have failed or been skipped during the import."
+        ));
+        assert!(!over_limits("The CSV header lacks column(s): email."));
     }
 }

@@ -240,9 +240,17 @@ pub enum UploadError {
     Permanent { status: u16 },
 }
 
+/// Told how many bytes of an upload have been sent so far.
+pub type UploadProgress = std::sync::Arc<dyn Fn(u64) + Send + Sync>;
+
 /// PUTs a file to a presigned URL, streamed from disk, with the server-side-encryption header
-/// Cognito's URL is signed for.
-pub async fn upload(http: &reqwest::Client, url: &str, path: &Path) -> Result<(), UploadError> {
+/// Cognito's URL is signed for. `progress` is told the bytes sent so far, per block.
+pub async fn upload(
+    http: &reqwest::Client,
+    url: &str,
+    path: &Path,
+    progress: Option<UploadProgress>,
+) -> Result<(), UploadError> {
     let file = tokio::fs::File::open(path)
         .await
         .map_err(|source| UploadError::File {
@@ -257,8 +265,17 @@ pub async fn upload(http: &reqwest::Client, url: &str, path: &Path) -> Result<()
             source,
         })?
         .len();
-    let body =
-        reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::with_capacity(file, 1 << 20));
+    let mut sent = 0u64;
+    let stream = futures::StreamExt::inspect(
+        tokio_util::io::ReaderStream::with_capacity(file, 1 << 20),
+        move |block| {
+            if let (Ok(b), Some(p)) = (block, &progress) {
+                sent += b.len() as u64;
+                p(sent);
+            }
+        },
+    );
+    let body = reqwest::Body::wrap_stream(stream);
     let resp = http
         .put(url)
         .header("x-amz-server-side-encryption", "aws:kms")

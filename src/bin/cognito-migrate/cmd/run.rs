@@ -14,8 +14,11 @@ use cognito_migrate::mapping::Rejection;
 use cognito_migrate::plan::chunks::ChunkFile;
 use cognito_migrate::plan::route::{Mode, Route, Routed, Router, UnimportablePolicy};
 use cognito_migrate::plan::{self, ChunkRow, PlanConfig, Sink};
+use cognito_migrate::progress::{self, Output, Progress, Table, Task, Unit};
 use cognito_migrate::sink::import_job::service::{http_client, ImportJobs};
-use cognito_migrate::sink::import_job::{Event, ImportJobConfig, ImportJobError, ImportJobWriter};
+use cognito_migrate::sink::import_job::{
+    logs as job_logs, Event, ImportJobConfig, ImportJobError, ImportJobWriter, JobLogs,
+};
 
 use super::source_args::SourceArgs;
 use super::GlobalArgs;
@@ -63,6 +66,25 @@ pub struct RunArgs {
     /// Print the final summary as JSON on stdout.
     #[arg(long)]
     pub json: bool,
+    /// When a job ends Failed or with skipped/failed rows, read its CloudWatch Logs stream
+    /// (/aws/cognito/userpools/<pool id>/<pool name>, <job id>/<job name>) and record each user's
+    /// result and reason; also for finished jobs when resuming. Without it: counts only, and the
+    /// users of such jobs are `unknown`. Needs logs:GetLogEvents.
+    #[arg(long)]
+    pub fetch_job_logs: bool,
+    /// Import-job tuning for tests and benchmarks (not for normal use): the longest wait between
+    /// two DescribeUserImportJob polls, in seconds.
+    #[arg(
+        long,
+        hide = true,
+        env = "COGNITO_MIGRATE_POLL_MAX_SECONDS",
+        default_value_t = 20.0
+    )]
+    pub poll_max_seconds: f64,
+    /// Import-job tuning for tests: split chunk files with more users than this before creating
+    /// their job (Cognito's limit: 500,000).
+    #[arg(long, hide = true, env = "COGNITO_MIGRATE_MAX_FILE_USERS")]
+    pub max_file_users: Option<u64>,
 }
 
 /// Records plan outcomes in the checkpoint: rejections and trigger users as they come, import
@@ -74,6 +96,8 @@ struct RunSink {
     skip: RecordSet,
     files: HashMap<(Route, u32), Vec<UserRow>>,
     chunks: u64,
+    /// The reading bar: input bytes consumed.
+    read: Task,
 }
 
 fn io_err(e: checkpoint::CheckpointError) -> io::Error {
@@ -87,6 +111,7 @@ impl Sink for RunSink {
 
     fn routed(&mut self, r: Routed, row: Option<ChunkRow>) -> io::Result<()> {
         let u = &r.user;
+        self.read.set(0, u.position.byte_offset);
         let base = UserRow::new(
             u.position,
             u.username.clone(),
@@ -114,6 +139,7 @@ impl Sink for RunSink {
     }
 
     fn rejected(&mut self, rejection: &Rejection) -> io::Result<()> {
+        self.read.set(0, rejection.position.byte_offset);
         self.writer
             .push(UserRow::rejected(rejection, ""))
             .map_err(io_err)?;
@@ -156,29 +182,125 @@ fn clean_orphans(dir: &Path, cp: &Checkpoint, run: &Run) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn print_event(e: &Event) {
-    match e {
-        Event::JobCreated { chunk, job, rows } => eprintln!("chunk {chunk}: import job {job} created for {rows} users"),
-        Event::Uploaded { chunk, bytes } => eprintln!("chunk {chunk}: file uploaded ({bytes} bytes)"),
-        Event::Started { chunk, job } => eprintln!("chunk {chunk}: job {job} started"),
-        Event::WaitingForActiveJob { chunk } => eprintln!(
-            "chunk {chunk}: another import job is active in this account (Cognito allows one at a time); waiting for it to end"
-        ),
-        Event::Progress { chunk, status, imported, skipped, failed, rows } => eprintln!(
-            "chunk {chunk}: {status}: {imported} imported, {skipped} skipped, {failed} failed of {rows}"
-        ),
-        Event::Finished { chunk, status, counts, message } => eprintln!(
-            "chunk {chunk}: {status}: {} imported, {} skipped, {} failed{}",
-            counts.imported,
-            counts.skipped,
-            counts.failed,
-            message.as_deref().map(|m| format!(" ({m})")).unwrap_or_default()
-        ),
-        Event::Expired { chunk, new_chunk } => eprintln!(
-            "chunk {chunk}: its job can no longer take the file; its users go into chunk {new_chunk}"
-        ),
-        Event::Resumed { chunk, action } => eprintln!("chunk {chunk}: resuming ({action})"),
+/// Shows the import-job writer's events: a bar per upload, Imported/Skipped/Failed counters per
+/// job, and messages above them (or plain lines when stderr is not a terminal).
+struct JobView {
+    progress: Progress,
+    jobs: std::sync::Mutex<HashMap<i64, (Task, Option<Task>)>>,
+}
+
+impl JobView {
+    fn tasks(&self, chunk: cognito_migrate::checkpoint::ChunkId) -> Option<(Task, Option<Task>)> {
+        self.jobs.lock().unwrap().get(&chunk.0).cloned()
     }
+
+    fn on(&self, e: &Event) {
+        let p = &self.progress;
+        match e {
+            Event::JobCreated { chunk, job, rows, bytes } => {
+                p.println(format!("chunk {chunk}: import job {job} created for {rows} users"));
+                let counters = p.task(
+                    &format!("job {chunk}"),
+                    Some(*rows),
+                    Unit::Users,
+                    &["imported", "skipped", "failed"],
+                );
+                let upload = p.task(&format!("upload {chunk}"), Some(*bytes), Unit::Bytes, &[]);
+                self.jobs.lock().unwrap().insert(chunk.0, (counters, Some(upload)));
+            }
+            Event::UploadProgress { chunk, sent } => {
+                if let Some((_, Some(up))) = self.tasks(*chunk) {
+                    up.set(0, *sent);
+                }
+            }
+            Event::Uploaded { chunk, bytes } => {
+                if let Some((_, Some(up))) = self.tasks(*chunk) {
+                    up.set(0, *bytes);
+                    up.finish("uploaded");
+                } else {
+                    p.println(format!("chunk {chunk}: file uploaded ({bytes} bytes)"));
+                }
+            }
+            Event::Started { chunk, job } => p.println(format!("chunk {chunk}: job {job} started")),
+            Event::WaitingForActiveJob { chunk } => p.println(format!(
+                "chunk {chunk}: another import job is active in this account (Cognito allows one at a time); waiting for it to end"
+            )),
+            Event::Progress { chunk, imported, skipped, failed, rows, .. } => {
+                let (t, _) = self.tasks(*chunk).unwrap_or_else(|| {
+                    let t = p.task(&format!("job {chunk}"), Some(*rows), Unit::Users, &["imported", "skipped", "failed"]);
+                    self.jobs.lock().unwrap().insert(chunk.0, (t.clone(), None));
+                    (t, None)
+                });
+                t.set(0, *imported);
+                t.set(1, *skipped);
+                t.set(2, *failed);
+            }
+            Event::Finished { chunk, status, counts, message } => {
+                if let Some((t, up)) = self.tasks(*chunk) {
+                    t.set(0, counts.imported);
+                    t.set(1, counts.skipped);
+                    t.set(2, counts.failed);
+                    t.finish(status.as_str());
+                    if let Some(up) = up {
+                        up.finish("ended");
+                    }
+                }
+                p.println(format!(
+                    "chunk {chunk}: {status}: {} imported, {} skipped, {} failed{}",
+                    counts.imported,
+                    counts.skipped,
+                    counts.failed,
+                    message.as_deref().map(|m| format!(" ({m})")).unwrap_or_default()
+                ));
+            }
+            Event::Expired { chunk, new_chunk } => p.println(format!(
+                "chunk {chunk}: its job can no longer take the file; its users go into chunk {new_chunk}"
+            )),
+            Event::Resumed { chunk, action } => p.println(format!("chunk {chunk}: resuming ({action})")),
+            Event::LogsRead { chunk, lines, matched } => p.println(format!(
+                "chunk {chunk}: read {lines} result lines from the job's CloudWatch log; {matched} users updated"
+            )),
+            Event::LogsUnavailable { chunk, reason } => p.println(format!(
+                "chunk {chunk}: per-user results unavailable ({reason}); its users are recorded as unknown"
+            )),
+            Event::Split { chunk, new_chunks, why } => p.println(format!(
+                "chunk {chunk}: {why}; its users go into chunks {}",
+                new_chunks.iter().map(|c| c.to_string()).collect::<Vec<_>>().join(", ")
+            )),
+            Event::JobFailed { chunk, users, message } => p.println(format!(
+                "chunk {chunk}: the job failed ({message}): {users} users recorded as failed"
+            )),
+        }
+    }
+}
+
+/// The per-job summary table printed on stderr at the end of a run.
+fn job_table(cp: &Checkpoint, run: &Run) -> anyhow::Result<Table> {
+    let mut t = Table::new(&[
+        "chunk", "route", "job", "status", "rows", "imported", "skipped", "failed", "time",
+    ]);
+    for c in cp.chunks(run.id)? {
+        let n = c.counts.unwrap_or_default();
+        let time = match (c.started_at, c.finished_at) {
+            (Some(a), Some(b)) => b
+                .duration_since(a)
+                .map(progress::short_duration)
+                .unwrap_or_default(),
+            _ => "-".into(),
+        };
+        t.row(vec![
+            c.id.to_string(),
+            c.route.clone(),
+            c.job_id.clone().unwrap_or_else(|| "-".into()),
+            c.status.to_string(),
+            progress::thousands(c.row_count),
+            progress::thousands(n.imported),
+            progress::thousands(n.skipped),
+            progress::thousands(n.failed),
+            time,
+        ]);
+    }
+    Ok(t)
 }
 
 pub async fn run(args: &RunArgs, global: &GlobalArgs) -> anyhow::Result<Exit> {
@@ -234,43 +356,66 @@ pub async fn run(args: &RunArgs, global: &GlobalArgs) -> anyhow::Result<Exit> {
     std::fs::create_dir_all(&work_dir)
         .with_context(|| format!("creating {}", work_dir.display()))?;
     clean_orphans(&work_dir, &cp, &run)?;
+    let progress = Progress::new(Output::auto());
 
-    // Pass 1: read, map, route; write import files and record every user.
-    let skip = cp.skip_set(run.id)?;
-    let mut source = args.source.open_source(global).await?;
-    let mut cfg = PlanConfig::new(&work_dir);
-    cfg.file_prefix = format!(
-        "r{}-{}-",
-        run.id.0,
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis())
-            .unwrap_or(0)
-    );
-    let sink_cp = cp.clone();
-    let run_id = run.id;
-    let summary = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
-        let mut sink = RunSink {
-            writer: Writer::new(sink_cp.clone(), run_id),
-            cp: sink_cp,
-            run: run_id,
-            skip,
-            files: HashMap::new(),
-            chunks: 0,
-        };
-        let summary = plan::execute(source.as_mut(), &mut mapper, &router, &cfg, &mut sink)?;
-        sink.writer.finish()?;
-        Ok(summary)
-    })
-    .await??;
-    if let Some(p) = &summary.rejects_file {
-        let _ = std::fs::remove_file(p);
-    }
-    if summary.records > 0 {
-        eprintln!(
-            "read {} records: {} to migrate, {} rejected",
-            summary.records, summary.routed, summary.rejected
+    // Pass 1 (skipped when a resumed run had read its whole input already: the marker file is
+    // written once every user of the input is recorded, and removed when the run is complete).
+    let read_marker = work_dir.join(format!(".input-read-{}", run.token));
+    if run.resumed && read_marker.exists() {
+        progress.println("the input was read and recorded before: going on with the import jobs");
+    } else {
+        // Pass 1: read, map, route; write import files and record every user.
+        let skip = cp.skip_set(run.id)?;
+        let mut source = args.source.open_source(global).await?;
+        let mut cfg = PlanConfig::new(&work_dir);
+        cfg.file_prefix = format!(
+            "r{}-{}-",
+            run.id.0,
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_millis())
+                .unwrap_or(0)
         );
+        let sink_cp = cp.clone();
+        let run_id = run.id;
+        let read = progress.task(
+            "reading",
+            (args.source.input != "-").then_some(size),
+            Unit::Bytes,
+            &[],
+        );
+        let sink_read = read.clone();
+        let summary = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+            let mut sink = RunSink {
+                writer: Writer::new(sink_cp.clone(), run_id),
+                cp: sink_cp,
+                run: run_id,
+                skip,
+                files: HashMap::new(),
+                chunks: 0,
+                read: sink_read,
+            };
+            let summary = plan::execute(source.as_mut(), &mut mapper, &router, &cfg, &mut sink)?;
+            sink.writer.finish()?;
+            Ok(summary)
+        })
+        .await??;
+        if let Some(p) = &summary.rejects_file {
+            let _ = std::fs::remove_file(p);
+        }
+        if args.source.input != "-" {
+            read.set(0, size);
+        }
+        read.finish("read");
+        if summary.records > 0 {
+            progress.println(format!(
+                "read {} records: {} to migrate, {} rejected",
+                summary.records, summary.routed, summary.rejected
+            ));
+        }
+        let f = std::fs::File::create(&read_marker)
+            .with_context(|| format!("creating {}", read_marker.display()))?;
+        f.sync_all()?;
     }
 
     // Pass 2: drive each chunk through its import job.
@@ -286,6 +431,14 @@ pub async fn run(args: &RunArgs, global: &GlobalArgs) -> anyhow::Result<Exit> {
             }
         }
     });
+    let view = Arc::new(JobView {
+        progress: progress.clone(),
+        jobs: Default::default(),
+    });
+    let logs = args.fetch_job_logs.then(|| JobLogs {
+        client: clients.logs.clone(),
+        group: job_logs::log_group(&args.pool_id, &schema.pool_name),
+    });
     let writer = ImportJobWriter {
         jobs: ImportJobs {
             client: clients.cognito_without_sdk_retries(),
@@ -295,18 +448,46 @@ pub async fn run(args: &RunArgs, global: &GlobalArgs) -> anyhow::Result<Exit> {
         http: http_client(),
         checkpoint: cp.clone(),
         run: run.clone(),
-        cfg: ImportJobConfig {
-            keep_files: args.keep_files,
-            ..Default::default()
+        cfg: {
+            let d = ImportJobConfig::default();
+            let poll_max = std::time::Duration::from_secs_f64(args.poll_max_seconds.max(0.05));
+            ImportJobConfig {
+                keep_files: args.keep_files,
+                poll_min: d.poll_min.min(poll_max),
+                poll_max,
+                max_rows: args.max_file_users.unwrap_or(d.max_rows).max(1),
+                ..d
+            }
         },
-        observer: Arc::new(print_event),
+        observer: {
+            let view = view.clone();
+            Arc::new(move |e: &Event| view.on(e))
+        },
+        logs,
     };
-    match writer.drive_all(cancel_rx).await {
-        Ok(()) => {}
+    let result = writer.drive_all(cancel_rx).await;
+    progress.finish();
+    match result {
+        Ok(()) => {
+            let _ = std::fs::remove_file(&read_marker);
+        }
         Err(ImportJobError::Interrupted) => {
             return Err(anyhow::Error::new(ImportJobError::Interrupted));
         }
         Err(e) => return Err(e.into()),
     }
-    super::status::print_status(&cp, &run, args.json)
+    let table = job_table(&cp, &run)?;
+    if !table.is_empty() && progress.output() != Output::Off {
+        eprint!("\nimport jobs\n{}", table.render());
+    }
+    let exit = super::status::print_status(&cp, &run, args.json)?;
+    // Users of a job whose per-user results are unknown are not known to be in the pool.
+    let unknown = cp.counts(run.id)?.unknown;
+    if unknown > 0 {
+        eprintln!(
+            "{unknown} users are `unknown`: their job reported counts only; run again with --fetch-job-logs to read each user's result"
+        );
+        return Ok(Exit::SomeFailed);
+    }
+    Ok(exit)
 }

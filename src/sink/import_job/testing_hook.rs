@@ -1,0 +1,53 @@
+//! TESTING HOOK ONLY: kill the process with SIGKILL at a named step boundary of the import-job
+//! writer, so the crash-safety tests (`tests/import_job_crash.rs`) can crash the CLI at exactly the
+//! moment they mean, deterministically.
+//!
+//! It does nothing unless the environment variable `COGNITO_MIGRATE_TEST_KILL_AT` is set, which no
+//! user has a reason to do. Its value is a point name, optionally with the occurrence to kill at:
+//! `created`, `created#2` (the second time that point is reached). The points, in order:
+//!
+//! | point | the process dies … |
+//! |---|---|
+//! | `create-sent` | after CreateUserImportJob answered, before the job id is recorded |
+//! | `created` | after the job id is recorded, before the upload |
+//! | `upload-sent` | after the PUT succeeded, before it is recorded |
+//! | `uploaded` | after the upload is recorded, before StartUserImportJob |
+//! | `start-sent` | after StartUserImportJob answered, before it is recorded |
+//! | `started` | after the start is recorded, before the first poll |
+//! | `polling` | after a poll that saw the job still running |
+//! | `finished` | after the job's end is recorded, before its users are settled |
+//! | `settled` | after the chunk's users are settled and its file deleted |
+
+use std::sync::atomic::{AtomicU32, Ordering};
+
+/// The environment variable the hook reads.
+pub const ENV: &str = "COGNITO_MIGRATE_TEST_KILL_AT";
+
+static HITS: AtomicU32 = AtomicU32::new(0);
+
+/// Kills this process with SIGKILL if `COGNITO_MIGRATE_TEST_KILL_AT` names `point` (and this is
+/// the requested occurrence). Never returns in that case.
+pub fn testing_hook_kill_at(point: &str) {
+    let Some(want) = std::env::var_os(ENV) else {
+        return;
+    };
+    let want = want.to_string_lossy();
+    let (name, nth) = match want.split_once('#') {
+        Some((n, k)) => (n, k.parse::<u32>().unwrap_or(1).max(1)),
+        None => (&*want, 1),
+    };
+    if name != point {
+        return;
+    }
+    let hit = HITS.fetch_add(1, Ordering::SeqCst) + 1;
+    if hit != nth {
+        return;
+    }
+    eprintln!("testing hook: {ENV}={want}: killing this process (SIGKILL)");
+    let pid = std::process::id().to_string();
+    let _ = std::process::Command::new("kill")
+        .args(["-KILL", &pid])
+        .status();
+    // `kill` is missing or did not work: die without cleanup all the same.
+    std::process::abort();
+}
