@@ -443,3 +443,57 @@ impl Source for CognitoSource {
         std::mem::take(&mut self.warnings)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_cognitoidentityprovider::primitives::DateTime;
+    use aws_sdk_cognitoidentityprovider::types::{AttributeType, UserStatusType};
+
+    fn attr(name: &str, value: &str) -> AttributeType {
+        AttributeType::builder()
+            .name(name)
+            .value(value)
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn a_listed_user_becomes_a_record_and_federated_ones_are_rejected() {
+        let groups = vec!["admins".to_string(), "beta".to_string()];
+        let mut members = HashMap::from([("alice".to_string(), vec![1, 0])]);
+        let u = UserType::builder()
+            .username("alice")
+            .enabled(false)
+            .user_status(UserStatusType::Confirmed)
+            .user_create_date(DateTime::from_secs(1_700_000_000))
+            .attributes(attr("email", "Alice@Example.com"))
+            .attributes(attr("custom:plan", "pro"))
+            .build();
+        let user = convert(&u, 7, &groups, &mut members).unwrap();
+        assert_eq!(user.position.record, 7);
+        assert_eq!(user.position.line, 0);
+        assert_eq!(user.field("username"), Some("alice"));
+        assert_eq!(user.field("status"), Some("CONFIRMED"));
+        assert_eq!(user.field("email"), Some("Alice@Example.com"));
+        assert_eq!(user.field("custom:plan"), Some("pro"));
+        assert_eq!(user.field("user_create_date"), Some("1700000000"));
+        assert!(!user.enabled);
+        assert_eq!(user.groups, ["beta", "admins"]);
+        assert!(members.is_empty(), "memberships are handed out once");
+
+        let fed = UserType::builder()
+            .username("Google_1234")
+            .enabled(true)
+            .user_status(UserStatusType::ExternalProvider)
+            .build();
+        let e = convert(&fed, 8, &groups, &mut members).unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("status"));
+        assert_eq!(e.reason, Reason::BadValue);
+        assert!(!e.fatal);
+
+        let nameless = UserType::builder().enabled(true).build();
+        let e = convert(&nameless, 9, &groups, &mut members).unwrap_err();
+        assert_eq!(e.reason, Reason::MissingField);
+    }
+}
