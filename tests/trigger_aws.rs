@@ -12,7 +12,7 @@ mod trigger_support;
 use std::path::Path;
 
 use aws_sdk_cognitoidentityprovider::types::{
-    AttributeType, ExplicitAuthFlowsType, MessageActionType,
+    AttributeType, ExplicitAuthFlowsType, MessageActionType, UsernameAttributeType,
 };
 use aws_sdk_cognitoidentityprovider::Client;
 use cognito_migrate::directory::{DirectoryEntry, DirectoryWriter, SignIn};
@@ -321,5 +321,79 @@ async fn another_user_pool_is_the_directory() {
     assert!(
         !log.contains("Blue-Kettle-42") && !log.contains("alice"),
         "{log}"
+    );
+}
+
+/// Pool-to-pool: whether a `username` is answered follows the new pool (configured), or else the
+/// old one. The old pool here has email as username, so its usernames are generated.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_username_answer_follows_the_new_pools_sign_in() {
+    let emu = Emulator::start();
+    let c = Client::new(&emu.sdk_config().await);
+    let pool = c
+        .create_user_pool()
+        .pool_name("legacy-email")
+        .username_attributes(UsernameAttributeType::Email)
+        .send()
+        .await
+        .unwrap()
+        .user_pool()
+        .unwrap()
+        .id()
+        .unwrap()
+        .to_string();
+    let client_id = c
+        .create_user_pool_client()
+        .user_pool_id(&pool)
+        .client_name("migration")
+        .explicit_auth_flows(ExplicitAuthFlowsType::AllowAdminUserPasswordAuth)
+        .send()
+        .await
+        .unwrap()
+        .user_pool_client()
+        .unwrap()
+        .client_id()
+        .unwrap()
+        .to_string();
+    let attr = |n: &str, v: &str| AttributeType::builder().name(n).value(v).build().unwrap();
+    c.admin_create_user()
+        .user_pool_id(&pool)
+        .username("carol@example.com")
+        .user_attributes(attr("email", "carol@example.com"))
+        .user_attributes(attr("email_verified", "true"))
+        .message_action(MessageActionType::Suppress)
+        .send()
+        .await
+        .unwrap();
+    c.admin_set_user_password()
+        .user_pool_id(&pool)
+        .username("carol@example.com")
+        .password("Sesame-0pen!")
+        .permanent(true)
+        .send()
+        .await
+        .unwrap();
+
+    let answered = |generates: Option<bool>| {
+        let d = PoolDirectory::new(c.clone(), &pool, &client_id, None)
+            .with_new_pool_generating_usernames(generates);
+        async move {
+            match d.authenticate("carol@example.com", "Sesame-0pen!").await {
+                Ok(Verdict::Accepted(a)) => (a.username, a.username_attribute),
+                other => panic!("{other:?}"),
+            }
+        }
+    };
+    let (old_name, same) = answered(None).await;
+    assert_ne!(old_name, "carol@example.com", "the old pool generated it");
+    assert_eq!(
+        same, None,
+        "a new pool like the old one generates usernames too"
+    );
+    assert_eq!(answered(Some(true)).await.1, None);
+    assert_eq!(
+        answered(Some(false)).await.1,
+        Some(old_name),
+        "a new pool with usernames (and an email alias) needs one for an email sign-in"
     );
 }

@@ -26,7 +26,8 @@
 //!   still verified, against another user's hash, so that the answer takes as long. Cognito turns
 //!   the error into `NotAuthorizedException` / `UserNotFoundException` for the client.
 //! * Only an infrastructure failure (the directory cannot be read, the legacy pool cannot be
-//!   reached) answers [`TriggerError::Unavailable`].
+//!   reached or has not answered within [`DIRECTORY_DEADLINE`], inside Cognito's 5 s) answers
+//!   [`TriggerError::Unavailable`].
 //!
 //! Logs: one line per invocation with the trigger source, the outcome, a reason code, the hash
 //! scheme and the time taken, and the user as a keyed digest ([`LogDigest`]) — never the username,
@@ -82,7 +83,7 @@ mod tests;
 
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use aws_lambda_events::event::cognito::{
     CognitoEventUserPoolsMigrateUser, CognitoEventUserPoolsMigrateUserTriggerSource as Source,
@@ -220,11 +221,18 @@ impl From<TriggerError> for lambda_runtime::Diagnostic {
     }
 }
 
+/// How long the handler waits for its directory by default: Cognito gives the whole invocation
+/// 5 s. A remote directory ([`PoolDirectory`]) that has not answered by then is answered as
+/// unavailable, with a log line, rather than left to Lambda's timeout; a local one works
+/// synchronously and is bounded by the cost cap instead.
+pub const DIRECTORY_DEADLINE: Duration = Duration::from_millis(4_500);
+
 /// The user-migration handler over a [`UserDirectory`].
 pub struct Handler<D> {
     directory: D,
     rules: AttributeRules,
     digest: LogDigest,
+    deadline: Duration,
 }
 
 impl<D> std::fmt::Debug for Handler<D> {
@@ -269,6 +277,27 @@ impl<D: UserDirectory> Handler<D> {
             directory,
             rules,
             digest,
+            deadline: DIRECTORY_DEADLINE,
+        }
+    }
+
+    /// Another deadline for the directory than [`DIRECTORY_DEADLINE`].
+    pub fn with_deadline(mut self, deadline: Duration) -> Handler<D> {
+        self.deadline = deadline;
+        self
+    }
+
+    /// `work` on the directory, or [`DirectoryUnavailable`] when it takes longer than the deadline.
+    async fn within_deadline<T>(
+        &self,
+        work: impl Future<Output = Result<T, DirectoryUnavailable>>,
+    ) -> Result<T, DirectoryUnavailable> {
+        match tokio::time::timeout(self.deadline, work).await {
+            Ok(r) => r,
+            Err(_) => Err(DirectoryUnavailable(format!(
+                "no answer within {} ms",
+                self.deadline.as_millis()
+            ))),
         }
     }
 
@@ -339,7 +368,10 @@ impl<D: UserDirectory> Handler<D> {
         if login.trim().is_empty() {
             return Outcome::declined("no_username_given");
         }
-        let verdict = match self.directory.authenticate(login, password).await {
+        let verdict = match self
+            .within_deadline(self.directory.authenticate(login, password))
+            .await
+        {
             Ok(v) => v,
             Err(e) => return unavailable(e),
         };
@@ -380,7 +412,7 @@ impl<D: UserDirectory> Handler<D> {
         if login.trim().is_empty() {
             return Outcome::declined("no_username_given");
         }
-        let account = match self.directory.lookup(login).await {
+        let account = match self.within_deadline(self.directory.lookup(login)).await {
             Ok(Some(a)) => a,
             Ok(None) => return Outcome::declined(Refusal::UnknownUser.code()),
             Err(e) => return unavailable(e),

@@ -769,3 +769,41 @@ fn the_new_pools_username_attributes_for_pool_to_pool_moves() {
     .unwrap_err();
     assert!(e.to_string().contains("only used with"), "{e}");
 }
+
+/// A directory that answers too late (a legacy pool that hangs).
+struct Slow;
+
+impl UserDirectory for Slow {
+    async fn authenticate(&self, _: &str, _: &str) -> Result<Verdict, DirectoryUnavailable> {
+        tokio::time::sleep(std::time::Duration::from_secs(30)).await;
+        Ok(Verdict::Refused(Refusal::WrongPassword))
+    }
+    async fn lookup(&self, _: &str) -> Result<Option<LegacyAccount>, DirectoryUnavailable> {
+        tokio::time::sleep(std::time::Duration::from_secs(30)).await;
+        Ok(None)
+    }
+}
+
+#[test]
+fn a_directory_past_the_deadline_is_an_unavailable_answer_in_time() {
+    assert!(
+        DIRECTORY_DEADLINE < std::time::Duration::from_secs(5),
+        "Cognito waits 5 s"
+    );
+    let h = Handler::new(Slow, AttributeRules::default(), LogDigest::random())
+        .with_deadline(std::time::Duration::from_millis(50));
+    let started = std::time::Instant::now();
+    assert_eq!(
+        block_on(h.handle(auth("alice", "pw"))).unwrap_err(),
+        TriggerError::Unavailable
+    );
+    assert_eq!(
+        block_on(h.handle(forgot("alice"))).unwrap_err(),
+        TriggerError::Unavailable
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "the deadline did not cut the wait short: {:?}",
+        started.elapsed()
+    );
+}
