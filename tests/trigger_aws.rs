@@ -182,10 +182,14 @@ async fn s3_directory_is_downloaded_checked_and_served() {
     );
 }
 
-async fn legacy_pool(c: &Client) -> (String, String) {
-    let pool = c
-        .create_user_pool()
-        .pool_name("legacy")
+/// A pool of the emulator (with email as username if `email_username`) and an app client of it
+/// that allows ADMIN_USER_PASSWORD_AUTH: (pool id, client id).
+async fn pool_with_client(c: &Client, name: &str, email_username: bool) -> (String, String) {
+    let mut create = c.create_user_pool().pool_name(name);
+    if email_username {
+        create = create.username_attributes(UsernameAttributeType::Email);
+    }
+    let pool = create
         .send()
         .await
         .unwrap()
@@ -208,29 +212,39 @@ async fn legacy_pool(c: &Client) -> (String, String) {
         .client_id()
         .unwrap()
         .to_string();
+    (pool, client_id)
+}
+
+/// A confirmed user with a verified email and a permanent password.
+async fn add_user(c: &Client, pool: &str, username: &str, email: &str, password: &str) {
     let attr = |n: &str, v: &str| AttributeType::builder().name(n).value(v).build().unwrap();
+    c.admin_create_user()
+        .user_pool_id(pool)
+        .username(username)
+        .user_attributes(attr("email", email))
+        .user_attributes(attr("email_verified", "true"))
+        .user_attributes(attr("given_name", "Legacy"))
+        .message_action(MessageActionType::Suppress)
+        .send()
+        .await
+        .unwrap();
+    c.admin_set_user_password()
+        .user_pool_id(pool)
+        .username(username)
+        .password(password)
+        .permanent(true)
+        .send()
+        .await
+        .unwrap();
+}
+
+async fn legacy_pool(c: &Client) -> (String, String) {
+    let (pool, client_id) = pool_with_client(c, "legacy", false).await;
     for (name, email, password) in [
         ("alice", "alice@example.com", "Blue-Kettle-42"),
         ("mallory", "mallory@example.com", "Mallory-Pass-1"),
     ] {
-        c.admin_create_user()
-            .user_pool_id(&pool)
-            .username(name)
-            .user_attributes(attr("email", email))
-            .user_attributes(attr("email_verified", "true"))
-            .user_attributes(attr("given_name", "Legacy"))
-            .message_action(MessageActionType::Suppress)
-            .send()
-            .await
-            .unwrap();
-        c.admin_set_user_password()
-            .user_pool_id(&pool)
-            .username(name)
-            .password(password)
-            .permanent(true)
-            .send()
-            .await
-            .unwrap();
+        add_user(c, &pool, name, email, password).await;
     }
     c.create_group()
         .user_pool_id(&pool)
@@ -330,49 +344,15 @@ async fn another_user_pool_is_the_directory() {
 async fn the_username_answer_follows_the_new_pools_sign_in() {
     let emu = Emulator::start();
     let c = Client::new(&emu.sdk_config().await);
-    let pool = c
-        .create_user_pool()
-        .pool_name("legacy-email")
-        .username_attributes(UsernameAttributeType::Email)
-        .send()
-        .await
-        .unwrap()
-        .user_pool()
-        .unwrap()
-        .id()
-        .unwrap()
-        .to_string();
-    let client_id = c
-        .create_user_pool_client()
-        .user_pool_id(&pool)
-        .client_name("migration")
-        .explicit_auth_flows(ExplicitAuthFlowsType::AllowAdminUserPasswordAuth)
-        .send()
-        .await
-        .unwrap()
-        .user_pool_client()
-        .unwrap()
-        .client_id()
-        .unwrap()
-        .to_string();
-    let attr = |n: &str, v: &str| AttributeType::builder().name(n).value(v).build().unwrap();
-    c.admin_create_user()
-        .user_pool_id(&pool)
-        .username("carol@example.com")
-        .user_attributes(attr("email", "carol@example.com"))
-        .user_attributes(attr("email_verified", "true"))
-        .message_action(MessageActionType::Suppress)
-        .send()
-        .await
-        .unwrap();
-    c.admin_set_user_password()
-        .user_pool_id(&pool)
-        .username("carol@example.com")
-        .password("Sesame-0pen!")
-        .permanent(true)
-        .send()
-        .await
-        .unwrap();
+    let (pool, client_id) = pool_with_client(&c, "legacy-email", true).await;
+    add_user(
+        &c,
+        &pool,
+        "carol@example.com",
+        "carol@example.com",
+        "Sesame-0pen!",
+    )
+    .await;
 
     let answered = |generates: Option<bool>| {
         let d = PoolDirectory::new(c.clone(), &pool, &client_id, None)

@@ -525,16 +525,18 @@ fn attribute_rules() {
     assert!(!attributes::has_verified_contact(&some));
 }
 
+/// The settings for an environment of `pairs`.
+fn settings_of(pairs: &[(&str, &str)]) -> Result<TriggerSettings, SettingsError> {
+    let map: BTreeMap<String, String> = pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    TriggerSettings::from_lookup(move |k| map.get(k).cloned())
+}
+
 #[test]
 fn settings_from_the_environment() {
-    let vars = |pairs: &[(&str, &str)]| {
-        let map: BTreeMap<String, String> = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        TriggerSettings::from_lookup(move |k| map.get(k).cloned())
-    };
-    let s = vars(&[(env::DIRECTORY, "/var/task/directory.db")]).unwrap();
+    let s = settings_of(&[(env::DIRECTORY, "/var/task/directory.db")]).unwrap();
     assert_eq!(
         s.source,
         DirectorySource::File("/var/task/directory.db".into())
@@ -543,7 +545,7 @@ fn settings_from_the_environment() {
     assert_eq!(s.download_dir, PathBuf::from("/tmp"));
     assert!(s.verify_download);
 
-    let s = vars(&[
+    let s = settings_of(&[
         (env::DIRECTORY, "s3://my-bucket/path/to/directory.db"),
         (env::COST_CAP, "bcrypt=12, pbkdf2=1000000,memory_kib=65536"),
         (env::ATTRIBUTES, "email, email_verified,,custom:tier"),
@@ -565,7 +567,7 @@ fn settings_from_the_environment() {
     assert!(!s.verify_download);
     assert!(!format!("{s:?}").contains("secret-log-key"));
 
-    let s = vars(&[
+    let s = settings_of(&[
         (env::LEGACY_POOL_ID, "eu-west-1_Old"),
         (env::LEGACY_CLIENT_ID, "client"),
         (env::LEGACY_CLIENT_SECRET, "very-secret"),
@@ -580,9 +582,9 @@ fn settings_from_the_environment() {
         other => panic!("{other:?}"),
     }
 
-    assert_eq!(vars(&[]).unwrap_err(), SettingsError::NoSource);
+    assert_eq!(settings_of(&[]).unwrap_err(), SettingsError::NoSource);
     assert_eq!(
-        vars(&[
+        settings_of(&[
             (env::DIRECTORY, "/d.db"),
             (env::LEGACY_POOL_ID, "us-east-1_x")
         ])
@@ -590,12 +592,12 @@ fn settings_from_the_environment() {
         SettingsError::TwoSources
     );
     assert!(
-        vars(&[(env::LEGACY_POOL_ID, "us-east-1_x")]).is_err(),
+        settings_of(&[(env::LEGACY_POOL_ID, "us-east-1_x")]).is_err(),
         "client id required"
     );
-    assert!(vars(&[(env::DIRECTORY, "s3://bucket-only")]).is_err());
-    assert!(vars(&[(env::DIRECTORY, "/d.db"), (env::COST_CAP, "bcrypt=x")]).is_err());
-    assert!(vars(&[(env::DIRECTORY, "/d.db"), (env::COST_CAP, "nope=1")]).is_err());
+    assert!(settings_of(&[(env::DIRECTORY, "s3://bucket-only")]).is_err());
+    assert!(settings_of(&[(env::DIRECTORY, "/d.db"), (env::COST_CAP, "bcrypt=x")]).is_err());
+    assert!(settings_of(&[(env::DIRECTORY, "/d.db"), (env::COST_CAP, "nope=1")]).is_err());
 }
 
 /// Every reference vector (every hash family and notation), stored in a directory file through
@@ -729,13 +731,6 @@ fn decoy_verification_finds_a_usable_hash_among_users_without_one() {
 
 #[test]
 fn the_new_pools_username_attributes_for_pool_to_pool_moves() {
-    let vars = |pairs: &[(&str, &str)]| {
-        let map: BTreeMap<String, String> = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        TriggerSettings::from_lookup(move |k| map.get(k).cloned())
-    };
     let generates = |value: Option<&str>| {
         let mut pairs = vec![
             (env::LEGACY_POOL_ID, "eu-west-1_Old"),
@@ -744,7 +739,7 @@ fn the_new_pools_username_attributes_for_pool_to_pool_moves() {
         if let Some(v) = value {
             pairs.push((env::NEW_POOL_USERNAME_ATTRIBUTES, v));
         }
-        match vars(&pairs).map(|s| s.source) {
+        match settings_of(&pairs).map(|s| s.source) {
             Ok(DirectorySource::Pool(p)) => Ok(p.new_pool_generates_usernames),
             Ok(other) => panic!("{other:?}"),
             Err(e) => Err(e),
@@ -762,7 +757,7 @@ fn the_new_pools_username_attributes_for_pool_to_pool_moves() {
         );
     }
     // A directory file records its own pool's settings: the variable is a mistake there.
-    let e = vars(&[
+    let e = settings_of(&[
         (env::DIRECTORY, "/d.db"),
         (env::NEW_POOL_USERNAME_ATTRIBUTES, "email"),
     ])
