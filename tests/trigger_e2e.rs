@@ -10,8 +10,10 @@
 //! binaries Cargo built for it, so the script runs no cargo command (which would wait for the build
 //! directory `cargo test` holds). The script installs its tools into target/trigger-tools/
 //! (git-ignored) on first use — about a minute — and then runs in seconds. It is bounded here:
-//! after 4 minutes it is terminated (its trap stops the servers it started) and the test fails.
+//! after 4 minutes its whole process group is terminated (the script, its installers and servers)
+//! and the test fails.
 
+use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -31,6 +33,9 @@ fn cognito_local_migrates_a_legacy_user_through_the_trigger() {
         .stdin(Stdio::null())
         .stdout(out.try_clone().unwrap())
         .stderr(out)
+        // Its own process group, so that a timeout stops everything it started (installers,
+        // servers, the function) and not just the shell.
+        .process_group(0)
         .spawn()
         .expect("run scripts/trigger/e2e");
     let deadline = Instant::now() + Duration::from_secs(240);
@@ -39,9 +44,10 @@ fn cognito_local_migrates_a_legacy_user_through_the_trigger() {
             break s;
         }
         if Instant::now() > deadline {
-            let _ = Command::new("kill").arg(child.id().to_string()).status();
+            let group = format!("-{}", child.id());
+            let _ = Command::new("kill").args(["-TERM", "--", &group]).status();
             std::thread::sleep(Duration::from_secs(3));
-            let _ = child.kill();
+            let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
             let _ = child.wait();
             panic!(
                 "scripts/trigger/e2e did not finish within 4 minutes:\n{}",
