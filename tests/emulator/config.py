@@ -35,6 +35,9 @@ _DEFAULTS = {
     # fails for an over-limit file.
     "max_file_users": 500_000,
     "max_file_bytes": 100 * 1024 * 1024,
+    # Injected row failures: {"<cognito:username>": "<reason>"} makes an import job log that row
+    # "[FAILED] Line Number N - <reason>" however valid it is (tests of per-user results).
+    "import_row_failures": {},
 }
 
 
@@ -75,6 +78,13 @@ class Settings:
                 if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                     raise ValueError(f"{key} must be a positive integer")
                 values[key] = value
+        if "import_row_failures" in body:
+            failures = body["import_row_failures"]
+            if not isinstance(failures, dict) or not all(
+                isinstance(k, str) and isinstance(v, str) and v for k, v in failures.items()
+            ):
+                raise ValueError('import_row_failures must be an object {"username": "reason"}')
+            values["import_row_failures"] = dict(failures)
         if "import_pending_delay_seconds" in body:
             values["import_pending_delay_seconds"] = _number(
                 body["import_pending_delay_seconds"], "import_pending_delay_seconds", minimum=0.0

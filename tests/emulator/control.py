@@ -28,9 +28,18 @@ def _json(status: int, payload) -> tuple[int, list, bytes]:
     return status, [("Content-Type", "application/json"), ("Content-Length", str(len(body)))], body
 
 
+def _read_body(environ) -> bytes:
+    """The request body, read once. Every request's body is read, used or not: werkzeug's server
+    drains unread request bytes after answering with a blocking read that waits for the client to
+    close, so an unread body that arrives late stalls the connection until the client gives up."""
+    if "emulator.body" not in environ:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        environ["emulator.body"] = environ["wsgi.input"].read(length) if length else b""
+    return environ["emulator.body"]
+
+
 def _read_json(environ):
-    length = int(environ.get("CONTENT_LENGTH") or 0)
-    raw = environ["wsgi.input"].read(length) if length else b""
+    raw = _read_body(environ)
     return json.loads(raw) if raw.strip() else {}
 
 
@@ -53,6 +62,7 @@ def reset_everything() -> None:
 
 def handle(environ) -> tuple[int, list, bytes]:
     method = environ.get("REQUEST_METHOD", "GET")
+    _read_body(environ)
     parts = _segments(environ)
     route = parts[0] if parts else ""
     try:

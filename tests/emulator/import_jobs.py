@@ -511,6 +511,12 @@ def _process(job: ImportJob) -> None:
         rate = SETTINGS.get("import_rows_per_second")
         batch = lines[position : position + max(1, min(1000, int(rate / 20)))]
         checked = [checker.check(line) for line in batch]
+        injected = SETTINGS.get("import_row_failures")
+        if injected:
+            checked = [
+                injected.get(row.key[1], row) if not isinstance(row, str) else row
+                for row in checked
+            ]
         imported = skipped = failed = 0
         events = []
         timestamp = int(time.time() * 1000)

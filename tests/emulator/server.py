@@ -124,6 +124,11 @@ def initial_config(args: argparse.Namespace) -> list[dict]:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    # `kill -USR1 <pid>` prints every thread's stack to the log (to diagnose a hang).
+    import faulthandler
+    import signal
+
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
 
     import moto.server
 

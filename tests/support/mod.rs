@@ -89,12 +89,14 @@ impl Emulator {
     pub fn http(&self, method: &str, path: &str, body: &str) -> std::io::Result<(u16, String)> {
         let mut stream = TcpStream::connect(("127.0.0.1", self.port))?;
         stream.set_read_timeout(Some(Duration::from_secs(30)))?;
-        write!(
-            stream,
+        // One write: the emulator's server (werkzeug) stalls on request bytes that arrive after
+        // it has read the request.
+        let request = format!(
             "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
             self.port,
             body.len()
-        )?;
+        );
+        stream.write_all(request.as_bytes())?;
         let mut response = Vec::new();
         stream.read_to_end(&mut response)?;
         let text = String::from_utf8_lossy(&response).to_string();
