@@ -20,17 +20,19 @@
 //!   and aliases compare case-insensitively, so duplicates are found case-insensitively.
 
 pub mod config;
+pub mod init;
+mod seen;
 pub mod transform;
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, HashMap};
-use std::hash::{Hash, Hasher};
+use std::collections::BTreeMap;
 
 use serde::Serialize;
 
 use crate::pool::{DataType, PoolSchema};
 use crate::record::{LegacyUser, Position, RawPassword};
 use config::{CompiledRule, MappingError, MappingFile, Rule};
+use seen::Seen;
 use transform::{bool_str, is_e164, is_email, parse_bool, Transform};
 
 /// Why a record was rejected: a small fixed set, stable in reports and JSON.
@@ -186,30 +188,6 @@ struct Target {
     max_length: Option<u32>,
     min_value: Option<i64>,
     max_value: Option<i64>,
-}
-
-/// Keys that must be unique, kept as 64-bit fingerprints with the record that first used them, so
-/// memory stays small (about 16 bytes per key) on exports of millions of users.
-#[derive(Default)]
-struct Seen {
-    keys: HashMap<u64, u64>,
-}
-
-impl Seen {
-    fn fingerprint(kind: u8, value: &str) -> u64 {
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        kind.hash(&mut h);
-        value.hash(&mut h);
-        h.finish()
-    }
-
-    fn check(&self, fingerprint: u64) -> Option<u64> {
-        self.keys.get(&fingerprint).copied()
-    }
-
-    fn insert(&mut self, fingerprint: u64, record: u64) {
-        self.keys.insert(fingerprint, record);
-    }
 }
 
 /// `v.to_lowercase()`, without allocating when `v` is ASCII with no upper-case letter (the usual
@@ -607,11 +585,15 @@ impl Mapper {
         let keys = &keys[..n];
         for (fingerprint, field, reason) in keys {
             if let Some(first) = self.seen.check(*fingerprint) {
+                let first = match first {
+                    Some(r) => format!("record {r}"),
+                    None => "an earlier record".to_string(),
+                };
                 return Err(Rejection::new(
                     pos,
                     field,
                     *reason,
-                    format!("the same {field} as record {first}, which is kept"),
+                    format!("the same {field} as {first}, which is kept"),
                 ));
             }
         }

@@ -2,6 +2,7 @@
 
 mod directory;
 mod header;
+mod mapping;
 mod plan;
 mod report;
 mod run;
@@ -65,6 +66,7 @@ impl GlobalArgs {
 pub enum Command {
     Header(header::HeaderArgs),
     Plan(plan::PlanArgs),
+    Mapping(mapping::MappingArgs),
     Run(run::RunArgs),
     Status(status::StatusArgs),
     Report(report::ReportArgs),
@@ -76,6 +78,7 @@ impl Command {
         match self {
             Command::Header(args) => header::run(args, global).await,
             Command::Plan(args) => plan::run(args, global).await,
+            Command::Mapping(args) => mapping::run(args, global).await,
             Command::Run(args) => run::run(args, global).await,
             Command::Status(args) => status::run(args, global).await,
             Command::Report(args) => report::run(args, global).await,
