@@ -1,7 +1,10 @@
 //! Rate limiters per Cognito quota category, slowing down on throttling and recovering (AIMD).
 //!
-//! Each category has a `governor` GCRA limiter at the configured rate with a burst of one call, so
-//! calls leave evenly spaced and never faster than the quota. Quotas are per account and Region,
+//! Each category has a `governor` GCRA limiter at the configured rate, so calls leave evenly spaced
+//! and never faster than the quota over any second. Its burst is a tenth of a second's calls (1 to
+//! 10): enough that a writer woken a millisecond late does not lose that millisecond for good (with
+//! a burst of one, timer lateness alone costs a few percent of the rate), far below Cognito's own
+//! bucket. Quotas are per account and Region,
 //! shared with other callers, so a `TooManyRequestsException` still happens; then the rate is cut
 //! multiplicatively (×0.7, at most once per half second, never below a floor) and grows back
 //! additively with every successful call until it is at the configured rate again. A governor
@@ -59,12 +62,21 @@ pub struct AdaptiveLimiter {
     throttled: AtomicU64,
 }
 
-fn build(rate: f64) -> Arc<DefaultDirectRateLimiter> {
+/// A limiter at `rate`; `drained`: its burst already used up (a replacement must not let a burst
+/// through just because it is new).
+fn build(rate: f64, drained: bool) -> Arc<DefaultDirectRateLimiter> {
     let period = Duration::from_secs_f64(1.0 / rate.max(0.001));
+    let burst = NonZeroU32::new((rate / 10.0).clamp(1.0, 10.0) as u32).unwrap_or(NonZeroU32::MIN);
     let quota = Quota::with_period(period)
         .expect("a positive period")
-        .allow_burst(NonZeroU32::MIN);
-    Arc::new(RateLimiter::direct(quota))
+        .allow_burst(burst);
+    let limiter = RateLimiter::direct(quota);
+    if drained {
+        for _ in 0..burst.get() {
+            let _ = limiter.check();
+        }
+    }
+    Arc::new(limiter)
 }
 
 impl AdaptiveLimiter {
@@ -77,7 +89,7 @@ impl AdaptiveLimiter {
             state: Mutex::new(State {
                 rate,
                 installed_rate: rate,
-                limiter: build(rate),
+                limiter: build(rate, false),
                 last_decrease: None,
                 last_install: Instant::now(),
             }),
@@ -122,7 +134,7 @@ impl AdaptiveLimiter {
 
     fn install(&self, s: &mut State) {
         if (s.rate - s.installed_rate).abs() > f64::EPSILON {
-            s.limiter = build(s.rate);
+            s.limiter = build(s.rate, true);
             s.installed_rate = s.rate;
             s.last_install = Instant::now();
         }
@@ -181,8 +193,8 @@ mod tests {
             l.acquire().await;
         }
         let e = t.elapsed();
-        // 21 calls with burst 1 at 100/s: the first at once, then 20 × 10 ms.
-        assert!(e >= Duration::from_millis(190), "{e:?}");
+        // 21 calls at 100/s with a burst of 10: 10 at once, then 11 × 10 ms.
+        assert!(e >= Duration::from_millis(100), "{e:?}");
         assert!(e < Duration::from_millis(600), "{e:?}");
         assert_eq!(l.calls(), 21);
     }

@@ -5,6 +5,7 @@ mod header;
 mod mapping;
 mod plan;
 mod report;
+mod retry;
 mod run;
 mod source_args;
 mod status;
@@ -70,6 +71,7 @@ pub enum Command {
     Run(run::RunArgs),
     Status(status::StatusArgs),
     Report(report::ReportArgs),
+    Retry(retry::RetryArgs),
     Directory(directory::DirectoryArgs),
 }
 
@@ -82,6 +84,7 @@ impl Command {
             Command::Run(args) => run::run(args, global).await,
             Command::Status(args) => status::run(args, global).await,
             Command::Report(args) => report::run(args, global).await,
+            Command::Retry(args) => retry::run(args, global).await,
             Command::Directory(args) => directory::run(args, global).await,
         }
     }

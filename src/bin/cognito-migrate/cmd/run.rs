@@ -15,11 +15,13 @@ use cognito_migrate::plan::chunks::ChunkFile;
 use cognito_migrate::plan::route::{Mode, Route, Routed, Router, UnimportablePolicy};
 use cognito_migrate::plan::{self, ChunkRow, PlanConfig, Sink};
 use cognito_migrate::progress::{self, Output, Progress, Table, Task, Unit};
+use cognito_migrate::sink::admin_create::Feeder;
 use cognito_migrate::sink::import_job::service::{http_client, ImportJobs};
 use cognito_migrate::sink::import_job::{
     logs as job_logs, Event, ImportJobConfig, ImportJobError, ImportJobWriter, JobLogs,
 };
 
+use super::retry::AdminArgs;
 use super::source_args::SourceArgs;
 use super::GlobalArgs;
 use crate::exit::{ConfigError, Exit};
@@ -45,7 +47,8 @@ pub struct RunArgs {
     /// The state file (SQLite; created with mode 0600). The same command with the same file resumes.
     #[arg(long, value_name = "DB")]
     pub state: PathBuf,
-    /// How users are written. (admin-create and auto are not built yet.)
+    /// How users are written: import jobs, AdminCreateUser (rate-limited, exactly once), or auto
+    /// (importable hashes through import jobs, everyone else through AdminCreateUser).
     #[arg(long, value_enum, default_value = "import-job")]
     pub mode: Mode,
     /// IAM role that lets Cognito write import-job logs to CloudWatch (CloudWatchLogsRoleArn).
@@ -85,6 +88,8 @@ pub struct RunArgs {
     /// their job (Cognito's limit: 500,000).
     #[arg(long, hide = true, env = "COGNITO_MIGRATE_MAX_FILE_USERS")]
     pub max_file_users: Option<u64>,
+    #[command(flatten)]
+    pub admin: AdminArgs,
 }
 
 /// Records plan outcomes in the checkpoint: rejections and trigger users as they come, import
@@ -98,6 +103,10 @@ struct RunSink {
     chunks: u64,
     /// The reading bar: input bytes consumed.
     read: Task,
+    /// The AdminCreateUser writer (modes admin-create and auto).
+    admin: Option<Feeder>,
+    /// `retry`: only these records are read into the writers.
+    only: Option<RecordSet>,
 }
 
 fn io_err(e: checkpoint::CheckpointError) -> io::Error {
@@ -106,6 +115,9 @@ fn io_err(e: checkpoint::CheckpointError) -> io::Error {
 
 impl Sink for RunSink {
     fn skip(&mut self, record: u64) -> bool {
+        if let Some(only) = &self.only {
+            return !only.contains(record);
+        }
         self.skip.contains(record)
     }
 
@@ -129,6 +141,12 @@ impl Sink for RunSink {
                 self.writer.push(row).map_err(io_err)?;
             }
             (_, Some(c)) => self.files.entry((c.route, c.file)).or_default().push(base),
+            (Route::AdminCreate, None) if self.admin.is_some() => {
+                let admin = self.admin.as_ref().expect("checked");
+                admin
+                    .send_blocking(r.user, Route::AdminCreate.as_str())
+                    .map_err(io::Error::other)?;
+            }
             (route, None) => {
                 return Err(io::Error::other(format!(
                     "route {route} is not handled by this mode yet"
@@ -304,16 +322,27 @@ fn job_table(cp: &Checkpoint, run: &Run) -> anyhow::Result<Table> {
 }
 
 pub async fn run(args: &RunArgs, global: &GlobalArgs) -> anyhow::Result<Exit> {
-    if args.mode != Mode::ImportJob {
-        return Err(
-            ConfigError::new(format!("--mode {} is not built yet", args.mode.as_str()))
-                .with_hint("use --mode import-job")
-                .into(),
-        );
-    }
-    let role_arn = args.role_arn.clone().ok_or_else(|| {
-        ConfigError::new("--mode import-job needs --role-arn (the CloudWatch Logs role Cognito writes job results with)")
-    })?;
+    run_scoped(args, global, None).await
+}
+
+/// `run`, or with `only` (`retry`) a pass over just those records of the run's input.
+pub async fn run_scoped(
+    args: &RunArgs,
+    global: &GlobalArgs,
+    only: Option<RecordSet>,
+) -> anyhow::Result<Exit> {
+    let role_arn = match (args.mode, args.role_arn.clone()) {
+        (Mode::AdminCreate, r) => r.unwrap_or_default(),
+        (_, Some(r)) => r,
+        (mode, None) => {
+            return Err(ConfigError::new(format!(
+            "--mode {} needs --role-arn (the CloudWatch Logs role Cognito writes job results with)",
+            mode.as_str()
+        ))
+            .into())
+        }
+    };
+    args.admin.config()?;
     let clients = global.clients().await?;
     let schema = cognito_migrate::pool::PoolSchema::fetch(&clients.cognito, &args.pool_id).await?;
     let mut mapper = args.source.mapper(&schema)?;
@@ -361,7 +390,7 @@ pub async fn run(args: &RunArgs, global: &GlobalArgs) -> anyhow::Result<Exit> {
     // Pass 1 (skipped when a resumed run had read its whole input already: the marker file is
     // written once every user of the input is recorded, and removed when the run is complete).
     let read_marker = work_dir.join(format!(".input-read-{}", run.token));
-    if run.resumed && read_marker.exists() {
+    if only.is_none() && run.resumed && read_marker.exists() {
         progress.println("the input was read and recorded before: going on with the import jobs");
     } else {
         // Pass 1: read, map, route; write import files and record every user.
@@ -385,6 +414,20 @@ pub async fn run(args: &RunArgs, global: &GlobalArgs) -> anyhow::Result<Exit> {
             &[],
         );
         let sink_read = read.clone();
+        let (feeder, admin) = if args.mode == Mode::ImportJob {
+            (None, None)
+        } else {
+            let (f, s) = super::retry::start_writer(
+                &args.admin,
+                &clients,
+                &args.pool_id,
+                cp.clone(),
+                run.id,
+                &progress,
+            )?;
+            (Some(f), Some(s))
+        };
+        let only = only.clone();
         let summary = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
             let mut sink = RunSink {
                 writer: Writer::new(sink_cp.clone(), run_id),
@@ -394,12 +437,20 @@ pub async fn run(args: &RunArgs, global: &GlobalArgs) -> anyhow::Result<Exit> {
                 files: HashMap::new(),
                 chunks: 0,
                 read: sink_read,
+                admin: feeder,
+                only,
             };
             let summary = plan::execute(source.as_mut(), &mut mapper, &router, &cfg, &mut sink)?;
             sink.writer.finish()?;
             Ok(summary)
         })
-        .await??;
+        .await;
+        // Every user handed to the AdminCreateUser writer is settled and recorded before the input
+        // counts as read (also when reading failed: what was handed in is finished first).
+        if let Some(admin) = admin {
+            admin.finish().await?;
+        }
+        let summary = summary??;
         if let Some(p) = &summary.rejects_file {
             let _ = std::fs::remove_file(p);
         }
@@ -476,6 +527,16 @@ pub async fn run(args: &RunArgs, global: &GlobalArgs) -> anyhow::Result<Exit> {
         }
         Err(e) => return Err(e.into()),
     }
+    // Disable and groups for imported users (import-job and auto modes).
+    super::retry::apply_followups(
+        &args.admin,
+        &clients,
+        &args.pool_id,
+        cp.clone(),
+        run.id,
+        false,
+    )
+    .await?;
     let table = job_table(&cp, &run)?;
     if !table.is_empty() && progress.output() != Output::Off {
         eprint!("\nimport jobs\n{}", table.render());

@@ -1,0 +1,752 @@
+//! `run --mode admin-create|auto` and `retry` against the emulator: a throttling storm, SIGKILL at
+//! random moments, existing users, alias conflicts, invalid attributes, missing groups, and the
+//! follow-ups of imported users. User counts are small and quotas off (except where quotas are the
+//! point) so the whole file stays well under three minutes.
+
+mod support;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use aws_sdk_cognitoidentityprovider::types::{
+    AliasAttributeType, AttributeType, VerifiedAttributeType,
+};
+use aws_sdk_cognitoidentityprovider::Client;
+use cognito_migrate::aws::Clients;
+use cognito_migrate::checkpoint::{Checkpoint, Outcome, RunSpec};
+use cognito_migrate::mapping::MappedUser;
+use cognito_migrate::record::Position;
+use cognito_migrate::sink::admin_create::{self, service::AdminService, AdminCreateConfig};
+use serde_json::{json, Value};
+use support::{run_cli, Emulator};
+
+const MAPPING: &str = r#"
+username = "username"
+password = "password_hash"
+groups = "roles"
+enabled = { from = "active", transform = "bool" }
+
+[attributes]
+email = { from = "email", transform = "lowercase_email" }
+email_verified = { from = "verified", transform = "bool" }
+name = "name"
+"#;
+
+fn tempdir(name: &str) -> PathBuf {
+    use std::hash::{BuildHasher, RandomState};
+    let d = support::repo_root().join("target/test-tmp").join(format!(
+        "{name}-{}-{}",
+        std::process::id(),
+        RandomState::new().hash_one(std::time::SystemTime::now())
+    ));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// One legacy user as a CSV row.
+#[derive(Clone, Debug)]
+struct Legacy {
+    username: String,
+    email: String,
+    name: String,
+    active: bool,
+    roles: Vec<String>,
+    hash: String,
+}
+
+impl Legacy {
+    fn new(i: usize) -> Legacy {
+        Legacy {
+            username: format!("user{i:04}"),
+            email: format!("user{i:04}@example.com"),
+            name: format!("User {i}"),
+            // Every 7th disabled, every 5th in a group, every 10th in two.
+            active: i % 7 != 3,
+            roles: match i % 10 {
+                0 => vec!["staff".into(), "admins".into()],
+                5 => vec!["staff".into()],
+                _ => vec![],
+            },
+            hash: String::new(),
+        }
+    }
+}
+
+fn write_input(dir: &Path, users: &[Legacy], extra_rows: &[&str]) -> (PathBuf, PathBuf) {
+    let mut csv = String::from("username,email,verified,name,active,roles,password_hash\n");
+    for u in users {
+        csv.push_str(&format!(
+            "{},{},true,{},{},\"{}\",{}\n",
+            u.username,
+            u.email,
+            u.name,
+            u.active,
+            u.roles.join(","),
+            u.hash
+        ));
+    }
+    for r in extra_rows {
+        csv.push_str(r);
+        csv.push('\n');
+    }
+    let input = dir.join("users.csv");
+    std::fs::write(&input, csv).unwrap();
+    let mapping = dir.join("mapping.toml");
+    std::fs::write(&mapping, MAPPING).unwrap();
+    (input, mapping)
+}
+
+async fn client(emu: &Emulator) -> Client {
+    Client::new(&emu.sdk_config().await)
+}
+
+async fn pool(c: &Client, alias_email: bool) -> String {
+    let mut req = c.create_user_pool().pool_name("admin-create-test");
+    if alias_email {
+        req = req.alias_attributes(AliasAttributeType::Email);
+    }
+    req.send()
+        .await
+        .expect("create a pool")
+        .user_pool()
+        .unwrap()
+        .id()
+        .unwrap()
+        .to_string()
+}
+
+async fn create_group(c: &Client, pool: &str, name: &str) {
+    c.create_group()
+        .user_pool_id(pool)
+        .group_name(name)
+        .send()
+        .await
+        .expect("create group");
+}
+
+/// Every user of the pool: username → (attributes, enabled).
+async fn pool_users(c: &Client, pool: &str) -> Vec<(String, BTreeMap<String, String>, bool)> {
+    let mut out = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let page = c
+            .list_users()
+            .user_pool_id(pool)
+            .set_pagination_token(token.clone())
+            .send()
+            .await
+            .expect("list users");
+        for u in page.users() {
+            let attrs = u
+                .attributes()
+                .iter()
+                .map(|a| {
+                    (
+                        a.name().to_string(),
+                        a.value().unwrap_or_default().to_string(),
+                    )
+                })
+                .collect();
+            out.push((u.username().unwrap().to_string(), attrs, u.enabled()));
+        }
+        token = page.pagination_token().map(str::to_string);
+        if token.is_none() {
+            return out;
+        }
+    }
+}
+
+async fn group_members(c: &Client, pool: &str, group: &str) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    let mut token: Option<String> = None;
+    loop {
+        let page = c
+            .list_users_in_group()
+            .user_pool_id(pool)
+            .group_name(group)
+            .set_next_token(token.clone())
+            .send()
+            .await
+            .expect("list users in group");
+        for u in page.users() {
+            out.insert(u.username().unwrap().to_string());
+        }
+        token = page.next_token().map(str::to_string);
+        if token.is_none() {
+            return out;
+        }
+    }
+}
+
+/// The pool holds exactly `users`, once each, with their attributes, enabled state and groups.
+async fn assert_pool_holds(c: &Client, pool: &str, users: &[Legacy]) {
+    let got = pool_users(c, pool).await;
+    let names: Vec<&str> = got.iter().map(|(n, _, _)| n.as_str()).collect();
+    let unique: BTreeSet<&str> = names.iter().copied().collect();
+    assert_eq!(unique.len(), names.len(), "a user is in the pool twice");
+    let want: BTreeSet<&str> = users.iter().map(|u| u.username.as_str()).collect();
+    assert_eq!(unique, want, "the pool's users differ from the input's");
+    let by_name: BTreeMap<&str, &(String, BTreeMap<String, String>, bool)> =
+        got.iter().map(|u| (u.0.as_str(), u)).collect();
+    for u in users {
+        let (_, attrs, enabled) = by_name[u.username.as_str()];
+        assert_eq!(attrs.get("email"), Some(&u.email), "{}", u.username);
+        assert_eq!(attrs.get("name"), Some(&u.name), "{}", u.username);
+        assert_eq!(
+            attrs.get("email_verified").map(String::as_str),
+            Some("true")
+        );
+        assert_eq!(*enabled, u.active, "{}: enabled", u.username);
+    }
+    for g in ["staff", "admins"] {
+        let want: BTreeSet<String> = users
+            .iter()
+            .filter(|u| u.roles.iter().any(|r| r == g))
+            .map(|u| u.username.clone())
+            .collect();
+        assert_eq!(group_members(c, pool, g).await, want, "group {g}");
+    }
+}
+
+fn status(emu: &Emulator, state: &Path) -> Value {
+    let (_, out, err) = run_cli(
+        &["status", "--state", state.to_str().unwrap(), "--json"],
+        &emu.cli_env(),
+    );
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("status --json: {e}: {out} {err}"))
+}
+
+fn run_args<'a>(input: &'a str, mapping: &'a str, pool: &'a str, state: &'a str) -> Vec<&'a str> {
+    vec![
+        "run",
+        "-i",
+        input,
+        "-f",
+        "csv",
+        "--mapping",
+        mapping,
+        "--pool-id",
+        pool,
+        "--state",
+        state,
+        "--mode",
+        "admin-create",
+    ]
+}
+
+#[tokio::test]
+async fn a_throttling_storm_creates_every_user_once_and_fails_none() {
+    let emu = Emulator::start();
+    let c = client(&emu).await;
+    let pool = pool(&c, false).await;
+    create_group(&c, &pool, "staff").await;
+    create_group(&c, &pool, "admins").await;
+    let users: Vec<Legacy> = (1..=60).map(Legacy::new).collect();
+    let dir = tempdir("storm");
+    let (input, mapping) = write_input(&dir, &users, &[]);
+    let state = dir.join("state.db");
+    let storm =
+        json!({"throttle": 0.3, "internal_error": 0.05, "drop_before": 0.03, "drop_after": 0.03});
+    emu.control(
+        "/_emulator/config",
+        json!({"faults": {"seed": 5, "rules": {
+            "AdminCreateUser": storm, "AdminGetUser": storm,
+            "AdminAddUserToGroup": storm, "AdminDisableUser": storm}}}),
+    );
+    let mut args = run_args(
+        input.to_str().unwrap(),
+        mapping.to_str().unwrap(),
+        &pool,
+        state.to_str().unwrap(),
+    );
+    args.extend([
+        "--rate",
+        "200",
+        "--update-rate",
+        "200",
+        "--group-rate",
+        "200",
+        "--read-rate",
+        "200",
+        "--concurrency",
+        "8",
+    ]);
+    let (code, _out, err) = run_cli(&args, &emu.cli_env());
+    assert_eq!(code, 0, "stderr: {err}");
+    let s = status(&emu, &state);
+    assert_eq!(s["created"], json!(60), "{s}");
+    assert_eq!(s["failed"], json!(0), "{s}");
+    assert_eq!(s["skipped"], json!(0), "{s}");
+    assert_eq!(s["pending"], json!(0), "{s}");
+    let stats = emu.get_json("/_emulator/stats").1;
+    let faults = &stats["operations"]["AdminCreateUser"]["faults"];
+    for kind in ["throttle", "internal_error"] {
+        assert!(
+            faults[kind].as_u64().unwrap() > 0,
+            "no {kind} injected: {stats}"
+        );
+    }
+    let drops: u64 = [
+        "AdminCreateUser",
+        "AdminGetUser",
+        "AdminAddUserToGroup",
+        "AdminDisableUser",
+    ]
+    .iter()
+    .map(|op| {
+        let f = &stats["operations"][op]["faults"];
+        f["drop_before"].as_u64().unwrap_or(0) + f["drop_after"].as_u64().unwrap_or(0)
+    })
+    .sum();
+    assert!(drops > 0, "no connection dropped: {stats}");
+    emu.control("/_emulator/config", json!({"faults": {"rules": {}}}));
+    assert_pool_holds(&c, &pool, &users).await;
+}
+
+#[tokio::test]
+async fn sigkill_at_random_moments_then_resume_ends_with_each_user_once() {
+    let emu = Emulator::start();
+    let c = client(&emu).await;
+    let pool = pool(&c, false).await;
+    create_group(&c, &pool, "staff").await;
+    create_group(&c, &pool, "admins").await;
+    let users: Vec<Legacy> = (1..=240).map(Legacy::new).collect();
+    let dir = tempdir("sigkill");
+    let (input, mapping) = write_input(&dir, &users, &["bad,not-an-email,true,Bad,true,,"]);
+    let state = dir.join("state.db");
+    // Some answers lost after the work was done, so that calls are in doubt in every run.
+    emu.control(
+        "/_emulator/config",
+        json!({"faults": {"seed": 9, "rules": {"AdminCreateUser": {"drop_after": 0.04}}}}),
+    );
+    let mut args: Vec<String> = run_args(
+        input.to_str().unwrap(),
+        mapping.to_str().unwrap(),
+        &pool,
+        state.to_str().unwrap(),
+    )
+    .into_iter()
+    .map(String::from)
+    .collect();
+    args.extend(["--rate", "50", "--concurrency", "8"].map(String::from));
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos() as u64;
+    eprintln!("kill moments seed {seed}");
+    let mut x = seed | 1;
+    let mut killed = 0;
+    for _ in 0..10 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let after = Duration::from_millis(150 + x % 900);
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_cognito-migrate"));
+        cmd.args(&args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        for (k, v) in emu.cli_env() {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().unwrap();
+        let t = Instant::now();
+        while t.elapsed() < after {
+            if child.try_wait().unwrap().is_some() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        if child.try_wait().unwrap().is_none() {
+            child.kill().unwrap(); // SIGKILL
+            killed += 1;
+        }
+        child.wait().unwrap();
+    }
+    assert!(killed >= 5, "only {killed} runs were killed mid-way");
+    let pending_before = status(&emu, &state)["pending"].as_u64().unwrap();
+    eprintln!("{killed} kills; {pending_before} users pending before the last run");
+    let (code, _out, err) = run_cli(
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+        &emu.cli_env(),
+    );
+    assert_eq!(code, 1, "one row is rejected, so exit 1; stderr: {err}");
+    let s = status(&emu, &state);
+    assert_eq!(s["total"], json!(241), "{s}");
+    assert_eq!(s["created"], json!(240), "{s}");
+    assert_eq!(s["rejected"], json!(1), "{s}");
+    assert_eq!(s["pending"], json!(0), "{s}");
+    assert_eq!(s["failed"], json!(0), "{s}");
+    emu.control("/_emulator/config", json!({"faults": {"rules": {}}}));
+    assert_pool_holds(&c, &pool, &users).await;
+    // A resume of a finished run calls nothing.
+    emu.control("/_emulator/stats/reset", json!({}));
+    let (code, _, err) = run_cli(
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+        &emu.cli_env(),
+    );
+    assert_eq!(code, 1, "{err}");
+    let stats = emu.get_json("/_emulator/stats").1;
+    for op in ["AdminCreateUser", "AdminGetUser"] {
+        assert_eq!(
+            stats["operations"][op]["calls"].as_u64().unwrap_or(0),
+            0,
+            "{op}: {stats}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn existing_users_alias_conflicts_and_missing_groups_are_recorded_and_retry_fixes_them() {
+    let emu = Emulator::start();
+    let c = client(&emu).await;
+    let pool = pool(&c, true).await;
+    create_group(&c, &pool, "staff").await;
+    create_group(&c, &pool, "admins").await;
+    let attr = |n: &str, v: &str| AttributeType::builder().name(n).value(v).build().unwrap();
+    let precreate = |name: &str, attrs: Vec<AttributeType>| {
+        c.admin_create_user()
+            .user_pool_id(&pool)
+            .username(name)
+            .set_user_attributes(Some(attrs))
+            .message_action(aws_sdk_cognitoidentityprovider::types::MessageActionType::Suppress)
+            .send()
+    };
+    let mut users: Vec<Legacy> = (1..=6).map(Legacy::new).collect();
+    // user0001 exists with the same attributes, user0002 with another name.
+    precreate(
+        "user0001",
+        vec![
+            attr("email", "user0001@example.com"),
+            attr("email_verified", "true"),
+            attr("name", "User 1"),
+        ],
+    )
+    .await
+    .unwrap();
+    precreate(
+        "user0002",
+        vec![
+            attr("email", "user0002@example.com"),
+            attr("email_verified", "true"),
+            attr("name", "Someone Else"),
+        ],
+    )
+    .await
+    .unwrap();
+    // "holder" has the verified email alias that user0003 wants.
+    users[2].email = "shared@example.com".into();
+    precreate(
+        "holder",
+        vec![
+            attr("email", "shared@example.com"),
+            attr("email_verified", "true"),
+        ],
+    )
+    .await
+    .unwrap();
+    // user0004 wants a group nobody created.
+    users[3].roles = vec!["ghosts".into()];
+    let dir = tempdir("existing");
+    let (input, mapping) = write_input(
+        &dir,
+        &users,
+        &[
+            "bad,not-an-email,true,Bad,true,,",
+            "user0099,user0099@example.com,true,User 99,yes-ish,,",
+        ],
+    );
+    let state = dir.join("state.db");
+    let args = run_args(
+        input.to_str().unwrap(),
+        mapping.to_str().unwrap(),
+        &pool,
+        state.to_str().unwrap(),
+    );
+    let (code, _out, err) = run_cli(&args, &emu.cli_env());
+    assert_eq!(code, 1, "stderr: {err}");
+    let s = status(&emu, &state);
+    assert_eq!(s["skipped"], json!(2), "{s}");
+    assert_eq!(s["failed"], json!(2), "{s}");
+    assert_eq!(s["rejected"], json!(2), "{s}");
+    assert_eq!(
+        s["created"],
+        json!(2),
+        "the run went on past the failures: {s}"
+    );
+    let cp = Checkpoint::open(&state).unwrap();
+    let run = cp.current_run().unwrap().unwrap();
+    let by_user: BTreeMap<String, _> = (1..=20)
+        .filter_map(|r| cp.user(run.id, r).unwrap())
+        .map(|u| (u.username.clone(), u))
+        .collect();
+    assert_eq!(by_user["user0001"].outcome, Outcome::Skipped);
+    assert_eq!(by_user["user0001"].message.as_deref(), Some("exists, same"));
+    assert_eq!(
+        by_user["user0002"].message.as_deref(),
+        Some("exists, differs: name")
+    );
+    assert_eq!(
+        by_user["user0003"].reason.as_deref(),
+        Some("AliasExistsException")
+    );
+    assert!(
+        by_user["user0003"]
+            .message
+            .as_deref()
+            .unwrap()
+            .contains("--force-alias-creation"),
+        "{:?}",
+        by_user["user0003"]
+    );
+    assert_eq!(
+        by_user["user0004"].reason.as_deref(),
+        Some("followup_failed")
+    );
+    assert!(by_user["user0004"]
+        .message
+        .as_deref()
+        .unwrap()
+        .contains("ghosts"));
+    // The existing user with other attributes was left alone.
+    let u2 = c
+        .admin_get_user()
+        .user_pool_id(&pool)
+        .username("user0002")
+        .send()
+        .await
+        .unwrap();
+    assert!(u2
+        .user_attributes()
+        .iter()
+        .any(|a| a.name() == "name" && a.value() == Some("Someone Else")));
+
+    // report --failed lists the rejected and failed users with their reasons.
+    let report = dir.join("failed.csv");
+    let (code, _, err) = run_cli(
+        &[
+            "report",
+            "--state",
+            state.to_str().unwrap(),
+            "--failed",
+            report.to_str().unwrap(),
+        ],
+        &emu.cli_env(),
+    );
+    assert_eq!(code, 1, "{err}");
+    let text = std::fs::read_to_string(&report).unwrap();
+    assert_eq!(text.lines().count(), 1 + 4, "{text}");
+    for needle in [
+        "AliasExistsException",
+        "followup_failed",
+        "invalid_email",
+        "invalid_boolean",
+    ] {
+        assert!(text.contains(needle), "{needle} missing from {text}");
+    }
+
+    // After the causes are fixed (or allowed), retry writes only the failed users.
+    emu.control("/_emulator/stats/reset", json!({}));
+    let (code, _, err) = run_cli(
+        &[
+            "retry",
+            "--state",
+            state.to_str().unwrap(),
+            "--create-groups",
+            "--force-alias-creation",
+        ],
+        &emu.cli_env(),
+    );
+    assert_eq!(code, 1, "rejections remain; stderr: {err}");
+    let s = status(&emu, &state);
+    assert_eq!(s["failed"], json!(0), "{s}");
+    assert_eq!(s["created"], json!(4), "{s}");
+    assert_eq!(s["skipped"], json!(2), "{s}");
+    let stats = emu.get_json("/_emulator/stats").1;
+    assert_eq!(
+        stats["operations"]["AdminCreateUser"]["calls"].as_u64(),
+        Some(1),
+        "only user0003 is created again: {stats}"
+    );
+    assert_eq!(
+        group_members(&c, &pool, "ghosts").await,
+        BTreeSet::from(["user0004".to_string()])
+    );
+    let holder = c
+        .admin_get_user()
+        .user_pool_id(&pool)
+        .username("holder")
+        .send()
+        .await
+        .unwrap();
+    assert!(holder
+        .user_attributes()
+        .iter()
+        .any(|a| a.name() == "email_verified" && a.value() == Some("false")));
+
+    // --on-existing update applies what differs.
+    let state2 = dir.join("state2.db");
+    let mut args = run_args(
+        input.to_str().unwrap(),
+        mapping.to_str().unwrap(),
+        &pool,
+        state2.to_str().unwrap(),
+    );
+    args.extend(["--on-existing", "update", "--create-groups"]);
+    let (_, _, err) = run_cli(&args, &emu.cli_env());
+    let s = status(&emu, &state2);
+    assert_eq!(s["updated"], json!(1), "{s} {err}");
+    let u2 = c
+        .admin_get_user()
+        .user_pool_id(&pool)
+        .username("user0002")
+        .send()
+        .await
+        .unwrap();
+    assert!(u2
+        .user_attributes()
+        .iter()
+        .any(|a| a.name() == "name" && a.value() == Some("User 2")));
+}
+
+#[tokio::test]
+async fn attributes_cognito_refuses_fail_that_user_with_its_reason_and_the_rest_are_created() {
+    let emu = Emulator::start();
+    let c = client(&emu).await;
+    let pool = pool(&c, false).await;
+    let dir = tempdir("invalid");
+    let cp = Arc::new(Checkpoint::open(dir.join("state.db")).unwrap());
+    let run = cp
+        .begin_run(
+            &RunSpec {
+                input_location: "test".into(),
+                input_format: "csv".into(),
+                input_size: 0,
+                input_fingerprint: "x".into(),
+                pool_id: pool.clone(),
+                mode: "admin-create".into(),
+                options: "{}".into(),
+            },
+            false,
+        )
+        .unwrap();
+    let sdk = emu.sdk_config().await;
+    let clients = Clients::from_sdk_config(sdk, true);
+    let service = Arc::new(AdminService::new(
+        clients.cognito_without_sdk_retries(),
+        &pool,
+        AdminCreateConfig::default(),
+    ));
+    let (_cancel_tx, cancel) = tokio::sync::watch::channel(false);
+    let (feeder, pipeline) = admin_create::start(service, cp.clone(), run.id, cancel).unwrap();
+    for i in 1..=5u64 {
+        let mut attributes = BTreeMap::from([("email".to_string(), format!("u{i}@example.com"))]);
+        if i == 3 {
+            // Not in the pool's schema: Cognito answers InvalidParameterException.
+            attributes.insert("custom:nope".into(), "x".into());
+        }
+        let user = MappedUser {
+            position: Position {
+                record: i,
+                line: i + 1,
+                byte_offset: 0,
+            },
+            username: format!("u{i}"),
+            attributes,
+            enabled: true,
+            groups: vec![],
+            password: None,
+        };
+        feeder.send(user, "admin-create").await.unwrap();
+    }
+    drop(feeder);
+    let snap = pipeline.finish().await.unwrap();
+    assert_eq!((snap.created, snap.failed), (4, 1), "{snap:?}");
+    let u3 = cp.user(run.id, 3).unwrap().unwrap();
+    assert_eq!(u3.outcome, Outcome::Failed);
+    assert_eq!(u3.reason.as_deref(), Some("InvalidParameterException"));
+    assert!(
+        u3.message.as_deref().unwrap().contains("custom:nope"),
+        "{u3:?}"
+    );
+    assert_eq!(u3.attempts, 1);
+    let names: BTreeSet<String> = pool_users(&c, &pool)
+        .await
+        .into_iter()
+        .map(|u| u.0)
+        .collect();
+    assert_eq!(names, ["u1", "u2", "u4", "u5"].map(String::from).into());
+}
+
+#[tokio::test]
+async fn auto_mode_imports_hashes_creates_the_rest_and_applies_follow_ups_to_imported_users() {
+    let emu = Emulator::start();
+    let c = client(&emu).await;
+    let pool = c
+        .create_user_pool()
+        .pool_name("auto-test")
+        .auto_verified_attributes(VerifiedAttributeType::Email)
+        .send()
+        .await
+        .unwrap()
+        .user_pool()
+        .unwrap()
+        .id()
+        .unwrap()
+        .to_string();
+    create_group(&c, &pool, "staff").await;
+    create_group(&c, &pool, "admins").await;
+    let mut users: Vec<Legacy> = (1..=12).map(Legacy::new).collect();
+    for u in users
+        .iter_mut()
+        .filter(|u| u.username.ends_with(['1', '3', '5', '0']))
+    {
+        u.hash = bcrypt::hash("correct horse", 4).unwrap();
+    }
+    let imported: Vec<&str> = users
+        .iter()
+        .filter(|u| !u.hash.is_empty())
+        .map(|u| u.username.as_str())
+        .collect();
+    assert!(imported.len() >= 3);
+    let dir = tempdir("auto");
+    let (input, mapping) = write_input(&dir, &users, &[]);
+    let state = dir.join("state.db");
+    let mut args = run_args(
+        input.to_str().unwrap(),
+        mapping.to_str().unwrap(),
+        &pool,
+        state.to_str().unwrap(),
+    );
+    *args.last_mut().unwrap() = "auto";
+    args.extend([
+        "--role-arn",
+        "arn:aws:iam::123456789012:role/CognitoImportLogs",
+    ]);
+    let mut env = emu.cli_env();
+    env.push(("COGNITO_MIGRATE_POLL_MAX_SECONDS", "0.2".into()));
+    let (code, _out, err) = run_cli(&args, &env);
+    assert_eq!(code, 0, "stderr: {err}");
+    let s = status(&emu, &state);
+    assert_eq!(
+        s["imported"].as_u64().unwrap() as usize,
+        imported.len(),
+        "{s}"
+    );
+    assert_eq!(
+        s["created"].as_u64().unwrap() as usize,
+        12 - imported.len(),
+        "{s}"
+    );
+    assert_pool_holds(&c, &pool, &users).await;
+    for name in &imported {
+        let u = emu.get_json(&format!("/_emulator/users/{pool}/{name}")).1;
+        assert_eq!(u["has_imported_hash"], json!(true), "{u}");
+    }
+    let cp = Checkpoint::open(&state).unwrap();
+    let run = cp.current_run().unwrap().unwrap();
+    assert_eq!(cp.pending_followups(run.id).count(), 0);
+}
