@@ -205,6 +205,8 @@ pub fn execute(
     let mut sets: HashMap<Route, ChunkSet> = HashMap::new();
     let mut summary = Summary::default();
     let mut groups_seen: std::collections::HashSet<String> = Default::default();
+    let mut route_counts: HashMap<Route, u64> = HashMap::new();
+    let mut scheme_counts: HashMap<(&'static str, Route), u64> = HashMap::new();
     let mut reject =
         |r: Rejection, summary: &mut Summary, sink: &mut dyn Sink| -> Result<(), PlanError> {
             count_rejection(&mut summary.rejected, &mut summary.rejections, &r);
@@ -238,20 +240,18 @@ pub fn execute(
             }
         };
         summary.routed += 1;
-        *summary
-            .routes
-            .entry(routed.route.as_str().to_string())
-            .or_default() += 1;
+        // Counted by value here (no String per user), named once at the end.
+        *route_counts.entry(routed.route).or_default() += 1;
         if let Some(s) = routed.scheme {
-            *summary
-                .hash_schemes
-                .entry(s.to_string())
-                .or_default()
-                .entry(routed.route.as_str().to_string())
-                .or_default() += 1;
+            *scheme_counts.entry((s, routed.route)).or_default() += 1;
         }
         if let Some(why) = &routed.not_imported_because {
-            *summary.not_imported.entry(why.clone()).or_default() += 1;
+            match summary.not_imported.get_mut(why.as_str()) {
+                Some(n) => *n += 1,
+                None => {
+                    summary.not_imported.insert(why.clone(), 1);
+                }
+            }
         }
         if routed.route != Route::Trigger {
             if !routed.user.enabled {
@@ -292,6 +292,16 @@ pub fn execute(
         sink.routed(routed, row).map_err(PlanError::Sink)?;
     }
     summary.warnings.extend(source.take_warnings());
+    for (route, n) in route_counts {
+        summary.routes.insert(route.as_str().to_string(), n);
+    }
+    for ((scheme, route), n) in scheme_counts {
+        summary
+            .hash_schemes
+            .entry(scheme.to_string())
+            .or_default()
+            .insert(route.as_str().to_string(), n);
+    }
     summary.followups.groups = groups_seen.len() as u64;
     let mut routes: Vec<Route> = sets.keys().copied().collect();
     routes.sort();
