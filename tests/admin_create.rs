@@ -750,3 +750,87 @@ async fn auto_mode_imports_hashes_creates_the_rest_and_applies_follow_ups_to_imp
     let run = cp.current_run().unwrap().unwrap();
     assert_eq!(cp.pending_followups(run.id).count(), 0);
 }
+
+#[tokio::test]
+async fn a_quota_below_the_configured_rate_slows_the_writer_down_without_failing_anyone() {
+    // Another caller's share of the account's quota, as the writer sees it: the pool answers
+    // TooManyRequestsException above 20 AdminCreateUser/s while the writer is told 50.
+    let emu = Emulator::start();
+    emu.control(
+        "/_emulator/config",
+        json!({"quotas": {"enabled": true, "burst_seconds": 1.0, "rates": {"UserCreation": 20}}}),
+    );
+    let c = client(&emu).await;
+    let pool = pool(&c, false).await;
+    let dir = tempdir("quota");
+    let cp = Arc::new(Checkpoint::open(dir.join("state.db")).unwrap());
+    let run = cp
+        .begin_run(
+            &RunSpec {
+                input_location: "test".into(),
+                input_format: "csv".into(),
+                input_size: 0,
+                input_fingerprint: "q".into(),
+                pool_id: pool.clone(),
+                mode: "admin-create".into(),
+                options: "{}".into(),
+            },
+            false,
+        )
+        .unwrap();
+    let clients = Clients::from_sdk_config(emu.sdk_config().await, true);
+    let service = Arc::new(AdminService::new(
+        clients.cognito_without_sdk_retries(),
+        &pool,
+        AdminCreateConfig::default(),
+    ));
+    let (_cancel_tx, cancel) = tokio::sync::watch::channel(false);
+    let (feeder, pipeline) = admin_create::start(service, cp.clone(), run.id, cancel).unwrap();
+    let progress = pipeline.progress();
+    let watcher = tokio::spawn(async move {
+        let mut lowest = f64::MAX;
+        for _ in 0..200 {
+            lowest = lowest.min(progress().creation_rate);
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        lowest
+    });
+    let n = 100u64;
+    for i in 1..=n {
+        let user = MappedUser {
+            position: Position {
+                record: i,
+                line: i + 1,
+                byte_offset: 0,
+            },
+            username: format!("q{i}"),
+            attributes: BTreeMap::from([("email".to_string(), format!("q{i}@example.com"))]),
+            enabled: true,
+            groups: vec![],
+            password: None,
+        };
+        feeder.send(user, "admin-create").await.unwrap();
+    }
+    drop(feeder);
+    let snap = pipeline.finish().await.unwrap();
+    let lowest = watcher.await.unwrap();
+    assert_eq!((snap.created, snap.failed), (n, 0), "{snap:?}");
+    assert!(snap.throttled > 0, "the quota never bit: {snap:?}");
+    assert!(
+        lowest < 30.0,
+        "the writer never slowed down (lowest rate {lowest}): {snap:?}"
+    );
+    // A writer that kept 50/s against 20/s would see most calls after the first second throttled.
+    let stats = emu.get_json("/_emulator/stats").1;
+    let op = &stats["operations"]["AdminCreateUser"];
+    let (calls, throttled) = (
+        op["calls"].as_u64().unwrap(),
+        op["throttled"].as_u64().unwrap(),
+    );
+    eprintln!("{throttled} of {calls} calls throttled; lowest AdminCreateUser rate {lowest:.1}/s");
+    assert_eq!(calls - throttled, n, "{stats}");
+    assert!(
+        (throttled as f64) < 0.5 * calls as f64,
+        "{throttled} of {calls} calls throttled"
+    );
+}

@@ -1,22 +1,21 @@
 //! Rate limiters per Cognito quota category, slowing down on throttling and recovering (AIMD).
 //!
-//! Each category has a `governor` GCRA limiter at the configured rate, so calls leave evenly spaced
-//! and never faster than the quota over any second. Its burst is a tenth of a second's calls (1 to
-//! 10): enough that a writer woken a millisecond late does not lose that millisecond for good (with
-//! a burst of one, timer lateness alone costs a few percent of the rate), far below Cognito's own
-//! bucket. Quotas are per account and Region,
-//! shared with other callers, so a `TooManyRequestsException` still happens; then the rate is cut
+//! Two layers per category. A `governor` GCRA limiter at the configured rate is the hard cap: no
+//! call leaves faster than that over any second (its burst, a tenth of a second's calls, only
+//! absorbs timer lateness). Under it, an adaptive pacer hands out evenly spaced send times at the
+//! rate in force: every caller reserves the next slot, so a rate change applies to the very next
+//! reservation and timer lateness is never lost. Quotas are per account and Region, shared with
+//! other callers, so a `TooManyRequestsException` still happens; then the rate is cut
 //! multiplicatively (×0.7, at most once per half second, never below a floor) and grows back
-//! additively with every successful call until it is at the configured rate again. A governor
-//! limiter's rate is fixed, so a change of rate installs a new limiter (not more often than every
-//! 100 ms while growing, to keep the spacing exact).
+//! additively with every call that goes through, up to the configured rate.
 
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Mutex;
+use std::time::Duration;
 
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use tokio::time::Instant;
 
 /// The quota categories the writer uses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -42,14 +41,12 @@ impl Category {
 
 const DECREASE: f64 = 0.7;
 const DECREASE_WINDOW: Duration = Duration::from_millis(500);
-const REBUILD_EVERY: Duration = Duration::from_millis(100);
 
-struct State {
+struct Pacer {
     rate: f64,
-    installed_rate: f64,
-    limiter: Arc<DefaultDirectRateLimiter>,
+    /// The next free send time.
+    next: Instant,
     last_decrease: Option<Instant>,
-    last_install: Instant,
 }
 
 /// One category's adaptive limiter.
@@ -57,63 +54,58 @@ pub struct AdaptiveLimiter {
     pub category: Category,
     max_rate: f64,
     min_rate: f64,
-    state: Mutex<State>,
+    cap: DefaultDirectRateLimiter,
+    pacer: Mutex<Pacer>,
     calls: AtomicU64,
     throttled: AtomicU64,
 }
 
-/// A limiter at `rate`; `drained`: its burst already used up (a replacement must not let a burst
-/// through just because it is new).
-fn build(rate: f64, drained: bool) -> Arc<DefaultDirectRateLimiter> {
-    let period = Duration::from_secs_f64(1.0 / rate.max(0.001));
-    let burst = NonZeroU32::new((rate / 10.0).clamp(1.0, 10.0) as u32).unwrap_or(NonZeroU32::MIN);
-    let quota = Quota::with_period(period)
-        .expect("a positive period")
-        .allow_burst(burst);
-    let limiter = RateLimiter::direct(quota);
-    if drained {
-        for _ in 0..burst.get() {
-            let _ = limiter.check();
-        }
-    }
-    Arc::new(limiter)
+fn period(rate: f64) -> Duration {
+    Duration::from_secs_f64(1.0 / rate.max(0.001))
 }
 
 impl AdaptiveLimiter {
     pub fn new(category: Category, rate: f64, min_fraction: f64) -> AdaptiveLimiter {
         let rate = rate.max(0.01);
+        let burst =
+            NonZeroU32::new((rate / 10.0).clamp(1.0, 10.0) as u32).unwrap_or(NonZeroU32::MIN);
+        let quota = Quota::with_period(period(rate))
+            .expect("a positive period")
+            .allow_burst(burst);
         AdaptiveLimiter {
             category,
             max_rate: rate,
             min_rate: (rate * min_fraction.clamp(0.001, 1.0)).max(0.01),
-            state: Mutex::new(State {
+            cap: RateLimiter::direct(quota),
+            pacer: Mutex::new(Pacer {
                 rate,
-                installed_rate: rate,
-                limiter: build(rate, false),
+                next: Instant::now(),
                 last_decrease: None,
-                last_install: Instant::now(),
             }),
             calls: AtomicU64::new(0),
             throttled: AtomicU64::new(0),
         }
     }
 
-    /// Waits until a call may be made.
+    /// Waits until a call may be made: the next slot at the rate in force, then the hard cap.
     pub async fn acquire(&self) {
-        let limiter = self.state.lock().expect("limiter state").limiter.clone();
-        limiter.until_ready().await;
+        let slot = {
+            let mut p = self.pacer.lock().expect("pacer");
+            let now = Instant::now();
+            let slot = p.next.max(now);
+            p.next = slot + period(p.rate);
+            slot
+        };
+        tokio::time::sleep_until(slot).await;
+        self.cap.until_ready().await;
         self.calls.fetch_add(1, Ordering::Relaxed);
     }
 
     /// A call went through: grow the rate back towards the configured one.
     pub fn on_success(&self) {
-        let mut s = self.state.lock().expect("limiter state");
-        if s.rate >= self.max_rate {
-            return;
-        }
-        s.rate = (s.rate + self.max_rate / 200.0).min(self.max_rate);
-        if s.rate >= self.max_rate || s.last_install.elapsed() >= REBUILD_EVERY {
-            self.install(&mut s);
+        let mut p = self.pacer.lock().expect("pacer");
+        if p.rate < self.max_rate {
+            p.rate = (p.rate + self.max_rate / 200.0).min(self.max_rate);
         }
     }
 
@@ -121,28 +113,18 @@ impl AdaptiveLimiter {
     /// old rate and say nothing new).
     pub fn on_throttle(&self) {
         self.throttled.fetch_add(1, Ordering::Relaxed);
-        let mut s = self.state.lock().expect("limiter state");
-        if s.last_decrease
-            .is_some_and(|t| t.elapsed() < DECREASE_WINDOW)
-        {
+        let mut p = self.pacer.lock().expect("pacer");
+        let now = Instant::now();
+        if p.last_decrease.is_some_and(|t| now - t < DECREASE_WINDOW) {
             return;
         }
-        s.last_decrease = Some(Instant::now());
-        s.rate = (s.rate * DECREASE).max(self.min_rate);
-        self.install(&mut s);
-    }
-
-    fn install(&self, s: &mut State) {
-        if (s.rate - s.installed_rate).abs() > f64::EPSILON {
-            s.limiter = build(s.rate, true);
-            s.installed_rate = s.rate;
-            s.last_install = Instant::now();
-        }
+        p.last_decrease = Some(now);
+        p.rate = (p.rate * DECREASE).max(self.min_rate);
     }
 
     /// The rate in force now.
     pub fn rate(&self) -> f64 {
-        self.state.lock().expect("limiter state").rate
+        self.pacer.lock().expect("pacer").rate
     }
 
     pub fn max_rate(&self) -> f64 {
@@ -179,7 +161,7 @@ mod tests {
     fn the_rate_never_falls_below_its_floor() {
         let l = AdaptiveLimiter::new(Category::UserUpdate, 25.0, 0.1);
         for _ in 0..50 {
-            l.state.lock().unwrap().last_decrease = None;
+            l.pacer.lock().unwrap().last_decrease = None;
             l.on_throttle();
         }
         assert!((l.rate() - 2.5).abs() < 1e-9, "{}", l.rate());
@@ -193,8 +175,8 @@ mod tests {
             l.acquire().await;
         }
         let e = t.elapsed();
-        // 21 calls at 100/s with a burst of 10: 10 at once, then 11 × 10 ms.
-        assert!(e >= Duration::from_millis(100), "{e:?}");
+        // 21 calls paced at 100/s: the first at once, then 20 × 10 ms.
+        assert!(e >= Duration::from_millis(195), "{e:?}");
         assert!(e < Duration::from_millis(600), "{e:?}");
         assert_eq!(l.calls(), 21);
     }
