@@ -105,7 +105,11 @@ fn csv_sample_gets_a_mapping_that_plan_accepts() {
     );
     assert!(code == 0 || code == 1, "{stderr}");
     let summary: serde_json::Value = serde_json::from_str(&stdout).unwrap();
-    assert_eq!(summary["records"], serde_json::json!(12), "11 users and a malformed row: {summary}");
+    assert_eq!(
+        summary["records"],
+        serde_json::json!(12),
+        "11 users and a malformed row: {summary}"
+    );
     assert!(summary["routed"].as_u64().unwrap() >= 5, "{summary}");
 }
 

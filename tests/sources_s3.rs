@@ -185,7 +185,10 @@ async fn retries_are_bounded_and_a_changed_object_is_refused() {
         ..Default::default()
     };
     let err = read_s3(&c, "users.ndjson", read).await.unwrap_err();
-    assert!(err.to_string().contains("giving up after 3 attempts"), "{err}");
+    assert!(
+        err.to_string().contains("giving up after 3 attempts"),
+        "{err}"
+    );
     assert_eq!(fault_stats(&emu).0, 3, "exactly three GETs");
 
     // The first download breaks; while the reader waits to reopen, the object is replaced: the
@@ -242,7 +245,10 @@ async fn a_read_can_start_at_a_byte_offset() {
     let first = got[0].as_ref().unwrap();
     let want = expected[150].as_ref().unwrap();
     assert_eq!(first.fields, want.fields);
-    assert_eq!(first.position.byte_offset, 0, "offsets count from the start offset");
+    assert_eq!(
+        first.position.byte_offset, 0,
+        "offsets count from the start offset"
+    );
 
     let read = S3ReadOptions {
         start_offset: bytes.len() as u64 + 1,
@@ -290,7 +296,16 @@ async fn plan_and_run_read_s3_inputs_end_to_end() {
     let plan = |input: &str, out: &str| {
         run_cli(
             &[
-                "plan", "-i", input, "-f", "auth0", "--pool-id", &pool, "--out", out, "--json",
+                "plan",
+                "-i",
+                input,
+                "-f",
+                "auth0",
+                "--pool-id",
+                &pool,
+                "--out",
+                out,
+                "--json",
             ],
             &emu.cli_env(),
         )
@@ -338,7 +353,10 @@ async fn plan_and_run_read_s3_inputs_end_to_end() {
     assert_eq!(code, 1, "rejected records only: {stderr}");
     let cp = cognito_migrate::checkpoint::Checkpoint::open(&state).unwrap();
     let run = cp.current_run().unwrap().unwrap();
-    assert!(run.spec.input_fingerprint.starts_with("s3-etag:"), "{run:?}");
+    assert!(
+        run.spec.input_fingerprint.starts_with("s3-etag:"),
+        "{run:?}"
+    );
     assert_eq!(run.spec.input_size, gzip(&bytes).len() as u64);
     drop(cp);
     let imported = c
