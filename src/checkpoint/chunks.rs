@@ -243,6 +243,30 @@ const CHUNK_COLUMNS: &str = "id, run_id, seq, route, file_path, row_count, byte_
      in_flight, job_name, job_id, url_expires_at, imported, skipped, failed, written_at, \
      created_at, started_at, finished_at, updated_at, message";
 
+/// Users per multi-row INSERT in [`Checkpoint::add_chunk`] (12 parameters each).
+const CHUNK_INSERT_ROWS: usize = 256;
+
+const CHUNK_INSERT_SQL: &str = "INSERT INTO users (run_id, record, line, byte_offset, username, \
+     route, outcome, chunk_id, chunk_line, needs_disable, groups, followups_done, updated_at) \
+     VALUES ";
+
+/// One user of a new chunk when it may already be recorded: it may be re-chunked only if
+/// unsettled (`failed`, `unknown`, or `pending` outside any live chunk).
+const CHUNK_UPSERT_SQL: &str = "INSERT INTO users (run_id, record, line, byte_offset, username, \
+     route, outcome, chunk_id, chunk_line, needs_disable, groups, followups_done, updated_at) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending', ?7, ?8, ?9, ?10, ?11, ?12) \
+     ON CONFLICT (run_id, record) DO UPDATE SET line = excluded.line, \
+     byte_offset = excluded.byte_offset, username = excluded.username, \
+     route = excluded.route, outcome = 'pending', reason = NULL, message = NULL, \
+     chunk_id = excluded.chunk_id, chunk_line = excluded.chunk_line, \
+     needs_disable = excluded.needs_disable, groups = excluded.groups, \
+     followups_done = MAX(users.followups_done, excluded.followups_done), \
+     updated_at = excluded.updated_at \
+     WHERE users.outcome IN ('failed', 'unknown') OR (users.outcome = 'pending' \
+     AND (users.chunk_id IS NULL OR (SELECT status FROM chunks \
+     WHERE chunks.id = users.chunk_id) IN \
+     ('succeeded', 'failed', 'stopped', 'expired', 'abandoned')))";
+
 fn chunk_from_row(row: &Row<'_>) -> rusqlite::Result<ChunkRow> {
     let bad = |i: usize, s: String| {
         rusqlite::Error::FromSqlConversionFailure(
@@ -358,25 +382,12 @@ impl Checkpoint {
                 ],
             )
             .ctx(&self.path)?;
-            let mut stmt = tx
-                .prepare_cached(
-                    "INSERT INTO users (run_id, record, line, byte_offset, username, route, \
-                     outcome, chunk_id, chunk_line, needs_disable, groups, followups_done, \
-                     updated_at) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending', ?7, ?8, ?9, ?10, ?11, ?12) \
-                     ON CONFLICT (run_id, record) DO UPDATE SET line = excluded.line, \
-                     byte_offset = excluded.byte_offset, username = excluded.username, \
-                     route = excluded.route, outcome = 'pending', reason = NULL, message = NULL, \
-                     chunk_id = excluded.chunk_id, chunk_line = excluded.chunk_line, \
-                     needs_disable = excluded.needs_disable, groups = excluded.groups, \
-                     followups_done = MAX(users.followups_done, excluded.followups_done), \
-                     updated_at = excluded.updated_at \
-                     WHERE users.outcome IN ('failed', 'unknown') OR (users.outcome = 'pending' \
-                     AND (users.chunk_id IS NULL OR (SELECT status FROM chunks \
-                     WHERE chunks.id = users.chunk_id) IN \
-                     ('succeeded', 'failed', 'stopped', 'expired', 'abandoned')))",
-                )
-                .ctx(&self.path)?;
+            // Fresh users (the common case) go in with multi-row plain INSERTs: one statement per
+            // CHUNK_INSERT_ROWS users, which saves SQLite's per-statement work (CHECK lists, the
+            // statement journal). A batch with a user already recorded fails as a whole (the
+            // statement, not the transaction, is rolled back) and is redone row by row with the
+            // guarded upsert, which applies the re-chunking rules and reports a refused user.
+            let mut batch: Vec<(i64, UserRow)> = Vec::with_capacity(CHUNK_INSERT_ROWS);
             let mut line: i64 = 0;
             for user in users {
                 line += 1;
@@ -386,43 +397,14 @@ impl Checkpoint {
                         user.position.record, user.route, spec.route
                     )));
                 }
-                let record = to_i64(user.position.record, &self.path, "record")?;
-                let changed = stmt
-                    .execute(params![
-                        run,
-                        record,
-                        to_i64(user.position.line, &self.path, "line")?,
-                        to_i64(user.position.byte_offset, &self.path, "byte offset")?,
-                        user.username,
-                        user.route,
-                        id,
-                        line,
-                        user.needs_disable,
-                        user.groups,
-                        user.followups_done,
-                        now
-                    ])
-                    .ctx(&self.path)?;
-                if changed == 0 {
-                    let (outcome, chunk): (Outcome, Option<ChunkId>) = tx
-                        .query_row(
-                            "SELECT outcome, chunk_id FROM users WHERE run_id = ?1 AND record = ?2",
-                            params![run, record],
-                            |r| Ok((r.get(0)?, r.get(1)?)),
-                        )
-                        .ctx(&self.path)?;
-                    return Err(match (outcome, chunk) {
-                        (Outcome::Pending, Some(chunk)) => self.invalid(format!(
-                            "record {record} is already in chunk {chunk}, which has not ended"
-                        )),
-                        _ => CheckpointError::AlreadySettled {
-                            path: self.path.clone(),
-                            run,
-                            record: user.position.record,
-                            outcome,
-                        },
-                    });
+                batch.push((line, user));
+                if batch.len() == CHUNK_INSERT_ROWS {
+                    self.insert_chunk_users(tx, run, id, now, &batch)?;
+                    batch.clear();
                 }
+            }
+            if !batch.is_empty() {
+                self.insert_chunk_users(tx, run, id, now, &batch)?;
             }
             if line != row_count {
                 return Err(self.invalid(format!(
@@ -433,6 +415,96 @@ impl Checkpoint {
             Ok(id)
         })?;
         self.chunk(id)
+    }
+
+    /// Insert one batch of a new chunk's users (see [`Checkpoint::add_chunk`]): one multi-row
+    /// INSERT, or row by row with the guarded upsert when one of them is already recorded.
+    fn insert_chunk_users(
+        &self,
+        tx: &Transaction<'_>,
+        run: RunId,
+        chunk: ChunkId,
+        now: i64,
+        batch: &[(i64, UserRow)],
+    ) -> Result<()> {
+        let mut sql = String::with_capacity(CHUNK_INSERT_SQL.len() + batch.len() * 40);
+        sql.push_str(CHUNK_INSERT_SQL);
+        for i in 0..batch.len() {
+            if i > 0 {
+                sql.push(',');
+            }
+            sql.push_str("(?,?,?,?,?,?,'pending',?,?,?,?,?,?)");
+        }
+        let mut stmt = tx.prepare_cached(&sql).ctx(&self.path)?;
+        let mut p = 0;
+        for (line, user) in batch {
+            let values: [&dyn rusqlite::ToSql; 12] = [
+                &run,
+                &to_i64(user.position.record, &self.path, "record")?,
+                &to_i64(user.position.line, &self.path, "line")?,
+                &to_i64(user.position.byte_offset, &self.path, "byte offset")?,
+                &user.username,
+                &user.route,
+                &chunk,
+                line,
+                &user.needs_disable,
+                &user.groups,
+                &user.followups_done,
+                &now,
+            ];
+            for v in values {
+                p += 1;
+                stmt.raw_bind_parameter(p, v).ctx(&self.path)?;
+            }
+        }
+        match stmt.raw_execute() {
+            Ok(_) => return Ok(()),
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::ConstraintViolation => {}
+            Err(e) => return Err(e).ctx(&self.path),
+        }
+        drop(stmt);
+        let mut stmt = tx.prepare_cached(CHUNK_UPSERT_SQL).ctx(&self.path)?;
+        for (line, user) in batch {
+            let record = to_i64(user.position.record, &self.path, "record")?;
+            let changed = stmt
+                .execute(params![
+                    run,
+                    record,
+                    to_i64(user.position.line, &self.path, "line")?,
+                    to_i64(user.position.byte_offset, &self.path, "byte offset")?,
+                    user.username,
+                    user.route,
+                    chunk,
+                    line,
+                    user.needs_disable,
+                    user.groups,
+                    user.followups_done,
+                    now
+                ])
+                .ctx(&self.path)?;
+            if changed == 0 {
+                let (outcome, in_chunk): (Outcome, Option<ChunkId>) = tx
+                    .query_row(
+                        "SELECT outcome, chunk_id FROM users WHERE run_id = ?1 AND record = ?2",
+                        params![run, record],
+                        |r| Ok((r.get(0)?, r.get(1)?)),
+                    )
+                    .ctx(&self.path)?;
+                return Err(match (outcome, in_chunk) {
+                    (Outcome::Pending, Some(in_chunk)) => self.invalid(format!(
+                        "record {record} is already in chunk {in_chunk}, which has not ended"
+                    )),
+                    _ => CheckpointError::AlreadySettled {
+                        path: self.path.clone(),
+                        run,
+                        record: user.position.record,
+                        outcome,
+                    },
+                });
+            }
+        }
+        Ok(())
     }
 
     /// A chunk by id.

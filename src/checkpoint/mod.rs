@@ -72,6 +72,7 @@
 //! migrations against one state file at the same time is not supported.
 
 mod chunks;
+mod recorder;
 mod run;
 mod schema;
 mod users;
@@ -91,6 +92,7 @@ use rusqlite::types::{FromSql, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 
 pub use chunks::{ChunkResume, ChunkRow, ChunkSpec, ChunkStatus, JobCounts, LineOutcome, Step};
+pub use recorder::{Recorder, RecorderError};
 pub use run::{fingerprint_file, fingerprint_s3, job_name, Run, RunSpec, MODES};
 pub use schema::SCHEMA_VERSION;
 pub use users::{Counts, Outcome, RecordSet, StoredUser, UserIter, UserRow};
@@ -292,7 +294,7 @@ impl Checkpoint {
             Durability::Full => "FULL",
         };
         conn.execute_batch(&format!(
-            "PRAGMA synchronous={sync}; PRAGMA foreign_keys=ON; PRAGMA cache_size=-16000;"
+            "PRAGMA synchronous={sync}; PRAGMA foreign_keys=ON; PRAGMA cache_size=-262144; PRAGMA temp_store=MEMORY;"
         ))
         .ctx(&path)?;
         let mut conn = conn;

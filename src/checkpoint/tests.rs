@@ -1081,3 +1081,109 @@ fn shared_across_threads() {
     assert_eq!(written, 2000);
     assert_eq!(cp.counts(run).unwrap().created, 2000);
 }
+
+#[test]
+fn add_chunk_batches_fall_back_to_the_guarded_upsert() {
+    let db = TempDb::new("addchunk-batches");
+    let cp = Checkpoint::open(&db.0).unwrap();
+    let run = cp.begin_run(&spec(), false).unwrap().id;
+    // 600 fresh users: three multi-row batches (256 + 256 + 88).
+    let first = cp
+        .add_chunk(
+            run,
+            &chunk_spec("import:BCRYPT", 600),
+            chunk_users(1..=600, "import:BCRYPT"),
+        )
+        .unwrap();
+    assert_eq!(cp.chunk_counts(first.id).unwrap().pending, 600);
+    let lines: Vec<(u64, Option<u64>)> = collect(cp.chunk_users(first.id))
+        .iter()
+        .map(|u| (u.record, u.chunk_line))
+        .collect();
+    assert_eq!(lines.len(), 600);
+    assert!(
+        lines.iter().all(|(r, l)| *l == Some(*r)),
+        "line = record order"
+    );
+    // The first chunk ends; 500..=700 go into a new chunk: 101 re-chunked (mixed into the second
+    // batch with fresh ones), 100 fresh.
+    cp.chunk_finished(first.id, ChunkStatus::Expired, None, None)
+        .unwrap();
+    let second = cp
+        .add_chunk(
+            run,
+            &chunk_spec("import:BCRYPT", 201),
+            chunk_users(500..=700, "import:BCRYPT"),
+        )
+        .unwrap();
+    assert_eq!(cp.chunk_counts(second.id).unwrap().pending, 201);
+    assert_eq!(cp.chunk_counts(first.id).unwrap().pending, 499);
+    let moved = collect(cp.chunk_users(second.id));
+    assert_eq!(moved.first().unwrap().record, 500);
+    assert_eq!(moved.first().unwrap().chunk_line, Some(1));
+    assert_eq!(moved.last().unwrap().chunk_line, Some(201));
+    assert_eq!(cp.counts(run).unwrap().total, 700);
+    // A live chunk's user in the middle of a large batch: refused, and nothing of it recorded.
+    let err = cp
+        .add_chunk(
+            run,
+            &chunk_spec("import:BCRYPT", 300),
+            chunk_users(601..=900, "import:BCRYPT"),
+        )
+        .unwrap_err();
+    assert!(
+        err.to_string().contains(&format!("chunk {}", second.id)),
+        "{err}"
+    );
+    assert_eq!(cp.counts(run).unwrap().total, 700);
+    assert_eq!(cp.chunks(run).unwrap().len(), 2);
+}
+
+#[test]
+fn recorder_commits_rows_and_chunks_in_order_and_reports_errors() {
+    let db = TempDb::new("recorder");
+    let cp = Arc::new(Checkpoint::open(&db.0).unwrap());
+    let run = cp.begin_run(&spec(), false).unwrap().id;
+    let mut rec = Recorder::start(cp.clone(), run);
+    for i in 1..=5_000 {
+        rec.push(user(i, "trigger", Outcome::Trigger)).unwrap();
+    }
+    rec.add_chunk(
+        chunk_spec("import:SCRYPT", 1_000),
+        chunk_users(5_001..=6_000, "import:SCRYPT"),
+    )
+    .unwrap();
+    rec.push(user(6_001, "rejected", Outcome::Rejected))
+        .unwrap();
+    assert_eq!(rec.finish().unwrap(), 5_001);
+    let counts = cp.counts(run).unwrap();
+    assert_eq!(counts.total, 6_001);
+    assert_eq!(counts.trigger, 5_000);
+    assert_eq!(counts.pending, 1_000);
+    assert_eq!(counts.rejected, 1);
+    let chunks = cp.chunks(run).unwrap();
+    assert_eq!(chunks.len(), 1);
+    assert_eq!(cp.chunk_counts(chunks[0].id).unwrap().pending, 1_000);
+
+    // A refused chunk stops the thread; the error comes back from a later call or `finish`.
+    let mut rec = Recorder::start(cp.clone(), run);
+    rec.add_chunk(
+        chunk_spec("import:SCRYPT", 2),
+        chunk_users(5_001..=5_002, "import:SCRYPT"),
+    )
+    .unwrap();
+    let mut result = Ok(());
+    for i in 7_000..100_000 {
+        result = rec.push(user(i, "trigger", Outcome::Trigger));
+        if result.is_err() {
+            break;
+        }
+    }
+    let err = match result {
+        Err(e) => e,
+        Ok(()) => rec.finish().unwrap_err(),
+    };
+    assert!(matches!(err, RecorderError::Checkpoint(_)), "{err}");
+    assert!(err.to_string().contains("already in chunk"), "{err}");
+    assert_eq!(cp.chunks(run).unwrap().len(), 1);
+}

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::Args;
 use cognito_migrate::checkpoint::{
-    self, Checkpoint, ChunkSpec, Outcome, RecordSet, Run, RunSpec, UserRow, Writer,
+    self, Checkpoint, ChunkSpec, Outcome, RecordSet, Recorder, Run, RunSpec, UserRow,
 };
 use cognito_migrate::mapping::Rejection;
 use cognito_migrate::plan::chunks::ChunkFile;
@@ -95,9 +95,8 @@ pub struct RunArgs {
 /// Records plan outcomes in the checkpoint: rejections and trigger users as they come, import
 /// users per file once the file is complete.
 struct RunSink {
-    cp: Arc<Checkpoint>,
-    run: checkpoint::RunId,
-    writer: Writer<Arc<Checkpoint>>,
+    /// Commits rows and chunks on a background thread, overlapping SQLite with reading.
+    recorder: Recorder,
     skip: RecordSet,
     files: HashMap<(Route, u32), Vec<UserRow>>,
     chunks: u64,
@@ -107,10 +106,6 @@ struct RunSink {
     admin: Option<Feeder>,
     /// `retry`: only these records are read into the writers.
     only: Option<RecordSet>,
-}
-
-fn io_err(e: checkpoint::CheckpointError) -> io::Error {
-    io::Error::other(e)
 }
 
 impl Sink for RunSink {
@@ -138,7 +133,7 @@ impl Sink for RunSink {
                 if let Some(why) = &r.not_imported_because {
                     row = row.with_reason("left_to_trigger", why.clone());
                 }
-                self.writer.push(row).map_err(io_err)?;
+                self.recorder.push(row).map_err(io::Error::other)?;
             }
             (_, Some(c)) => self.files.entry((c.route, c.file)).or_default().push(base),
             (Route::AdminCreate, None) if self.admin.is_some() => {
@@ -158,14 +153,13 @@ impl Sink for RunSink {
 
     fn rejected(&mut self, rejection: &Rejection) -> io::Result<()> {
         self.read.set(0, rejection.position.byte_offset);
-        self.writer
+        self.recorder
             .push(UserRow::rejected(rejection, ""))
-            .map_err(io_err)?;
+            .map_err(io::Error::other)?;
         Ok(())
     }
 
     fn file_done(&mut self, file: &ChunkFile) -> io::Result<()> {
-        self.writer.flush().map_err(io_err)?;
         let users = self
             .files
             .remove(&(file.route, file.index))
@@ -176,7 +170,9 @@ impl Sink for RunSink {
             row_count: file.rows,
             byte_size: file.bytes,
         };
-        self.cp.add_chunk(self.run, &spec, users).map_err(io_err)?;
+        self.recorder
+            .add_chunk(spec, users)
+            .map_err(io::Error::other)?;
         self.chunks += 1;
         Ok(())
     }
@@ -430,9 +426,7 @@ pub async fn run_scoped(
         let only = only.clone();
         let summary = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
             let mut sink = RunSink {
-                writer: Writer::new(sink_cp.clone(), run_id),
-                cp: sink_cp,
-                run: run_id,
+                recorder: Recorder::start(sink_cp, run_id),
                 skip,
                 files: HashMap::new(),
                 chunks: 0,
@@ -441,7 +435,7 @@ pub async fn run_scoped(
                 only,
             };
             let summary = plan::execute(source.as_mut(), &mut mapper, &router, &cfg, &mut sink)?;
-            sink.writer.finish()?;
+            sink.recorder.finish()?;
             Ok(summary)
         })
         .await;
