@@ -14,6 +14,7 @@ pub mod plan;
 pub mod pool;
 pub mod progress;
 pub mod record;
+pub mod retry;
 pub mod sink;
 pub mod source;
 pub mod trigger;

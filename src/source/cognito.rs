@@ -26,7 +26,11 @@ use std::collections::HashMap;
 use std::num::NonZeroU32;
 use std::time::Duration;
 
+use aws_sdk_cognitoidentityprovider::config::http::HttpResponse;
 use aws_sdk_cognitoidentityprovider::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_cognitoidentityprovider::operation::list_groups::ListGroupsOutput;
+use aws_sdk_cognitoidentityprovider::operation::list_users::ListUsersOutput;
+use aws_sdk_cognitoidentityprovider::operation::list_users_in_group::ListUsersInGroupOutput;
 use aws_sdk_cognitoidentityprovider::types::UserType;
 use aws_sdk_cognitoidentityprovider::Client;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
@@ -35,6 +39,10 @@ use tokio::sync::mpsc;
 use super::error::{Reason, RecordError, SourceError};
 use super::Source;
 use crate::record::{LegacyUser, Position};
+use crate::retry::{Backoff, Jitter};
+
+/// The longest wait between two attempts of a call.
+const MAX_BACKOFF: Duration = Duration::from_secs(20);
 
 /// Pacing and retries of the reads.
 #[derive(Clone, Debug)]
@@ -48,7 +56,8 @@ pub struct CognitoOptions {
     pub page_size: i32,
     /// Attempts per call before the read gives up. Default 10.
     pub max_attempts: u32,
-    /// First backoff after a throttle or server error; doubles per attempt, at most 20 s.
+    /// First backoff after a throttle or server error; doubles per attempt, at most 128 times
+    /// this and at most 20 s.
     pub initial_backoff: Duration,
     /// Read group membership (ListGroups + ListUsersInGroup). Default true.
     pub groups: bool,
@@ -74,9 +83,7 @@ struct Failure {
     message: String,
 }
 
-fn classify<E>(
-    e: &SdkError<E, aws_sdk_cognitoidentityprovider::config::http::HttpResponse>,
-) -> Failure
+fn classify<E>(e: &SdkError<E, HttpResponse>) -> Failure
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
@@ -134,21 +141,20 @@ impl Caller {
     async fn call<T, E, F, Fut>(&mut self, what: &str, limit: Limit, mut f: F) -> Result<T, String>
     where
         F: FnMut(Client) -> Fut,
-        Fut: std::future::Future<
-            Output = Result<
-                T,
-                SdkError<E, aws_sdk_cognitoidentityprovider::config::http::HttpResponse>,
-            >,
-        >,
+        Fut: std::future::Future<Output = Result<T, SdkError<E, HttpResponse>>>,
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     {
-        let mut attempt = 0u32;
+        let first = self.opts.initial_backoff;
+        // Doubling from the first delay, at most 128 times it and at most 20 s. No jitter: this
+        // is one paced reader, not many writers retrying together.
+        let mut backoff = Backoff::new(first, first.saturating_mul(128).min(MAX_BACKOFF))
+            .with_jitter(Jitter::None);
         loop {
             match limit {
                 Limit::List => self.list.until_ready().await,
                 Limit::Groups => self.groups.until_ready().await,
             };
-            attempt += 1;
+            let attempt = backoff.attempts() + 1;
             let failure = match f(self.client.clone()).await {
                 Ok(v) => return Ok(v),
                 Err(e) => classify(&e),
@@ -168,13 +174,57 @@ impl Caller {
                 self.throttled += 1;
             }
             self.retried += 1;
-            let backoff = self
-                .opts
-                .initial_backoff
-                .saturating_mul(1 << (attempt - 1).min(7))
-                .min(Duration::from_secs(20));
-            tracing::debug!("{what}: {}; retrying in {backoff:?}", failure.message);
-            tokio::time::sleep(backoff).await;
+            let delay = backoff.next_delay();
+            tracing::debug!("{what}: {}; retrying in {delay:?}", failure.message);
+            tokio::time::sleep(delay).await;
+        }
+    }
+
+    /// One page of a paginated list call (paced and retried by [`Caller::call`]): its output and
+    /// the next page's token, read by `next` (an empty token ends the list like none).
+    /// `request` sends the call for a page token (`None`: the first page).
+    async fn page<O, E, F, Fut>(
+        &mut self,
+        what: &str,
+        limit: Limit,
+        token: Option<String>,
+        request: &F,
+        next: fn(&O) -> Option<&str>,
+    ) -> Result<(O, Option<String>), String>
+    where
+        F: Fn(Client, Option<String>) -> Fut,
+        Fut: std::future::Future<Output = Result<O, SdkError<E, HttpResponse>>>,
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        let out = self
+            .call(what, limit, |c| request(c, token.clone()))
+            .await?;
+        let token = next(&out).filter(|t| !t.is_empty()).map(str::to_string);
+        Ok((out, token))
+    }
+
+    /// Every page of a paginated list call, handed to `each` in order (see [`Caller::page`]).
+    async fn pages<O, E, F, Fut>(
+        &mut self,
+        what: &str,
+        limit: Limit,
+        request: F,
+        next: fn(&O) -> Option<&str>,
+        mut each: impl FnMut(O),
+    ) -> Result<(), String>
+    where
+        F: Fn(Client, Option<String>) -> Fut,
+        Fut: std::future::Future<Output = Result<O, SdkError<E, HttpResponse>>>,
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        let mut token = None;
+        loop {
+            let (out, next_token) = self.page(what, limit, token, &request, next).await?;
+            each(out);
+            token = next_token;
+            if token.is_none() {
+                return Ok(());
+            }
         }
     }
 
@@ -183,59 +233,49 @@ impl Caller {
         let pool = self.pool_id.clone();
         let page = self.opts.page_size.clamp(1, 60);
         let mut names = Vec::new();
-        let mut token: Option<String> = None;
-        loop {
-            let (p, t) = (pool.clone(), token.clone());
-            let out = self
-                .call("ListGroups", Limit::Groups, move |c| {
-                    c.list_groups()
-                        .user_pool_id(p.clone())
-                        .limit(page)
-                        .set_next_token(t.clone())
-                        .send()
-                })
-                .await?;
-            names.extend(
-                out.groups()
-                    .iter()
-                    .filter_map(|g| g.group_name().map(str::to_string)),
-            );
-            token = out
-                .next_token()
-                .filter(|t| !t.is_empty())
-                .map(str::to_string);
-            if token.is_none() {
-                break;
-            }
-        }
+        self.pages(
+            "ListGroups",
+            Limit::Groups,
+            |c, token| {
+                c.list_groups()
+                    .user_pool_id(pool.clone())
+                    .limit(page)
+                    .set_next_token(token)
+                    .send()
+            },
+            ListGroupsOutput::next_token,
+            |out| {
+                names.extend(
+                    out.groups()
+                        .iter()
+                        .filter_map(|g| g.group_name().map(str::to_string)),
+                )
+            },
+        )
+        .await?;
         let mut members: HashMap<String, Vec<u32>> = HashMap::new();
         for (i, group) in names.iter().enumerate() {
-            let mut token: Option<String> = None;
-            loop {
-                let (p, g, t) = (pool.clone(), group.clone(), token.clone());
-                let out = self
-                    .call("ListUsersInGroup", Limit::List, move |c| {
-                        c.list_users_in_group()
-                            .user_pool_id(p.clone())
-                            .group_name(g.clone())
-                            .limit(page)
-                            .set_next_token(t.clone())
-                            .send()
-                    })
-                    .await?;
-                for u in out.users() {
-                    if let Some(name) = u.username() {
-                        members.entry(name.to_string()).or_default().push(i as u32);
+            self.pages(
+                "ListUsersInGroup",
+                Limit::List,
+                |c, token| {
+                    c.list_users_in_group()
+                        .user_pool_id(pool.clone())
+                        .group_name(group.clone())
+                        .limit(page)
+                        .set_next_token(token)
+                        .send()
+                },
+                ListUsersInGroupOutput::next_token,
+                |out| {
+                    for u in out.users() {
+                        if let Some(name) = u.username() {
+                            members.entry(name.to_string()).or_default().push(i as u32);
+                        }
                     }
-                }
-                token = out
-                    .next_token()
-                    .filter(|t| !t.is_empty())
-                    .map(str::to_string);
-                if token.is_none() {
-                    break;
-                }
-            }
+                },
+            )
+            .await?;
         }
         Ok((names, members))
     }
@@ -283,19 +323,22 @@ type Page = (Vec<UserType>, Option<String>);
 async fn list_page(caller: &mut Caller, token: Option<String>) -> Result<Page, String> {
     let pool = caller.pool_id.clone();
     let page = caller.opts.page_size.clamp(1, 60);
-    let out = caller
-        .call("ListUsers", Limit::List, move |c| {
-            c.list_users()
-                .user_pool_id(pool.clone())
-                .limit(page)
-                .set_pagination_token(token.clone())
-                .send()
-        })
+    let request = |c: Client, token| {
+        c.list_users()
+            .user_pool_id(pool.clone())
+            .limit(page)
+            .set_pagination_token(token)
+            .send()
+    };
+    let (out, next) = caller
+        .page(
+            "ListUsers",
+            Limit::List,
+            token,
+            &request,
+            ListUsersOutput::pagination_token,
+        )
         .await?;
-    let next = out
-        .pagination_token()
-        .filter(|t| !t.is_empty())
-        .map(str::to_string);
     Ok((out.users.unwrap_or_default(), next))
 }
 

@@ -1,11 +1,9 @@
-//! The one decision of what is worth retrying for the AdminCreateUser writer, and the backoff.
+//! The one decision of what is worth retrying for the AdminCreateUser writer.
 //!
 //! The writer's Cognito client has the SDK's own retries off
 //! ([`crate::aws::Clients::cognito_without_sdk_retries`]), so this is the only layer that retries and
 //! the two never multiply. Throttling is told apart from other transient failures because it also
 //! slows the rate limiter down (see [`super::limiter`]).
-
-use std::time::Duration;
 
 use aws_sdk_cognitoidentityprovider::config::http::HttpResponse;
 use aws_sdk_cognitoidentityprovider::error::{ProvideErrorMetadata, SdkError};
@@ -71,33 +69,10 @@ pub fn maybe_applied<E>(e: &SdkError<E, HttpResponse>) -> bool {
     }
 }
 
-/// Exponential backoff with jitter, capped: attempt n waits a random time in [d/2, d] with
-/// d = initial · 2ⁿ ≤ max, so that many writers throttled together do not retry in lockstep.
-#[derive(Clone, Debug)]
-pub struct Backoff {
-    initial: Duration,
-    max: Duration,
-    attempt: u32,
-}
-
-impl Backoff {
-    pub fn new(initial: Duration, max: Duration) -> Backoff {
-        Backoff {
-            initial,
-            max,
-            attempt: 0,
-        }
-    }
-
-    pub fn next_delay(&mut self) -> Duration {
-        let d = self
-            .initial
-            .saturating_mul(1u32 << self.attempt.min(16))
-            .min(self.max);
-        self.attempt += 1;
-        d.mul_f64(0.5 + 0.5 * rand::random::<f64>())
-    }
-}
+/// The shared backoff ([`crate::retry`]); this writer uses its default, [`crate::retry::Jitter::Equal`]
+/// (attempt n waits a random time in [d/2, d] with d = initial · 2ⁿ ≤ max), so that many writers
+/// throttled together do not retry in lockstep.
+pub use crate::retry::Backoff;
 
 #[cfg(test)]
 mod tests {
@@ -130,15 +105,5 @@ mod tests {
             );
             assert!(!classify_code(Some(code), Some(400)).is_retriable());
         }
-    }
-
-    #[test]
-    fn backoff_grows_with_jitter_and_caps() {
-        let mut b = Backoff::new(Duration::from_millis(100), Duration::from_secs(1));
-        let d: Vec<Duration> = (0..8).map(|_| b.next_delay()).collect();
-        assert!(d[0] >= Duration::from_millis(50) && d[0] <= Duration::from_millis(100));
-        assert!(d[2] >= Duration::from_millis(200) && d[2] <= Duration::from_millis(400));
-        assert!(d.iter().all(|x| *x <= Duration::from_secs(1)));
-        assert!(d[7] >= Duration::from_millis(500));
     }
 }

@@ -1,0 +1,133 @@
+//! The one exponential backoff of every layer that retries Cognito calls itself: the
+//! AdminCreateUser writer, the import-job writer and the `cognito` source.
+//!
+//! Their clients have the SDK's own retries off
+//! ([`crate::aws::Clients::cognito_without_sdk_retries`]), so each of them is the only layer that
+//! retries. Each keeps its own single decision of *what* is worth retrying (their `classify`);
+//! this module decides only *how long* to wait before the next attempt, so that the growth, the
+//! cap and the jitter are written once. The jitter is chosen per use ([`Jitter`]).
+
+use std::time::Duration;
+
+/// How the wait of one attempt is spread below its nominal delay d.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Jitter {
+    /// Exactly d. For a single reader whose calls a rate limiter already paces.
+    None,
+    /// A random time in [d/2, d] ("equal jitter"): many writers throttled together do not retry in
+    /// lockstep, yet each waits at least half the nominal delay. The writers' policy.
+    Equal,
+}
+
+/// Exponential backoff, capped: the n-th delay (n from 0) has the nominal value
+/// d = initial · 2ⁿ, at most `max`, spread by the [`Jitter`].
+#[derive(Clone, Debug)]
+pub struct Backoff {
+    initial: Duration,
+    max: Duration,
+    jitter: Jitter,
+    attempt: u32,
+}
+
+impl Backoff {
+    /// A backoff with [`Jitter::Equal`] (change it with [`Backoff::with_jitter`]).
+    pub fn new(initial: Duration, max: Duration) -> Backoff {
+        Backoff {
+            initial,
+            max,
+            jitter: Jitter::Equal,
+            attempt: 0,
+        }
+    }
+
+    pub fn with_jitter(mut self, jitter: Jitter) -> Backoff {
+        self.jitter = jitter;
+        self
+    }
+
+    /// How many delays were handed out since the start or the last [`Backoff::reset`].
+    pub fn attempts(&self) -> u32 {
+        self.attempt
+    }
+
+    /// Starts again from `initial` (after a success).
+    pub fn reset(&mut self) {
+        self.attempt = 0;
+    }
+
+    /// The next delay; each call doubles the nominal delay up to `max`.
+    pub fn next_delay(&mut self) -> Duration {
+        let d = self
+            .initial
+            .saturating_mul(1u32 << self.attempt.min(16))
+            .min(self.max);
+        self.attempt += 1;
+        match self.jitter {
+            Jitter::None => d,
+            Jitter::Equal => d.mul_f64(0.5 + 0.5 * rand::random::<f64>()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: Duration = Duration::from_millis(1);
+
+    #[test]
+    fn without_jitter_the_delay_doubles_exactly_up_to_the_cap() {
+        let mut b = Backoff::new(100 * MS, 1000 * MS).with_jitter(Jitter::None);
+        let d: Vec<Duration> = (0..7).map(|_| b.next_delay()).collect();
+        assert_eq!(
+            d,
+            [100, 200, 400, 800, 1000, 1000, 1000].map(|n| n * MS),
+            "growth then the cap"
+        );
+        assert_eq!(b.attempts(), 7);
+    }
+
+    #[test]
+    fn equal_jitter_stays_within_half_and_whole_of_the_nominal_delay() {
+        // Many draws: every delay lies in [d/2, d], and the draws do not all coincide.
+        for _ in 0..200 {
+            let mut b = Backoff::new(100 * MS, 1000 * MS);
+            for nominal in [100, 200, 400, 800, 1000, 1000] {
+                let d = b.next_delay();
+                let nominal = nominal * MS;
+                assert!(
+                    d >= nominal / 2 && d <= nominal,
+                    "{d:?} outside [{:?}, {nominal:?}]",
+                    nominal / 2
+                );
+            }
+        }
+        let mut b = Backoff::new(1000 * MS, 1000 * MS);
+        let draws: std::collections::BTreeSet<Duration> = (0..50).map(|_| b.next_delay()).collect();
+        assert!(draws.len() > 1, "no jitter: {draws:?}");
+    }
+
+    #[test]
+    fn many_attempts_neither_overflow_nor_pass_the_cap() {
+        let mut b =
+            Backoff::new(Duration::from_secs(1), Duration::from_secs(30)).with_jitter(Jitter::None);
+        for _ in 0..100 {
+            assert!(b.next_delay() <= Duration::from_secs(30));
+        }
+        assert_eq!(b.next_delay(), Duration::from_secs(30));
+        assert_eq!(b.attempts(), 101);
+    }
+
+    #[test]
+    fn reset_starts_again_from_the_initial_delay() {
+        let mut b = Backoff::new(50 * MS, Duration::from_secs(20)).with_jitter(Jitter::None);
+        for _ in 0..5 {
+            b.next_delay();
+        }
+        assert_eq!(b.next_delay(), 1600 * MS);
+        b.reset();
+        assert_eq!(b.attempts(), 0);
+        assert_eq!(b.next_delay(), 50 * MS);
+        assert_eq!(b.next_delay(), 100 * MS);
+    }
+}
