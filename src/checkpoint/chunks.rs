@@ -8,7 +8,15 @@
 //! written ──[creating]──▶ created ──[uploading]──▶ uploaded ──[starting]──▶ started ──▶ succeeded
 //!                                                           chunk_starting chunk_started  failed
 //!   any non-final status ──chunk_finished──▶ failed | stopped | expired | abandoned | succeeded
+//!   final status ──settle_chunk──▶ settled (its users' outcome decided)
 //! ```
+//!
+//! Chunk-level events cost O(1), not O(users in the chunk) (schema V2): [`Checkpoint::chunk_starting`]
+//! counts the StartUserImportJob attempt on the chunk row, and [`Checkpoint::settle_chunk`] records
+//! the outcome of the chunk's users still pending on the chunk row; readers derive each user's
+//! outcome and attempts from it (the view `user_outcomes`). Only exceptions are written per user:
+//! result lines of the job's CloudWatch log ([`Checkpoint::set_outcomes_by_chunk_lines`]), the
+//! users of a failed job, users moved to a new chunk.
 
 use std::fmt;
 use std::time::SystemTime;
@@ -17,7 +25,7 @@ use rusqlite::types::Value;
 use rusqlite::{params, OptionalExtension, Row, Transaction};
 use serde::Serialize;
 
-use super::users::{Outcome, UserIter, UserRow};
+use super::users::{Outcome, UserIter, UserRow, EFFECTIVE_OUTCOME};
 use super::{
     from_ms, job_name, now_ms, to_i64, to_ms, Checkpoint, CheckpointError, ChunkId, Counts, Result,
     RunId, SqlContext,
@@ -172,6 +180,16 @@ pub struct ChunkRow {
     #[serde(skip)]
     pub updated_at: SystemTime,
     pub message: Option<String>,
+    /// StartUserImportJob attempts counted for the users in this chunk (added to each user's own).
+    #[serde(skip)]
+    pub attempts: u64,
+    /// The outcome of the chunk's users still pending in it, once settled
+    /// ([`Checkpoint::settle_chunk`]).
+    #[serde(skip)]
+    pub settled_outcome: Option<Outcome>,
+    /// When the chunk was settled: it needs no more work.
+    #[serde(skip)]
+    pub settled_at: Option<SystemTime>,
 }
 
 /// What a (resumed) import-job writer must do next with a chunk.
@@ -227,6 +245,11 @@ impl ChunkRow {
     pub fn side_effect_in_doubt(&self) -> Option<Step> {
         self.in_flight
     }
+
+    /// Ended and settled ([`Checkpoint::settle_chunk`]): nothing more to do for it.
+    pub fn is_settled(&self) -> bool {
+        self.status.is_final() && self.settled_at.is_some()
+    }
 }
 
 /// One CloudWatch result line mapped back to a user.
@@ -241,7 +264,8 @@ pub struct LineOutcome {
 
 const CHUNK_COLUMNS: &str = "id, run_id, seq, route, file_path, row_count, byte_size, status, \
      in_flight, job_name, job_id, url_expires_at, imported, skipped, failed, written_at, \
-     created_at, started_at, finished_at, updated_at, message";
+     created_at, started_at, finished_at, updated_at, message, attempts, settled_outcome, \
+     settled_at";
 
 /// Users per multi-row INSERT in [`Checkpoint::add_chunk`] (12 parameters each).
 const CHUNK_INSERT_ROWS: usize = 256;
@@ -261,8 +285,10 @@ const CHUNK_UPSERT_SQL: &str = "INSERT INTO users (run_id, record, line, byte_of
      chunk_id = excluded.chunk_id, chunk_line = excluded.chunk_line, \
      needs_disable = excluded.needs_disable, groups = excluded.groups, \
      followups_done = MAX(users.followups_done, excluded.followups_done), \
+     attempts = users.attempts + COALESCE((SELECT attempts FROM chunks \
+     WHERE chunks.id = users.chunk_id), 0), follows_chunk = 1, \
      updated_at = excluded.updated_at \
-     WHERE users.outcome IN ('failed', 'unknown') OR (users.outcome = 'pending' \
+     WHERE {EFFECTIVE} IN ('failed', 'unknown') OR ({EFFECTIVE} = 'pending' \
      AND (users.chunk_id IS NULL OR (SELECT status FROM chunks \
      WHERE chunks.id = users.chunk_id) IN \
      ('succeeded', 'failed', 'stopped', 'expired', 'abandoned')))";
@@ -313,6 +339,9 @@ fn chunk_from_row(row: &Row<'_>) -> rusqlite::Result<ChunkRow> {
         finished_at: ms(18)?,
         updated_at: from_ms(row.get(19)?),
         message: row.get(20)?,
+        attempts: row.get::<_, i64>(21)? as u64,
+        settled_outcome: row.get(22)?,
+        settled_at: ms(23)?,
     })
 }
 
@@ -464,7 +493,8 @@ impl Checkpoint {
             Err(e) => return Err(e).ctx(&self.path),
         }
         drop(stmt);
-        let mut stmt = tx.prepare_cached(CHUNK_UPSERT_SQL).ctx(&self.path)?;
+        let upsert = CHUNK_UPSERT_SQL.replace("{EFFECTIVE}", EFFECTIVE_OUTCOME);
+        let mut stmt = tx.prepare_cached(&upsert).ctx(&self.path)?;
         for (line, user) in batch {
             let record = to_i64(user.position.record, &self.path, "record")?;
             let changed = stmt
@@ -486,7 +516,8 @@ impl Checkpoint {
             if changed == 0 {
                 let (outcome, in_chunk): (Outcome, Option<ChunkId>) = tx
                     .query_row(
-                        "SELECT outcome, chunk_id FROM users WHERE run_id = ?1 AND record = ?2",
+                        "SELECT outcome, chunk_id FROM user_outcomes \
+                         WHERE run_id = ?1 AND record = ?2",
                         params![run, record],
                         |r| Ok((r.get(0)?, r.get(1)?)),
                     )
@@ -677,7 +708,8 @@ impl Checkpoint {
         )
     }
 
-    /// Before StartUserImportJob: from `uploaded`. Counts one attempt for each of its users.
+    /// Before StartUserImportJob: from `uploaded`. Counts one attempt for each of its users (on the
+    /// chunk row: O(1)).
     pub fn chunk_starting(&self, chunk: ChunkId) -> Result<ChunkRow> {
         self.chunk_step(
             chunk,
@@ -686,15 +718,8 @@ impl Checkpoint {
                 from: &[ChunkStatus::Uploaded],
                 in_flight: &[None, Some(Step::Starting)],
             },
-            |tx, _| {
-                tx.execute(
-                    "UPDATE users SET attempts = attempts + 1 WHERE chunk_id = ?1",
-                    [chunk],
-                )
-                .ctx(&self.path)?;
-                Ok(())
-            },
-            "in_flight = 'starting'",
+            |_, _| Ok(()),
+            "in_flight = 'starting', attempts = attempts + 1",
             &[],
         )
     }
@@ -826,18 +851,69 @@ impl Checkpoint {
         })
     }
 
-    /// Set every user of a chunk with outcome `from` to `to` (e.g. `pending` → `unknown` when a
-    /// job's counts are known but its log is not, or `pending` → `imported` when it imported
-    /// every row). Returns how many changed.
+    /// Set every user of a chunk with outcome `from` to `to`, on each user's row. Returns how many
+    /// changed. O(users in the chunk): the import-job writer settles a chunk with
+    /// [`Checkpoint::settle_chunk`] instead.
     pub fn set_outcome_for_chunk(&self, chunk: ChunkId, from: Outcome, to: Outcome) -> Result<u64> {
         self.write_tx(false, |tx| {
             Ok(tx
                 .execute(
-                    "UPDATE users SET outcome = ?3, updated_at = ?4 \
-                     WHERE chunk_id = ?1 AND outcome = ?2",
+                    &format!(
+                        "UPDATE users SET outcome = ?3, follows_chunk = 0, updated_at = ?4 \
+                         WHERE chunk_id = ?1 AND {EFFECTIVE_OUTCOME} = ?2"
+                    ),
                     params![chunk, from, to, now_ms()],
                 )
                 .ctx(&self.path)? as u64)
         })
+    }
+
+    /// Settle an ended chunk, in O(1) plus its explicitly pending users (rare): every user still
+    /// `pending` in it takes `outcome` (`imported`, `skipped`, `failed` or `unknown`; `None`
+    /// leaves them pending, for a chunk whose users were all settled or moved one by one), and
+    /// the chunk needs no more work ([`ChunkRow::is_settled`]). Per-user exceptions recorded
+    /// before (log lines) are kept. Settling again replaces the outcome of the users still
+    /// following the chunk.
+    pub fn settle_chunk(&self, chunk: ChunkId, outcome: Option<Outcome>) -> Result<ChunkRow> {
+        if let Some(o) = outcome {
+            if !matches!(
+                o,
+                Outcome::Imported | Outcome::Skipped | Outcome::Failed | Outcome::Unknown
+            ) {
+                return Err(self.invalid(format!(
+                    "chunk {chunk}: {o} is not an outcome an import job settles"
+                )));
+            }
+        }
+        let now = now_ms();
+        self.chunk_step(
+            chunk,
+            Transition {
+                action: "settle it",
+                from: &[
+                    ChunkStatus::Succeeded,
+                    ChunkStatus::Failed,
+                    ChunkStatus::Stopped,
+                    ChunkStatus::Expired,
+                    ChunkStatus::Abandoned,
+                ],
+                in_flight: &[None],
+            },
+            |tx, _| {
+                if let Some(o) = outcome {
+                    // Users a writer set `pending` itself do not follow the chunk's outcome; the
+                    // partial index users_explicit_pending finds them.
+                    tx.execute(
+                        "UPDATE users SET outcome = ?2, updated_at = ?3 WHERE chunk_id = ?1 \
+                         AND outcome = 'pending' AND follows_chunk = 0",
+                        params![chunk, o, now],
+                    )
+                    .ctx(&self.path)?;
+                }
+                Ok(())
+            },
+            "settled_outcome = ?2, settled_at = ?3",
+            &[&outcome, &now],
+        )
     }
 }

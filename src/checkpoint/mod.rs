@@ -35,8 +35,11 @@
 //!   CreateUserImportJob may have succeeded: list the jobs and adopt the one named
 //!   [`ChunkRow::job_name`] (names are deterministic and unique per run, see [`job_name`]) before
 //!   creating another. Per-user results come from the job's CloudWatch log
-//!   ([`Checkpoint::set_outcomes_by_chunk_lines`]) or, failing that, from its counts
-//!   ([`Checkpoint::set_outcome_for_chunk`], e.g. `pending` → `unknown`).
+//!   ([`Checkpoint::set_outcomes_by_chunk_lines`], written on those users' rows) and, for the rest
+//!   of the chunk's users, from [`Checkpoint::settle_chunk`]: one outcome (`imported`, or from the
+//!   counts, e.g. `unknown`) recorded once on the chunk row, from which readers derive each pending
+//!   user's outcome (schema V2, see `schema.rs`: chunk-level events cost O(1), not a rewrite of
+//!   the chunk's ~300k user rows).
 //! - **Rejections** and users left to the migration **trigger** are recorded like any outcome.
 //!
 //! # How resume uses it

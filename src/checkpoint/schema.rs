@@ -10,7 +10,7 @@ use rusqlite::{Connection, TransactionBehavior};
 use super::{CheckpointError, Result, SqlContext};
 
 /// Version 1: runs, chunks, users.
-const V1: &str = r#"
+pub(super) const V1: &str = r#"
 CREATE TABLE runs (
     id                INTEGER PRIMARY KEY,
     -- short random token, part of every import job name, so that names from another state file
@@ -86,8 +86,55 @@ CREATE TABLE users (
 CREATE UNIQUE INDEX users_chunk_line ON users(chunk_id, chunk_line) WHERE chunk_id IS NOT NULL;
 "#;
 
+/// Version 2: chunk-level settling. A chunk's result and its StartUserImportJob attempts are
+/// recorded once, on the chunk row, instead of by rewriting every one of its users (a chunk's
+/// ~300k users are spread over every page of the `users` table, which is keyed by record, so a
+/// per-user `UPDATE` rewrote the whole table):
+///
+/// - `chunks.attempts`: StartUserImportJob attempts counted for the users in the chunk; a user's
+///   attempts are `users.attempts + chunks.attempts` (folded into `users.attempts` when the user
+///   moves to another chunk).
+/// - `chunks.settled_outcome`: the outcome of the chunk's users still stored `pending` with
+///   `users.follows_chunk = 1` (set when the job's result is known: `imported`, `skipped`,
+///   `failed` or `unknown`); per-user exceptions (CloudWatch log lines, a failed job's reason)
+///   are still written on the users' own rows.
+/// - `chunks.settled_at`: the chunk needs no more work (its users are settled or were moved to
+///   other chunks). Chunks of a V1 file that ended with no pending user are marked here.
+/// - `users.follows_chunk`: 1 for users put in a chunk (the default, so V1 rows follow their
+///   chunk too: a V1 chunk that ended unsettled is settled the V2 way on resume); 0 once a writer
+///   records the user's outcome itself (an explicit `pending` then stays pending).
+/// - `users_explicit_pending`: the (rare) users explicitly `pending` while in a chunk, so that
+///   settling a chunk finds them without reading all its users.
+/// - The view `user_outcomes`: every user with the outcome and attempts derived as above; every
+///   reader of outcomes goes through it.
+const V2: &str = r#"
+ALTER TABLE chunks ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE chunks ADD COLUMN settled_outcome TEXT
+    CHECK (settled_outcome IN ('imported', 'skipped', 'failed', 'unknown'));
+ALTER TABLE chunks ADD COLUMN settled_at INTEGER;
+ALTER TABLE users ADD COLUMN follows_chunk INTEGER NOT NULL DEFAULT 1;
+CREATE INDEX users_explicit_pending ON users(chunk_id)
+    WHERE outcome = 'pending' AND follows_chunk = 0 AND chunk_id IS NOT NULL;
+UPDATE chunks SET settled_at = updated_at
+    WHERE status IN ('succeeded', 'failed', 'stopped', 'expired', 'abandoned')
+      AND NOT EXISTS (SELECT 1 FROM users
+                      WHERE users.chunk_id = chunks.id AND users.outcome = 'pending');
+CREATE VIEW user_outcomes AS
+SELECT u.run_id AS run_id, u.record AS record, u.line AS line, u.byte_offset AS byte_offset,
+       u.username AS username, u.route AS route,
+       CASE WHEN u.outcome = 'pending' AND u.follows_chunk != 0 AND c.settled_outcome IS NOT NULL
+            THEN c.settled_outcome ELSE u.outcome END AS outcome,
+       u.reason AS reason, u.message AS message, u.chunk_id AS chunk_id,
+       u.chunk_line AS chunk_line, u.attempts + COALESCE(c.attempts, 0) AS attempts,
+       u.needs_disable AS needs_disable, u.groups AS groups, u.followups_done AS followups_done,
+       CASE WHEN u.outcome = 'pending' AND u.follows_chunk != 0 AND c.settled_outcome IS NOT NULL
+            THEN MAX(u.updated_at, c.settled_at) ELSE u.updated_at END AS updated_at,
+       u.follows_chunk AS follows_chunk
+FROM users AS u LEFT JOIN chunks AS c ON c.id = u.chunk_id;
+"#;
+
 /// All migrations, in order.
-const MIGRATIONS: &[&str] = &[V1];
+const MIGRATIONS: &[&str] = &[V1, V2];
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

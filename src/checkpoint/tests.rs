@@ -1187,3 +1187,364 @@ fn recorder_commits_rows_and_chunks_in_order_and_reports_errors() {
     assert!(err.to_string().contains("already in chunk"), "{err}");
     assert_eq!(cp.chunks(run).unwrap().len(), 1);
 }
+
+/// Drive a recorded chunk to `started` (one StartUserImportJob attempt counted).
+fn start_chunk(cp: &Checkpoint, chunk: ChunkId, job: &str) {
+    cp.chunk_mark_creating(chunk).unwrap();
+    let name = cp.chunk(chunk).unwrap().job_name;
+    cp.chunk_created(
+        chunk,
+        job,
+        &name,
+        SystemTime::now() + Duration::from_secs(900),
+    )
+    .unwrap();
+    cp.chunk_mark_uploading(chunk).unwrap();
+    cp.chunk_uploaded(chunk).unwrap();
+    cp.chunk_starting(chunk).unwrap();
+    cp.chunk_started(chunk).unwrap();
+}
+
+fn outcome_of(cp: &Checkpoint, run: RunId, record: u64) -> Outcome {
+    cp.user(run, record).unwrap().unwrap().outcome
+}
+
+#[test]
+fn chunk_settling_is_derived_for_every_reader() {
+    let db = TempDb::new("settle");
+    let cp = Checkpoint::open(&db.0).unwrap();
+    let run = cp.begin_run(&spec(), false).unwrap().id;
+    let mut users = chunk_users(1..=6, "import:BCRYPT");
+    users[0] = users[0]
+        .clone()
+        .with_followups(true, &["admins".to_string()]);
+    let c = cp
+        .add_chunk(run, &chunk_spec("import:BCRYPT", 6), users)
+        .unwrap();
+    cp.record_batch(
+        run,
+        &[user(7, "rejected", Outcome::Rejected).with_reason("invalid_email", "bad")],
+    )
+    .unwrap();
+    start_chunk(&cp, c.id, "import-1");
+    // The attempt is counted once on the chunk and seen on every user.
+    assert_eq!(cp.chunk(c.id).unwrap().attempts, 1);
+    assert!(collect(cp.chunk_users(c.id))
+        .iter()
+        .all(|u| u.attempts == 1));
+    // Settling is refused before the job ended.
+    assert!(matches!(
+        cp.settle_chunk(c.id, Some(Outcome::Imported)),
+        Err(CheckpointError::InvalidTransition { .. })
+    ));
+    // An AdminCreateUser attempt on a user of the running chunk (pending): explicitly pending.
+    cp.begin_attempts(run, &[user(6, "import:BCRYPT", Outcome::Pending)])
+        .unwrap();
+    cp.chunk_finished(
+        c.id,
+        ChunkStatus::Succeeded,
+        Some(JobCounts {
+            imported: 5,
+            skipped: 0,
+            failed: 1,
+        }),
+        None,
+    )
+    .unwrap();
+    assert!(!cp.chunk(c.id).unwrap().is_settled());
+    assert_eq!(cp.chunk_counts(c.id).unwrap().pending, 6);
+    // One exception from the job's log, then the rest from the chunk.
+    let failed = LineOutcome {
+        line: 2,
+        outcome: Outcome::Failed,
+        reason: Some("FAILED".into()),
+        message: Some("invalid phone number format".into()),
+    };
+    assert_eq!(cp.set_outcomes_by_chunk_lines(c.id, &[failed]).unwrap(), 1);
+    let row = cp.settle_chunk(c.id, Some(Outcome::Imported)).unwrap();
+    assert!(row.is_settled());
+    assert_eq!(row.settled_outcome, Some(Outcome::Imported));
+    assert!(matches!(
+        cp.settle_chunk(c.id, Some(Outcome::Created)),
+        Err(CheckpointError::Invalid { .. })
+    ));
+
+    let counts = cp.counts(run).unwrap();
+    assert_eq!(
+        (
+            counts.total,
+            counts.imported,
+            counts.failed,
+            counts.rejected,
+            counts.pending
+        ),
+        (7, 5, 1, 1, 0)
+    );
+    let by_chunk = cp.chunk_counts(c.id).unwrap();
+    assert_eq!((by_chunk.imported, by_chunk.failed), (5, 1));
+    assert_eq!(cp.route_counts(run).unwrap()["import:BCRYPT"], by_chunk);
+    for r in [1, 3, 4, 5, 6] {
+        assert_eq!(outcome_of(&cp, run, r), Outcome::Imported, "record {r}");
+        assert!(cp.is_done(run, r).unwrap());
+    }
+    let u6 = cp.user(run, 6).unwrap().unwrap();
+    assert_eq!(u6.attempts, 2, "chunk attempt + its own");
+    assert_eq!(outcome_of(&cp, run, 2), Outcome::Failed);
+    assert_eq!(
+        collect(cp.failed_and_rejected(run))
+            .iter()
+            .map(|u| (u.record, u.outcome))
+            .collect::<Vec<_>>(),
+        vec![(2, Outcome::Failed), (7, Outcome::Rejected)]
+    );
+    assert_eq!(
+        collect(cp.users_with_outcome(run, Outcome::Imported)).len(),
+        5
+    );
+    assert_eq!(
+        cp.finished_records(run).unwrap().iter().collect::<Vec<_>>(),
+        (1..=7).collect::<Vec<_>>()
+    );
+    assert_eq!(cp.skip_set(run).unwrap().len(), 7);
+    assert_eq!(
+        collect(cp.pending_followups(run))
+            .iter()
+            .map(|u| u.record)
+            .collect::<Vec<_>>(),
+        vec![1]
+    );
+    assert_eq!(cp.in_doubt(run).count(), 0);
+    // An imported user is never attempted or chunked again.
+    let err = cp
+        .begin_attempts(run, &[user(3, "import:BCRYPT", Outcome::Pending)])
+        .unwrap_err();
+    assert!(matches!(
+        err,
+        CheckpointError::AlreadySettled {
+            record: 3,
+            outcome: Outcome::Imported,
+            ..
+        }
+    ));
+    let err = cp
+        .add_chunk(
+            run,
+            &chunk_spec("import:BCRYPT", 1),
+            chunk_users(4..=4, "import:BCRYPT"),
+        )
+        .unwrap_err();
+    assert!(matches!(
+        err,
+        CheckpointError::AlreadySettled {
+            record: 4,
+            outcome: Outcome::Imported,
+            ..
+        }
+    ));
+    assert_eq!(cp.chunks(run).unwrap().len(), 1);
+}
+
+#[test]
+fn unknown_users_of_a_settled_chunk_can_go_into_a_new_one() {
+    let db = TempDb::new("rechunk");
+    let cp = Checkpoint::open(&db.0).unwrap();
+    let run = cp.begin_run(&spec(), false).unwrap().id;
+    let c = cp
+        .add_chunk(
+            run,
+            &chunk_spec("import:none", 4),
+            chunk_users(1..=4, "import:none"),
+        )
+        .unwrap();
+    start_chunk(&cp, c.id, "import-1");
+    cp.chunk_finished(c.id, ChunkStatus::Succeeded, None, None)
+        .unwrap();
+    cp.settle_chunk(c.id, Some(Outcome::Unknown)).unwrap();
+    assert_eq!(cp.counts(run).unwrap().unknown, 4);
+    // Two of them go into a new chunk: pending there, their first chunk's attempt kept.
+    let d = cp
+        .add_chunk(
+            run,
+            &chunk_spec("import:none", 2),
+            chunk_users(3..=4, "import:none"),
+        )
+        .unwrap();
+    let moved = collect(cp.chunk_users(d.id));
+    assert!(moved
+        .iter()
+        .all(|u| u.outcome == Outcome::Pending && u.attempts == 1 && u.chunk_id == Some(d.id)));
+    assert_eq!(cp.chunk_counts(c.id).unwrap().unknown, 2);
+    start_chunk(&cp, d.id, "import-2");
+    assert!(collect(cp.chunk_users(d.id))
+        .iter()
+        .all(|u| u.attempts == 2));
+    cp.chunk_finished(d.id, ChunkStatus::Succeeded, None, None)
+        .unwrap();
+    cp.settle_chunk(d.id, Some(Outcome::Imported)).unwrap();
+    let counts = cp.counts(run).unwrap();
+    assert_eq!((counts.unknown, counts.imported), (2, 2));
+    // The per-user path still works on derived outcomes.
+    assert_eq!(
+        cp.set_outcome_for_chunk(c.id, Outcome::Unknown, Outcome::Skipped)
+            .unwrap(),
+        2
+    );
+    assert_eq!(cp.chunk_counts(c.id).unwrap().skipped, 2);
+    // A chunk whose users all moved on is settled without an outcome.
+    let e = cp
+        .add_chunk(
+            run,
+            &chunk_spec("import:none", 2),
+            chunk_users(5..=6, "import:none"),
+        )
+        .unwrap();
+    cp.chunk_finished(e.id, ChunkStatus::Expired, None, Some("url expired"))
+        .unwrap();
+    cp.add_chunk(
+        run,
+        &chunk_spec("import:none", 2),
+        chunk_users(5..=6, "import:none"),
+    )
+    .unwrap();
+    assert_eq!(cp.chunk_counts(e.id).unwrap().total, 0);
+    let row = cp.settle_chunk(e.id, None).unwrap();
+    assert!(row.is_settled() && row.settled_outcome.is_none());
+    assert_eq!(cp.counts(run).unwrap().pending, 2);
+}
+
+/// A state file written by the V1 schema (every outcome on the users' rows), with a settled
+/// chunk, one that ended before its users were settled (a crash) and a running one.
+#[test]
+fn v1_state_file_migrates_at_open_and_keeps_working() {
+    let db = TempDb::new("v1");
+    {
+        let conn = rusqlite::Connection::open(&db.0).unwrap();
+        conn.execute_batch(schema::V1).unwrap();
+        conn.execute_batch("PRAGMA user_version = 1").unwrap();
+        let s = spec();
+        conn.execute(
+            "INSERT INTO runs (id, token, input_location, input_format, input_size, \
+             input_fingerprint, pool_id, mode, options, created_at, updated_at) \
+             VALUES (1, 'ab12cd34', ?1, ?2, ?3, ?4, ?5, ?6, ?7, 0, 0)",
+            rusqlite::params![
+                s.input_location,
+                s.input_format,
+                s.input_size as i64,
+                s.input_fingerprint,
+                s.pool_id,
+                s.mode,
+                s.options
+            ],
+        )
+        .unwrap();
+        for (id, status, job) in [
+            (1, "succeeded", Some("import-1")),
+            (2, "succeeded", Some("import-2")),
+            (3, "started", Some("import-3")),
+        ] {
+            conn.execute(
+                "INSERT INTO chunks (id, run_id, seq, route, file_path, row_count, byte_size, \
+                 status, job_name, job_id, imported, skipped, failed, written_at, updated_at) \
+                 VALUES (?1, 1, ?1, 'import:BCRYPT', 'f.csv', 3, 240, ?2, 'job', ?3, \
+                 CASE WHEN ?2 = 'succeeded' THEN 3 END, CASE WHEN ?2 = 'succeeded' THEN 0 END, \
+                 CASE WHEN ?2 = 'succeeded' THEN 0 END, 0, 5)",
+                rusqlite::params![id, status, job],
+            )
+            .unwrap();
+        }
+        // Records 1-3: chunk 1, imported; 4-6: chunk 2, still pending; 7-9: chunk 3 (attempted
+        // once); 10: rejected; 11: created by AdminCreateUser.
+        for r in 1..=9i64 {
+            let chunk = (r - 1) / 3 + 1;
+            let outcome = if chunk == 1 { "imported" } else { "pending" };
+            conn.execute(
+                "INSERT INTO users (run_id, record, line, byte_offset, username, route, outcome, \
+                 chunk_id, chunk_line, attempts, updated_at) \
+                 VALUES (1, ?1, ?1 + 1, ?1 * 100, 'user' || ?1, 'import:BCRYPT', ?2, ?3, ?4, 1, 0)",
+                rusqlite::params![r, outcome, chunk, (r - 1) % 3 + 1],
+            )
+            .unwrap();
+        }
+        conn.execute(
+            "INSERT INTO users (run_id, record, line, byte_offset, username, route, outcome, \
+             reason, message, updated_at) \
+             VALUES (1, 10, 11, 1000, '', 'rejected', 'rejected', 'invalid_email', 'bad', 0), \
+                    (1, 11, 12, 1100, 'user11', 'admin-create', 'created', NULL, NULL, 0)",
+            [],
+        )
+        .unwrap();
+    }
+    let cp = Checkpoint::open(&db.0).unwrap();
+    assert_eq!(cp.schema_version().unwrap(), SCHEMA_VERSION);
+    assert_eq!(SCHEMA_VERSION, 2);
+    // The same command resumes the recorded run.
+    let run = cp.begin_run(&spec(), false).unwrap();
+    assert!(run.resumed);
+    assert_eq!(run.id, RunId(1));
+    let run = run.id;
+    let counts = cp.counts(run).unwrap();
+    assert_eq!(
+        (
+            counts.total,
+            counts.imported,
+            counts.pending,
+            counts.rejected,
+            counts.created
+        ),
+        (11, 3, 6, 1, 1)
+    );
+    let chunks = cp.chunks(run).unwrap();
+    // The settled V1 chunk is marked settled; the one that ended unsettled is not.
+    assert!(chunks[0].is_settled());
+    assert!(!chunks[1].is_settled() && chunks[1].status == ChunkStatus::Succeeded);
+    assert!(!chunks[2].is_settled());
+    assert!(chunks.iter().all(|c| c.attempts == 0));
+    assert!(collect(cp.chunk_users(chunks[2].id))
+        .iter()
+        .all(|u| u.attempts == 1 && u.outcome == Outcome::Pending));
+    assert_eq!(cp.skip_set(run).unwrap().len(), 11);
+    assert_eq!(cp.finished_records(run).unwrap().len(), 5);
+    assert_eq!(collect(cp.failed_and_rejected(run)).len(), 1);
+    // Resuming settles chunk 2 the V2 way, and chunk 3's job ends.
+    cp.settle_chunk(chunks[1].id, Some(Outcome::Imported))
+        .unwrap();
+    cp.chunk_finished(
+        chunks[2].id,
+        ChunkStatus::Succeeded,
+        Some(JobCounts {
+            imported: 2,
+            skipped: 1,
+            failed: 0,
+        }),
+        None,
+    )
+    .unwrap();
+    let skipped = LineOutcome {
+        line: 3,
+        outcome: Outcome::Skipped,
+        reason: Some("SKIPPED".into()),
+        message: None,
+    };
+    cp.set_outcomes_by_chunk_lines(chunks[2].id, &[skipped])
+        .unwrap();
+    cp.settle_chunk(chunks[2].id, Some(Outcome::Unknown))
+        .unwrap();
+    let counts = cp.counts(run).unwrap();
+    assert_eq!(
+        (
+            counts.imported,
+            counts.skipped,
+            counts.unknown,
+            counts.pending
+        ),
+        (6, 1, 2, 0)
+    );
+    assert!(cp.chunks(run).unwrap().iter().all(|c| c.is_settled()));
+    assert_eq!(outcome_of(&cp, run, 9), Outcome::Skipped);
+    assert_eq!(outcome_of(&cp, run, 8), Outcome::Unknown);
+    assert_eq!(cp.user(run, 8).unwrap().unwrap().attempts, 1);
+    // And a reopened file is not migrated again.
+    drop(cp);
+    let cp = Checkpoint::open(&db.0).unwrap();
+    assert_eq!(cp.counts(run).unwrap().imported, 6);
+}

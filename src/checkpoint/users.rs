@@ -1,4 +1,10 @@
 //! Per-user rows: outcomes, batched writes, counts, report iterators and the resume set.
+//!
+//! Since schema V2 a user's outcome and attempts are *derived*: a user put in an import chunk stays
+//! stored `pending` and takes its chunk's `settled_outcome` once the chunk is settled, and the
+//! chunk's StartUserImportJob attempts add to the user's own (see [`super::schema`]). Every read
+//! goes through the view `user_outcomes` (or [`EFFECTIVE_OUTCOME`] inside a write), so readers see
+//! the same outcomes as when every user's row was rewritten.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
@@ -209,6 +215,14 @@ impl StoredUser {
     }
 }
 
+/// A user's outcome as readers see it, for the `users` row in scope (an upsert's existing row or
+/// an `UPDATE`'s target): its chunk's settled outcome while it is stored `pending` and follows
+/// the chunk (schema V2), else its own.
+pub(super) const EFFECTIVE_OUTCOME: &str = "(CASE WHEN users.outcome = 'pending' \
+     AND users.follows_chunk != 0 AND users.chunk_id IS NOT NULL THEN COALESCE((SELECT \
+     settled_outcome FROM chunks WHERE chunks.id = users.chunk_id), 'pending') \
+     ELSE users.outcome END)";
+
 pub(super) const USER_COLUMNS: &str =
     "record, line, byte_offset, username, route, outcome, reason, \
      message, chunk_id, chunk_line, attempts, needs_disable, groups, followups_done, updated_at";
@@ -384,7 +398,7 @@ impl<'a> UserIter<'a> {
         UserIter {
             cp,
             sql: format!(
-                "SELECT {USER_COLUMNS} FROM users WHERE {filter} AND {key} > ?1 \
+                "SELECT {USER_COLUMNS} FROM user_outcomes WHERE {filter} AND {key} > ?1 \
                  ORDER BY {key} LIMIT {PAGE}"
             ),
             params,
@@ -441,10 +455,7 @@ const UPSERT: &str = "INSERT INTO users (run_id, record, line, byte_offset, user
      outcome = excluded.outcome, reason = excluded.reason, message = excluded.message, \
      attempts = users.attempts + excluded.attempts, needs_disable = excluded.needs_disable, \
      groups = excluded.groups, followups_done = MAX(users.followups_done, excluded.followups_done), \
-     updated_at = excluded.updated_at";
-
-/// Only unsettled users may be attempted again.
-const UPSERT_ATTEMPT_GUARD: &str = " WHERE users.outcome IN ('pending', 'failed', 'unknown')";
+     follows_chunk = 0, updated_at = excluded.updated_at";
 
 impl Checkpoint {
     /// Record (insert or update) users' outcomes in one transaction. Chunk assignment and attempts
@@ -472,7 +483,8 @@ impl Checkpoint {
         if rows.is_empty() {
             return Ok(());
         }
-        let sql = format!("{UPSERT}{UPSERT_ATTEMPT_GUARD}");
+        // Only unsettled users may be attempted again.
+        let sql = format!("{UPSERT} WHERE {EFFECTIVE_OUTCOME} IN ('pending', 'failed', 'unknown')");
         self.write_tx(true, |tx| {
             let mut stmt = tx.prepare_cached(&sql).ctx(&self.path)?;
             let now = now_ms();
@@ -481,7 +493,7 @@ impl Checkpoint {
                 if changed == 0 {
                     let outcome: Outcome = tx
                         .query_row(
-                            "SELECT outcome FROM users WHERE run_id = ?1 AND record = ?2",
+                            "SELECT outcome FROM user_outcomes WHERE run_id = ?1 AND record = ?2",
                             params![run, to_i64(row.position.record, &self.path, "record")?],
                             |r| r.get(0),
                         )
@@ -536,7 +548,9 @@ impl Checkpoint {
         let record = to_i64(record, &self.path, "record")?;
         self.conn()
             .query_row(
-                &format!("SELECT {USER_COLUMNS} FROM users WHERE run_id = ?1 AND record = ?2"),
+                &format!(
+                    "SELECT {USER_COLUMNS} FROM user_outcomes WHERE run_id = ?1 AND record = ?2"
+                ),
                 params![run, record],
                 user_from_row,
             )
@@ -567,7 +581,7 @@ impl Checkpoint {
         let conn = self.conn();
         let mut stmt = conn
             .prepare_cached(&format!(
-                "SELECT {group}, outcome, COUNT(*) FROM users WHERE {filter} GROUP BY 1, 2"
+                "SELECT {group}, outcome, COUNT(*) FROM user_outcomes WHERE {filter} GROUP BY 1, 2"
             ))
             .ctx(&self.path)?;
         let mut rows = stmt.query([param]).ctx(&self.path)?;
@@ -587,7 +601,8 @@ impl Checkpoint {
         Ok(self
             .conn()
             .query_row(
-                "SELECT 1 FROM users WHERE run_id = ?1 AND record = ?2 AND outcome != 'pending'",
+                "SELECT 1 FROM user_outcomes WHERE run_id = ?1 AND record = ?2 \
+                 AND outcome != 'pending'",
                 params![run, record],
                 |_| Ok(()),
             )
@@ -598,24 +613,27 @@ impl Checkpoint {
 
     /// Records with a settled outcome (see [`Checkpoint::is_done`]).
     pub fn finished_records(&self, run: RunId) -> Result<RecordSet> {
-        self.record_set("run_id = ?1 AND outcome != 'pending'", run)
+        self.record_set("user_outcomes", "run_id = ?1 AND outcome != 'pending'", run)
     }
 
     /// Records a resumed reader must skip: settled ones, and pending ones already in a chunk file
     /// (their chunk carries them on). Pending users without a chunk are not in it: they are read
     /// again and, if [`Checkpoint::in_doubt`], verified before being created.
     pub fn skip_set(&self, run: RunId) -> Result<RecordSet> {
+        // The stored outcome gives the same set as the derived one (a user whose outcome comes
+        // from its chunk is in a chunk), without the join.
         self.record_set(
+            "users",
             "run_id = ?1 AND (outcome != 'pending' OR chunk_id IS NOT NULL)",
             run,
         )
     }
 
-    fn record_set(&self, filter: &str, run: RunId) -> Result<RecordSet> {
+    fn record_set(&self, table: &str, filter: &str, run: RunId) -> Result<RecordSet> {
         let conn = self.conn();
         let mut stmt = conn
             .prepare_cached(&format!(
-                "SELECT record FROM users WHERE {filter} ORDER BY record"
+                "SELECT record FROM {table} WHERE {filter} ORDER BY record"
             ))
             .ctx(&self.path)?;
         let mut rows = stmt.query([run]).ctx(&self.path)?;

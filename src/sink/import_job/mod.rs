@@ -278,16 +278,11 @@ impl ImportJobWriter {
         Ok(())
     }
 
-    /// A chunk needs no more work: it ended and none of its users is still pending in it (they
-    /// were settled, or moved to a new chunk when it ended short: expired, stopped or split). A
-    /// crash between a job's end and the settling of its users is thus resumed.
+    /// A chunk needs no more work: it ended and was settled (its users' outcome recorded, or its
+    /// users moved to a new chunk when it ended short: expired, stopped or split). A crash between
+    /// a job's end and the settling of its users is thus resumed. O(1): read from the chunk row.
     fn is_settled(&self, c: &ChunkRow) -> bool {
-        c.status.is_final()
-            && self
-                .checkpoint
-                .chunk_counts(c.id)
-                .map(|n| n.pending == 0)
-                .unwrap_or(false)
+        c.is_settled()
     }
 
     async fn drive(
@@ -653,32 +648,33 @@ impl ImportJobWriter {
         Ok(Some(new.id))
     }
 
-    /// Settles the users of an ended chunk and deletes its file.
+    /// Settles the users of an ended chunk and deletes its file. The chunk's result is recorded
+    /// once on the chunk row ([`Checkpoint::settle_chunk`], the last step: a crash before it
+    /// settles the chunk again, which is idempotent); only exceptions are written per user (log
+    /// lines, a failed job's users, users moved to new chunks).
     async fn settle(&self, row: &ChunkRow, status: ChunkStatus) -> Result<(), ImportJobError> {
         let counts = row.counts.unwrap_or_default();
         let processed = counts.imported + counts.skipped + counts.failed;
         let message = row.message.clone().unwrap_or_default();
-        match status {
+        let outcome = match status {
             ChunkStatus::Stopped | ChunkStatus::Expired => {
                 if self.checkpoint.chunk_counts(row.id)?.pending > 0 {
                     self.rechunk(row)?;
                 }
+                // The file stays: the new chunk uses it.
+                self.checkpoint.settle_chunk(row.id, None)?;
                 return Ok(());
             }
             ChunkStatus::Abandoned if message.starts_with(SPLIT_MESSAGE) => {
                 self.split(row, &message)?;
+                None
             }
-            ChunkStatus::Succeeded if counts.imported == row.row_count => {
-                self.checkpoint.set_outcome_for_chunk(
-                    row.id,
-                    Outcome::Pending,
-                    Outcome::Imported,
-                )?;
-            }
+            ChunkStatus::Succeeded if counts.imported == row.row_count => Some(Outcome::Imported),
             ChunkStatus::Failed if processed == 0 && over_limits(&message) => {
                 // Cognito refused the file as too big before processing any row: smaller files.
                 let why = format!("{SPLIT_MESSAGE}: the job failed: {message}");
                 self.split(row, &why)?;
+                None
             }
             ChunkStatus::Failed if processed == 0 => {
                 // The whole file was refused: nobody of this chunk reached the pool.
@@ -688,32 +684,23 @@ impl ImportJobWriter {
                     users: n,
                     message,
                 });
+                None
             }
             ChunkStatus::Succeeded | ChunkStatus::Failed => {
-                if !self.apply_logs(row).await? {
-                    if counts.skipped == row.row_count {
-                        self.checkpoint.set_outcome_for_chunk(
-                            row.id,
-                            Outcome::Pending,
-                            Outcome::Skipped,
-                        )?;
-                    } else if counts.failed == row.row_count {
-                        self.checkpoint.set_outcome_for_chunk(
-                            row.id,
-                            Outcome::Pending,
-                            Outcome::Failed,
-                        )?;
-                    }
+                if self.apply_logs(row).await? {
+                    // Whatever the log did not tell: counts only.
+                    Some(Outcome::Unknown)
+                } else if counts.skipped == row.row_count {
+                    Some(Outcome::Skipped)
+                } else if counts.failed == row.row_count {
+                    Some(Outcome::Failed)
+                } else {
+                    Some(Outcome::Unknown)
                 }
-                // Whatever the log did not tell (or without a log): counts only.
-                self.checkpoint.set_outcome_for_chunk(
-                    row.id,
-                    Outcome::Pending,
-                    Outcome::Unknown,
-                )?;
             }
-            _ => {}
-        }
+            _ => None,
+        };
+        self.checkpoint.settle_chunk(row.id, outcome)?;
         if !self.cfg.keep_files {
             // The file may be shared with an earlier (expired) chunk of the same users.
             let still_needed =
