@@ -12,16 +12,16 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aws_sdk_cognitoidentityprovider::types::{
-    AliasAttributeType, AttributeType, VerifiedAttributeType,
+    AliasAttributeType, AttributeType, UserType, VerifiedAttributeType,
 };
 use aws_sdk_cognitoidentityprovider::Client;
 use cognito_migrate::aws::Clients;
-use cognito_migrate::checkpoint::{Checkpoint, Outcome, RunSpec};
+use cognito_migrate::checkpoint::{Checkpoint, Outcome, RunId, RunSpec};
 use cognito_migrate::mapping::MappedUser;
 use cognito_migrate::record::Position;
 use cognito_migrate::sink::admin_create::{self, service::AdminService, AdminCreateConfig};
 use serde_json::{json, Value};
-use support::{run_cli, Emulator};
+use support::{attr, create_pool, run_cli, tempdir, Emulator};
 
 const MAPPING: &str = r#"
 username = "username"
@@ -34,17 +34,6 @@ email = { from = "email", transform = "lowercase_email" }
 email_verified = { from = "verified", transform = "bool" }
 name = "name"
 "#;
-
-fn tempdir(name: &str) -> PathBuf {
-    use std::hash::{BuildHasher, RandomState};
-    let d = support::repo_root().join("target/test-tmp").join(format!(
-        "{name}-{}-{}",
-        std::process::id(),
-        RandomState::new().hash_one(std::time::SystemTime::now())
-    ));
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
 
 /// One legacy user as a CSV row.
 #[derive(Clone, Debug)]
@@ -99,23 +88,12 @@ fn write_input(dir: &Path, users: &[Legacy], extra_rows: &[&str]) -> (PathBuf, P
     (input, mapping)
 }
 
-async fn client(emu: &Emulator) -> Client {
-    Client::new(&emu.sdk_config().await)
-}
-
 async fn pool(c: &Client, alias_email: bool) -> String {
     let mut req = c.create_user_pool().pool_name("admin-create-test");
     if alias_email {
         req = req.alias_attributes(AliasAttributeType::Email);
     }
-    req.send()
-        .await
-        .expect("create a pool")
-        .user_pool()
-        .unwrap()
-        .id()
-        .unwrap()
-        .to_string()
+    create_pool(req).await
 }
 
 async fn create_group(c: &Client, pool: &str, name: &str) {
@@ -129,17 +107,18 @@ async fn create_group(c: &Client, pool: &str, name: &str) {
 
 /// Every user of the pool: username → (attributes, enabled).
 async fn pool_users(c: &Client, pool: &str) -> Vec<(String, BTreeMap<String, String>, bool)> {
-    let mut out = Vec::new();
-    let mut token: Option<String> = None;
-    loop {
-        let page = c
-            .list_users()
-            .user_pool_id(pool)
-            .set_pagination_token(token.clone())
-            .send()
-            .await
-            .expect("list users");
-        for u in page.users() {
+    let users: Vec<UserType> = c
+        .list_users()
+        .user_pool_id(pool)
+        .into_paginator()
+        .items()
+        .send()
+        .collect::<Result<_, _>>()
+        .await
+        .expect("list users");
+    users
+        .iter()
+        .map(|u| {
             let attrs = u
                 .attributes()
                 .iter()
@@ -150,35 +129,26 @@ async fn pool_users(c: &Client, pool: &str) -> Vec<(String, BTreeMap<String, Str
                     )
                 })
                 .collect();
-            out.push((u.username().unwrap().to_string(), attrs, u.enabled()));
-        }
-        token = page.pagination_token().map(str::to_string);
-        if token.is_none() {
-            return out;
-        }
-    }
+            (u.username().unwrap().to_string(), attrs, u.enabled())
+        })
+        .collect()
 }
 
 async fn group_members(c: &Client, pool: &str, group: &str) -> BTreeSet<String> {
-    let mut out = BTreeSet::new();
-    let mut token: Option<String> = None;
-    loop {
-        let page = c
-            .list_users_in_group()
-            .user_pool_id(pool)
-            .group_name(group)
-            .set_next_token(token.clone())
-            .send()
-            .await
-            .expect("list users in group");
-        for u in page.users() {
-            out.insert(u.username().unwrap().to_string());
-        }
-        token = page.next_token().map(str::to_string);
-        if token.is_none() {
-            return out;
-        }
-    }
+    let users: Vec<UserType> = c
+        .list_users_in_group()
+        .user_pool_id(pool)
+        .group_name(group)
+        .into_paginator()
+        .items()
+        .send()
+        .collect::<Result<_, _>>()
+        .await
+        .expect("list users in group");
+    users
+        .iter()
+        .map(|u| u.username().unwrap().to_string())
+        .collect()
 }
 
 /// The pool holds exactly `users`, once each, with their attributes, enabled state and groups.
@@ -212,35 +182,83 @@ async fn assert_pool_holds(c: &Client, pool: &str, users: &[Legacy]) {
 }
 
 fn status(emu: &Emulator, state: &Path) -> Value {
-    let (_, out, err) = run_cli(
-        &["status", "--state", state.to_str().unwrap(), "--json"],
-        &emu.cli_env(),
-    );
-    serde_json::from_str(&out).unwrap_or_else(|e| panic!("status --json: {e}: {out} {err}"))
+    emu.status(state).1
 }
 
-fn run_args<'a>(input: &'a str, mapping: &'a str, pool: &'a str, state: &'a str) -> Vec<&'a str> {
-    vec![
-        "run",
-        "-i",
-        input,
-        "-f",
-        "csv",
-        "--mapping",
-        mapping,
-        "--pool-id",
+/// `run` on the CSV input with its mapping in `mode`.
+fn run_args<'a>(
+    input: &'a str,
+    mapping: &'a str,
+    pool: &'a str,
+    state: &'a str,
+    mode: &'a str,
+) -> Vec<&'a str> {
+    let mut args = support::run_args(input, "csv", pool, state, mode);
+    args.extend(["--mapping", mapping]);
+    args
+}
+
+/// The value of one attribute of a user, as the pool has it.
+async fn attribute(c: &Client, pool: &str, user: &str, name: &str) -> Option<String> {
+    c.admin_get_user()
+        .user_pool_id(pool)
+        .username(user)
+        .send()
+        .await
+        .expect("get the user")
+        .user_attributes()
+        .iter()
+        .find(|a| a.name() == name)
+        .and_then(|a| a.value().map(str::to_string))
+}
+
+/// The AdminCreateUser writer (default settings) writing into `pool`, fed and finished by the
+/// test, with its state file in `dir`.
+struct Writer {
+    cp: Arc<Checkpoint>,
+    run: RunId,
+    feeder: admin_create::Feeder,
+    pipeline: admin_create::Pipeline,
+    _cancel: tokio::sync::watch::Sender<bool>,
+}
+
+async fn start_writer(emu: &Emulator, pool: &str, dir: &Path, fingerprint: &str) -> Writer {
+    let cp = Arc::new(Checkpoint::open(dir.join("state.db")).unwrap());
+    let run = cp
+        .begin_run(
+            &RunSpec {
+                input_location: "test".into(),
+                input_format: "csv".into(),
+                input_size: 0,
+                input_fingerprint: fingerprint.into(),
+                pool_id: pool.to_string(),
+                mode: "admin-create".into(),
+                options: "{}".into(),
+            },
+            false,
+        )
+        .unwrap();
+    let clients = Clients::from_sdk_config(emu.sdk_config().await, true);
+    let service = Arc::new(AdminService::new(
+        clients.cognito_without_sdk_retries(),
         pool,
-        "--state",
-        state,
-        "--mode",
-        "admin-create",
-    ]
+        AdminCreateConfig::default(),
+    ));
+    let (cancel_tx, cancel) = tokio::sync::watch::channel(false);
+    let (feeder, pipeline) = admin_create::start(service, cp.clone(), run.id, cancel).unwrap();
+    Writer {
+        cp,
+        run: run.id,
+        feeder,
+        pipeline,
+        _cancel: cancel_tx,
+    }
 }
 
 #[tokio::test]
 async fn a_throttling_storm_creates_every_user_once_and_fails_none() {
     let emu = Emulator::start();
-    let c = client(&emu).await;
+    let c = emu.cognito().await;
     let pool = pool(&c, false).await;
     create_group(&c, &pool, "staff").await;
     create_group(&c, &pool, "admins").await;
@@ -261,6 +279,7 @@ async fn a_throttling_storm_creates_every_user_once_and_fails_none() {
         mapping.to_str().unwrap(),
         &pool,
         state.to_str().unwrap(),
+        "admin-create",
     );
     args.extend([
         "--rate",
@@ -281,7 +300,7 @@ async fn a_throttling_storm_creates_every_user_once_and_fails_none() {
     assert_eq!(s["failed"], json!(0), "{s}");
     assert_eq!(s["skipped"], json!(0), "{s}");
     assert_eq!(s["pending"], json!(0), "{s}");
-    let stats = emu.get_json("/_emulator/stats").1;
+    let stats = emu.stats();
     let faults = &stats["operations"]["AdminCreateUser"]["faults"];
     for kind in ["throttle", "internal_error"] {
         assert!(
@@ -309,7 +328,7 @@ async fn a_throttling_storm_creates_every_user_once_and_fails_none() {
 #[tokio::test]
 async fn sigkill_at_random_moments_then_resume_ends_with_each_user_once() {
     let emu = Emulator::start();
-    let c = client(&emu).await;
+    let c = emu.cognito().await;
     let pool = pool(&c, false).await;
     create_group(&c, &pool, "staff").await;
     create_group(&c, &pool, "admins").await;
@@ -327,6 +346,7 @@ async fn sigkill_at_random_moments_then_resume_ends_with_each_user_once() {
         mapping.to_str().unwrap(),
         &pool,
         state.to_str().unwrap(),
+        "admin-create",
     )
     .into_iter()
     .map(String::from)
@@ -389,7 +409,7 @@ async fn sigkill_at_random_moments_then_resume_ends_with_each_user_once() {
         &emu.cli_env(),
     );
     assert_eq!(code, 1, "{err}");
-    let stats = emu.get_json("/_emulator/stats").1;
+    let stats = emu.stats();
     for op in ["AdminCreateUser", "AdminGetUser"] {
         assert_eq!(
             stats["operations"][op]["calls"].as_u64().unwrap_or(0),
@@ -402,11 +422,10 @@ async fn sigkill_at_random_moments_then_resume_ends_with_each_user_once() {
 #[tokio::test]
 async fn existing_users_alias_conflicts_and_missing_groups_are_recorded_and_retry_fixes_them() {
     let emu = Emulator::start();
-    let c = client(&emu).await;
+    let c = emu.cognito().await;
     let pool = pool(&c, true).await;
     create_group(&c, &pool, "staff").await;
     create_group(&c, &pool, "admins").await;
-    let attr = |n: &str, v: &str| AttributeType::builder().name(n).value(v).build().unwrap();
     let precreate = |name: &str, attrs: Vec<AttributeType>| {
         c.admin_create_user()
             .user_pool_id(&pool)
@@ -465,6 +484,7 @@ async fn existing_users_alias_conflicts_and_missing_groups_are_recorded_and_retr
         mapping.to_str().unwrap(),
         &pool,
         state.to_str().unwrap(),
+        "admin-create",
     );
     let (code, _out, err) = run_cli(&args, &emu.cli_env());
     assert_eq!(code, 1, "stderr: {err}");
@@ -512,17 +532,10 @@ async fn existing_users_alias_conflicts_and_missing_groups_are_recorded_and_retr
         .unwrap()
         .contains("ghosts"));
     // The existing user with other attributes was left alone.
-    let u2 = c
-        .admin_get_user()
-        .user_pool_id(&pool)
-        .username("user0002")
-        .send()
-        .await
-        .unwrap();
-    assert!(u2
-        .user_attributes()
-        .iter()
-        .any(|a| a.name() == "name" && a.value() == Some("Someone Else")));
+    assert_eq!(
+        attribute(&c, &pool, "user0002", "name").await.as_deref(),
+        Some("Someone Else")
+    );
 
     // report --failed lists the rejected and failed users with their reasons.
     let report = dir.join("failed.csv");
@@ -565,7 +578,7 @@ async fn existing_users_alias_conflicts_and_missing_groups_are_recorded_and_retr
     assert_eq!(s["failed"], json!(0), "{s}");
     assert_eq!(s["created"], json!(4), "{s}");
     assert_eq!(s["skipped"], json!(2), "{s}");
-    let stats = emu.get_json("/_emulator/stats").1;
+    let stats = emu.stats();
     assert_eq!(
         stats["operations"]["AdminCreateUser"]["calls"].as_u64(),
         Some(1),
@@ -575,17 +588,12 @@ async fn existing_users_alias_conflicts_and_missing_groups_are_recorded_and_retr
         group_members(&c, &pool, "ghosts").await,
         BTreeSet::from(["user0004".to_string()])
     );
-    let holder = c
-        .admin_get_user()
-        .user_pool_id(&pool)
-        .username("holder")
-        .send()
-        .await
-        .unwrap();
-    assert!(holder
-        .user_attributes()
-        .iter()
-        .any(|a| a.name() == "email_verified" && a.value() == Some("false")));
+    assert_eq!(
+        attribute(&c, &pool, "holder", "email_verified")
+            .await
+            .as_deref(),
+        Some("false")
+    );
 
     // --on-existing update applies what differs.
     let state2 = dir.join("state2.db");
@@ -594,54 +602,31 @@ async fn existing_users_alias_conflicts_and_missing_groups_are_recorded_and_retr
         mapping.to_str().unwrap(),
         &pool,
         state2.to_str().unwrap(),
+        "admin-create",
     );
     args.extend(["--on-existing", "update", "--create-groups"]);
     let (_, _, err) = run_cli(&args, &emu.cli_env());
     let s = status(&emu, &state2);
     assert_eq!(s["updated"], json!(1), "{s} {err}");
-    let u2 = c
-        .admin_get_user()
-        .user_pool_id(&pool)
-        .username("user0002")
-        .send()
-        .await
-        .unwrap();
-    assert!(u2
-        .user_attributes()
-        .iter()
-        .any(|a| a.name() == "name" && a.value() == Some("User 2")));
+    assert_eq!(
+        attribute(&c, &pool, "user0002", "name").await.as_deref(),
+        Some("User 2")
+    );
 }
 
 #[tokio::test]
 async fn attributes_cognito_refuses_fail_that_user_with_its_reason_and_the_rest_are_created() {
     let emu = Emulator::start();
-    let c = client(&emu).await;
+    let c = emu.cognito().await;
     let pool = pool(&c, false).await;
     let dir = tempdir("invalid");
-    let cp = Arc::new(Checkpoint::open(dir.join("state.db")).unwrap());
-    let run = cp
-        .begin_run(
-            &RunSpec {
-                input_location: "test".into(),
-                input_format: "csv".into(),
-                input_size: 0,
-                input_fingerprint: "x".into(),
-                pool_id: pool.clone(),
-                mode: "admin-create".into(),
-                options: "{}".into(),
-            },
-            false,
-        )
-        .unwrap();
-    let sdk = emu.sdk_config().await;
-    let clients = Clients::from_sdk_config(sdk, true);
-    let service = Arc::new(AdminService::new(
-        clients.cognito_without_sdk_retries(),
-        &pool,
-        AdminCreateConfig::default(),
-    ));
-    let (_cancel_tx, cancel) = tokio::sync::watch::channel(false);
-    let (feeder, pipeline) = admin_create::start(service, cp.clone(), run.id, cancel).unwrap();
+    let Writer {
+        cp,
+        run,
+        feeder,
+        pipeline,
+        _cancel,
+    } = start_writer(&emu, &pool, &dir, "x").await;
     for i in 1..=5u64 {
         let mut attributes = BTreeMap::from([("email".to_string(), format!("u{i}@example.com"))]);
         if i == 3 {
@@ -665,7 +650,7 @@ async fn attributes_cognito_refuses_fail_that_user_with_its_reason_and_the_rest_
     drop(feeder);
     let snap = pipeline.finish().await.unwrap();
     assert_eq!((snap.created, snap.failed), (4, 1), "{snap:?}");
-    let u3 = cp.user(run.id, 3).unwrap().unwrap();
+    let u3 = cp.user(run, 3).unwrap().unwrap();
     assert_eq!(u3.outcome, Outcome::Failed);
     assert_eq!(u3.reason.as_deref(), Some("InvalidParameterException"));
     assert!(
@@ -684,19 +669,13 @@ async fn attributes_cognito_refuses_fail_that_user_with_its_reason_and_the_rest_
 #[tokio::test]
 async fn auto_mode_imports_hashes_creates_the_rest_and_applies_follow_ups_to_imported_users() {
     let emu = Emulator::start();
-    let c = client(&emu).await;
-    let pool = c
-        .create_user_pool()
-        .pool_name("auto-test")
-        .auto_verified_attributes(VerifiedAttributeType::Email)
-        .send()
-        .await
-        .unwrap()
-        .user_pool()
-        .unwrap()
-        .id()
-        .unwrap()
-        .to_string();
+    let c = emu.cognito().await;
+    let pool = create_pool(
+        c.create_user_pool()
+            .pool_name("auto-test")
+            .auto_verified_attributes(VerifiedAttributeType::Email),
+    )
+    .await;
     create_group(&c, &pool, "staff").await;
     create_group(&c, &pool, "admins").await;
     let mut users: Vec<Legacy> = (1..=12).map(Legacy::new).collect();
@@ -720,8 +699,8 @@ async fn auto_mode_imports_hashes_creates_the_rest_and_applies_follow_ups_to_imp
         mapping.to_str().unwrap(),
         &pool,
         state.to_str().unwrap(),
+        "auto",
     );
-    *args.last_mut().unwrap() = "auto";
     args.extend([
         "--role-arn",
         "arn:aws:iam::123456789012:role/CognitoImportLogs",
@@ -760,32 +739,16 @@ async fn a_quota_below_the_configured_rate_slows_the_writer_down_without_failing
         "/_emulator/config",
         json!({"quotas": {"enabled": true, "burst_seconds": 1.0, "rates": {"UserCreation": 20}}}),
     );
-    let c = client(&emu).await;
+    let c = emu.cognito().await;
     let pool = pool(&c, false).await;
     let dir = tempdir("quota");
-    let cp = Arc::new(Checkpoint::open(dir.join("state.db")).unwrap());
-    let run = cp
-        .begin_run(
-            &RunSpec {
-                input_location: "test".into(),
-                input_format: "csv".into(),
-                input_size: 0,
-                input_fingerprint: "q".into(),
-                pool_id: pool.clone(),
-                mode: "admin-create".into(),
-                options: "{}".into(),
-            },
-            false,
-        )
-        .unwrap();
-    let clients = Clients::from_sdk_config(emu.sdk_config().await, true);
-    let service = Arc::new(AdminService::new(
-        clients.cognito_without_sdk_retries(),
-        &pool,
-        AdminCreateConfig::default(),
-    ));
-    let (_cancel_tx, cancel) = tokio::sync::watch::channel(false);
-    let (feeder, pipeline) = admin_create::start(service, cp.clone(), run.id, cancel).unwrap();
+    // The state file stays open in the pipeline; keep the cancel sender for the whole test.
+    let Writer {
+        feeder,
+        pipeline,
+        _cancel,
+        ..
+    } = start_writer(&emu, &pool, &dir, "q").await;
     let progress = pipeline.progress();
     let watcher = tokio::spawn(async move {
         let mut lowest = f64::MAX;
@@ -821,7 +784,7 @@ async fn a_quota_below_the_configured_rate_slows_the_writer_down_without_failing
         "the writer never slowed down (lowest rate {lowest}): {snap:?}"
     );
     // A writer that kept 50/s against 20/s would see most calls after the first second throttled.
-    let stats = emu.get_json("/_emulator/stats").1;
+    let stats = emu.stats();
     let op = &stats["operations"]["AdminCreateUser"];
     let (calls, throttled) = (
         op["calls"].as_u64().unwrap(),

@@ -11,40 +11,34 @@ use aws_sdk_cognitoidentityprovider::types::{
 };
 use aws_sdk_cognitoidentityprovider::Client;
 use serde_json::json;
-use support::{run_cli, Emulator};
-
-async fn client(emu: &Emulator) -> Client {
-    Client::new(&emu.sdk_config().await)
-}
+use support::{create_pool, run_args, run_cli, tempdir, Emulator, ROLE_ARN};
 
 async fn demo_pool(c: &Client) -> String {
-    let out = c
-        .create_user_pool()
-        .pool_name("cm-test")
-        .auto_verified_attributes(VerifiedAttributeType::Email)
-        .schema(
-            SchemaAttributeType::builder()
-                .name("legacy_id")
-                .attribute_data_type(AttributeDataType::String)
-                .mutable(true)
-                .string_attribute_constraints(
-                    StringAttributeConstraintsType::builder()
-                        .min_length("1")
-                        .max_length("64")
-                        .build(),
-                )
-                .build(),
-        )
-        .send()
-        .await
-        .expect("create a user pool");
-    out.user_pool().unwrap().id().unwrap().to_string()
+    create_pool(
+        c.create_user_pool()
+            .pool_name("cm-test")
+            .auto_verified_attributes(VerifiedAttributeType::Email)
+            .schema(
+                SchemaAttributeType::builder()
+                    .name("legacy_id")
+                    .attribute_data_type(AttributeDataType::String)
+                    .mutable(true)
+                    .string_attribute_constraints(
+                        StringAttributeConstraintsType::builder()
+                            .min_length("1")
+                            .max_length("64")
+                            .build(),
+                    )
+                    .build(),
+            ),
+    )
+    .await
 }
 
 #[tokio::test]
 async fn header_prints_the_pools_import_columns_and_saves_its_schema() {
     let emu = Emulator::start();
-    let c = client(&emu).await;
+    let c = emu.cognito().await;
     let pool = demo_pool(&c).await;
     let dir = tempdir("header");
     let saved = dir.join("pool.json");
@@ -102,7 +96,7 @@ async fn header_of_a_missing_pool_exits_2_with_a_clear_message() {
 #[tokio::test]
 async fn throttling_arrives_as_a_typed_too_many_requests_exception() {
     let emu = Emulator::start();
-    let c = client(&emu).await;
+    let c = emu.cognito().await;
     let pool = demo_pool(&c).await;
     emu.control(
         "/_emulator/config",
@@ -158,21 +152,6 @@ async fn throttling_arrives_as_a_typed_too_many_requests_exception() {
     );
 }
 
-fn tempdir(name: &str) -> std::path::PathBuf {
-    let d = support::repo_root().join("target/test-tmp").join(format!(
-        "{name}-{}-{}",
-        std::process::id(),
-        rand_suffix()
-    ));
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn rand_suffix() -> u64 {
-    use std::hash::{BuildHasher, RandomState};
-    RandomState::new().hash_one(std::time::SystemTime::now())
-}
-
 async fn put(url: &str, body: &str, sse: bool) -> u16 {
     let mut req = reqwest::Client::new().put(url).body(body.to_string());
     if sse {
@@ -185,7 +164,7 @@ async fn put(url: &str, body: &str, sse: bool) -> u16 {
 async fn upload_needs_the_sse_header_and_a_second_active_job_is_refused() {
     let emu = Emulator::start();
     emu.control("/_emulator/config", json!({"import_rows_per_second": 1.0}));
-    let c = client(&emu).await;
+    let c = emu.cognito().await;
     let pool = demo_pool(&c).await;
     let header = c.get_csv_header().user_pool_id(&pool).send().await.unwrap();
     let cols = header.csv_header().join(",");
@@ -210,7 +189,7 @@ async fn upload_needs_the_sse_header_and_a_second_active_job_is_refused() {
             .create_user_import_job()
             .user_pool_id(&pool)
             .job_name(name)
-            .cloud_watch_logs_role_arn("arn:aws:iam::123456789012:role/CognitoImport")
+            .cloud_watch_logs_role_arn(ROLE_ARN)
             .send()
             .await
             .unwrap();
@@ -256,7 +235,7 @@ async fn upload_needs_the_sse_header_and_a_second_active_job_is_refused() {
 async fn run_import_job_keeps_passwords_and_status_matches_the_pool() {
     use aws_sdk_cognitoidentityprovider::types::{AuthFlowType, ExplicitAuthFlowsType};
     let emu = Emulator::start();
-    let c = client(&emu).await;
+    let c = emu.cognito().await;
     let pool = demo_pool(&c).await;
     let app = c
         .create_user_pool_client()
@@ -276,21 +255,14 @@ async fn run_import_job_keeps_passwords_and_status_matches_the_pool() {
     let dir = tempdir("run");
     let state = dir.join("state.db");
     let sample = support::repo_root().join("samples/auth0/users.ndjson");
-    let args = [
-        "run",
-        "-i",
+    let mut args = run_args(
         sample.to_str().unwrap(),
-        "-f",
         "auth0",
-        "--pool-id",
         &pool,
-        "--state",
         state.to_str().unwrap(),
-        "--mode",
         "import-job",
-        "--role-arn",
-        "arn:aws:iam::123456789012:role/CognitoImport",
-    ];
+    );
+    args.extend(["--role-arn", ROLE_ARN]);
     let (code, _stdout, stderr) = run_cli(&args, &emu.cli_env());
     assert_eq!(code, 1, "the sample has rejected records; stderr: {stderr}");
     assert!(
@@ -298,12 +270,8 @@ async fn run_import_job_keeps_passwords_and_status_matches_the_pool() {
         "no presigned URL in output"
     );
 
-    let (code, stdout, stderr) = run_cli(
-        &["status", "--state", state.to_str().unwrap(), "--json"],
-        &emu.cli_env(),
-    );
-    assert_eq!(code, 1, "{stderr}");
-    let status: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let (code, status) = emu.status(&state);
+    assert_eq!(code, 1, "{status}");
     let n = |k: &str| status[k].as_u64().unwrap();
     assert_eq!(n("pending"), 0, "{status}");
     assert_eq!(n("failed"), 0, "{status}");

@@ -6,43 +6,30 @@ mod support;
 use std::collections::BTreeMap;
 
 use aws_sdk_cognitoidentityprovider::types::{
-    AttributeDataType, AttributeType, SchemaAttributeType, VerifiedAttributeType,
+    AttributeDataType, SchemaAttributeType, VerifiedAttributeType,
 };
 use aws_sdk_cognitoidentityprovider::Client;
 use cognito_migrate::record::LegacyUser;
 use cognito_migrate::source::cognito::{self, CognitoOptions};
 use serde_json::json;
-use support::{run_cli, Emulator};
+use support::{attr, create_pool, run_cli, Emulator};
 
 const USERS: usize = 130;
 
-fn attr(name: &str, value: &str) -> AttributeType {
-    AttributeType::builder()
-        .name(name)
-        .value(value)
-        .build()
-        .unwrap()
-}
-
 async fn pool_with_plan(c: &Client, name: &str) -> String {
-    c.create_user_pool()
-        .pool_name(name)
-        .auto_verified_attributes(VerifiedAttributeType::Email)
-        .schema(
-            SchemaAttributeType::builder()
-                .name("plan")
-                .attribute_data_type(AttributeDataType::String)
-                .mutable(true)
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap()
-        .user_pool()
-        .unwrap()
-        .id()
-        .unwrap()
-        .to_string()
+    create_pool(
+        c.create_user_pool()
+            .pool_name(name)
+            .auto_verified_attributes(VerifiedAttributeType::Email)
+            .schema(
+                SchemaAttributeType::builder()
+                    .name("plan")
+                    .attribute_data_type(AttributeDataType::String)
+                    .mutable(true)
+                    .build(),
+            ),
+    )
+    .await
 }
 
 /// The old pool: USERS users (every 10th without a verified email, every 25th disabled), group
@@ -114,13 +101,13 @@ async fn read_all(c: &Client, pool: &str, opts: CognitoOptions) -> (Vec<LegacyUs
 }
 
 fn ops(emu: &Emulator) -> serde_json::Value {
-    emu.get_json("/_emulator/stats").1["operations"].clone()
+    emu.stats()["operations"].clone()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn users_attributes_status_and_groups_are_read_page_by_page() {
     let emu = Emulator::start();
-    let c = Client::new(&emu.sdk_config().await);
+    let c = emu.cognito().await;
     let pool = old_pool(&c).await;
     emu.control("/_emulator/stats/reset", json!({}));
 
@@ -180,7 +167,7 @@ async fn users_attributes_status_and_groups_are_read_page_by_page() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn throttles_are_retried_and_the_pace_stays_under_the_quota() {
     let emu = Emulator::start();
-    let c = Client::new(&emu.sdk_config().await);
+    let c = emu.cognito().await;
     let pool = old_pool(&c).await;
 
     // With the real quota (UserList 30/s) the default pace (25/s) is never throttled: read with
@@ -238,7 +225,7 @@ async fn throttles_are_retried_and_the_pace_stays_under_the_quota() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missing_pool_is_a_clear_error_and_plan_moves_pool_to_pool() {
     let emu = Emulator::start();
-    let c = Client::new(&emu.sdk_config().await);
+    let c = emu.cognito().await;
     let err = cognito::open(c.clone(), "us-east-1_Missing00", &CognitoOptions::default())
         .await
         .err()

@@ -12,7 +12,7 @@ use cognito_migrate::record::LegacyUser;
 use cognito_migrate::source::s3::{S3Object, S3ReadOptions};
 use cognito_migrate::source::{self, Format, RecordError, SourceOptions};
 use serde_json::json;
-use support::{run_cli, Emulator};
+use support::{create_pool, run_args, run_cli, tempdir, Emulator, ROLE_ARN};
 
 const BUCKET: &str = "exports";
 
@@ -64,32 +64,42 @@ fn read_local(bytes: &[u8]) -> Vec<Result<LegacyUser, RecordError>> {
     std::iter::from_fn(|| s.next_record()).collect()
 }
 
+type Records = Vec<Result<LegacyUser, RecordError>>;
+
 /// Reads `s3://exports/<key>` through the S3 source on a blocking thread.
 async fn read_s3(
     c: &Clients,
     key: &str,
     read: S3ReadOptions,
-) -> Result<Vec<Result<LegacyUser, RecordError>>, source::SourceError> {
+) -> Result<Records, source::SourceError> {
     let object = S3Object::head(&c.s3, &format!("s3://{BUCKET}/{key}")).await?;
     let client = c.s3.clone();
     let rt = tokio::runtime::Handle::current();
-    tokio::task::spawn_blocking(move || {
-        let mut s = source::open_s3(
-            Format::Auth0,
-            client,
-            &object,
-            &read,
-            &SourceOptions::default(),
-            &rt,
-        )?;
-        Ok(std::iter::from_fn(|| s.next_record()).collect())
-    })
-    .await
-    .unwrap()
+    tokio::task::spawn_blocking(move || read_object(client, &object, &read, &rt))
+        .await
+        .unwrap()
+}
+
+/// Reads an object through the S3 source (blocking: call it off the runtime's threads).
+fn read_object(
+    client: aws_sdk_s3::Client,
+    object: &S3Object,
+    read: &S3ReadOptions,
+    rt: &tokio::runtime::Handle,
+) -> Result<Records, source::SourceError> {
+    let mut s = source::open_s3(
+        Format::Auth0,
+        client,
+        object,
+        read,
+        &SourceOptions::default(),
+        rt,
+    )?;
+    Ok(std::iter::from_fn(|| s.next_record()).collect())
 }
 
 fn fault_stats(emu: &Emulator) -> (u64, u64) {
-    let (_, stats) = emu.get_json("/_emulator/stats");
+    let stats = emu.stats();
     let get = &stats["operations"]["S3.GET"];
     (
         get["calls"].as_u64().unwrap_or(0),
@@ -208,16 +218,7 @@ async fn retries_are_bounded_and_a_changed_object_is_refused() {
             initial_backoff: Duration::from_millis(1500),
             ..Default::default()
         };
-        let mut s = source::open_s3(
-            Format::Auth0,
-            client,
-            &object,
-            &read,
-            &SourceOptions::default(),
-            &rt,
-        )
-        .unwrap();
-        std::iter::from_fn(|| s.next_record()).collect::<Vec<_>>()
+        read_object(client, &object, &read, &rt).unwrap()
     });
     tokio::time::sleep(Duration::from_millis(300)).await;
     put(&c, "users.ndjson", auth0_export(1001)).await;
@@ -258,19 +259,6 @@ async fn a_read_can_start_at_a_byte_offset() {
     assert!(err.to_string().contains("cannot start at byte"), "{err}");
 }
 
-fn tempdir(name: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "cm-sources-s3-{name}-{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plan_and_run_read_s3_inputs_end_to_end() {
     use aws_sdk_cognitoidentityprovider::types::VerifiedAttributeType;
@@ -279,20 +267,14 @@ async fn plan_and_run_read_s3_inputs_end_to_end() {
     let sample = support::repo_root().join("samples/auth0/users.ndjson");
     let bytes = std::fs::read(&sample).unwrap();
     put(&c, "auth0/users.ndjson.gz", gzip(&bytes)).await;
-    let pool = c
-        .cognito
-        .create_user_pool()
-        .pool_name("s3-target")
-        .auto_verified_attributes(VerifiedAttributeType::Email)
-        .send()
-        .await
-        .unwrap()
-        .user_pool()
-        .unwrap()
-        .id()
-        .unwrap()
-        .to_string();
-    let dir = tempdir("plan");
+    let pool = create_pool(
+        c.cognito
+            .create_user_pool()
+            .pool_name("s3-target")
+            .auto_verified_attributes(VerifiedAttributeType::Email),
+    )
+    .await;
+    let dir = tempdir("sources-s3-plan");
     let plan = |input: &str, out: &str| {
         run_cli(
             &[
@@ -332,23 +314,15 @@ async fn plan_and_run_read_s3_inputs_end_to_end() {
 
     // `run` fingerprints the object by its ETag and resumes with the same one.
     let state = dir.join("state.db");
-    let args = [
-        "run",
-        "-i",
-        &format!("s3://{BUCKET}/auth0/users.ndjson.gz"),
-        "-f",
+    let input = format!("s3://{BUCKET}/auth0/users.ndjson.gz");
+    let mut args = run_args(
+        &input,
         "auth0",
-        "--pool-id",
         &pool,
-        "--state",
         state.to_str().unwrap(),
-        "--mode",
         "import-job",
-        "--role-arn",
-        "arn:aws:iam::123456789012:role/CognitoImport",
-    ]
-    .map(String::from);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    );
+    args.extend(["--role-arn", ROLE_ARN]);
     let (code, _, stderr) = run_cli(&args, &emu.cli_env());
     assert_eq!(code, 1, "rejected records only: {stderr}");
     let cp = cognito_migrate::checkpoint::Checkpoint::open(&state).unwrap();

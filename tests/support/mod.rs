@@ -8,7 +8,7 @@
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -140,6 +140,27 @@ impl Emulator {
             .await
     }
 
+    /// A Cognito client pointed at this emulator (SDK retries off).
+    pub async fn cognito(&self) -> aws_sdk_cognitoidentityprovider::Client {
+        aws_sdk_cognitoidentityprovider::Client::new(&self.sdk_config().await)
+    }
+
+    /// The emulator's call counters (`GET /_emulator/stats`).
+    pub fn stats(&self) -> serde_json::Value {
+        self.get_json("/_emulator/stats").1
+    }
+
+    /// `cognito-migrate status --state STATE --json` against this emulator: (exit code, summary).
+    pub fn status(&self, state: &Path) -> (i32, serde_json::Value) {
+        let (code, out, err) = run_cli(
+            &["status", "--state", state.to_str().unwrap(), "--json"],
+            &self.cli_env(),
+        );
+        let summary = serde_json::from_str(&out)
+            .unwrap_or_else(|e| panic!("status --json: {e}: {out} {err}"));
+        (code, summary)
+    }
+
     /// Environment for running the CLI binary against this emulator.
     pub fn cli_env(&self) -> Vec<(&'static str, String)> {
         vec![
@@ -159,6 +180,69 @@ impl Drop for Emulator {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A fresh directory under `target/test-tmp` for one test's files.
+pub fn tempdir(name: &str) -> PathBuf {
+    use std::hash::{BuildHasher, RandomState};
+    let d = repo_root().join("target/test-tmp").join(format!(
+        "{name}-{}-{}",
+        std::process::id(),
+        RandomState::new().hash_one(std::time::SystemTime::now())
+    ));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// The role ARN the import-job tests give `run` (the emulator accepts any).
+pub const ROLE_ARN: &str = "arn:aws:iam::123456789012:role/CognitoImport";
+
+/// Sends a `CreateUserPool` request and returns the new pool's id.
+pub async fn create_pool(
+    request: aws_sdk_cognitoidentityprovider::operation::create_user_pool::builders::CreateUserPoolFluentBuilder,
+) -> String {
+    request
+        .send()
+        .await
+        .expect("create a user pool")
+        .user_pool()
+        .unwrap()
+        .id()
+        .unwrap()
+        .to_string()
+}
+
+/// A user attribute.
+pub fn attr(name: &str, value: &str) -> aws_sdk_cognitoidentityprovider::types::AttributeType {
+    aws_sdk_cognitoidentityprovider::types::AttributeType::builder()
+        .name(name)
+        .value(value)
+        .build()
+        .unwrap()
+}
+
+/// The arguments of `cognito-migrate run` reading `input` as `format` into `pool` with the state
+/// file `state` in `mode`; callers add the rest.
+pub fn run_args<'a>(
+    input: &'a str,
+    format: &'a str,
+    pool: &'a str,
+    state: &'a str,
+    mode: &'a str,
+) -> Vec<&'a str> {
+    vec![
+        "run",
+        "-i",
+        input,
+        "-f",
+        format,
+        "--pool-id",
+        pool,
+        "--state",
+        state,
+        "--mode",
+        mode,
+    ]
 }
 
 /// Runs the CLI binary with arguments and environment; returns (exit code, stdout, stderr).
