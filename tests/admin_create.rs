@@ -222,6 +222,26 @@ struct Writer {
     _cancel: tokio::sync::watch::Sender<bool>,
 }
 
+/// User `{prefix}{i}` as the writer gets it: record i on line i + 1, email
+/// `{prefix}{i}@example.com` and the `extra` attributes, enabled, no groups, no password.
+fn mapped(i: u64, prefix: &str, extra: &[(&str, &str)]) -> MappedUser {
+    let email = ("email".to_string(), format!("{prefix}{i}@example.com"));
+    MappedUser {
+        position: Position {
+            record: i,
+            line: i + 1,
+            byte_offset: 0,
+        },
+        username: format!("{prefix}{i}"),
+        attributes: std::iter::once(email)
+            .chain(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())))
+            .collect(),
+        enabled: true,
+        groups: vec![],
+        password: None,
+    }
+}
+
 async fn start_writer(emu: &Emulator, pool: &str, dir: &Path, fingerprint: &str) -> Writer {
     let cp = Arc::new(Checkpoint::open(dir.join("state.db")).unwrap());
     let run = cp
@@ -628,24 +648,12 @@ async fn attributes_cognito_refuses_fail_that_user_with_its_reason_and_the_rest_
         _cancel,
     } = start_writer(&emu, &pool, &dir, "x").await;
     for i in 1..=5u64 {
-        let mut attributes = BTreeMap::from([("email".to_string(), format!("u{i}@example.com"))]);
-        if i == 3 {
-            // Not in the pool's schema: Cognito answers InvalidParameterException.
-            attributes.insert("custom:nope".into(), "x".into());
-        }
-        let user = MappedUser {
-            position: Position {
-                record: i,
-                line: i + 1,
-                byte_offset: 0,
-            },
-            username: format!("u{i}"),
-            attributes,
-            enabled: true,
-            groups: vec![],
-            password: None,
-        };
-        feeder.send(user, "admin-create").await.unwrap();
+        // Not in the pool's schema: Cognito answers InvalidParameterException.
+        let extra: &[_] = if i == 3 { &[("custom:nope", "x")] } else { &[] };
+        feeder
+            .send(mapped(i, "u", extra), "admin-create")
+            .await
+            .unwrap();
     }
     drop(feeder);
     let snap = pipeline.finish().await.unwrap();
@@ -760,19 +768,10 @@ async fn a_quota_below_the_configured_rate_slows_the_writer_down_without_failing
     });
     let n = 100u64;
     for i in 1..=n {
-        let user = MappedUser {
-            position: Position {
-                record: i,
-                line: i + 1,
-                byte_offset: 0,
-            },
-            username: format!("q{i}"),
-            attributes: BTreeMap::from([("email".to_string(), format!("q{i}@example.com"))]),
-            enabled: true,
-            groups: vec![],
-            password: None,
-        };
-        feeder.send(user, "admin-create").await.unwrap();
+        feeder
+            .send(mapped(i, "q", &[]), "admin-create")
+            .await
+            .unwrap();
     }
     drop(feeder);
     let snap = pipeline.finish().await.unwrap();
