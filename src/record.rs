@@ -9,6 +9,175 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+/// A record's flat fields: names and values side by side in one text buffer, in the order the
+/// source found them.
+///
+/// Why not a `BTreeMap<String, String>`: reading a record used to allocate two `String`s per field
+/// (~25 per user) and build a tree that the mapping then searched by string comparison, which made
+/// record handling the bulk of `plan`'s time. Here a record costs two allocations (the text and the
+/// entry list), and a lookup is a scan of a few dozen entries comparing lengths first. Semantics are
+/// those of the map it replaces: a later field with the same name replaces the earlier one
+/// ([`Fields::push`] and [`Fields::insert`] are the same operation), and iteration is in name order
+/// with one entry per name.
+#[derive(Clone, Default)]
+pub struct Fields {
+    /// Every name and value pushed, each name followed directly by its value.
+    text: String,
+    /// (name start, name end = value start, value end) in `text`, in push order.
+    entries: Vec<(u32, u32, u32)>,
+}
+
+impl Fields {
+    pub fn new() -> Fields {
+        Fields::default()
+    }
+
+    /// Room for `text` bytes of names and values and `fields` fields.
+    pub fn with_capacity(text: usize, fields: usize) -> Fields {
+        Fields {
+            text: String::with_capacity(text),
+            entries: Vec::with_capacity(fields),
+        }
+    }
+
+    /// Sets `name` to `value`, replacing an earlier value of `name`.
+    #[inline]
+    pub fn push(&mut self, name: &str, value: &str) {
+        let start = self.text.len();
+        self.text.push_str(name);
+        let mid = self.text.len();
+        self.text.push_str(value);
+        // Records are bounded (max_record_bytes, default 16 MiB), far below u32::MAX.
+        self.entries
+            .push((start as u32, mid as u32, self.text.len() as u32));
+    }
+
+    /// Sets `name` to `value`, replacing an earlier value (like `BTreeMap::insert`, without
+    /// returning the old value).
+    pub fn insert(&mut self, name: impl AsRef<str>, value: impl AsRef<str>) {
+        self.push(name.as_ref(), value.as_ref());
+    }
+
+    /// Index in `entries` of the current (last) entry named `name`.
+    #[inline]
+    fn find(&self, name: &str) -> Option<usize> {
+        let n = name.as_bytes();
+        let t = self.text.as_bytes();
+        self.entries
+            .iter()
+            .rposition(|&(s, m, _)| (m - s) as usize == n.len() && &t[s as usize..m as usize] == n)
+    }
+
+    #[inline]
+    fn value_at(&self, i: usize) -> &str {
+        let (_, m, e) = self.entries[i];
+        &self.text[m as usize..e as usize]
+    }
+
+    #[inline]
+    fn name_at(&self, i: usize) -> &str {
+        let (s, m, _) = self.entries[i];
+        &self.text[s as usize..m as usize]
+    }
+
+    /// The value of `name` (possibly empty), if the record has that field.
+    #[inline]
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.find(name).map(|i| self.value_at(i))
+    }
+
+    pub fn contains_key(&self, name: &str) -> bool {
+        self.find(name).is_some()
+    }
+
+    /// Removes `name` and returns its value.
+    pub fn remove(&mut self, name: &str) -> Option<String> {
+        let i = self.find(name)?;
+        let v = self.value_at(i).to_string();
+        let t = self.text.as_bytes();
+        let n = name.as_bytes();
+        self.entries
+            .retain(|&(s, m, _)| !((m - s) as usize == n.len() && &t[s as usize..m as usize] == n));
+        Some(v)
+    }
+
+    /// Keeps only the entries for which `keep(name, value)` is true.
+    pub fn retain(&mut self, mut keep: impl FnMut(&str, &str) -> bool) {
+        let text = &self.text;
+        self.entries.retain(|&(s, m, e)| {
+            keep(&text[s as usize..m as usize], &text[m as usize..e as usize])
+        });
+    }
+
+    /// The current entries, one per name, in name order.
+    pub fn iter(&self) -> std::vec::IntoIter<(&str, &str)> {
+        let mut all: Vec<(&str, &str, usize)> = (0..self.entries.len())
+            .map(|i| (self.name_at(i), self.value_at(i), i))
+            .collect();
+        // By name, the last pushed first, so that dedup keeps it.
+        all.sort_by(|a, b| a.0.cmp(b.0).then(b.2.cmp(&a.2)));
+        all.dedup_by(|b, a| a.0 == b.0);
+        all.into_iter()
+            .map(|(k, v, _)| (k, v))
+            .collect::<Vec<_>>()
+            .into_iter()
+    }
+
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        self.iter().map(|(k, _)| k)
+    }
+
+    pub fn values(&self) -> impl Iterator<Item = &str> {
+        self.iter().map(|(_, v)| v)
+    }
+
+    /// Number of distinct names.
+    pub fn len(&self) -> usize {
+        self.iter().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The fields as a map.
+    pub fn to_map(&self) -> BTreeMap<String, String> {
+        self.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+}
+
+impl PartialEq for Fields {
+    fn eq(&self, other: &Fields) -> bool {
+        self.iter().eq(other.iter())
+    }
+}
+
+impl fmt::Debug for Fields {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map().entries(self.iter()).finish()
+    }
+}
+
+impl<'a> IntoIterator for &'a Fields {
+    type Item = (&'a str, &'a str);
+    type IntoIter = std::vec::IntoIter<(&'a str, &'a str)>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.iter()
+    }
+}
+
+impl<K: AsRef<str>, V: AsRef<str>> FromIterator<(K, V)> for Fields {
+    fn from_iter<I: IntoIterator<Item = (K, V)>>(iter: I) -> Fields {
+        let mut f = Fields::new();
+        for (k, v) in iter {
+            f.push(k.as_ref(), v.as_ref());
+        }
+        f
+    }
+}
+
 /// Where a record was found in its input, for error messages and for resuming.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Position {
@@ -68,7 +237,7 @@ pub struct LegacyUser {
     pub position: Position,
     /// Flat source fields by the source's own names; nested objects are joined with `.`
     /// (`user_metadata.plan`), arrays of scalars with `,`.
-    pub fields: BTreeMap<String, String>,
+    pub fields: Fields,
     /// Group (or role) names the user belongs to.
     pub groups: Vec<String>,
     /// `false` for blocked / disabled / inactive users.
@@ -88,9 +257,52 @@ impl LegacyUser {
 
     /// A field's value, if present and not empty.
     pub fn field(&self, name: &str) -> Option<&str> {
-        self.fields
-            .get(name)
-            .map(String::as_str)
-            .filter(|v| !v.is_empty())
+        self.fields.get(name).filter(|v| !v.is_empty())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fields_behave_like_the_map_they_replace() {
+        let mut f = Fields::with_capacity(8, 2);
+        f.push("email", "a@x.io");
+        f.push("name", "Ann");
+        f.push("email", "b@x.io");
+        f.insert("empty", "");
+        assert_eq!(f.get("email"), Some("b@x.io"), "the last value wins");
+        assert_eq!(f.get("emai"), None);
+        assert_eq!(f.get("empty"), Some(""));
+        assert!(f.contains_key("name") && !f.contains_key("Name"));
+        assert_eq!(
+            f.iter().collect::<Vec<_>>(),
+            vec![("email", "b@x.io"), ("empty", ""), ("name", "Ann")],
+            "one entry per name, in name order"
+        );
+        assert_eq!(f.len(), 3);
+        assert_eq!(f.remove("email").as_deref(), Some("b@x.io"));
+        assert_eq!(
+            f.get("email"),
+            None,
+            "every value of a removed name is gone"
+        );
+        assert_eq!(f.remove("email"), None);
+        f.retain(|k, _| k != "empty");
+        assert_eq!(f.keys().collect::<Vec<_>>(), vec!["name"]);
+        let same: Fields = [("name", "Ann")].into_iter().collect();
+        assert_eq!(f, same);
+        assert_eq!(format!("{f:?}"), r#"{"name": "Ann"}"#);
+        assert_eq!(
+            f.to_map(),
+            BTreeMap::from([("name".to_string(), "Ann".to_string())])
+        );
+
+        let mut u = LegacyUser::new(Position::default());
+        u.fields = f;
+        u.fields.push("blank", "");
+        assert_eq!(u.field("name"), Some("Ann"));
+        assert_eq!(u.field("blank"), None, "field() hides empty values");
     }
 }

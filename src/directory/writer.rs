@@ -112,7 +112,7 @@ impl DirectoryWriter {
     pub fn add(&mut self, user: &MappedUser, hash: Option<&PasswordHash>) -> Result<()> {
         self.add_parts(
             &user.username,
-            &user.attributes,
+            &user.attributes.to_map(),
             user.enabled,
             &user.groups,
             hash.map(PasswordHash::encode).as_deref(),

@@ -36,7 +36,7 @@ impl FieldStats {
     pub fn add(&mut self, user: &LegacyUser) {
         self.records += 1;
         for (k, v) in &user.fields {
-            let n = self.present.entry(k.clone()).or_default();
+            let n = self.present.entry(k.to_string()).or_default();
             if !v.trim().is_empty() {
                 *n += 1;
             }

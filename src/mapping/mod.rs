@@ -26,6 +26,8 @@ pub mod transform;
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
 
 use serde::Serialize;
 
@@ -33,7 +35,7 @@ use crate::pool::{DataType, PoolSchema};
 use crate::record::{LegacyUser, Position, RawPassword};
 use config::{CompiledRule, MappingError, MappingFile, Rule};
 use seen::Seen;
-use transform::{bool_str, is_e164, is_email, parse_bool, Transform};
+use transform::{bool_str, is_e164, is_email, lowercase, parse_bool, Transform};
 
 /// Why a record was rejected: a small fixed set, stable in reports and JSON.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -155,6 +157,165 @@ impl std::fmt::Display for Rejection {
     }
 }
 
+/// A user's Cognito attributes: name → value, in name order, like the `BTreeMap<String, String>`
+/// it replaces.
+///
+/// Why not that map: `plan` builds one per user, and a map with an owned name and an owned value
+/// per attribute, searched by string comparison for every CSV column, was a large part of its time.
+/// Here the names are a table shared by every user of one mapping (sorted, so iteration is in name
+/// order), the values live in one text buffer, and a value is found by the name's index in the
+/// table ([`Attributes::slot`]), so a writer can resolve its columns once per table rather than
+/// once per user.
+#[derive(Clone, Default)]
+pub struct Attributes {
+    /// Sorted, distinct attribute names; shared by all users a [`Mapper`] maps.
+    names: Arc<Vec<String>>,
+    /// All values, one after the other.
+    text: String,
+    /// By name index: the value's span in `text`, if the attribute is set.
+    values: Vec<Option<(u32, u32)>>,
+}
+
+impl Attributes {
+    pub fn new() -> Attributes {
+        Attributes::default()
+    }
+
+    /// Empty attributes over a shared, sorted name table.
+    fn with_names(names: Arc<Vec<String>>, text: usize) -> Attributes {
+        let n = names.len();
+        Attributes {
+            names,
+            text: String::with_capacity(text),
+            values: vec![None; n],
+        }
+    }
+
+    /// This user's name table, for caches of [`Attributes::slot`]s (see [`NameTable::is`]).
+    pub fn table(&self) -> NameTable {
+        NameTable(self.names.clone())
+    }
+
+    /// The index of `name` in this user's name table (the same for every user whose table
+    /// [`NameTable::is`] this one).
+    pub fn slot(&self, name: &str) -> Option<usize> {
+        self.names.binary_search_by(|n| n.as_str().cmp(name)).ok()
+    }
+
+    /// The value in slot `i` (see [`Attributes::slot`]).
+    #[inline]
+    pub fn get_slot(&self, i: usize) -> Option<&str> {
+        self.values[i].map(|(s, e)| &self.text[s as usize..e as usize])
+    }
+
+    #[inline]
+    fn set_slot(&mut self, i: usize, value: &str) {
+        let start = self.text.len() as u32;
+        self.text.push_str(value);
+        self.values[i] = Some((start, self.text.len() as u32));
+    }
+
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.slot(name).and_then(|i| self.get_slot(i))
+    }
+
+    pub fn contains_key(&self, name: &str) -> bool {
+        self.get(name).is_some()
+    }
+
+    /// Sets `name` to `value`, replacing an earlier value (adds the name to this user's table if
+    /// needed: a slow path for tests and tools, not for the mapper).
+    pub fn insert(&mut self, name: impl AsRef<str>, value: impl AsRef<str>) {
+        let name = name.as_ref();
+        let i = match self.slot(name) {
+            Some(i) => i,
+            None => {
+                let at = self.names.partition_point(|n| n.as_str() < name);
+                Arc::make_mut(&mut self.names).insert(at, name.to_string());
+                self.values.insert(at, None);
+                at
+            }
+        };
+        self.set_slot(i, value.as_ref());
+    }
+
+    /// Set attributes in name order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.names
+            .iter()
+            .enumerate()
+            .filter_map(|(i, n)| self.get_slot(i).map(|v| (n.as_str(), v)))
+    }
+
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        self.iter().map(|(k, _)| k)
+    }
+
+    pub fn len(&self) -> usize {
+        self.values.iter().filter(|v| v.is_some()).count()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The attributes as a map (for the AdminCreateUser writer and the directory, off the hot
+    /// path).
+    pub fn to_map(&self) -> BTreeMap<String, String> {
+        self.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+}
+
+/// A handle on the name table of some [`Attributes`]; holding it keeps the table alive, so that
+/// [`NameTable::is`] (a pointer comparison) cannot be fooled by a new table at the same address.
+#[derive(Clone, Debug)]
+pub struct NameTable(Arc<Vec<String>>);
+
+impl NameTable {
+    /// Whether `a` uses this very table, so that slots found in it apply to `a`.
+    #[inline]
+    pub fn is(&self, a: &Attributes) -> bool {
+        Arc::ptr_eq(&self.0, &a.names)
+    }
+}
+
+impl PartialEq for Attributes {
+    fn eq(&self, other: &Attributes) -> bool {
+        self.iter().eq(other.iter())
+    }
+}
+
+impl fmt::Debug for Attributes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map().entries(self.iter()).finish()
+    }
+}
+
+impl<K: AsRef<str>, V: AsRef<str>> FromIterator<(K, V)> for Attributes {
+    fn from_iter<I: IntoIterator<Item = (K, V)>>(iter: I) -> Attributes {
+        let mut a = Attributes::new();
+        for (k, v) in iter {
+            a.insert(k, v);
+        }
+        a
+    }
+}
+
+impl From<BTreeMap<String, String>> for Attributes {
+    fn from(m: BTreeMap<String, String>) -> Attributes {
+        m.into_iter().collect()
+    }
+}
+
+impl std::ops::Index<&str> for Attributes {
+    type Output = str;
+    fn index(&self, name: &str) -> &str {
+        self.get(name).expect("attribute is set")
+    }
+}
+
 /// A user ready for Cognito.
 #[derive(Clone, Debug, PartialEq)]
 pub struct MappedUser {
@@ -163,7 +324,7 @@ pub struct MappedUser {
     pub username: String,
     /// Cognito attribute name → value; only non-empty values. Includes `cognito:mfa_enabled` when
     /// mapped.
-    pub attributes: BTreeMap<String, String>,
+    pub attributes: Attributes,
     pub enabled: bool,
     pub groups: Vec<String>,
     pub password: Option<RawPassword>,
@@ -171,7 +332,7 @@ pub struct MappedUser {
 
 impl MappedUser {
     pub fn attribute(&self, name: &str) -> Option<&str> {
-        self.attributes.get(name).map(String::as_str)
+        self.attributes.get(name)
     }
 
     pub fn is_true(&self, name: &str) -> bool {
@@ -182,25 +343,14 @@ impl MappedUser {
 #[derive(Clone, Debug)]
 struct Target {
     name: String,
+    /// Index of `name` in the mapper's name table ([`Attributes`]).
+    slot: usize,
     rule: CompiledRule,
     data_type: DataType,
     min_length: Option<u32>,
     max_length: Option<u32>,
     min_value: Option<i64>,
     max_value: Option<i64>,
-}
-
-/// `v.to_lowercase()`, without allocating when `v` is ASCII with no upper-case letter (the usual
-/// case: ids, and emails after `lowercase_email`). For ASCII, `to_lowercase` is
-/// `to_ascii_lowercase`.
-fn lowercase(v: &str) -> Cow<'_, str> {
-    if !v.is_ascii() {
-        Cow::Owned(v.to_lowercase())
-    } else if v.bytes().any(|b| b.is_ascii_uppercase()) {
-        Cow::Owned(v.to_ascii_lowercase())
-    } else {
-        Cow::Borrowed(v)
-    }
 }
 
 /// Which user keys the pool requires to be unique.
@@ -220,6 +370,8 @@ pub struct Mapper {
     enabled: Option<CompiledRule>,
     default_region: Option<String>,
     targets: Vec<Target>,
+    /// The sorted target names, shared by every [`MappedUser`]'s [`Attributes`].
+    names: Arc<Vec<String>>,
     required: Vec<String>,
     unique_email: bool,
     unique_phone: bool,
@@ -277,6 +429,7 @@ impl Mapper {
                 };
             targets.push(Target {
                 name: name.to_string(),
+                slot: 0,
                 rule: CompiledRule::compile(name, rule)?,
                 data_type,
                 min_length,
@@ -318,8 +471,15 @@ impl Mapper {
                 });
             }
         }
+        let mut names: Vec<String> = targets.iter().map(|t| t.name.clone()).collect();
+        names.sort();
+        names.dedup();
+        for t in &mut targets {
+            t.slot = names.binary_search(&t.name).expect("listed");
+        }
         let alias = |a: &str| schema.alias_attributes.iter().any(|x| x == a);
         Ok(Mapper {
+            names: Arc::new(names),
             schema: schema.clone(),
             username,
             username_from,
@@ -356,26 +516,11 @@ impl Mapper {
     /// Maps one record, or says why it cannot be migrated.
     pub fn map(&mut self, mut user: LegacyUser) -> Result<MappedUser, Rejection> {
         let pos = user.position;
-        let apply = |rule: &CompiledRule, target: &str, user: &LegacyUser, region: Option<&str>| {
-            // The source values, borrowed from the record; no Vec for the usual single source.
-            let result = match rule.sources.as_slice() {
-                [] => rule.transform.apply(&[], region),
-                [one] => rule.transform.apply(&[user.field(one)], region),
-                many => {
-                    let refs: Vec<Option<&str>> = many.iter().map(|s| user.field(s)).collect();
-                    rule.transform.apply(&refs, region)
-                }
-            };
-            result.map_err(|(reason, message)| {
-                let field = rule.sources.first().map(String::as_str).unwrap_or(target);
-                Rejection::new(pos, field, reason, format!("{target}: {message}"))
-            })
-        };
         let region = self.default_region.as_deref();
 
-        let mut attributes = BTreeMap::new();
+        let mut attributes = Attributes::with_names(self.names.clone(), 256);
         for t in &self.targets {
-            let Some(mut v) = apply(&t.rule, &t.name, &user, region)? else {
+            let Some(mut v) = apply(&t.rule, &t.name, &user, region, pos)? else {
                 continue;
             };
             let reject = |reason, message: String| {
@@ -389,7 +534,7 @@ impl Mapper {
             };
             match t.data_type {
                 DataType::Boolean => match parse_bool(&v) {
-                    Some(b) => v = bool_str(b).to_string(),
+                    Some(b) => v = Cow::Borrowed(bool_str(b)),
                     None => {
                         return reject(Reason::InvalidBoolean, format!("{v:?} is not a boolean"))
                     }
@@ -416,18 +561,20 @@ impl Mapper {
                     }
                 },
                 DataType::String | DataType::DateTime => {
-                    let len = v.chars().count() as u32;
-                    if let Some(max) = t.max_length.filter(|m| len > *m) {
-                        return reject(
-                            Reason::TooLong,
-                            format!("{len} characters, the pool allows at most {max}"),
-                        );
-                    }
-                    if let Some(min) = t.min_length.filter(|m| len < *m) {
-                        return reject(
-                            Reason::TooShort,
-                            format!("{len} characters, the pool requires at least {min}"),
-                        );
+                    if t.max_length.is_some() || t.min_length.is_some() {
+                        let len = v.chars().count() as u32;
+                        if let Some(max) = t.max_length.filter(|m| len > *m) {
+                            return reject(
+                                Reason::TooLong,
+                                format!("{len} characters, the pool allows at most {max}"),
+                            );
+                        }
+                        if let Some(min) = t.min_length.filter(|m| len < *m) {
+                            return reject(
+                                Reason::TooShort,
+                                format!("{len} characters, the pool requires at least {min}"),
+                            );
+                        }
                     }
                 }
             }
@@ -447,12 +594,12 @@ impl Mapper {
                         "not in E.164 (+ and up to 15 digits); the e164 transform with default_region converts national numbers".into(),
                     )
                 }
-                "birthdate" if transform::to_date(&v).as_deref() != Some(v.as_str()) && !v.starts_with("0000-") => {
+                "birthdate" if transform::to_date(&v).as_deref() != Some(&*v) && !v.starts_with("0000-") => {
                     return reject(Reason::InvalidDate, "not a YYYY-MM-DD date".into())
                 }
                 _ => {}
             }
-            attributes.insert(t.name.clone(), v);
+            attributes.set_slot(t.slot, &v);
         }
         for r in &self.required {
             if !attributes.contains_key(r) {
@@ -474,9 +621,7 @@ impl Mapper {
             ("email_verified", "email"),
             ("phone_number_verified", "phone_number"),
         ] {
-            if attributes.get(flag).map(String::as_str) == Some("true")
-                && !attributes.contains_key(attr)
-            {
+            if attributes.get(flag) == Some("true") && !attributes.contains_key(attr) {
                 return Err(Rejection::new(
                     pos,
                     flag,
@@ -491,7 +636,7 @@ impl Mapper {
                 let e = attributes.get("email").filter(|_| email);
                 let p = attributes.get("phone_number").filter(|_| phone);
                 match e.or(p) {
-                    Some(v) => v.clone(),
+                    Some(v) => v.to_string(),
                     None => {
                         let what = match (email, phone) {
                             (true, true) => "email or phone_number",
@@ -507,22 +652,25 @@ impl Mapper {
                     }
                 }
             }
-            UsernameFrom::Rule => {
-                let field = self.username.sources.first().cloned().unwrap_or_default();
-                match apply(&self.username, "username", &user, region)? {
-                    Some(u) => u,
-                    None => {
-                        return Err(Rejection::new(
-                            pos,
-                            &field,
-                            Reason::MissingRequired,
-                            "the username is empty",
-                        ))
-                    }
+            UsernameFrom::Rule => match apply(&self.username, "username", &user, region, pos)? {
+                Some(u) => u.into_owned(),
+                None => {
+                    let field = self.username.sources.first().cloned().unwrap_or_default();
+                    return Err(Rejection::new(
+                        pos,
+                        &field,
+                        Reason::MissingRequired,
+                        "the username is empty",
+                    ));
                 }
-            }
+            },
         };
-        if username.chars().count() > 128
+        let too_long = if username.is_ascii() {
+            username.len() > 128
+        } else {
+            username.chars().count() > 128
+        };
+        if too_long
             || username
                 .chars()
                 .any(|c| c.is_whitespace() || c.is_control())
@@ -602,7 +750,7 @@ impl Mapper {
         }
 
         let enabled = match &self.enabled {
-            Some(rule) => match apply(rule, "enabled", &user, region)? {
+            Some(rule) => match apply(rule, "enabled", &user, region, pos)? {
                 Some(v) => parse_bool(&v).unwrap_or(true),
                 None => user.enabled,
             },
@@ -637,6 +785,29 @@ impl Mapper {
             password,
         })
     }
+}
+
+/// Applies one rule to a record: the source values are borrowed from the record (no `Vec` for the
+/// usual single source), and so is the result where the transform keeps the text.
+fn apply<'a>(
+    rule: &'a CompiledRule,
+    target: &str,
+    user: &'a LegacyUser,
+    region: Option<&str>,
+    pos: Position,
+) -> Result<Option<Cow<'a, str>>, Rejection> {
+    let result = match rule.sources.as_slice() {
+        [] => rule.transform.apply(&[], region),
+        [one] => rule.transform.apply(&[user.field(one)], region),
+        many => {
+            let refs: Vec<Option<&'a str>> = many.iter().map(|s| user.field(s)).collect();
+            rule.transform.apply(&refs, region)
+        }
+    };
+    result.map_err(|(reason, message)| {
+        let field = rule.sources.first().map(String::as_str).unwrap_or(target);
+        Rejection::new(pos, field, reason, format!("{target}: {message}"))
+    })
 }
 
 #[cfg(test)]

@@ -253,3 +253,26 @@ fn overlay_prefers_the_user_file() {
     assert_eq!(m.attributes["email"], Rule::Field("other".into()));
     assert!(m.attributes.contains_key("phone_number"));
 }
+
+#[test]
+fn attributes_keep_name_order_and_resolve_slots_per_table() {
+    let mut a = Attributes::new();
+    a.insert("phone_number", "+14155550123");
+    a.insert("email", "a@x.io");
+    a.insert("email", "b@x.io");
+    assert_eq!(
+        a.iter().collect::<Vec<_>>(),
+        vec![("email", "b@x.io"), ("phone_number", "+14155550123")]
+    );
+    assert_eq!(a.len(), 2);
+    assert_eq!(&a["email"], "b@x.io");
+    assert!(a.contains_key("phone_number") && !a.contains_key("name"));
+    let slot = a.slot("phone_number").unwrap();
+    assert_eq!(a.get_slot(slot), Some("+14155550123"));
+    let table = a.table();
+    assert!(table.is(&a));
+    let b: Attributes = BTreeMap::from([("email".to_string(), "b@x.io".to_string())]).into();
+    assert!(!table.is(&b), "another user's own table is another table");
+    assert_ne!(a, b);
+    assert_eq!(b.to_map().len(), 1);
+}

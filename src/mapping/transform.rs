@@ -2,6 +2,8 @@
 //! spellings, phone numbers to E.164, dates to the formats Cognito wants, name splitting and joining,
 //! constants. Hand-written (no regex) because they run once per field of millions of records.
 
+use std::borrow::Cow;
+
 use super::Reason;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -67,11 +69,13 @@ impl Transform {
 
     /// Applies the transform to the source values (absent fields are `None`). `Ok(None)` means the
     /// target stays empty.
-    pub fn apply(
-        &self,
-        values: &[Option<&str>],
+    /// The result borrows from the source values (or the constant) where the transform leaves the
+    /// text as it is, so most values cost no allocation.
+    pub fn apply<'a>(
+        &'a self,
+        values: &[Option<&'a str>],
         default_region: Option<&str>,
-    ) -> Result<Option<String>, (Reason, String)> {
+    ) -> Result<Option<Cow<'a, str>>, (Reason, String)> {
         let first = values
             .first()
             .copied()
@@ -79,7 +83,7 @@ impl Transform {
             .map(str::trim)
             .filter(|v| !v.is_empty());
         match self {
-            Transform::Const(v) => Ok(Some(v.clone())),
+            Transform::Const(v) => Ok(Some(Cow::Borrowed(v.as_str()))),
             Transform::Join(sep) => {
                 let parts: Vec<&str> = values
                     .iter()
@@ -87,41 +91,53 @@ impl Transform {
                     .map(|v| v.trim())
                     .filter(|v| !v.is_empty())
                     .collect();
-                Ok((!parts.is_empty()).then(|| parts.join(sep)))
+                Ok((!parts.is_empty()).then(|| Cow::Owned(parts.join(sep))))
             }
             _ => {
                 let Some(v) = first else { return Ok(None) };
                 match self {
-                    Transform::Trim => Ok(Some(v.to_string())),
-                    Transform::Lowercase => Ok(Some(v.to_lowercase())),
-                    Transform::LowercaseEmail => Ok(Some(v.to_lowercase())),
+                    Transform::Trim => Ok(Some(Cow::Borrowed(v))),
+                    Transform::Lowercase | Transform::LowercaseEmail => Ok(Some(lowercase(v))),
                     Transform::Bool => parse_bool(v)
-                        .map(|b| Some(bool_str(b).to_string()))
+                        .map(|b| Some(Cow::Borrowed(bool_str(b))))
                         .ok_or((Reason::InvalidBoolean, format!("{v:?} is not a boolean"))),
                     Transform::NotBool => parse_bool(v)
-                        .map(|b| Some(bool_str(!b).to_string()))
+                        .map(|b| Some(Cow::Borrowed(bool_str(!b))))
                         .ok_or((Reason::InvalidBoolean, format!("{v:?} is not a boolean"))),
-                    Transform::E164 => to_e164(v, default_region).map(Some).ok_or((
-                        Reason::InvalidPhone,
-                        "not a phone number that can be written in E.164".to_string(),
-                    )),
+                    Transform::E164 => to_e164(v, default_region)
+                        .map(|p| Some(Cow::Owned(p)))
+                        .ok_or((
+                            Reason::InvalidPhone,
+                            "not a phone number that can be written in E.164".to_string(),
+                        )),
                     Transform::EpochSeconds => to_epoch_seconds(v)
-                        .map(|s| Some(s.to_string()))
+                        .map(|s| Some(Cow::Owned(s.to_string())))
                         .ok_or((Reason::InvalidDate, format!("{v:?} is not a timestamp"))),
                     Transform::Date => to_date(v)
-                        .map(Some)
+                        .map(|d| Some(Cow::Owned(d)))
                         .ok_or((Reason::InvalidDate, format!("{v:?} is not a date"))),
-                    Transform::SplitNameFirst => {
-                        Ok(v.split_whitespace().next().map(str::to_string))
-                    }
+                    Transform::SplitNameFirst => Ok(v.split_whitespace().next().map(Cow::Borrowed)),
                     Transform::SplitNameLast => {
                         let rest: Vec<&str> = v.split_whitespace().skip(1).collect();
-                        Ok((!rest.is_empty()).then(|| rest.join(" ")))
+                        Ok((!rest.is_empty()).then(|| Cow::Owned(rest.join(" "))))
                     }
                     Transform::Const(_) | Transform::Join(_) => unreachable!("handled above"),
                 }
             }
         }
+    }
+}
+
+/// `v.to_lowercase()`, without allocating when `v` is ASCII with no upper-case letter (the usual
+/// case: ids, and emails already in lower case). For ASCII, `to_lowercase` is
+/// `to_ascii_lowercase`.
+pub fn lowercase(v: &str) -> Cow<'_, str> {
+    if !v.is_ascii() {
+        Cow::Owned(v.to_lowercase())
+    } else if v.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(v.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(v)
     }
 }
 

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use super::route::{Route, Routed};
+use crate::mapping::{Attributes, NameTable};
 
 /// Cognito's limits per import file.
 pub const MAX_ROWS: u64 = 500_000;
@@ -64,6 +65,10 @@ pub struct ChunkSet {
     prefix: String,
     route: Route,
     columns: Vec<Column>,
+    /// For each column, its slot in the name table of the last user written (`None`: not an
+    /// attribute column, or not in that table); recomputed when a user has another table.
+    slots: Vec<Option<usize>>,
+    table: Option<NameTable>,
     max_rows: u64,
     max_bytes: u64,
     row: Vec<u8>,
@@ -160,6 +165,8 @@ impl ChunkSet {
             prefix: prefix.to_string(),
             route,
             columns: header.iter().map(|c| Column::of(c)).collect(),
+            slots: Vec::new(),
+            table: None,
             max_rows,
             max_bytes,
             row: Vec::with_capacity(1024),
@@ -192,19 +199,40 @@ impl ChunkSet {
         Ok(())
     }
 
+    /// Resolves the attribute columns in `a`'s name table, unless they already are.
+    fn resolve(&mut self, a: &Attributes) {
+        if self.table.as_ref().is_some_and(|t| t.is(a)) {
+            return;
+        }
+        self.slots = self
+            .columns
+            .iter()
+            .map(|col| match col {
+                Column::Flag(name) | Column::Attribute(name) => a.slot(name),
+                Column::Username | Column::PasswordHash => None,
+            })
+            .collect();
+        self.table = Some(a.table());
+    }
+
     /// Writes one user; returns (file index, 1-based data row within that file).
     pub fn write(&mut self, r: &Routed) -> io::Result<(u32, u64)> {
         let u = &r.user;
+        self.resolve(&u.attributes);
         let mut row = std::mem::take(&mut self.row);
         row.clear();
+        let attr = |slot: Option<usize>| slot.and_then(|i| u.attributes.get_slot(i));
         encode_row(
             &mut row,
-            self.columns.iter().map(|col| match col {
-                Column::Username => u.username.as_str(),
-                Column::PasswordHash => r.import_hash.as_deref().unwrap_or(""),
-                Column::Flag(name) => u.attribute(name).unwrap_or("false"),
-                Column::Attribute(name) => u.attribute(name).unwrap_or(""),
-            }),
+            self.columns
+                .iter()
+                .zip(&self.slots)
+                .map(|(col, &slot)| match col {
+                    Column::Username => u.username.as_str(),
+                    Column::PasswordHash => r.import_hash.as_deref().unwrap_or(""),
+                    Column::Flag(_) => attr(slot).unwrap_or("false"),
+                    Column::Attribute(_) => attr(slot).unwrap_or(""),
+                }),
         );
         let need_roll = match &self.open {
             None => true,

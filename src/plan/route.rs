@@ -125,7 +125,8 @@ pub struct Router {
     mode: Mode,
     policy: UnimportablePolicy,
     ctx: HashContext,
-    auto_verified: Vec<String>,
+    /// `<attribute>_verified` for each of the pool's auto-verified attributes.
+    verified_flags: Vec<String>,
 }
 
 impl Router {
@@ -139,7 +140,11 @@ impl Router {
             mode,
             policy,
             ctx,
-            auto_verified: schema.auto_verified_attributes.clone(),
+            verified_flags: schema
+                .auto_verified_attributes
+                .iter()
+                .map(|a| format!("{a}_verified"))
+                .collect(),
         }
     }
 
@@ -149,11 +154,7 @@ impl Router {
 
     /// Whether Cognito's import job would accept this user's verification flags.
     fn importable_user(&self, user: &MappedUser) -> bool {
-        self.auto_verified.is_empty()
-            || self
-                .auto_verified
-                .iter()
-                .any(|a| user.is_true(&format!("{a}_verified")))
+        self.verified_flags.is_empty() || self.verified_flags.iter().any(|f| user.is_true(f))
     }
 
     pub fn route(&self, user: MappedUser) -> Result<Routed, Rejection> {
@@ -198,11 +199,7 @@ impl Router {
                 format!(
                     "Cognito's import job needs one of {} verified for this pool; \
                      use --mode auto to create such users with AdminCreateUser",
-                    self.auto_verified
-                        .iter()
-                        .map(|a| format!("{a}_verified"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
+                    self.verified_flags.join(", ")
                 ),
             )
         };

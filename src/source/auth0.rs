@@ -27,7 +27,7 @@ use std::collections::BTreeMap;
 
 use super::error::{Reason, RecordError, SourceError};
 use super::input::Input;
-use super::json::{flatten_value, into_map, take, Fields, Json, Obj};
+use super::json::{flatten_value, take, Fields, Json, Obj};
 use super::json_stream::JsonRecords;
 use super::{JsonAdapter, JsonSource, Source, SourceOptions};
 use crate::record::{LegacyUser, Position, RawPassword};
@@ -104,7 +104,7 @@ impl JsonAdapter for Auth0 {
                 }
                 (Some(alg), _) => {
                     *self.unsupported.entry(alg.to_string()).or_default() += 1;
-                    fields.push(("custom_password_hash.algorithm".into(), alg.to_string()));
+                    fields.push("custom_password_hash.algorithm", alg);
                 }
                 (None, _) if custom == Json::Null => {}
                 (None, _) => {
@@ -131,16 +131,16 @@ impl JsonAdapter for Auth0 {
                 if i == 0 {
                     for (key, field) in IDENTITY_FIELDS {
                         if let Some(v) = identity.get(key).and_then(Json::scalar_text) {
-                            fields.push((field.to_string(), v.to_string()));
+                            fields.push(field, v);
                         }
                     }
                 }
             }
             if !connections.is_empty() {
-                fields.push(("identities.connections".into(), connections));
+                fields.push("identities.connections", &connections);
             }
             if !providers.is_empty() {
-                fields.push(("identities.providers".into(), providers));
+                fields.push("identities.providers", &providers);
             }
         }
         if let Some(blocked) = take(&mut obj, "blocked") {
@@ -150,7 +150,7 @@ impl JsonAdapter for Auth0 {
             flatten_value(&mut "blocked".to_string(), blocked, &mut fields);
         }
         let identifiers = take(&mut obj, "identifiers");
-        user.fields = into_map(fields);
+        user.fields = fields;
 
         if let Some(Json::Arr(identifiers)) = identifiers {
             for ident in &identifiers {
@@ -164,9 +164,11 @@ impl JsonAdapter for Auth0 {
                     _ => continue,
                 };
                 if let (Some(value), false) = (value, user.fields.contains_key(field)) {
-                    user.fields.insert(field.to_string(), value.to_string());
+                    user.fields.push(field, value);
                     if let (Some(vf), Some(v)) = (verified_field, verified) {
-                        user.fields.entry(vf.to_string()).or_insert(v.to_string());
+                        if !user.fields.contains_key(vf) {
+                            user.fields.push(vf, v);
+                        }
                     }
                 }
             }
@@ -178,10 +180,10 @@ impl JsonAdapter for Auth0 {
                 .get("alt_id")
                 .or_else(|| user.fields.get("_id.$oid"))
                 .or_else(|| user.fields.get("_id"))
-                .cloned();
+                .map(str::to_string);
             match id {
                 Some(id) => {
-                    user.fields.insert("user_id".into(), format!("auth0|{id}"));
+                    user.fields.push("user_id", &format!("auth0|{id}"));
                 }
                 None => return Err(RecordError::missing(pos, "user_id")),
             }

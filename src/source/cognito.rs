@@ -445,14 +445,14 @@ fn convert(
         .with_field("status"));
     }
     let f = &mut user.fields;
-    f.insert("username".into(), username.to_string());
-    f.insert("status".into(), status.to_string());
-    f.insert("enabled".into(), u.enabled().to_string());
+    f.insert("username", username);
+    f.insert("status", status);
+    f.insert("enabled", u.enabled().to_string());
     if let Some(d) = u.user_create_date() {
-        f.insert("user_create_date".into(), d.secs().to_string());
+        f.insert("user_create_date", d.secs().to_string());
     }
     if let Some(d) = u.user_last_modified_date() {
-        f.insert("user_last_modified_date".into(), d.secs().to_string());
+        f.insert("user_last_modified_date", d.secs().to_string());
     }
     for a in u.attributes() {
         f.insert(

@@ -30,7 +30,7 @@ use super::csv_reader::Row;
 use super::error::{Reason, RecordError, SourceError};
 use super::generic::{csv_rows_with_header, CsvColumns};
 use super::input::Input;
-use super::json::{flatten_members, get, into_map, take, Fields, Json, Obj};
+use super::json::{flatten_members, get, take, Fields, Json, Obj};
 use super::json_stream::JsonRecords;
 use super::{parse_bool, CsvAdapter, CsvSource, JsonAdapter, JsonSource, Source, SourceOptions};
 use crate::record::{LegacyUser, Position, RawPassword};
@@ -151,7 +151,7 @@ impl JsonAdapter for DjangoJson {
         }
         let mut fields = fields;
         let mut user = LegacyUser::new(pos);
-        let mut flat = Vec::with_capacity(16);
+        let mut flat = Fields::with_capacity(256, 16);
 
         let password = take(&mut fields, "password");
         if let Some(Json::Arr(groups)) = take(&mut fields, "groups") {
@@ -182,17 +182,17 @@ impl JsonAdapter for DjangoJson {
                 }
             }
             if !joined.is_empty() {
-                flat.push(("user_permissions".into(), joined));
+                flat.push("user_permissions", &joined);
             }
         }
         if get(&fields, "is_active") == Some(&Json::Bool(false)) {
             user.enabled = false;
         }
         if let Some(pk) = take(&mut obj, "pk").and_then(Json::into_scalar_string) {
-            flat.push(("id".into(), pk));
+            flat.push("id", &pk);
         }
         flatten_members(fields, &mut flat);
-        user.fields = into_map(flat);
+        user.fields = flat;
         match password {
             None => {}
             Some(Json::Null) => mark_unusable(&mut user),
@@ -233,8 +233,7 @@ fn natural_key(v: Json<'_>, sep: &str) -> Option<String> {
 }
 
 fn mark_unusable(user: &mut LegacyUser) {
-    user.fields
-        .insert("password_unusable".into(), "true".into());
+    user.fields.insert("password_unusable", "true");
 }
 
 fn set_password(user: &mut LegacyUser, encoded: &str) {
@@ -251,12 +250,12 @@ pub(crate) struct DjangoCsv {
 
 impl CsvAdapter for DjangoCsv {
     fn convert(&mut self, row: &Row<'_>) -> Result<Option<LegacyUser>, RecordError> {
-        let mut fields = Vec::with_capacity(self.columns.names().len());
+        let mut fields = Fields::with_capacity(256, self.columns.names().len());
         self.columns.fill(row, &mut fields)?;
         // SQL NULL as MySQL and psql's text format write it.
-        fields.retain(|(_, v)| v != "\\N");
+        fields.retain(|_, v| v != "\\N");
         let mut user = LegacyUser::new(row.position);
-        user.fields = into_map(fields);
+        user.fields = fields;
         if let Some(p) = user.fields.remove("password") {
             set_password(&mut user, &p);
         } else if self.columns.names().iter().any(|n| n == "password") {

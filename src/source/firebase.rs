@@ -24,7 +24,7 @@
 use super::csv_reader::{CsvRows, Row};
 use super::error::{Reason, RecordError, SourceError};
 use super::input::Input;
-use super::json::{flatten_members_at, flatten_value, into_map, parse, take, Fields, Json, Obj};
+use super::json::{flatten_members_at, flatten_value, parse, take, Fields, Json, Obj};
 use super::json_stream::JsonRecords;
 use super::{cell, CsvAdapter, CsvSource, JsonAdapter, JsonSource, Source, SourceOptions};
 use crate::record::{LegacyUser, Position, RawPassword};
@@ -166,7 +166,7 @@ impl JsonAdapter for FirebaseJson {
                 flatten_members_at(&mut prefix, members, &mut fields);
             }
             if !providers.is_empty() {
-                fields.push(("providers".into(), providers));
+                fields.push("providers", &providers);
             }
         }
         if let Some(raw) = take_string(&mut obj, "customAttributes", pos)? {
@@ -178,10 +178,10 @@ impl JsonAdapter for FirebaseJson {
             }
             flatten_value(&mut "disabled".to_string(), disabled, &mut fields);
         }
-        user.fields = into_map(fields);
+        user.fields = fields;
         if !user.fields.contains_key("lastSignedInAt") {
-            if let Some(v) = user.fields.get("lastLoginAt").cloned() {
-                user.fields.insert("lastSignedInAt".into(), v);
+            if let Some(v) = user.fields.get("lastLoginAt").map(str::to_string) {
+                user.fields.push("lastSignedInAt", &v);
             }
         }
         if user.field("localId").is_none() {
@@ -218,7 +218,7 @@ impl CsvAdapter for FirebaseCsv {
             ));
         }
         let mut user = LegacyUser::new(pos);
-        let mut fields = Vec::with_capacity(16);
+        let mut fields = Fields::with_capacity(256, 16);
         let mut hash = None;
         let mut salt = None;
         for (i, name) in CSV_COLUMNS.iter().enumerate().take(row.len()) {
@@ -234,7 +234,7 @@ impl CsvAdapter for FirebaseCsv {
                     if *name == "disabled" && v == "true" {
                         user.enabled = false;
                     }
-                    fields.push(((*name).to_string(), v.to_string()));
+                    fields.push(name, v);
                 }
             }
         }
@@ -249,9 +249,9 @@ impl CsvAdapter for FirebaseCsv {
             }
         }
         if !providers.is_empty() {
-            fields.push(("providers".into(), providers));
+            fields.push("providers", &providers);
         }
-        user.fields = into_map(fields);
+        user.fields = fields;
         if user.field("localId").is_none() {
             return Err(RecordError::missing(pos, "localId"));
         }
@@ -298,7 +298,7 @@ fn set_password(user: &mut LegacyUser, hash: Option<&str>, salt: Option<&str>) {
 
 /// Keeps the raw claims text and flattens a JSON object's members as `customAttributes.<k>`.
 fn custom_attributes(fields: &mut Fields, raw: &str, notes: &mut Notes) {
-    fields.push(("customAttributes".into(), raw.to_string()));
+    fields.push("customAttributes", raw);
     match parse(raw) {
         Ok(Json::Obj(members)) => {
             let mut prefix = String::from("customAttributes");

@@ -7,7 +7,7 @@
 use super::csv_reader::{CsvRows, Row};
 use super::error::{Reason, RecordError, SourceError};
 use super::input::Input;
-use super::json::{into_map, Fields, Obj};
+use super::json::{Fields, Obj};
 use super::json_stream::JsonRecords;
 use super::{
     cell, choose_delimiter, read_header, CsvAdapter, CsvSource, JsonAdapter, JsonSource, Source,
@@ -28,7 +28,7 @@ impl JsonAdapter for Flat {
         pos: Position,
     ) -> Result<Option<LegacyUser>, RecordError> {
         let mut user = LegacyUser::new(pos);
-        user.fields = into_map(fields);
+        user.fields = fields;
         Ok(Some(user))
     }
 }
@@ -99,7 +99,7 @@ impl CsvColumns {
         for (i, name) in self.names.iter().enumerate() {
             let v = cell(row, i, name)?;
             if !v.is_empty() {
-                fields.push((name.clone(), v.to_string()));
+                fields.push(name, v);
             }
         }
         Ok(())
@@ -116,10 +116,10 @@ impl CsvAdapter for GenericCsv {
         let columns = self.columns.get_or_insert_with(|| {
             CsvColumns::new((1..=row.len()).map(|i| format!("col{i}")).collect())
         });
-        let mut fields = Vec::with_capacity(columns.names.len());
+        let mut fields = Fields::with_capacity(256, columns.names.len());
         columns.fill(row, &mut fields)?;
         let mut user = LegacyUser::new(row.position);
-        user.fields = into_map(fields);
+        user.fields = fields;
         Ok(Some(user))
     }
 }

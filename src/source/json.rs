@@ -10,15 +10,9 @@
 //! the throughput target. Nesting is limited, so hostile input cannot overflow the stack.
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
 
-/// Flattened fields in document order; [`into_map`] makes the record's map (last duplicate wins).
-pub(crate) type Fields = Vec<(String, String)>;
-
-/// Builds a record's field map in one go (sorting once beats inserting one by one).
-pub(crate) fn into_map(fields: Fields) -> BTreeMap<String, String> {
-    fields.into_iter().collect()
-}
+/// Flattened fields in document order (the last duplicate wins).
+pub(crate) type Fields = crate::record::Fields;
 
 /// Deepest nesting of arrays and objects accepted in one record.
 const MAX_DEPTH: usize = 128;
@@ -295,7 +289,7 @@ impl<'a> Parser<'a> {
             }),
             Some(b'"') => {
                 let s = self.string()?;
-                fields.push((prefix.clone(), s.into_owned()));
+                fields.push(prefix, &s);
                 Ok(())
             }
             // Arrays need a look at all their items first (joined or indexed).
@@ -539,7 +533,7 @@ pub(crate) fn flatten_value(prefix: &mut String, v: Json<'_>, out: &mut Fields) 
                     }
                 }
                 if !joined.is_empty() {
-                    out.push((prefix.clone(), joined));
+                    out.push(prefix, &joined);
                 }
             } else {
                 let base = prefix.len();
@@ -552,8 +546,8 @@ pub(crate) fn flatten_value(prefix: &mut String, v: Json<'_>, out: &mut Fields) 
             }
         }
         scalar => {
-            if let Some(s) = scalar.into_scalar_string() {
-                out.push((prefix.clone(), s));
+            if let Some(s) = scalar.scalar_text() {
+                out.push(prefix, s);
             }
         }
     }
@@ -562,6 +556,7 @@ pub(crate) fn flatten_value(prefix: &mut String, v: Json<'_>, out: &mut Fields) 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeMap;
 
     /// Flattens through the tree and through the streaming parse; both must agree.
     fn flat(text: &str) -> BTreeMap<String, String> {
@@ -576,7 +571,7 @@ mod tests {
             .unwrap()
             .is_empty());
         assert_eq!(streamed, out);
-        into_map(out)
+        out.to_map()
     }
 
     #[test]
@@ -668,11 +663,8 @@ mod tests {
         .unwrap()
         .unwrap();
         assert_eq!(
-            fields,
-            vec![
-                ("a.b".to_string(), "x".to_string()),
-                ("n".into(), "1,2".into())
-            ]
+            fields.iter().collect::<Vec<_>>(),
+            vec![("a.b", "x"), ("n", "1,2")]
         );
         assert_eq!(captured.len(), 2);
         assert_eq!(

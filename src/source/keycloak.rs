@@ -25,7 +25,7 @@
 
 use super::error::{Reason, RecordError, SourceError};
 use super::input::Input;
-use super::json::{flatten_value, into_map, take, Fields, Json, Obj};
+use super::json::{flatten_value, take, Fields, Json, Obj};
 use super::json_stream::JsonRecords;
 use super::{JsonAdapter, JsonSource, Source, SourceOptions};
 use crate::record::{LegacyUser, Position, RawPassword};
@@ -118,7 +118,7 @@ impl JsonAdapter for Keycloak {
                 }
             }
             if !types.is_empty() {
-                fields.push(("credentials.types".into(), types));
+                fields.push("credentials.types", &types);
             }
         }
 
@@ -147,7 +147,7 @@ impl JsonAdapter for Keycloak {
             }
             flatten_value(&mut "enabled".to_string(), enabled, &mut fields);
         }
-        user.fields = into_map(fields);
+        user.fields = fields;
         if user.field("username").is_none() {
             return Err(RecordError::missing(pos, "username"));
         }

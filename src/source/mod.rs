@@ -381,7 +381,7 @@ impl<A: JsonAdapter> Source for JsonSource<A> {
                     )));
                 }
             };
-            let mut fields = Vec::with_capacity(32);
+            let mut fields = Fields::with_capacity(text.len(), 32);
             let captured = match json::parse_record(text, A::CAPTURE, &mut fields) {
                 Ok(Some(captured)) => captured,
                 Ok(None) => {

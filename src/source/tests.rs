@@ -489,7 +489,7 @@ fn csv_ragged_rows_are_record_errors_and_reading_goes_on() {
 #[test]
 fn csv_header_names_are_trimmed_deduplicated_and_filled_in() {
     let (users, _, warnings) = read_all(Format::Csv, " email ,name,,name\na@x.io,A,x,B\n");
-    let keys: Vec<&str> = users[0].fields.keys().map(String::as_str).collect();
+    let keys: Vec<&str> = users[0].fields.keys().collect();
     assert_eq!(keys, vec!["col3", "email", "name", "name_2"]);
     assert!(warnings
         .iter()

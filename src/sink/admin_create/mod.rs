@@ -47,7 +47,7 @@ use crate::checkpoint::{
 };
 use crate::mapping::MappedUser;
 pub use config::{AdminCreateConfig, OnExisting, Rates};
-use service::{user_attributes, AdminService, CallError, RemoteUser};
+use service::{AdminService, CallError, RemoteUser};
 
 /// Reason code of a user whose creation (or import) succeeded but whose disable/groups did not.
 pub const FOLLOWUP_FAILED: &str = "followup_failed";
@@ -426,7 +426,7 @@ async fn process(ctx: &Ctx, work: Work) -> UserRow {
             Err(e) => return failed(row, &e),
         }
     }
-    match svc.create_user(&u.username, &u.attributes).await {
+    match svc.create_user(&u.username, &u.attributes.to_map()).await {
         Ok(()) => created(ctx, u, row, Outcome::Created, None).await,
         Err(e) if e.is("UsernameExistsException") => match svc.get_user(&u.username).await {
             Ok(Some(remote)) => existing(ctx, u, row, remote, e.maybe_applied).await,
@@ -447,8 +447,9 @@ async fn process(ctx: &Ctx, work: Work) -> UserRow {
 
 /// The mapped attributes whose value in the pool differs (names only: values are personal data).
 fn differing<'a>(u: &'a MappedUser, remote: &RemoteUser) -> Vec<(&'a str, &'a str)> {
-    user_attributes(&u.attributes)
-        .into_iter()
+    u.attributes
+        .iter()
+        .filter(|(k, _)| !k.starts_with("cognito:"))
         .filter(|(k, v)| {
             // In email/phone-as-username pools the username is that attribute.
             remote.attributes.get(*k).map(String::as_str) != Some(*v)
