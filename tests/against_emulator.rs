@@ -7,11 +7,11 @@ use aws_sdk_cognitoidentityprovider::error::SdkError;
 use aws_sdk_cognitoidentityprovider::operation::admin_create_user::AdminCreateUserError;
 use aws_sdk_cognitoidentityprovider::operation::start_user_import_job::StartUserImportJobError;
 use aws_sdk_cognitoidentityprovider::types::{
-    AttributeDataType, SchemaAttributeType, StringAttributeConstraintsType, VerifiedAttributeType,
+    StringAttributeConstraintsType, VerifiedAttributeType,
 };
 use aws_sdk_cognitoidentityprovider::Client;
 use serde_json::json;
-use support::{create_pool, run_args, run_cli, tempdir, Emulator, ROLE_ARN};
+use support::{create_pool, run_args, run_cli, string_attribute, tempdir, Emulator, ROLE_ARN};
 
 async fn demo_pool(c: &Client) -> String {
     create_pool(
@@ -19,10 +19,7 @@ async fn demo_pool(c: &Client) -> String {
             .pool_name("cm-test")
             .auto_verified_attributes(VerifiedAttributeType::Email)
             .schema(
-                SchemaAttributeType::builder()
-                    .name("legacy_id")
-                    .attribute_data_type(AttributeDataType::String)
-                    .mutable(true)
+                string_attribute("legacy_id")
                     .string_attribute_constraints(
                         StringAttributeConstraintsType::builder()
                             .min_length("1")

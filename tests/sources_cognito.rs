@@ -5,14 +5,12 @@ mod support;
 
 use std::collections::BTreeMap;
 
-use aws_sdk_cognitoidentityprovider::types::{
-    AttributeDataType, SchemaAttributeType, VerifiedAttributeType,
-};
+use aws_sdk_cognitoidentityprovider::types::VerifiedAttributeType;
 use aws_sdk_cognitoidentityprovider::Client;
 use cognito_migrate::record::LegacyUser;
 use cognito_migrate::source::cognito::{self, CognitoOptions};
 use serde_json::json;
-use support::{attr, create_pool, run_cli, Emulator};
+use support::{attr, create_pool, run_cli, string_attribute, Emulator};
 
 const USERS: usize = 130;
 
@@ -21,13 +19,7 @@ async fn pool_with_plan(c: &Client, name: &str) -> String {
         c.create_user_pool()
             .pool_name(name)
             .auto_verified_attributes(VerifiedAttributeType::Email)
-            .schema(
-                SchemaAttributeType::builder()
-                    .name("plan")
-                    .attribute_data_type(AttributeDataType::String)
-                    .mutable(true)
-                    .build(),
-            ),
+            .schema(string_attribute("plan").build()),
     )
     .await
 }

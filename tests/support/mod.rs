@@ -212,6 +212,17 @@ pub async fn create_pool(
         .to_string()
 }
 
+/// A mutable custom string attribute for a pool's schema (`custom:{name}` in the pool); add
+/// constraints, then build.
+pub fn string_attribute(
+    name: &str,
+) -> aws_sdk_cognitoidentityprovider::types::builders::SchemaAttributeTypeBuilder {
+    aws_sdk_cognitoidentityprovider::types::SchemaAttributeType::builder()
+        .name(name)
+        .attribute_data_type(aws_sdk_cognitoidentityprovider::types::AttributeDataType::String)
+        .mutable(true)
+}
+
 /// A user attribute.
 pub fn attr(name: &str, value: &str) -> aws_sdk_cognitoidentityprovider::types::AttributeType {
     aws_sdk_cognitoidentityprovider::types::AttributeType::builder()
