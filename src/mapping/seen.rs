@@ -7,9 +7,11 @@
 //!
 //! In memory: 12 bytes per key (the fingerprint and a 32-bit record number in two flat arrays),
 //! open addressing with linear probing, split into 256 shards by the fingerprint's top byte, each
-//! growing by half when it is 80% full, up to its share of the budget. A general
-//! `HashMap<u64, u64>` takes 17 bytes per slot, doubles all at once and hashes the already-random
-//! fingerprint again; here a resize only ever copies one shard and the fingerprint is its own hash.
+//! growing by a quarter, in place in its own region of one allocation, when it is 80% full, up to
+//! its share of the budget. A general `HashMap<u64, u64>` takes 17 bytes per slot, doubles all at
+//! once (old and new table alive together, and the old one's memory left to the allocator) and
+//! hashes the already-random fingerprint again; here a resize only rehashes one shard, resident
+//! memory follows the slots in use, and the fingerprint is its own hash.
 //!
 //! On disk: when a shard is full at its share, all of memory is written as one sorted *run* (the
 //! shards in order of the top byte are already globally sorted once each is sorted) to a file in
@@ -74,7 +76,7 @@ const BLOOM_PROBES: u32 = 7;
 
 /// Fingerprints of accepted keys with the record that first used each one.
 pub(crate) struct Seen {
-    shards: Vec<Shard>,
+    table: Table,
     /// Keys in memory.
     len: usize,
     budget: usize,
@@ -92,12 +94,141 @@ pub(crate) struct Seen {
     merges: usize,
 }
 
+/// The in-memory keys: 256 shards, each a region of `stride` slots in one pair of flat arrays
+/// (one allocation, made on first use), of which the shard uses the first `caps[s]`. A shard
+/// grows in place by rehashing its few entries within its region, so growing never holds two
+/// copies of the table nor leaves freed blocks behind: resident memory follows the slots used.
 #[derive(Default)]
-struct Shard {
+struct Table {
     /// 0 marks an empty slot (fingerprints are never 0).
     fps: Vec<u64>,
     records: Vec<u32>,
-    len: usize,
+    stride: usize,
+    caps: Vec<usize>,
+    lens: Vec<usize>,
+    /// One shard's entries while it is rehashed.
+    scratch: Vec<(u64, u32)>,
+}
+
+impl Table {
+    fn new(stride: usize) -> Table {
+        Table {
+            stride,
+            caps: vec![0; SHARDS],
+            lens: vec![0; SHARDS],
+            ..Table::default()
+        }
+    }
+
+    #[inline]
+    fn find(&self, s: usize, fp: u64) -> Result<usize, usize> {
+        let cap = self.caps[s];
+        let base = s * self.stride;
+        let mut i = home(fp, cap);
+        loop {
+            let at = self.fps[base + i];
+            if at == fp {
+                return Ok(base + i);
+            }
+            if at == 0 {
+                return Err(base + i);
+            }
+            i += 1;
+            if i == cap {
+                i = 0;
+            }
+        }
+    }
+
+    #[inline]
+    fn get(&self, s: usize, fp: u64) -> Option<u32> {
+        if self.lens[s] == 0 {
+            return None;
+        }
+        self.find(s, fp).ok().map(|i| self.records[i])
+    }
+
+    /// Whether one more key in shard `s` would make it fuller than the maximum load.
+    #[inline]
+    fn full(&self, s: usize) -> bool {
+        (self.lens[s] + 1) * MAX_LOAD_DEN > self.caps[s] * MAX_LOAD_NUM
+    }
+
+    /// The shard's entries (unordered).
+    fn entries(&self, s: usize) -> impl Iterator<Item = (u64, u32)> + '_ {
+        let base = s * self.stride;
+        let range = base..base + self.caps[s];
+        self.fps[range.clone()]
+            .iter()
+            .zip(&self.records[range])
+            .filter(|(fp, _)| **fp != 0)
+            .map(|(fp, r)| (*fp, *r))
+    }
+
+    /// Grows shard `s` by a quarter (or to `min` slots if that is more), to at most `max` slots;
+    /// beyond the stride (only when spilling has stopped) the whole table is re-laid out.
+    fn grow(&mut self, s: usize, min: usize, max: usize) {
+        let old = self.caps[s];
+        let cap = (old + old / 4)
+            .max(FIRST_CAPACITY)
+            .max(min)
+            .min(max)
+            .max(old + 1);
+        if cap > self.stride {
+            self.restride((self.stride * 2).max(cap));
+        }
+        if self.fps.is_empty() {
+            // Zeroed memory from the allocator: pages become resident as shards use them.
+            self.fps = vec![0; SHARDS * self.stride];
+            self.records = vec![0; SHARDS * self.stride];
+        }
+        let base = s * self.stride;
+        let mut scratch = std::mem::take(&mut self.scratch);
+        scratch.clear();
+        scratch.extend(self.entries(s));
+        self.fps[base..base + cap].fill(0);
+        self.caps[s] = cap;
+        for &(fp, r) in &scratch {
+            let Err(i) = self.find(s, fp) else {
+                unreachable!("fingerprints are unique in a shard")
+            };
+            self.fps[i] = fp;
+            self.records[i] = r;
+        }
+        self.scratch = scratch;
+    }
+
+    /// Moves every shard to a region of `stride` slots (same positions inside it).
+    fn restride(&mut self, stride: usize) {
+        if !self.fps.is_empty() {
+            let mut fps = vec![0; SHARDS * stride];
+            let mut records = vec![0; SHARDS * stride];
+            for s in 0..SHARDS {
+                let (from, to, n) = (s * self.stride, s * stride, self.caps[s]);
+                fps[to..to + n].copy_from_slice(&self.fps[from..from + n]);
+                records[to..to + n].copy_from_slice(&self.records[from..from + n]);
+            }
+            self.fps = fps;
+            self.records = records;
+        }
+        self.stride = stride;
+    }
+
+    /// Stores a key known to be absent from shard `s`, which has room for it.
+    fn put(&mut self, s: usize, fp: u64, record: u32) {
+        let Err(i) = self.find(s, fp) else {
+            unreachable!("checked absent")
+        };
+        self.fps[i] = fp;
+        self.records[i] = record;
+        self.lens[s] += 1;
+    }
+
+    /// Slots in use (the memory the table really holds).
+    #[cfg(test)]
+    fn slots(&self) -> usize {
+        self.caps.iter().sum()
+    }
 }
 
 impl Default for Seen {
@@ -113,56 +244,6 @@ fn home(fp: u64, cap: usize) -> usize {
     (((fp & 0xffff_ffff) * cap as u64) >> 32) as usize
 }
 
-impl Shard {
-    #[inline]
-    fn find(&self, fp: u64) -> Result<usize, usize> {
-        let cap = self.fps.len();
-        let mut i = home(fp, cap);
-        loop {
-            let at = self.fps[i];
-            if at == fp {
-                return Ok(i);
-            }
-            if at == 0 {
-                return Err(i);
-            }
-            i += 1;
-            if i == cap {
-                i = 0;
-            }
-        }
-    }
-
-    /// Grows by half (or to `min` slots if that is more), to at most `max` slots (`usize::MAX`
-    /// for no limit).
-    fn grow(&mut self, min: usize, max: usize) {
-        let cap = (self.fps.len() + self.fps.len() / 2)
-            .max(FIRST_CAPACITY)
-            .max(min)
-            .min(max)
-            .max(self.fps.len() + 1);
-        let old_fps = std::mem::replace(&mut self.fps, vec![0; cap]);
-        let old_records = std::mem::replace(&mut self.records, vec![0; cap]);
-        for (fp, record) in old_fps.into_iter().zip(old_records) {
-            if fp != 0 {
-                let Err(i) = self.find(fp) else {
-                    unreachable!("fingerprints are unique in a shard")
-                };
-                self.fps[i] = fp;
-                self.records[i] = record;
-            }
-        }
-    }
-
-    #[inline]
-    fn get(&self, fp: u64) -> Option<u32> {
-        if self.len == 0 {
-            return None;
-        }
-        self.find(fp).ok().map(|i| self.records[i])
-    }
-}
-
 fn record_of(r: u32) -> Option<u64> {
     (r != UNKNOWN_RECORD).then_some(r as u64)
 }
@@ -171,7 +252,7 @@ impl Seen {
     /// A check that keeps at most about `budget` bytes in memory and spills to files in `dir`.
     pub(crate) fn with_budget(dir: PathBuf, budget: usize) -> Seen {
         let mut seen = Seen {
-            shards: (0..SHARDS).map(|_| Shard::default()).collect(),
+            table: Table::default(),
             len: 0,
             budget,
             max_shard_capacity: 0,
@@ -184,6 +265,7 @@ impl Seen {
             merges: 0,
         };
         seen.set_shard_capacity();
+        seen.table = Table::new(seen.max_shard_capacity);
         seen
     }
 
@@ -211,7 +293,7 @@ impl Seen {
     /// The record that first used this fingerprint (`Some(None)` if its number was too large to
     /// keep), or `None` if it is new.
     pub fn check(&self, fp: u64) -> Option<Option<u64>> {
-        if let Some(r) = self.shards[Seen::shard(fp)].get(fp) {
+        if let Some(r) = self.table.get(Seen::shard(fp), fp) {
             return Some(record_of(r));
         }
         if self.runs.is_empty() {
@@ -249,7 +331,7 @@ impl Seen {
     /// Remembers `fp` as first used by `record` (a fingerprint already present keeps its record).
     pub fn insert(&mut self, fp: u64, record: u64) {
         let s = Seen::shard(fp);
-        if self.shards[s].len > 0 && self.shards[s].find(fp).is_ok() {
+        if self.table.get(s, fp).is_some() {
             return;
         }
         if !self.runs.is_empty() {
@@ -265,11 +347,10 @@ impl Seen {
                 return;
             }
         }
-        let shard = &self.shards[s];
-        if (shard.len + 1) * MAX_LOAD_DEN > shard.fps.len() * MAX_LOAD_NUM {
+        if self.table.full(s) {
             if !self.spilling {
-                self.shards[s].grow(0, usize::MAX);
-            } else if shard.fps.len() < self.max_shard_capacity {
+                self.table.grow(s, 0, usize::MAX);
+            } else if self.table.caps[s] < self.max_shard_capacity {
                 // Once spilling has started the input is known to be large: take the whole
                 // share at once instead of growing through every size again.
                 let min = if self.spills > 0 {
@@ -277,7 +358,7 @@ impl Seen {
                 } else {
                     0
                 };
-                self.shards[s].grow(min, self.max_shard_capacity);
+                self.table.grow(s, min, self.max_shard_capacity);
             } else {
                 self.spill();
                 let max = if self.spilling {
@@ -285,22 +366,16 @@ impl Seen {
                 } else {
                     usize::MAX
                 };
-                let shard = &self.shards[s];
-                if (shard.len + 1) * MAX_LOAD_DEN > shard.fps.len() * MAX_LOAD_NUM {
-                    self.shards[s].grow(self.max_shard_capacity, max);
+                if self.table.full(s) {
+                    self.table.grow(s, self.max_shard_capacity, max);
                 }
             }
         }
-        let shard = &mut self.shards[s];
-        let Err(i) = shard.find(fp) else {
-            unreachable!("checked above")
-        };
-        shard.fps[i] = fp;
-        shard.records[i] = u32::try_from(record)
+        let record = u32::try_from(record)
             .ok()
             .filter(|r| *r != UNKNOWN_RECORD)
             .unwrap_or(UNKNOWN_RECORD);
-        shard.len += 1;
+        self.table.put(s, fp, record);
         self.len += 1;
     }
 
@@ -309,9 +384,8 @@ impl Seen {
     fn spill(&mut self) {
         match self.write_run() {
             Ok(run) => {
-                for shard in &mut self.shards {
-                    *shard = Shard::default();
-                }
+                // Freed at once (one allocation), re-made at the new share on the next insert.
+                self.table = Table::default();
                 self.len = 0;
                 self.runs.push(run);
                 self.spills += 1;
@@ -344,21 +418,17 @@ impl Seen {
             }
         }
         self.set_shard_capacity();
+        if self.len == 0 {
+            self.table = Table::new(self.max_shard_capacity);
+        }
     }
 
     fn write_run(&self) -> io::Result<Run> {
         let mut out = RunWriter::create(&self.dir, self.len)?;
         let mut entries: Vec<(u64, u32)> = Vec::new();
-        for shard in &self.shards {
+        for shard in 0..SHARDS {
             entries.clear();
-            entries.extend(
-                shard
-                    .fps
-                    .iter()
-                    .zip(&shard.records)
-                    .filter(|(fp, _)| **fp != 0)
-                    .map(|(fp, r)| (*fp, *r)),
-            );
+            entries.extend(self.table.entries(shard));
             entries.sort_unstable_by_key(|e| e.0);
             for &(fp, r) in &entries {
                 out.push(fp, r)?;
@@ -411,8 +481,7 @@ impl Seen {
     /// Bytes held in memory by the table and the runs' filters and indexes.
     #[cfg(test)]
     pub fn bytes(&self) -> usize {
-        self.shards.iter().map(|s| s.fps.len() * 12).sum::<usize>()
-            + self.runs.iter().map(Run::memory).sum::<usize>()
+        self.table.slots() * SLOT_BYTES + self.runs.iter().map(Run::memory).sum::<usize>()
     }
 }
 
@@ -832,7 +901,7 @@ mod tests {
             record += 1;
         }
         assert!(
-            seen.shards[Seen::shard(first)].get(first).is_none(),
+            seen.table.get(Seen::shard(first), first).is_none(),
             "spilled"
         );
         assert_eq!(seen.check(first), Some(Some(1)));
