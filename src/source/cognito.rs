@@ -455,10 +455,7 @@ fn convert(
         f.insert("user_last_modified_date", d.secs().to_string());
     }
     for a in u.attributes() {
-        f.insert(
-            a.name().to_string(),
-            a.value().unwrap_or_default().to_string(),
-        );
+        f.insert(a.name(), a.value().unwrap_or_default());
     }
     Ok(user)
 }
