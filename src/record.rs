@@ -23,8 +23,21 @@ use std::fmt;
 pub struct Fields {
     /// Every name and value pushed, each name followed directly by its value.
     text: String,
-    /// (name start, name end = value start, value end) in `text`, in push order.
-    entries: Vec<(u32, u32, u32)>,
+    /// (name start, name end = value start, value end) in `text`, and the name's [`tag`], in
+    /// push order.
+    entries: Vec<(u32, u32, u32, u32)>,
+}
+
+/// A cheap summary of a name (its length and a few bytes; equal names have equal tags), compared
+/// before the names themselves so that a lookup rarely compares strings.
+#[inline]
+fn tag(name: &[u8]) -> u32 {
+    let len = (name.len() as u32) << 24;
+    match name {
+        [] => 0,
+        [b] => len | *b as u32,
+        [f, .., b] => len | (*f as u32) << 16 | (name[name.len() - 2] as u32) << 8 | *b as u32,
+    }
 }
 
 impl Fields {
@@ -48,8 +61,12 @@ impl Fields {
         let mid = self.text.len();
         self.text.push_str(value);
         // Records are bounded (max_record_bytes, default 16 MiB), far below u32::MAX.
-        self.entries
-            .push((start as u32, mid as u32, self.text.len() as u32));
+        self.entries.push((
+            start as u32,
+            mid as u32,
+            self.text.len() as u32,
+            tag(name.as_bytes()),
+        ));
     }
 
     /// Sets `name` to `value`, replacing an earlier value (like `BTreeMap::insert`, without
@@ -62,21 +79,22 @@ impl Fields {
     #[inline]
     fn find(&self, name: &str) -> Option<usize> {
         let n = name.as_bytes();
+        let g = tag(n);
         let t = self.text.as_bytes();
         self.entries
             .iter()
-            .rposition(|&(s, m, _)| (m - s) as usize == n.len() && &t[s as usize..m as usize] == n)
+            .rposition(|&(s, m, _, k)| k == g && &t[s as usize..m as usize] == n)
     }
 
     #[inline]
     fn value_at(&self, i: usize) -> &str {
-        let (_, m, e) = self.entries[i];
+        let (_, m, e, _) = self.entries[i];
         &self.text[m as usize..e as usize]
     }
 
     #[inline]
     fn name_at(&self, i: usize) -> &str {
-        let (s, m, _) = self.entries[i];
+        let (s, m, _, _) = self.entries[i];
         &self.text[s as usize..m as usize]
     }
 
@@ -96,15 +114,16 @@ impl Fields {
         let v = self.value_at(i).to_string();
         let t = self.text.as_bytes();
         let n = name.as_bytes();
+        let g = tag(n);
         self.entries
-            .retain(|&(s, m, _)| !((m - s) as usize == n.len() && &t[s as usize..m as usize] == n));
+            .retain(|&(s, m, _, k)| !(k == g && &t[s as usize..m as usize] == n));
         Some(v)
     }
 
     /// Keeps only the entries for which `keep(name, value)` is true.
     pub fn retain(&mut self, mut keep: impl FnMut(&str, &str) -> bool) {
         let text = &self.text;
-        self.entries.retain(|&(s, m, e)| {
+        self.entries.retain(|&(s, m, e, _)| {
             keep(&text[s as usize..m as usize], &text[m as usize..e as usize])
         });
     }

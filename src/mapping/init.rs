@@ -537,7 +537,7 @@ mod tests {
     fn user(fields: &[(&str, &str)]) -> LegacyUser {
         let mut u = LegacyUser::new(Position::default());
         for (k, v) in fields {
-            u.fields.insert(k.to_string(), v.to_string());
+            u.fields.insert(k, v);
         }
         u
     }

@@ -372,11 +372,29 @@ pub struct Mapper {
     targets: Vec<Target>,
     /// The sorted target names, shared by every [`MappedUser`]'s [`Attributes`].
     names: Arc<Vec<String>>,
+    /// Slots in `names` of the attributes the checks below read, if mapped.
+    slots: Slots,
     required: Vec<String>,
     unique_email: bool,
     unique_phone: bool,
     unique_preferred: bool,
     seen: Seen,
+}
+
+/// Slots of the attributes [`Mapper::map`] reads back, found once.
+#[derive(Clone, Copy, Debug)]
+struct Slots {
+    email: Option<usize>,
+    phone: Option<usize>,
+    preferred: Option<usize>,
+    email_verified: Option<usize>,
+    phone_verified: Option<usize>,
+}
+
+/// The value in an optional slot.
+#[inline]
+fn at(a: &Attributes, slot: Option<usize>) -> Option<&str> {
+    slot.and_then(|i| a.get_slot(i))
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -478,7 +496,16 @@ impl Mapper {
             t.slot = names.binary_search(&t.name).expect("listed");
         }
         let alias = |a: &str| schema.alias_attributes.iter().any(|x| x == a);
+        let slot = |a: &str| names.binary_search_by(|n| n.as_str().cmp(a)).ok();
+        let slots = Slots {
+            email: slot("email"),
+            phone: slot("phone_number"),
+            preferred: slot("preferred_username"),
+            email_verified: slot("email_verified"),
+            phone_verified: slot("phone_number_verified"),
+        };
         Ok(Mapper {
+            slots,
             names: Arc::new(names),
             schema: schema.clone(),
             username,
@@ -617,11 +644,17 @@ impl Mapper {
                 ));
             }
         }
-        for (flag, attr) in [
-            ("email_verified", "email"),
-            ("phone_number_verified", "phone_number"),
+        let sl = self.slots;
+        for (flag, attr, flag_slot, attr_slot) in [
+            ("email_verified", "email", sl.email_verified, sl.email),
+            (
+                "phone_number_verified",
+                "phone_number",
+                sl.phone_verified,
+                sl.phone,
+            ),
         ] {
-            if attributes.get(flag) == Some("true") && !attributes.contains_key(attr) {
+            if at(&attributes, flag_slot) == Some("true") && at(&attributes, attr_slot).is_none() {
                 return Err(Rejection::new(
                     pos,
                     flag,
@@ -633,8 +666,8 @@ impl Mapper {
 
         let username = match self.username_from {
             UsernameFrom::EmailOrPhone { email, phone } => {
-                let e = attributes.get("email").filter(|_| email);
-                let p = attributes.get("phone_number").filter(|_| phone);
+                let e = at(&attributes, sl.email).filter(|_| email);
+                let p = at(&attributes, sl.phone).filter(|_| phone);
                 match e.or(p) {
                     Some(v) => v.to_string(),
                     None => {
@@ -701,7 +734,7 @@ impl Mapper {
         );
         n += 1;
         if self.unique_email {
-            if let Some(e) = attributes.get("email") {
+            if let Some(e) = at(&attributes, sl.email) {
                 keys[n] = (
                     Seen::fingerprint(KEY_EMAIL, &lowercase(e)),
                     "email",
@@ -711,7 +744,7 @@ impl Mapper {
             }
         }
         if self.unique_phone {
-            if let Some(p) = attributes.get("phone_number") {
+            if let Some(p) = at(&attributes, sl.phone) {
                 keys[n] = (
                     Seen::fingerprint(KEY_PHONE, p),
                     "phone_number",
@@ -721,7 +754,7 @@ impl Mapper {
             }
         }
         if self.unique_preferred {
-            if let Some(p) = attributes.get("preferred_username") {
+            if let Some(p) = at(&attributes, sl.preferred) {
                 keys[n] = (
                     Seen::fingerprint(KEY_PREFERRED, &self.fold(p)),
                     "preferred_username",

@@ -62,7 +62,7 @@ fn user(record: u64, fields: &[(&str, &str)]) -> LegacyUser {
         byte_offset: 0,
     });
     for (k, v) in fields {
-        u.fields.insert(k.to_string(), v.to_string());
+        u.fields.insert(k, v);
     }
     u
 }

@@ -9,7 +9,7 @@
 pub mod chunks;
 pub mod route;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
@@ -202,11 +202,12 @@ pub fn execute(
     let rejects_path = cfg.out_dir.join(format!("{}rejects.csv", cfg.file_prefix));
     let mut rejects = RejectsFile::create(&rejects_path).map_err(werr(&rejects_path))?;
     let header = mapper.schema().csv_header.clone();
-    let mut sets: HashMap<Route, ChunkSet> = HashMap::new();
+    // A handful of routes at most: linear lists beat hashing (SipHash) three times per user.
+    let mut sets: Vec<(Route, ChunkSet)> = Vec::new();
     let mut summary = Summary::default();
     let mut groups_seen: std::collections::HashSet<String> = Default::default();
-    let mut route_counts: HashMap<Route, u64> = HashMap::new();
-    let mut scheme_counts: HashMap<(&'static str, Route), u64> = HashMap::new();
+    let mut route_counts: Vec<(Route, u64)> = Vec::new();
+    let mut scheme_counts: Vec<((&'static str, Route), u64)> = Vec::new();
     let mut reject =
         |r: Rejection, summary: &mut Summary, sink: &mut dyn Sink| -> Result<(), PlanError> {
             count_rejection(&mut summary.rejected, &mut summary.rejections, &r);
@@ -241,9 +242,9 @@ pub fn execute(
         };
         summary.routed += 1;
         // Counted by value here (no String per user), named once at the end.
-        *route_counts.entry(routed.route).or_default() += 1;
+        count(&mut route_counts, routed.route);
         if let Some(s) = routed.scheme {
-            *scheme_counts.entry((s, routed.route)).or_default() += 1;
+            count(&mut scheme_counts, (s, routed.route));
         }
         if let Some(why) = &routed.not_imported_because {
             match summary.not_imported.get_mut(why.as_str()) {
@@ -266,10 +267,10 @@ pub fn execute(
         }
         let row = match routed.route {
             Route::Import(_) => {
-                let set = match sets.entry(routed.route) {
-                    std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-                    std::collections::hash_map::Entry::Vacant(e) => e.insert(
-                        ChunkSet::with_limits(
+                let i = match sets.iter().position(|(r, _)| *r == routed.route) {
+                    Some(i) => i,
+                    None => {
+                        let set = ChunkSet::with_limits(
                             &cfg.out_dir,
                             &cfg.file_prefix,
                             routed.route,
@@ -277,9 +278,12 @@ pub fn execute(
                             cfg.max_rows,
                             cfg.max_bytes,
                         )
-                        .map_err(werr(&cfg.out_dir))?,
-                    ),
+                        .map_err(werr(&cfg.out_dir))?;
+                        sets.push((routed.route, set));
+                        sets.len() - 1
+                    }
                 };
+                let set = &mut sets[i].1;
                 let (file, row) = set.write(&routed).map_err(werr(&cfg.out_dir))?;
                 Some(ChunkRow {
                     route: routed.route,
@@ -303,10 +307,8 @@ pub fn execute(
             .insert(route.as_str().to_string(), n);
     }
     summary.followups.groups = groups_seen.len() as u64;
-    let mut routes: Vec<Route> = sets.keys().copied().collect();
-    routes.sort();
-    for r in routes {
-        let set = sets.remove(&r).expect("listed");
+    sets.sort_by_key(|(r, _)| *r);
+    for (_, set) in sets {
         for f in set.finish().map_err(werr(&cfg.out_dir))? {
             sink.file_done(&f).map_err(PlanError::Sink)?;
             summary.files.push(f);
@@ -315,6 +317,14 @@ pub fn execute(
     rejects.finish().map_err(werr(&rejects_path))?;
     summary.rejects_file = Some(rejects_path);
     Ok(summary)
+}
+
+/// Adds one to `key`'s count in a short list of counts.
+fn count<K: PartialEq>(counts: &mut Vec<(K, u64)>, key: K) {
+    match counts.iter_mut().find(|(k, _)| *k == key) {
+        Some((_, n)) => *n += 1,
+        None => counts.push((key, 1)),
+    }
 }
 
 impl Summary {
