@@ -17,7 +17,10 @@ use support::Emulator;
 const USERS: usize = 15;
 
 /// The points, in the order the writer passes them (see the testing hook's table).
-const POINTS: [&str; 11] = [
+const POINTS: [&str; 12] = [
+    // While reading: users committed into chunks still `writing` (one transaction per user
+    // message, see `COGNITO_MIGRATE_TEST_CHUNK_COMMIT_ROWS` below), before their files are done.
+    "chunk-writing",
     "create-sent",
     "created",
     "upload-sent",
@@ -95,9 +98,22 @@ async fn killed_at_each_step_boundary_then_resumed() {
         let pool = pool(&c, "cm-crash").await;
         let state = dir.join(format!("{}.db", point.replace('#', "-")));
         let args = run_args(&input, &pool, &state);
-        let (code, _o, stderr) = run(&emu, &args, &[("COGNITO_MIGRATE_TEST_KILL_AT", point)]);
+        let (code, _o, stderr) = run(
+            &emu,
+            &args,
+            &[
+                ("COGNITO_MIGRATE_TEST_KILL_AT", point),
+                ("COGNITO_MIGRATE_TEST_CHUNK_COMMIT_ROWS", "1"),
+            ],
+        );
         assert_eq!(code, -1, "{point}: the run must die by SIGKILL: {stderr}");
         assert!(stderr.contains("testing hook"), "{point}: {stderr}");
+        if point == "chunk-writing" {
+            // The users recorded into chunks still writing count nowhere, and no job exists.
+            let st = status(&emu, &state);
+            assert_eq!(n(&st, "total"), 0, "{point}: {st}");
+            assert!(jobs(&emu).is_empty(), "{point}");
+        }
         let (code, _o, stderr) = run(&emu, &args, &[]);
         assert_eq!(code, 0, "{point}: the resumed run: {stderr}");
         assert!(stderr.contains("resuming run"), "{point}: {stderr}");
@@ -163,7 +179,8 @@ async fn killed_at_random_moments_then_resumed() {
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(Stdio::null());
-            for (k, v) in env(&emu, &[]) {
+            // Chunk users committed per user message: kills also land in chunks still writing.
+            for (k, v) in env(&emu, &[("COGNITO_MIGRATE_TEST_CHUNK_COMMIT_ROWS", "1")]) {
                 cmd.env(k, v);
             }
             cmd.env_remove("AWS_PROFILE");

@@ -129,6 +129,66 @@ impl Step {
     }
 }
 
+/// Deletes the users and rows of `run`'s chunks still writing (see
+/// [`Checkpoint::discard_writing_chunks`]); also called when a run is opened again.
+pub(super) fn discard_writing_chunks(
+    tx: &Transaction<'_>,
+    run: RunId,
+    path: &std::path::Path,
+) -> Result<u64> {
+    let ids: Vec<ChunkId> = {
+        let mut stmt = tx
+            .prepare("SELECT id FROM chunks WHERE run_id = ?1 AND writing = 1")
+            .ctx(path)?;
+        let ids = stmt
+            .query_map([run], |r| r.get(0))
+            .ctx(path)?
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .ctx(path)?;
+        ids
+    };
+    for id in &ids {
+        // Only rows the chunk created carry its id (users already recorded are re-chunked by
+        // `finish_chunk`, in the transaction that ends the writing).
+        tx.execute("DELETE FROM users WHERE chunk_id = ?1", [id])
+            .ctx(path)?;
+        tx.execute("DELETE FROM chunks WHERE id = ?1 AND writing = 1", [id])
+            .ctx(path)?;
+    }
+    Ok(ids.len() as u64)
+}
+
+/// Binds one chunk user's 12 parameters after parameter `p`; returns the last one bound.
+fn bind_chunk_user(
+    stmt: &mut rusqlite::Statement<'_>,
+    mut p: usize,
+    run: RunId,
+    chunk: ChunkId,
+    now: i64,
+    (line, user): &(i64, UserRow),
+    path: &std::path::Path,
+) -> Result<usize> {
+    let values: [&dyn rusqlite::ToSql; 12] = [
+        &run,
+        &to_i64(user.position.record, path, "record")?,
+        &to_i64(user.position.line, path, "line")?,
+        &to_i64(user.position.byte_offset, path, "byte offset")?,
+        &user.username,
+        &user.route,
+        &chunk,
+        line,
+        &user.needs_disable,
+        &user.groups,
+        &user.followups_done,
+        &now,
+    ];
+    for v in values {
+        p += 1;
+        stmt.raw_bind_parameter(p, v).ctx(path)?;
+    }
+    Ok(p)
+}
+
 /// A chunk file about to be recorded.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ChunkSpec {
@@ -538,6 +598,219 @@ impl Checkpoint {
         Ok(())
     }
 
+    /// Start recording a chunk whose file is still being written (schema V2 `chunks.writing`):
+    /// its row is inserted with `writing = 1` (id, sequence number and job name decided now; path,
+    /// row count and size come with [`Checkpoint::finish_chunk`]). Until then the chunk and its
+    /// users are invisible to every reader, and a crash leaves it to
+    /// [`Checkpoint::discard_writing_chunks`].
+    pub fn begin_chunk(&self, run: RunId, route: &str) -> Result<ChunkId> {
+        if !route.starts_with("import:") {
+            return Err(self.invalid(format!("chunk route {route:?} is not an import route")));
+        }
+        self.write_tx(false, |tx| {
+            let token: String = tx
+                .query_row("SELECT token FROM runs WHERE id = ?1", [run], |r| r.get(0))
+                .optional()
+                .ctx(&self.path)?
+                .ok_or_else(|| CheckpointError::UnknownRun {
+                    path: self.path.clone(),
+                    run,
+                })?;
+            let id: ChunkId = tx
+                .query_row("SELECT COALESCE(MAX(id), 0) + 1 FROM chunks", [], |r| {
+                    r.get(0)
+                })
+                .ctx(&self.path)?;
+            let seq: i64 = tx
+                .query_row(
+                    "SELECT COALESCE(MAX(seq), 0) + 1 FROM chunks WHERE run_id = ?1",
+                    [run],
+                    |r| r.get(0),
+                )
+                .ctx(&self.path)?;
+            let now = now_ms();
+            tx.execute(
+                "INSERT INTO chunks (id, run_id, seq, route, file_path, row_count, byte_size, \
+                 status, job_name, written_at, updated_at, writing) \
+                 VALUES (?1, ?2, ?3, ?4, '', 0, 0, 'written', ?5, ?6, ?6, 1)",
+                params![id, run, seq, route, job_name(&token, run, id), now],
+            )
+            .ctx(&self.path)?;
+            Ok(id)
+        })
+    }
+
+    /// Record users of a chunk still writing (one transaction for all of `batches`, not fsynced),
+    /// each as `pending` with its 1-based data line in the file. Fresh users go in with multi-row
+    /// INSERTs; a user already recorded (a failed or unknown user read again by `retry`, say) is
+    /// left untouched and returned, to be re-chunked atomically by [`Checkpoint::finish_chunk`]:
+    /// discarding a chunk then only deletes rows it created.
+    pub fn write_chunk_users(
+        &self,
+        run: RunId,
+        batches: &[(ChunkId, Vec<(i64, UserRow)>)],
+    ) -> Result<Vec<(ChunkId, i64, UserRow)>> {
+        self.write_tx(false, |tx| {
+            let now = now_ms();
+            let mut held = Vec::new();
+            for (chunk, users) in batches {
+                let route: String = tx
+                    .query_row(
+                        "SELECT route FROM chunks WHERE id = ?1 AND run_id = ?2 AND writing = 1",
+                        params![chunk, run],
+                        |r| r.get(0),
+                    )
+                    .optional()
+                    .ctx(&self.path)?
+                    .ok_or_else(|| self.invalid(format!("chunk {chunk} is not being written")))?;
+                for part in users.chunks(CHUNK_INSERT_ROWS) {
+                    for (_, user) in part {
+                        if user.route != route {
+                            return Err(self.invalid(format!(
+                                "record {} has route {} but chunk route is {route}",
+                                user.position.record, user.route
+                            )));
+                        }
+                    }
+                    for i in self.insert_fresh_chunk_users(tx, run, *chunk, now, part)? {
+                        let (line, user) = &part[i];
+                        held.push((*chunk, *line, user.clone()));
+                    }
+                }
+            }
+            Ok(held)
+        })
+    }
+
+    /// One multi-row INSERT of fresh users; when one of them is already recorded, row by row,
+    /// skipping those: returns their indices in `batch`.
+    fn insert_fresh_chunk_users(
+        &self,
+        tx: &Transaction<'_>,
+        run: RunId,
+        chunk: ChunkId,
+        now: i64,
+        batch: &[(i64, UserRow)],
+    ) -> Result<Vec<usize>> {
+        match self.insert_chunk_users_plain(tx, run, chunk, now, batch) {
+            Ok(()) => return Ok(Vec::new()),
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::ConstraintViolation => {}
+            Err(e) => return Err(e).ctx(&self.path),
+        }
+        let mut held = Vec::new();
+        for (i, one) in batch.iter().enumerate() {
+            let sql = format!(
+                "{CHUNK_INSERT_SQL}(?,?,?,?,?,?,'pending',?,?,?,?,?,?) \
+                 ON CONFLICT (run_id, record) DO NOTHING"
+            );
+            let mut stmt = tx.prepare_cached(&sql).ctx(&self.path)?;
+            bind_chunk_user(&mut stmt, 0, run, chunk, now, one, &self.path)?;
+            if stmt.raw_execute().ctx(&self.path)? == 0 {
+                held.push(i);
+            }
+        }
+        Ok(held)
+    }
+
+    /// The multi-row INSERT of [`Checkpoint::insert_chunk_users`], without the fallback.
+    fn insert_chunk_users_plain(
+        &self,
+        tx: &Transaction<'_>,
+        run: RunId,
+        chunk: ChunkId,
+        now: i64,
+        batch: &[(i64, UserRow)],
+    ) -> rusqlite::Result<()> {
+        let mut sql = String::with_capacity(CHUNK_INSERT_SQL.len() + batch.len() * 40);
+        sql.push_str(CHUNK_INSERT_SQL);
+        for i in 0..batch.len() {
+            if i > 0 {
+                sql.push(',');
+            }
+            sql.push_str("(?,?,?,?,?,?,'pending',?,?,?,?,?,?)");
+        }
+        let mut stmt = tx.prepare_cached(&sql)?;
+        let mut p = 0;
+        for one in batch {
+            p = bind_chunk_user(&mut stmt, p, run, chunk, now, one, &self.path)
+                .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+        }
+        stmt.raw_execute().map(|_| ())
+    }
+
+    /// The chunk's file is complete: record the users not yet recorded (`rest`, and those
+    /// [`Checkpoint::write_chunk_users`] held back, re-chunked with the rules of
+    /// [`Checkpoint::add_chunk`]), check that the chunk has exactly `spec.row_count` users, and
+    /// make it an ordinary `written` chunk with the file's path and size, in one transaction.
+    pub fn finish_chunk(
+        &self,
+        run: RunId,
+        chunk: ChunkId,
+        spec: &ChunkSpec,
+        rest: &[(i64, UserRow)],
+    ) -> Result<ChunkRow> {
+        let row_count = to_i64(spec.row_count, &self.path, "row count")?;
+        let byte_size = to_i64(spec.byte_size, &self.path, "byte size")?;
+        self.write_tx(false, |tx| {
+            let route: String = tx
+                .query_row(
+                    "SELECT route FROM chunks WHERE id = ?1 AND run_id = ?2 AND writing = 1",
+                    params![chunk, run],
+                    |r| r.get(0),
+                )
+                .optional()
+                .ctx(&self.path)?
+                .ok_or_else(|| self.invalid(format!("chunk {chunk} is not being written")))?;
+            if route != spec.route {
+                return Err(self.invalid(format!(
+                    "chunk {chunk} has route {route}, its file {}",
+                    spec.route
+                )));
+            }
+            let now = now_ms();
+            for part in rest.chunks(CHUNK_INSERT_ROWS) {
+                for (_, user) in part {
+                    if user.route != route {
+                        return Err(self.invalid(format!(
+                            "record {} has route {} but chunk route is {route}",
+                            user.position.record, user.route
+                        )));
+                    }
+                }
+                self.insert_chunk_users(tx, run, chunk, now, part)?;
+            }
+            let recorded: i64 = tx
+                .query_row(
+                    "SELECT COUNT(*) FROM users WHERE chunk_id = ?1",
+                    [chunk],
+                    |r| r.get(0),
+                )
+                .ctx(&self.path)?;
+            if recorded != row_count {
+                return Err(self.invalid(format!(
+                    "chunk {} declares {row_count} rows but {recorded} users were recorded",
+                    spec.file_path
+                )));
+            }
+            tx.execute(
+                "UPDATE chunks SET file_path = ?2, row_count = ?3, byte_size = ?4, writing = 0, \
+                 written_at = ?5, updated_at = ?5 WHERE id = ?1",
+                params![chunk, spec.file_path, row_count, byte_size, now],
+            )
+            .ctx(&self.path)?;
+            Ok(())
+        })?;
+        self.chunk(chunk)
+    }
+
+    /// Discard the chunks of `run` still writing (a crash mid-write): their users and rows are
+    /// deleted, so that their records are read, routed and recorded again, each once; their
+    /// files are orphans (no chunk names them). Returns the chunks discarded.
+    pub fn discard_writing_chunks(&self, run: RunId) -> Result<u64> {
+        self.write_tx(true, |tx| discard_writing_chunks(tx, run, &self.path))
+    }
+
     /// A chunk by id.
     pub fn chunk(&self, chunk: ChunkId) -> Result<ChunkRow> {
         let conn = self.conn();
@@ -550,7 +823,7 @@ impl Checkpoint {
         path: &std::path::Path,
     ) -> Result<ChunkRow> {
         conn.query_row(
-            &format!("SELECT {CHUNK_COLUMNS} FROM chunks WHERE id = ?1"),
+            &format!("SELECT {CHUNK_COLUMNS} FROM chunks WHERE id = ?1 AND writing = 0"),
             [chunk],
             chunk_from_row,
         )
@@ -567,7 +840,8 @@ impl Checkpoint {
         let conn = self.conn();
         let mut stmt = conn
             .prepare_cached(&format!(
-                "SELECT {CHUNK_COLUMNS} FROM chunks WHERE run_id = ?1 ORDER BY seq"
+                "SELECT {CHUNK_COLUMNS} FROM chunks WHERE run_id = ?1 AND writing = 0 \
+                 ORDER BY seq"
             ))
             .ctx(&self.path)?;
         let rows = stmt

@@ -95,7 +95,7 @@ use rusqlite::types::{FromSql, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 
 pub use chunks::{ChunkResume, ChunkRow, ChunkSpec, ChunkStatus, JobCounts, LineOutcome, Step};
-pub use recorder::{Recorder, RecorderError};
+pub use recorder::{ChunkUser, Recorder, RecorderError};
 pub use run::{fingerprint_file, fingerprint_s3, job_name, Run, RunSpec, MODES};
 pub use schema::SCHEMA_VERSION;
 pub use users::{Counts, Outcome, RecordSet, StoredUser, UserIter, UserRow};

@@ -177,7 +177,9 @@ impl Checkpoint {
     ///   resumed (`resumed: true`);
     /// - otherwise [`CheckpointError::Mismatch`] names the first difference, unless `restart`;
     /// - with `restart`, any current run is marked superseded (its rows stay, for audit) and a new
-    ///   run begins, even if the spec matches.
+    ///   run begins, even if the spec matches;
+    /// - either way, the current run's chunks still writing (a crash mid-write) are discarded
+    ///   first ([`Checkpoint::discard_writing_chunks`]).
     pub fn begin_run(&self, spec: &RunSpec, restart: bool) -> Result<Run> {
         if !MODES.contains(&spec.mode.as_str()) {
             return Err(self.invalid(format!(
@@ -198,6 +200,11 @@ impl Checkpoint {
                 )
                 .optional()
                 .ctx(&self.path)?;
+            if let Some(run) = &current {
+                // A chunk left writing by a crash is not work: its records are read again (a
+                // superseded run keeps no half-recorded chunk either).
+                super::chunks::discard_writing_chunks(tx, run.id, &self.path)?;
+            }
             if let Some(mut run) = current {
                 if !restart {
                     self.check_same(&run.spec, spec, &given_options)?;

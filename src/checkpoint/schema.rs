@@ -105,9 +105,16 @@ CREATE UNIQUE INDEX users_chunk_line ON users(chunk_id, chunk_line) WHERE chunk_
 ///   records the user's outcome itself (an explicit `pending` then stays pending).
 /// - `users_explicit_pending`: the (rare) users explicitly `pending` while in a chunk, so that
 ///   settling a chunk finds them without reading all its users.
+/// - `chunks.writing`: 1 while a reading pass is still recording the chunk's users, in batches as
+///   they are routed (see `Checkpoint::begin_chunk`): the chunk is not work yet, and is invisible
+///   to every reader of chunks (`Checkpoint::chunks`, `Checkpoint::chunk`) and its users to the
+///   view below. Set to 0 with the file's row count and size in one UPDATE once the file is
+///   complete. A chunk still writing when a run is opened again (a crash mid-write) is discarded:
+///   its users and its row are deleted, its file is an orphan, its records are read again.
 /// - The view `user_outcomes`: every user with the outcome and attempts derived as above; every
 ///   reader of outcomes goes through it.
 const V2: &str = r#"
+ALTER TABLE chunks ADD COLUMN writing INTEGER NOT NULL DEFAULT 0 CHECK (writing IN (0, 1));
 ALTER TABLE chunks ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE chunks ADD COLUMN settled_outcome TEXT
     CHECK (settled_outcome IN ('imported', 'skipped', 'failed', 'unknown'));
@@ -130,7 +137,8 @@ SELECT u.run_id AS run_id, u.record AS record, u.line AS line, u.byte_offset AS 
        CASE WHEN u.outcome = 'pending' AND u.follows_chunk != 0 AND c.settled_outcome IS NOT NULL
             THEN MAX(u.updated_at, c.settled_at) ELSE u.updated_at END AS updated_at,
        u.follows_chunk AS follows_chunk
-FROM users AS u LEFT JOIN chunks AS c ON c.id = u.chunk_id;
+FROM users AS u LEFT JOIN chunks AS c ON c.id = u.chunk_id
+WHERE c.writing IS NULL OR c.writing = 0;
 "#;
 
 /// All migrations, in order.

@@ -1548,3 +1548,204 @@ fn v1_state_file_migrates_at_open_and_keeps_working() {
     let cp = Checkpoint::open(&db.0).unwrap();
     assert_eq!(cp.counts(run).unwrap().imported, 6);
 }
+
+fn lined(records: std::ops::RangeInclusive<u64>, first_line: i64) -> Vec<(i64, UserRow)> {
+    records
+        .enumerate()
+        .map(|(i, r)| {
+            (
+                first_line + i as i64,
+                user(r, "import:BCRYPT", Outcome::Pending),
+            )
+        })
+        .collect()
+}
+
+fn stored_users(db: &TempDb) -> i64 {
+    let conn = rusqlite::Connection::open(&db.0).unwrap();
+    conn.query_row("SELECT COUNT(*) FROM users", [], |r| r.get(0))
+        .unwrap()
+}
+
+#[test]
+fn writing_chunk_is_invisible_until_finished_and_discarded_when_the_run_reopens() {
+    let db = TempDb::new("writing-chunk");
+    let cp = Checkpoint::open(&db.0).unwrap();
+    let run = cp.begin_run(&spec(), false).unwrap().id;
+    cp.record_batch(run, &[user(1, "trigger", Outcome::Trigger)])
+        .unwrap();
+    // A chunk whose file is still being written: 300 users recorded in two transactions.
+    let c = cp.begin_chunk(run, "import:BCRYPT").unwrap();
+    assert!(cp
+        .write_chunk_users(run, &[(c, lined(2..=151, 1))])
+        .unwrap()
+        .is_empty());
+    assert!(cp
+        .write_chunk_users(run, &[(c, lined(152..=301, 151))])
+        .unwrap()
+        .is_empty());
+    assert_eq!(stored_users(&db), 301);
+    // Invisible to every reader: no chunk, no user in the counts.
+    assert!(cp.chunks(run).unwrap().is_empty());
+    assert!(matches!(
+        cp.chunk(c),
+        Err(CheckpointError::UnknownChunk { .. })
+    ));
+    assert_eq!(cp.counts(run).unwrap().total, 1);
+    assert!(cp.user(run, 2).unwrap().is_none());
+    drop(cp);
+
+    // A crash mid-write, then the run opened again: the chunk and its users are gone, so those
+    // records are read again (not in the skip set); the other user stays.
+    let cp = Checkpoint::open(&db.0).unwrap();
+    let reopened = cp.begin_run(&spec(), false).unwrap();
+    assert!(reopened.resumed);
+    assert_eq!(stored_users(&db), 1);
+    assert!(cp.chunks(run).unwrap().is_empty());
+    let skip = cp.skip_set(run).unwrap();
+    assert!(skip.contains(1));
+    assert!((2..=301).all(|r| !skip.contains(r)));
+    assert_eq!(cp.discard_writing_chunks(run).unwrap(), 0);
+
+    // Read again: users as they come, the rest with the end of the file.
+    let c = cp.begin_chunk(run, "import:BCRYPT").unwrap();
+    assert!(cp
+        .write_chunk_users(run, &[(c, lined(2..=201, 1))])
+        .unwrap()
+        .is_empty());
+    let mut file = chunk_spec("import:BCRYPT", 300);
+    file.file_path = "/tmp/out/r1-import-bcrypt-1.csv".into();
+    let row = cp
+        .finish_chunk(run, c, &file, &lined(202..=301, 201))
+        .unwrap();
+    assert_eq!(row.status, ChunkStatus::Written);
+    assert_eq!(row.row_count, 300);
+    assert_eq!(row.byte_size, 300 * 80);
+    assert_eq!(row.file_path, file.file_path);
+    assert_eq!(
+        row.resume(),
+        ChunkResume::Create {
+            job_name: row.job_name.clone()
+        }
+    );
+    assert_eq!(cp.chunks(run).unwrap(), vec![row.clone()]);
+    assert_eq!(cp.chunk_counts(c).unwrap().pending, 300);
+    let users = collect(cp.chunk_users(c));
+    assert_eq!(users.len(), 300);
+    assert!(users.iter().all(|u| u.chunk_line == Some(u.record - 1)));
+    assert_eq!(cp.counts(run).unwrap().total, 301);
+    // A written chunk survives reopening.
+    drop(cp);
+    let cp = Checkpoint::open(&db.0).unwrap();
+    cp.begin_run(&spec(), false).unwrap();
+    assert_eq!(cp.chunks(run).unwrap(), vec![row]);
+
+    // A file whose row count does not match what was recorded is refused; the chunk stays
+    // writing (invisible) and is discarded.
+    let bad = cp.begin_chunk(run, "import:BCRYPT").unwrap();
+    cp.write_chunk_users(run, &[(bad, lined(400..=409, 1))])
+        .unwrap();
+    let err = cp
+        .finish_chunk(run, bad, &chunk_spec("import:BCRYPT", 11), &[])
+        .unwrap_err();
+    assert!(err.to_string().contains("declares 11 rows but 10"), "{err}");
+    assert_eq!(cp.chunks(run).unwrap().len(), 1);
+    assert_eq!(cp.discard_writing_chunks(run).unwrap(), 1);
+    assert_eq!(stored_users(&db), 301);
+    // Wrong route, a chunk not writing: refused.
+    assert!(cp.begin_chunk(run, "admin-create").is_err());
+    assert!(cp
+        .write_chunk_users(run, &[(c, lined(500..=500, 1))])
+        .is_err());
+}
+
+#[test]
+fn writing_chunk_holds_back_users_already_recorded_until_it_ends() {
+    let db = TempDb::new("writing-held");
+    let cp = Checkpoint::open(&db.0).unwrap();
+    let run = cp.begin_run(&spec(), false).unwrap().id;
+    // A user that failed before (retry reads it again).
+    cp.record_batch(
+        run,
+        &[user(5, "import:BCRYPT", Outcome::Failed).with_reason("x", "earlier failure")],
+    )
+    .unwrap();
+    let c = cp.begin_chunk(run, "import:BCRYPT").unwrap();
+    let held = cp.write_chunk_users(run, &[(c, lined(4..=6, 1))]).unwrap();
+    assert_eq!(held.len(), 1);
+    assert_eq!((held[0].0, held[0].1, held[0].2.position.record), (c, 2, 5));
+    // Untouched until the chunk ends: a crash now keeps its failure (retry finds it again).
+    assert_eq!(outcome_of(&cp, run, 5), Outcome::Failed);
+    assert_eq!(cp.discard_writing_chunks(run).unwrap(), 1);
+    assert_eq!(outcome_of(&cp, run, 5), Outcome::Failed);
+    assert_eq!(stored_users(&db), 1);
+    // Written again and finished: re-chunked with the others, atomically.
+    let c = cp.begin_chunk(run, "import:BCRYPT").unwrap();
+    let held = cp.write_chunk_users(run, &[(c, lined(4..=6, 1))]).unwrap();
+    let rest: Vec<(i64, UserRow)> = held.into_iter().map(|(_, l, u)| (l, u)).collect();
+    cp.finish_chunk(run, c, &chunk_spec("import:BCRYPT", 3), &rest)
+        .unwrap();
+    assert_eq!(outcome_of(&cp, run, 5), Outcome::Pending);
+    let lines: Vec<(u64, Option<u64>)> = collect(cp.chunk_users(c))
+        .iter()
+        .map(|u| (u.record, u.chunk_line))
+        .collect();
+    assert_eq!(lines, vec![(4, Some(1)), (5, Some(2)), (6, Some(3))]);
+}
+
+#[test]
+fn recorder_records_chunk_users_while_their_file_is_written() {
+    let db = TempDb::new("recorder-writing");
+    let cp = Arc::new(Checkpoint::open(&db.0).unwrap());
+    let run = cp.begin_run(&spec(), false).unwrap().id;
+    let mut rec = Recorder::start(cp.clone(), run);
+    // Two files of two routes interleaved, as the plan routes them.
+    for i in 1..=40_000u64 {
+        let (route, line) = if i % 2 == 0 {
+            ("import:BCRYPT", i / 2)
+        } else {
+            ("import:none", i.div_ceil(2))
+        };
+        rec.push_chunk_user(ChunkUser {
+            file: 1,
+            line,
+            row: user(i, route, Outcome::Pending),
+        })
+        .unwrap();
+    }
+    rec.push(user(40_001, "trigger", Outcome::Trigger)).unwrap();
+    // Users are committed before their file is complete (in 16,384-row transactions), but not
+    // visible yet.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while stored_users(&db) < 16_384 {
+        assert!(
+            Instant::now() < deadline,
+            "chunk users not committed while writing"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(cp.chunks(run).unwrap().is_empty());
+    rec.chunk_done(1, chunk_spec("import:BCRYPT", 20_000))
+        .unwrap();
+    rec.chunk_done(1, chunk_spec("import:none", 20_000))
+        .unwrap();
+    assert_eq!(rec.finish().unwrap(), 1);
+    let chunks = cp.chunks(run).unwrap();
+    assert_eq!(chunks.len(), 2);
+    for c in &chunks {
+        assert_eq!(c.row_count, 20_000);
+        assert_eq!(cp.chunk_counts(c.id).unwrap().pending, 20_000);
+    }
+    assert_eq!(cp.counts(run).unwrap().total, 40_001);
+    let bcrypt = chunks.iter().find(|c| c.route == "import:BCRYPT").unwrap();
+    let first = collect(cp.chunk_users(bcrypt.id));
+    assert_eq!(
+        (first[0].record, first[0].chunk_line),
+        (2, Some(1)),
+        "lines as the plan numbered them"
+    );
+    assert_eq!(
+        (first[19_999].record, first[19_999].chunk_line),
+        (40_000, Some(20_000))
+    );
+}

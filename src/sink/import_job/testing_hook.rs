@@ -17,8 +17,13 @@
 //! | `polling` | after a poll that saw the job still running |
 //! | `finished` | after the job's end is recorded, before its users are settled |
 //! | `settled` | after the chunk's users are settled and its file deleted |
+//! | `chunk-writing` | while reading: after a transaction of users into a chunk still `writing` |
+//!
+//! `COGNITO_MIGRATE_TEST_CHUNK_COMMIT_ROWS` (tests only) makes the reading pass commit chunk
+//! users in smaller transactions, so that `chunk-writing` is reached with small inputs.
 
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::OnceLock;
 
 /// The environment variable the hook reads.
 pub const ENV: &str = "COGNITO_MIGRATE_TEST_KILL_AT";
@@ -50,4 +55,20 @@ pub fn testing_hook_kill_at(point: &str) {
         .status();
     // `kill` is missing or did not work: die without cleanup all the same.
     std::process::abort();
+}
+
+/// The environment variable that overrides the chunk users per transaction (tests only).
+pub const COMMIT_ROWS_ENV: &str = "COGNITO_MIGRATE_TEST_CHUNK_COMMIT_ROWS";
+
+/// Chunk users per transaction while reading: `default`, unless a test sets
+/// `COGNITO_MIGRATE_TEST_CHUNK_COMMIT_ROWS`.
+pub fn testing_hook_chunk_commit_rows(default: usize) -> usize {
+    static ROWS: OnceLock<Option<usize>> = OnceLock::new();
+    ROWS.get_or_init(|| {
+        std::env::var(COMMIT_ROWS_ENV)
+            .ok()
+            .and_then(|v| v.parse::<usize>().ok())
+            .map(|n| n.max(1))
+    })
+    .unwrap_or(default)
 }

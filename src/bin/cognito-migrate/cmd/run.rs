@@ -8,7 +8,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::Args;
 use cognito_migrate::checkpoint::{
-    self, Checkpoint, ChunkSpec, Outcome, RecordSet, Recorder, Run, RunSpec, UserRow,
+    self, Checkpoint, ChunkSpec, ChunkUser, Outcome, RecordSet, Recorder, Run, RunSpec, UserRow,
 };
 use cognito_migrate::mapping::Rejection;
 use cognito_migrate::plan::chunks::ChunkFile;
@@ -92,13 +92,13 @@ pub struct RunArgs {
     pub admin: AdminArgs,
 }
 
-/// Records plan outcomes in the checkpoint: rejections and trigger users as they come, import
-/// users per file once the file is complete.
+/// Records plan outcomes in the checkpoint as they come: rejections, trigger users, and import
+/// users into their chunk while its file is being written (the chunk becomes work once the file
+/// is complete; see `checkpoint::Recorder`).
 struct RunSink {
     /// Commits rows and chunks on a background thread, overlapping SQLite with reading.
     recorder: Recorder,
     skip: RecordSet,
-    files: HashMap<(Route, u32), Vec<UserRow>>,
     chunks: u64,
     /// The reading bar: input bytes consumed.
     read: Task,
@@ -135,7 +135,14 @@ impl Sink for RunSink {
                 }
                 self.recorder.push(row).map_err(io::Error::other)?;
             }
-            (_, Some(c)) => self.files.entry((c.route, c.file)).or_default().push(base),
+            (_, Some(c)) => self
+                .recorder
+                .push_chunk_user(ChunkUser {
+                    file: c.file,
+                    line: c.row,
+                    row: base,
+                })
+                .map_err(io::Error::other)?,
             (Route::AdminCreate, None) if self.admin.is_some() => {
                 let admin = self.admin.as_ref().expect("checked");
                 admin
@@ -160,10 +167,6 @@ impl Sink for RunSink {
     }
 
     fn file_done(&mut self, file: &ChunkFile) -> io::Result<()> {
-        let users = self
-            .files
-            .remove(&(file.route, file.index))
-            .unwrap_or_default();
         let spec = ChunkSpec {
             route: file.route.as_str().to_string(),
             file_path: file.path.display().to_string(),
@@ -171,7 +174,7 @@ impl Sink for RunSink {
             byte_size: file.bytes,
         };
         self.recorder
-            .add_chunk(spec, users)
+            .chunk_done(file.index, spec)
             .map_err(io::Error::other)?;
         self.chunks += 1;
         Ok(())
@@ -428,7 +431,6 @@ pub async fn run_scoped(
             let mut sink = RunSink {
                 recorder: Recorder::start(sink_cp, run_id),
                 skip,
-                files: HashMap::new(),
                 chunks: 0,
                 read: sink_read,
                 admin: feeder,
