@@ -30,8 +30,10 @@ const SEND_ROWS: usize = 2_048;
 /// Messages in flight (bounds memory; the reader waits when the thread falls behind).
 const QUEUE: usize = 16;
 
-/// Chunk users the thread commits in one transaction (fewer when due by time).
-const CHUNK_COMMIT_ROWS: usize = 16_384;
+/// Chunk users the thread commits in one transaction (fewer when due by time). Measured with
+/// `scripts/bench import_job` (1M users, 2 cores): 16,384 made the recorder the bottleneck of
+/// pass 1 (35.4 s, the reader held back by the full queue); 262,144 let it keep up (22.1 s).
+const CHUNK_COMMIT_ROWS: usize = 262_144;
 /// The longest a chunk user waits on the thread before its transaction.
 const CHUNK_COMMIT_AFTER: Duration = Duration::from_millis(500);
 
