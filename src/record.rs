@@ -60,7 +60,13 @@ impl Fields {
         self.text.push_str(name);
         let mid = self.text.len();
         self.text.push_str(value);
-        // Records are bounded (max_record_bytes, default 16 MiB), far below u32::MAX.
+        // Records are bounded (max_record_bytes, default 16 MiB), but flattening repeats key
+        // paths, so a hostile record could still pass u32::MAX: stop loudly rather than let the
+        // offsets wrap and hand out another field's text.
+        assert!(
+            self.text.len() <= u32::MAX as usize,
+            "a record's fields take more than 4 GiB once flattened"
+        );
         self.entries.push((
             start as u32,
             mid as u32,

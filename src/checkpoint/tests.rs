@@ -1345,6 +1345,70 @@ fn chunk_settling_is_derived_for_every_reader() {
 }
 
 #[test]
+fn an_admin_create_attempt_on_a_user_of_a_settled_chunk_leaves_it_in_doubt_after_a_crash() {
+    let db = TempDb::new("detach");
+    let cp = Checkpoint::open(&db.0).unwrap();
+    let run = cp.begin_run(&spec(), false).unwrap().id;
+    let c = cp
+        .add_chunk(
+            run,
+            &chunk_spec("import:BCRYPT", 3),
+            chunk_users(1..=3, "import:BCRYPT"),
+        )
+        .unwrap();
+    start_chunk(&cp, c.id, "import-1");
+    cp.chunk_finished(
+        c.id,
+        ChunkStatus::Succeeded,
+        Some(JobCounts {
+            imported: 2,
+            skipped: 0,
+            failed: 1,
+        }),
+        None,
+    )
+    .unwrap();
+    let failed = LineOutcome {
+        line: 2,
+        outcome: Outcome::Failed,
+        reason: Some("FAILED".into()),
+        message: Some("invalid phone number format".into()),
+    };
+    assert_eq!(cp.set_outcomes_by_chunk_lines(c.id, &[failed]).unwrap(), 1);
+    cp.settle_chunk(c.id, Some(Outcome::Imported)).unwrap();
+    assert_eq!(outcome_of(&cp, run, 2), Outcome::Failed);
+    // An imported user of the settled chunk is still refused, and stays in its chunk.
+    assert!(matches!(
+        cp.begin_attempts(run, &[user(1, "admin-create", Outcome::Pending)]),
+        Err(CheckpointError::AlreadySettled { record: 1, .. })
+    ));
+    assert_eq!(cp.user(run, 1).unwrap().unwrap().chunk_id, Some(c.id));
+    // `retry` sends the failed user through AdminCreateUser; the process dies during the call.
+    cp.begin_attempts(run, &[user(2, "admin-create", Outcome::Pending)])
+        .unwrap();
+    drop(cp);
+    let cp = Checkpoint::open(&db.0).unwrap();
+    let u2 = cp.user(run, 2).unwrap().unwrap();
+    assert_eq!(
+        (u2.outcome, u2.chunk_id, u2.chunk_line, u2.attempts),
+        (Outcome::Pending, None, None, 2),
+        "left its settled chunk, keeping the chunk's attempt"
+    );
+    assert_eq!(
+        collect(cp.in_doubt(run))
+            .iter()
+            .map(|u| u.record)
+            .collect::<Vec<_>>(),
+        vec![2]
+    );
+    let skip = cp.skip_set(run).unwrap();
+    assert!(!skip.contains(2), "read again on resume");
+    assert!(skip.contains(1) && skip.contains(3));
+    let counts = cp.counts(run).unwrap();
+    assert_eq!((counts.imported, counts.pending, counts.failed), (2, 1, 0));
+}
+
+#[test]
 fn unknown_users_of_a_settled_chunk_can_go_into_a_new_one() {
     let db = TempDb::new("rechunk");
     let cp = Checkpoint::open(&db.0).unwrap();

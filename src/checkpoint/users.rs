@@ -487,6 +487,15 @@ impl Checkpoint {
         let sql = format!("{UPSERT} WHERE {EFFECTIVE_OUTCOME} IN ('pending', 'failed', 'unknown')");
         self.write_tx(true, |tx| {
             let mut stmt = tx.prepare_cached(&sql).ctx(&self.path)?;
+            let mut detach = tx
+                .prepare_cached(
+                    "UPDATE users SET attempts = attempts + COALESCE( \
+                         (SELECT c.attempts FROM chunks AS c WHERE c.id = users.chunk_id), 0), \
+                     chunk_id = NULL, chunk_line = NULL \
+                     WHERE run_id = ?1 AND record = ?2 AND chunk_id IN \
+                         (SELECT c.id FROM chunks AS c WHERE c.settled_at IS NOT NULL)",
+                )
+                .ctx(&self.path)?;
             let now = now_ms();
             for row in rows {
                 let changed = self.upsert(&mut stmt, run, row, Outcome::Pending, 1, now)?;
@@ -505,6 +514,18 @@ impl Checkpoint {
                         outcome,
                     });
                 }
+                // A user of a chunk that is already settled (e.g. `failed` or `unknown` in an
+                // import job, now retried through AdminCreateUser) leaves that chunk: nothing
+                // would settle it again, so a crash during the call must leave it where resume
+                // looks for users in doubt (`in_doubt`, and not in `skip_set`). Its chunk's
+                // attempts are folded into its own. Done after the guard above, which needs the
+                // chunk to see the user's settled outcome.
+                detach
+                    .execute(params![
+                        run,
+                        to_i64(row.position.record, &self.path, "record")?
+                    ])
+                    .ctx(&self.path)?;
             }
             Ok(())
         })
