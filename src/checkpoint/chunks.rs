@@ -433,26 +433,7 @@ impl Checkpoint {
         let row_count = to_i64(spec.row_count, &self.path, "row count")?;
         let byte_size = to_i64(spec.byte_size, &self.path, "byte size")?;
         let id = self.write_tx(false, |tx| {
-            let token: String = tx
-                .query_row("SELECT token FROM runs WHERE id = ?1", [run], |r| r.get(0))
-                .optional()
-                .ctx(&self.path)?
-                .ok_or_else(|| CheckpointError::UnknownRun {
-                    path: self.path.clone(),
-                    run,
-                })?;
-            let id: ChunkId = tx
-                .query_row("SELECT COALESCE(MAX(id), 0) + 1 FROM chunks", [], |r| {
-                    r.get(0)
-                })
-                .ctx(&self.path)?;
-            let seq: i64 = tx
-                .query_row(
-                    "SELECT COALESCE(MAX(seq), 0) + 1 FROM chunks WHERE run_id = ?1",
-                    [run],
-                    |r| r.get(0),
-                )
-                .ctx(&self.path)?;
+            let (token, id, seq) = self.next_chunk(tx, run)?;
             let now = now_ms();
             tx.execute(
                 "INSERT INTO chunks (id, run_id, seq, route, file_path, row_count, byte_size, \
@@ -598,6 +579,36 @@ impl Checkpoint {
         Ok(())
     }
 
+    /// The run's token, and the id and sequence number of the run's next chunk (inside the write
+    /// transaction that inserts it).
+    fn next_chunk(
+        &self,
+        tx: &rusqlite::Transaction<'_>,
+        run: RunId,
+    ) -> Result<(String, ChunkId, i64)> {
+        let token: String = tx
+            .query_row("SELECT token FROM runs WHERE id = ?1", [run], |r| r.get(0))
+            .optional()
+            .ctx(&self.path)?
+            .ok_or_else(|| CheckpointError::UnknownRun {
+                path: self.path.clone(),
+                run,
+            })?;
+        let id: ChunkId = tx
+            .query_row("SELECT COALESCE(MAX(id), 0) + 1 FROM chunks", [], |r| {
+                r.get(0)
+            })
+            .ctx(&self.path)?;
+        let seq: i64 = tx
+            .query_row(
+                "SELECT COALESCE(MAX(seq), 0) + 1 FROM chunks WHERE run_id = ?1",
+                [run],
+                |r| r.get(0),
+            )
+            .ctx(&self.path)?;
+        Ok((token, id, seq))
+    }
+
     /// Start recording a chunk whose file is still being written (schema V2 `chunks.writing`):
     /// its row is inserted with `writing = 1` (id, sequence number and job name decided now; path,
     /// row count and size come with [`Checkpoint::finish_chunk`]). Until then the chunk and its
@@ -608,26 +619,7 @@ impl Checkpoint {
             return Err(self.invalid(format!("chunk route {route:?} is not an import route")));
         }
         self.write_tx(false, |tx| {
-            let token: String = tx
-                .query_row("SELECT token FROM runs WHERE id = ?1", [run], |r| r.get(0))
-                .optional()
-                .ctx(&self.path)?
-                .ok_or_else(|| CheckpointError::UnknownRun {
-                    path: self.path.clone(),
-                    run,
-                })?;
-            let id: ChunkId = tx
-                .query_row("SELECT COALESCE(MAX(id), 0) + 1 FROM chunks", [], |r| {
-                    r.get(0)
-                })
-                .ctx(&self.path)?;
-            let seq: i64 = tx
-                .query_row(
-                    "SELECT COALESCE(MAX(seq), 0) + 1 FROM chunks WHERE run_id = ?1",
-                    [run],
-                    |r| r.get(0),
-                )
-                .ctx(&self.path)?;
+            let (token, id, seq) = self.next_chunk(tx, run)?;
             let now = now_ms();
             tx.execute(
                 "INSERT INTO chunks (id, run_id, seq, route, file_path, row_count, byte_size, \
