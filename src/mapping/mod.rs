@@ -351,6 +351,28 @@ struct Target {
     max_length: Option<u32>,
     min_value: Option<i64>,
     max_value: Option<i64>,
+    /// The format check this attribute gets, decided once from its name.
+    format: Format,
+}
+
+/// Attributes whose value must have a format beyond their data type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Format {
+    Any,
+    Email,
+    Phone,
+    Birthdate,
+}
+
+impl Format {
+    fn of(attribute: &str) -> Format {
+        match attribute {
+            "email" => Format::Email,
+            "phone_number" => Format::Phone,
+            "birthdate" => Format::Birthdate,
+            _ => Format::Any,
+        }
+    }
 }
 
 /// Which user keys the pool requires to be unique.
@@ -374,7 +396,8 @@ pub struct Mapper {
     names: Arc<Vec<String>>,
     /// Slots in `names` of the attributes the checks below read, if mapped.
     slots: Slots,
-    required: Vec<String>,
+    /// Attributes the pool requires, with their slots.
+    required: Vec<(String, usize)>,
     unique_email: bool,
     unique_phone: bool,
     unique_preferred: bool,
@@ -448,6 +471,7 @@ impl Mapper {
             targets.push(Target {
                 name: name.to_string(),
                 slot: 0,
+                format: Format::of(name),
                 rule: CompiledRule::compile(name, rule)?,
                 data_type,
                 min_length,
@@ -497,6 +521,11 @@ impl Mapper {
         }
         let alias = |a: &str| schema.alias_attributes.iter().any(|x| x == a);
         let slot = |a: &str| names.binary_search_by(|n| n.as_str().cmp(a)).ok();
+        // Every required attribute is a target (checked above), so it has a slot.
+        let required = required
+            .into_iter()
+            .filter_map(|r| slot(&r).map(|i| (r, i)))
+            .collect();
         let slots = Slots {
             email: slot("email"),
             phone: slot("phone_number"),
@@ -588,7 +617,10 @@ impl Mapper {
                     }
                 },
                 DataType::String | DataType::DateTime => {
-                    if t.max_length.is_some() || t.min_length.is_some() {
+                    // A value never has more characters than bytes: most values are known to
+                    // fit without counting.
+                    let bytes = v.len() as u32;
+                    if t.max_length.is_some_and(|m| bytes > m) || t.min_length.is_some() {
                         let len = v.chars().count() as u32;
                         if let Some(max) = t.max_length.filter(|m| len > *m) {
                             return reject(
@@ -605,31 +637,32 @@ impl Mapper {
                     }
                 }
             }
-            if v.contains(['\n', '\r']) {
+            if memchr::memchr2(b'\n', b'\r', v.as_bytes()).is_some() {
                 return reject(
                     Reason::MalformedRecord,
                     "line breaks cannot be carried in Cognito's import file".into(),
                 );
             }
-            match t.name.as_str() {
-                "email" if !is_email(&v) => {
+            match t.format {
+                Format::Any => {}
+                Format::Email if !is_email(&v) => {
                     return reject(Reason::InvalidEmail, "not a valid email address".into())
                 }
-                "phone_number" if !is_e164(&v) => {
+                Format::Phone if !is_e164(&v) => {
                     return reject(
                         Reason::InvalidPhone,
                         "not in E.164 (+ and up to 15 digits); the e164 transform with default_region converts national numbers".into(),
                     )
                 }
-                "birthdate" if transform::to_date(&v).as_deref() != Some(&*v) && !v.starts_with("0000-") => {
+                Format::Birthdate if transform::to_date(&v).as_deref() != Some(&*v) && !v.starts_with("0000-") => {
                     return reject(Reason::InvalidDate, "not a YYYY-MM-DD date".into())
                 }
                 _ => {}
             }
             attributes.set_slot(t.slot, &v);
         }
-        for r in &self.required {
-            if !attributes.contains_key(r) {
+        for (r, slot) in &self.required {
+            if attributes.get_slot(*slot).is_none() {
                 let field = self
                     .targets
                     .iter()
@@ -698,16 +731,17 @@ impl Mapper {
                 }
             },
         };
-        let too_long = if username.is_ascii() {
+        let bad = if username.is_ascii() {
             username.len() > 128
+                // White space and control characters: below `!`, and DEL.
+                || username.bytes().any(|b| b <= b' ' || b == 0x7f)
         } else {
             username.chars().count() > 128
+                || username
+                    .chars()
+                    .any(|c| c.is_whitespace() || c.is_control())
         };
-        if too_long
-            || username
-                .chars()
-                .any(|c| c.is_whitespace() || c.is_control())
-        {
+        if bad {
             let field = self
                 .username
                 .sources

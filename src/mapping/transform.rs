@@ -100,22 +100,26 @@ impl Transform {
                     Transform::Lowercase | Transform::LowercaseEmail => Ok(Some(lowercase(v))),
                     Transform::Bool => parse_bool(v)
                         .map(|b| Some(Cow::Borrowed(bool_str(b))))
-                        .ok_or((Reason::InvalidBoolean, format!("{v:?} is not a boolean"))),
+                        .ok_or_else(|| (Reason::InvalidBoolean, format!("{v:?} is not a boolean"))),
                     Transform::NotBool => parse_bool(v)
                         .map(|b| Some(Cow::Borrowed(bool_str(!b))))
-                        .ok_or((Reason::InvalidBoolean, format!("{v:?} is not a boolean"))),
+                        .ok_or_else(|| (Reason::InvalidBoolean, format!("{v:?} is not a boolean"))),
+                    // Most exports already hold E.164: kept as they are, without a copy.
+                    Transform::E164 if is_e164(v) => Ok(Some(Cow::Borrowed(v))),
                     Transform::E164 => to_e164(v, default_region)
                         .map(|p| Some(Cow::Owned(p)))
-                        .ok_or((
-                            Reason::InvalidPhone,
-                            "not a phone number that can be written in E.164".to_string(),
-                        )),
+                        .ok_or_else(|| {
+                            (
+                                Reason::InvalidPhone,
+                                "not a phone number that can be written in E.164".to_string(),
+                            )
+                        }),
                     Transform::EpochSeconds => to_epoch_seconds(v)
                         .map(|s| Some(Cow::Owned(s.to_string())))
-                        .ok_or((Reason::InvalidDate, format!("{v:?} is not a timestamp"))),
+                        .ok_or_else(|| (Reason::InvalidDate, format!("{v:?} is not a timestamp"))),
                     Transform::Date => to_date(v)
                         .map(|d| Some(Cow::Owned(d)))
-                        .ok_or((Reason::InvalidDate, format!("{v:?} is not a date"))),
+                        .ok_or_else(|| (Reason::InvalidDate, format!("{v:?} is not a date"))),
                     Transform::SplitNameFirst => Ok(v.split_whitespace().next().map(Cow::Borrowed)),
                     Transform::SplitNameLast => {
                         let rest: Vec<&str> = v.split_whitespace().skip(1).collect();
@@ -151,6 +155,12 @@ pub fn bool_str(b: bool) -> &'static str {
 }
 
 pub fn parse_bool(v: &str) -> Option<bool> {
+    // JSON exports spell them exactly so.
+    match v {
+        "true" => return Some(true),
+        "false" => return Some(false),
+        _ => {}
+    }
     // Compared ignoring ASCII case rather than lower-cased into a new string: this runs for
     // every boolean of every record.
     let v = v.trim();
@@ -382,10 +392,18 @@ pub fn is_email(v: &str) -> bool {
         && !domain.starts_with('.')
         && !domain.ends_with('.')
         && !domain.contains("..")
-        && !v.chars().any(|c| c.is_whitespace() || c.is_control())
-        && domain
-            .chars()
-            .all(|c| c.is_alphanumeric() || c == '-' || c == '.')
+        && if v.is_ascii() {
+            // The same tests, a byte at a time, for the usual ASCII address.
+            !v.bytes().any(|b| b <= b' ' || b == 0x7f)
+                && domain
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+        } else {
+            !v.chars().any(|c| c.is_whitespace() || c.is_control())
+                && domain
+                    .chars()
+                    .all(|c| c.is_alphanumeric() || c == '-' || c == '.')
+        }
 }
 
 #[cfg(test)]
