@@ -1,5 +1,6 @@
-//! The one exponential backoff of every layer that retries Cognito calls itself: the
-//! AdminCreateUser writer, the import-job writer and the `cognito` source.
+//! The one exponential backoff of every layer that retries AWS calls itself: the
+//! AdminCreateUser writer, the import-job writer, the `cognito` source, and the `s3://` reader
+//! when it reopens a download that broke off.
 //!
 //! Their clients have the SDK's own retries off
 //! ([`crate::aws::Clients::cognito_without_sdk_retries`]), so each of them is the only layer that

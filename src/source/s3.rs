@@ -255,6 +255,9 @@ struct Pump {
     tx: mpsc::Sender<io::Result<Bytes>>,
 }
 
+/// The longest wait between two reopens.
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
 enum Step {
     /// The whole object was delivered, or the reader went away.
     Stop,
@@ -266,6 +269,9 @@ impl Pump {
     async fn run(self) {
         let mut offset = self.opts.start_offset;
         let mut failures = 0u32;
+        // One reader: nothing to spread out, so the delays are exact.
+        let mut backoff = crate::retry::Backoff::new(self.opts.initial_backoff, MAX_BACKOFF)
+            .with_jitter(crate::retry::Jitter::None);
         let loc = &self.object.location;
         loop {
             if offset >= self.object.size {
@@ -279,6 +285,7 @@ impl Pump {
             };
             if offset > before {
                 failures = 0;
+                backoff.reset();
             }
             failures += 1;
             if failures >= self.opts.max_attempts.max(1) {
@@ -293,12 +300,7 @@ impl Pump {
             tracing::warn!(
                 "{loc}: the download broke off at byte {offset} ({why}); resuming from there"
             );
-            let backoff = self
-                .opts
-                .initial_backoff
-                .saturating_mul(1 << (failures - 1).min(5))
-                .min(Duration::from_secs(5));
-            tokio::time::sleep(backoff).await;
+            tokio::time::sleep(backoff.next_delay()).await;
         }
     }
 
