@@ -15,10 +15,11 @@ use std::fmt;
 /// Why not a `BTreeMap<String, String>`: reading a record used to allocate two `String`s per field
 /// (~25 per user) and build a tree that the mapping then searched by string comparison, which made
 /// record handling the bulk of `plan`'s time. Here a record costs two allocations (the text and the
-/// entry list), and a lookup is a scan of a few dozen entries comparing lengths first. Semantics are
-/// those of the map it replaces: a later field with the same name replaces the earlier one
-/// ([`Fields::push`] and [`Fields::insert`] are the same operation), and iteration is in name order
-/// with one entry per name.
+/// entry list), and a lookup is a scan of a few dozen entries comparing a summary of the names
+/// first (a 128-bit set of the names' hashes answers most lookups of absent names without a
+/// scan). Semantics are those of the map it replaces: a later field with the same name replaces
+/// the earlier one ([`Fields::push`] and [`Fields::insert`] are the same operation), and iteration
+/// is in name order with one entry per name.
 #[derive(Clone, Default)]
 pub struct Fields {
     /// Every name and value pushed, each name followed directly by its value.
@@ -26,6 +27,15 @@ pub struct Fields {
     /// (name start, name end = value start, value end) in `text`, and the name's [`tag`], in
     /// push order.
     entries: Vec<(u32, u32, u32, u32)>,
+    /// The [`bit`] of every name pushed: a name whose bit is clear is absent (removals leave
+    /// bits set, which only costs a scan).
+    names: u128,
+}
+
+/// A name's bit in [`Fields::names`], from its [`tag`].
+#[inline]
+fn bit(tag: u32) -> u128 {
+    1u128 << (tag.wrapping_mul(0x9E37_79B1) >> 25)
 }
 
 /// A cheap summary of a name (its length and a few bytes; equal names have equal tags), compared
@@ -50,13 +60,17 @@ impl Fields {
         Fields {
             text: String::with_capacity(text),
             entries: Vec::with_capacity(fields),
+            ..Fields::default()
         }
     }
 
     /// Sets `name` to `value`, replacing an earlier value of `name`.
     #[inline]
     pub fn push(&mut self, name: &str, value: &str) {
+        let g = tag(name.as_bytes());
+        self.names |= bit(g);
         let start = self.text.len();
+        self.text.reserve(name.len() + value.len());
         self.text.push_str(name);
         let mid = self.text.len();
         self.text.push_str(value);
@@ -67,12 +81,8 @@ impl Fields {
             self.text.len() <= u32::MAX as usize,
             "a record's fields take more than 4 GiB once flattened"
         );
-        self.entries.push((
-            start as u32,
-            mid as u32,
-            self.text.len() as u32,
-            tag(name.as_bytes()),
-        ));
+        self.entries
+            .push((start as u32, mid as u32, self.text.len() as u32, g));
     }
 
     /// Sets `name` to `value`, replacing an earlier value (like `BTreeMap::insert`, without
@@ -86,6 +96,9 @@ impl Fields {
     fn find(&self, name: &str) -> Option<usize> {
         let n = name.as_bytes();
         let g = tag(n);
+        if self.names & bit(g) == 0 {
+            return None;
+        }
         let t = self.text.as_bytes();
         self.entries
             .iter()
@@ -323,6 +336,17 @@ mod tests {
             f.to_map(),
             BTreeMap::from([("name".to_string(), "Ann".to_string())])
         );
+
+        // Enough names that their bits in the summary collide: every one is still found, and
+        // absent ones are not.
+        let mut many = Fields::new();
+        for i in 0..300 {
+            many.push(&format!("f{i}"), &i.to_string());
+        }
+        for i in 0..300 {
+            assert_eq!(many.get(&format!("f{i}")), Some(i.to_string().as_str()));
+        }
+        assert!((300..600).all(|i| !many.contains_key(&format!("f{i}"))));
 
         let mut u = LegacyUser::new(Position::default());
         u.fields = f;

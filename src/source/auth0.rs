@@ -27,7 +27,7 @@ use std::collections::BTreeMap;
 
 use super::error::{Reason, RecordError, SourceError};
 use super::input::Input;
-use super::json::{flatten_value, take, Fields, Json, Obj};
+use super::json::{flatten_value, Fields, Json, Obj};
 use super::json_stream::JsonRecords;
 use super::{JsonAdapter, JsonSource, Source, SourceOptions};
 use crate::record::{LegacyUser, Position, RawPassword};
@@ -72,13 +72,28 @@ impl JsonAdapter for Auth0 {
 
     fn convert(
         &mut self,
-        mut obj: Obj<'_>,
+        obj: Obj<'_>,
         mut fields: Fields,
         pos: Position,
     ) -> Result<Option<LegacyUser>, RecordError> {
         let mut user = LegacyUser::new(pos);
 
-        match take(&mut obj, "passwordHash") {
+        // One pass over the captured members; the last duplicate wins.
+        let (mut password_hash, mut custom_hash, mut identities, mut blocked, mut identifiers) =
+            (None, None, None, None, None);
+        for (key, value) in obj {
+            let slot = match key.as_ref() {
+                "passwordHash" => &mut password_hash,
+                "custom_password_hash" => &mut custom_hash,
+                "identities" => &mut identities,
+                "blocked" => &mut blocked,
+                "identifiers" => &mut identifiers,
+                _ => continue,
+            };
+            *slot = Some(value);
+        }
+
+        match password_hash {
             None | Some(Json::Null) => {}
             Some(Json::Str(s)) => {
                 if !s.is_empty() {
@@ -90,7 +105,7 @@ impl JsonAdapter for Auth0 {
                     .with_field("passwordHash"))
             }
         }
-        if let Some(custom) = take(&mut obj, "custom_password_hash") {
+        if let Some(custom) = custom_hash {
             let algorithm = custom.get("algorithm").and_then(Json::as_str);
             let value = custom
                 .get("hash")
@@ -118,38 +133,47 @@ impl JsonAdapter for Auth0 {
             }
         }
 
-        if let Some(Json::Arr(identities)) = take(&mut obj, "identities") {
-            let mut connections = String::new();
-            let mut providers = String::new();
-            for (i, identity) in identities.iter().enumerate() {
-                if let Some(c) = identity.get("connection").and_then(Json::scalar_text) {
-                    push_joined(&mut connections, c);
-                }
-                if let Some(p) = identity.get("provider").and_then(Json::scalar_text) {
-                    push_joined(&mut providers, p);
-                }
-                if i == 0 {
-                    for (key, field) in IDENTITY_FIELDS {
-                        if let Some(v) = identity.get(key).and_then(Json::scalar_text) {
-                            fields.push(field, v);
-                        }
+        if let Some(Json::Arr(identities)) = identities {
+            if let Some(first) = identities.first() {
+                for (key, field) in IDENTITY_FIELDS {
+                    if let Some(v) = first.get(key).and_then(Json::scalar_text) {
+                        fields.push(field, v);
                     }
                 }
             }
-            if !connections.is_empty() {
-                fields.push("identities.connections", &connections);
-            }
-            if !providers.is_empty() {
-                fields.push("identities.providers", &providers);
+            // Usually one identity: its values go in as they are, without building a list.
+            let mut list = String::new();
+            for (key, field) in [
+                ("connection", "identities.connections"),
+                ("provider", "identities.providers"),
+            ] {
+                let mut items = identities
+                    .iter()
+                    .filter_map(|i| i.get(key).and_then(Json::scalar_text));
+                let joined = match (items.next(), items.next()) {
+                    (None, _) => continue,
+                    (Some(one), None) => one,
+                    (Some(a), Some(b)) => {
+                        list.clear();
+                        for item in [a, b].into_iter().chain(items) {
+                            push_joined(&mut list, item);
+                        }
+                        &list
+                    }
+                };
+                if !joined.is_empty() {
+                    fields.push(field, joined);
+                }
             }
         }
-        if let Some(blocked) = take(&mut obj, "blocked") {
-            if blocked == Json::Bool(true) {
-                user.enabled = false;
+        match blocked {
+            None => {}
+            Some(Json::Bool(b)) => {
+                user.enabled = !b;
+                fields.push("blocked", if b { "true" } else { "false" });
             }
-            flatten_value(&mut "blocked".to_string(), blocked, &mut fields);
+            Some(other) => flatten_value(&mut "blocked".to_string(), other, &mut fields),
         }
-        let identifiers = take(&mut obj, "identifiers");
         user.fields = fields;
 
         if let Some(Json::Arr(identifiers)) = identifiers {

@@ -184,7 +184,7 @@ impl<'a> Parser<'a> {
             Some(b't') => self.literal("true", Json::Bool(true)),
             Some(b'f') => self.literal("false", Json::Bool(false)),
             Some(b'n') => self.literal("null", Json::Null),
-            Some(b'-' | b'0'..=b'9') => self.number(),
+            Some(b'-' | b'0'..=b'9') => self.number().map(Json::Num),
             Some(_) => Err(self.err("expected a value")),
         }
     }
@@ -219,12 +219,13 @@ impl<'a> Parser<'a> {
     /// The record's object: captured members into the returned tree, the rest flattened.
     fn top_object(&mut self, capture: &[&str], fields: &mut Fields) -> Result<Obj<'a>, ParseError> {
         let mut captured = Vec::new();
-        let mut prefix = String::with_capacity(64);
+        let mut prefix = String::new();
         self.members(|p, key| {
             if capture.iter().any(|c| *c == key.as_ref()) {
                 let v = p.value()?;
                 captured.push((key, v));
-            } else {
+            } else if !p.flat_scalar(&key, fields)? {
+                // Only nested values need their name built up.
                 prefix.clear();
                 prefix.push_str(&key);
                 p.flat_value(&mut prefix, fields)?;
@@ -287,18 +288,49 @@ impl<'a> Parser<'a> {
                 prefix.truncate(base);
                 r
             }),
-            Some(b'"') => {
-                let s = self.string()?;
-                fields.push(prefix, &s);
-                Ok(())
-            }
             // Arrays need a look at all their items first (joined or indexed).
-            _ => {
+            Some(b'[') => {
                 let v = self.value()?;
                 flatten_value(prefix, v, fields);
                 Ok(())
             }
+            _ => {
+                self.flat_scalar(prefix, fields)?;
+                Ok(())
+            }
         }
+    }
+
+    /// If the next value is a scalar, parses it straight into the field `name` (null: no field)
+    /// and returns true; returns false, consuming nothing, at an object or array.
+    fn flat_scalar(&mut self, name: &str, fields: &mut Fields) -> Result<bool, ParseError> {
+        match self.b.get(self.pos) {
+            Some(b'{' | b'[') => return Ok(false),
+            Some(b'"') => {
+                let s = self.string()?;
+                fields.push(name, &s);
+            }
+            Some(b't') => {
+                self.literal("true", Json::Null)?;
+                fields.push(name, "true");
+            }
+            Some(b'f') => {
+                self.literal("false", Json::Null)?;
+                fields.push(name, "false");
+            }
+            Some(b'n') => {
+                self.literal("null", Json::Null)?;
+            }
+            Some(b'-' | b'0'..=b'9') => {
+                let n = self.number()?;
+                fields.push(name, n);
+            }
+            // The error a value would give.
+            _ => {
+                self.value()?;
+            }
+        }
+        Ok(true)
     }
 
     fn array(&mut self) -> Result<Json<'a>, ParseError> {
@@ -329,7 +361,8 @@ impl<'a> Parser<'a> {
         Ok(Json::Arr(items))
     }
 
-    fn number(&mut self) -> Result<Json<'a>, ParseError> {
+    /// A number's text, exactly as written.
+    fn number(&mut self) -> Result<&'a str, ParseError> {
         let start = self.pos;
         let b = self.b;
         let mut i = self.pos;
@@ -372,7 +405,7 @@ impl<'a> Parser<'a> {
             }
         }
         self.pos = i;
-        Ok(Json::Num(&self.s[start..i]))
+        Ok(&self.s[start..i])
     }
 
     /// A string starting at the opening quote; borrowed when it has no escapes.
@@ -380,21 +413,27 @@ impl<'a> Parser<'a> {
         self.pos += 1; // opening quote
         let start = self.pos;
         let b = self.b;
-        // Fast path: jump to the closing quote (or the first backslash).
-        let i = match memchr::memchr2(b'"', b'\\', &b[start..]) {
-            Some(k) => start + k,
+        // Fast path: jump to the closing quote (or the first backslash or control character).
+        let i = special(b, start);
+        match b.get(i) {
+            Some(b'"') => {
+                self.pos = i + 1;
+                return Ok(Cow::Borrowed(&self.s[start..i]));
+            }
             None => {
                 self.pos = b.len();
                 return Err(self.err("unterminated string"));
             }
-        };
-        if has_control(&b[start..i]) {
-            self.pos = start + b[start..i].iter().position(|&c| c < 0x20).unwrap_or(0);
-            return Err(self.err("control character in a string"));
-        }
-        if b[i] == b'"' {
-            self.pos = i + 1;
-            return Ok(Cow::Borrowed(&self.s[start..i]));
+            Some(b'\\') => {}
+            Some(_) => {
+                // A control character; an unterminated string is reported as such first.
+                if memchr::memchr2(b'"', b'\\', &b[i..]).is_none() {
+                    self.pos = b.len();
+                    return Err(self.err("unterminated string"));
+                }
+                self.pos = i;
+                return Err(self.err("control character in a string"));
+            }
         }
         let mut i = i;
         // Slow path: unescape into an owned string.
@@ -403,9 +442,9 @@ impl<'a> Parser<'a> {
         loop {
             // Copy the run up to the next quote or backslash.
             let run_start = i;
-            i = memchr::memchr2(b'"', b'\\', &b[i..]).map_or(b.len(), |k| i + k);
-            if has_control(&b[run_start..i]) {
-                self.pos = run_start + b[run_start..i].iter().position(|&c| c < 0x20).unwrap_or(0);
+            i = special(b, i);
+            if b.get(i).is_some_and(|&c| c < 0x20) {
+                self.pos = i;
                 return Err(self.err("control character in a string"));
             }
             out.push_str(&self.s[run_start..i]);
@@ -488,11 +527,39 @@ impl<'a> Parser<'a> {
     }
 }
 
-/// Whether `bytes` holds a control character (not allowed raw in JSON strings). Written without
-/// an early exit so that it vectorises.
+/// Index of the first `"`, `\\` or control character (< 0x20) at or after `from` in `b`, or
+/// `b.len()`. Most strings in an export are short, where a call to `memchr2` plus a second pass
+/// for control characters cost more than the scan itself: this looks at eight bytes per step
+/// (SWAR) and checks all three kinds of byte at once.
 #[inline]
-fn has_control(bytes: &[u8]) -> bool {
-    bytes.iter().fold(false, |acc, &c| acc | (c < 0x20))
+fn special(b: &[u8], from: usize) -> usize {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let mut i = from;
+    while i + 8 <= b.len() {
+        let x = u64::from_le_bytes(b[i..i + 8].try_into().unwrap());
+        let quote = x ^ (ONES * b'"' as u64);
+        let backslash = x ^ (ONES * b'\\' as u64);
+        // A byte's high bit ends up set where the byte is zero (resp. below 0x20); bytes above
+        // the first such byte may be flagged falsely (borrows), never bytes below it, so the
+        // lowest flag is exact.
+        let hit = (quote.wrapping_sub(ONES) & !quote
+            | backslash.wrapping_sub(ONES) & !backslash
+            | x.wrapping_sub(ONES * 0x20) & !x)
+            & HIGH;
+        if hit != 0 {
+            return i + (hit.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    while i < b.len() {
+        let c = b[i];
+        if c == b'"' || c == b'\\' || c < 0x20 {
+            return i;
+        }
+        i += 1;
+    }
+    i
 }
 
 /// Flattens an object's members into `out`: nested objects joined with `.`, arrays of scalars
@@ -622,6 +689,52 @@ mod tests {
         assert_eq!(parse(&deep).unwrap_err().message, "nesting too deep");
         let ok = "[".repeat(MAX_DEPTH) + &"]".repeat(MAX_DEPTH);
         assert!(parse(&ok).is_ok());
+    }
+
+    #[test]
+    fn special_byte_scan_matches_a_plain_loop() {
+        let alphabet = [
+            b'a', b'"', b'\\', 0x00, 0x1f, 0x20, 0x7f, 0x80, 0xff, b'!', b'#', b']',
+        ];
+        // Every placement of one or two interesting bytes in runs of up to 20 bytes, at every
+        // start, so that both the 8-byte steps and the tail loop are covered.
+        for len in 0..20 {
+            for x in 0..len.max(1) {
+                for y in x..len.max(1) {
+                    for &cx in &alphabet {
+                        for &cy in &alphabet[..3] {
+                            let mut b = vec![b'a'; len];
+                            if len > 0 {
+                                b[x] = cx;
+                                b[y] = cy;
+                            }
+                            for from in 0..=len {
+                                let plain = (from..len)
+                                    .find(|&i| b[i] == b'"' || b[i] == b'\\' || b[i] < 0x20)
+                                    .unwrap_or(len);
+                                assert_eq!(special(&b, from), plain, "{b:?} from {from}");
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn string_errors_keep_their_precedence() {
+        assert_eq!(
+            parse("\"ab\u{1}cd").unwrap_err().message,
+            "unterminated string"
+        );
+        let e = parse("\"abcdefghij\u{1}\"").unwrap_err();
+        assert_eq!((e.offset, e.message), (11, "control character in a string"));
+        let e = parse("\"a\\n\u{1}").unwrap_err();
+        assert_eq!((e.offset, e.message), (4, "control character in a string"));
+        assert_eq!(
+            parse("\"abcdefgh\\nijklmnop\"").unwrap().as_str(),
+            Some("abcdefgh\nijklmnop")
+        );
     }
 
     #[test]

@@ -4,7 +4,8 @@
 //! by `firebase auth:export` and Keycloak), too big to load. [`JsonRecords`] walks the document
 //! byte by byte, tracking only string/escape state and bracket depth, and hands out one array
 //! element at a time with the line and byte offset where it starts; the element alone is then
-//! parsed. NDJSON (one object per line) goes through the same interface. Memory stays bounded by
+//! parsed. NDJSON (one object per line) goes through the same interface; a line that sits whole in
+//! the input's buffer is lent from there rather than copied. Memory stays bounded by
 //! the largest single record (capped by `max_record_bytes`), whatever the input size.
 
 use std::io;
@@ -43,6 +44,9 @@ pub(crate) struct JsonRecords {
     max: usize,
     /// Records handed out so far (including ones that failed).
     record: u64,
+    /// Length of the line (with its `\n`) last handed out straight from the input's buffer,
+    /// consumed when the next record is asked for.
+    pending: usize,
     warnings: Vec<String>,
 }
 
@@ -55,6 +59,7 @@ impl JsonRecords {
             buf: Vec::with_capacity(4096),
             max,
             record: 0,
+            pending: 0,
             warnings: Vec::new(),
         }
     }
@@ -88,6 +93,7 @@ impl JsonRecords {
                     buf: Vec::new(),
                     max,
                     record: 0,
+                    pending: 0,
                     warnings: vec!["the input is empty".to_string()],
                 })
             }
@@ -100,6 +106,7 @@ impl JsonRecords {
             buf: Vec::with_capacity(4096),
             max,
             record: 0,
+            pending: 0,
             warnings: Vec::new(),
         })
     }
@@ -110,6 +117,10 @@ impl JsonRecords {
 
     /// The next record's bytes and position, a record-level error, or `None` at the end.
     pub fn next_raw(&mut self) -> Option<Result<(Position, &[u8]), RecordError>> {
+        if self.pending > 0 {
+            self.input.consume_counted(self.pending, 1);
+            self.pending = 0;
+        }
         match self.mode {
             Mode::Done => None,
             Mode::Ndjson => self.next_line(),
@@ -147,6 +158,32 @@ impl JsonRecords {
             }
         }
         let pos = self.here();
+        // Usually the whole line is in the input's buffer: hand it out from there, without a copy.
+        let max = self.max;
+        let whole = match self.input.fill() {
+            Ok(buf) => memchr::memchr(b'\n', buf).filter(|&i| i <= max),
+            Err(_) => None,
+        };
+        if let Some(i) = whole {
+            self.record += 1;
+            self.pending = i + 1;
+            // The same buffered bytes again (nothing was consumed); a separate call because the
+            // borrow checker cannot return the first one conditionally.
+            return match self.input.fill() {
+                Ok(buf) => {
+                    let mut line = &buf[..i];
+                    while let [rest @ .., b'\r' | b' ' | b'\t'] = line {
+                        line = rest;
+                    }
+                    Some(Ok((pos, line)))
+                }
+                Err(e) => {
+                    self.pending = 0;
+                    self.mode = Mode::Done;
+                    Some(Err(RecordError::read_error(pos, &e).fatal()))
+                }
+            };
+        }
         self.buf.clear();
         let mut too_large = false;
         // Read up to the end of the line, keeping at most `max` bytes.
@@ -575,7 +612,14 @@ mod tests {
     #[test]
     fn ndjson_lines_with_blank_lines_crlf_and_positions() {
         let text = "{\"a\":1}\r\n\r\n   \n  {\"b\":2}\n{bad\n{\"c\":3}";
-        let recs = JsonRecords::ndjson(input_with_buffer(text, 3), 1 << 20);
+        // Small buffers split lines (copied); a large one holds them whole (borrowed).
+        for cap in [3, 11, 4096] {
+            let recs = JsonRecords::ndjson(input_with_buffer(text, cap), 1 << 20);
+            ndjson_positions_are_exact(text, recs);
+        }
+    }
+
+    fn ndjson_positions_are_exact(text: &str, recs: JsonRecords) {
         let got: Vec<_> = collect(recs).into_iter().map(Result::unwrap).collect();
         let lines: Vec<_> = got
             .iter()
