@@ -27,13 +27,17 @@ use super::{Checkpoint, ChunkId, ChunkSpec, Result, RunId, UserRow, Writer};
 
 /// Rows sent to the thread in one message.
 const SEND_ROWS: usize = 2_048;
-/// Messages in flight (bounds memory; the reader waits when the thread falls behind).
-const QUEUE: usize = 16;
+/// Messages in flight (bounds memory; the reader waits when the thread falls behind). They hold
+/// as many rows as one chunk-user transaction, so that the reader goes on while the thread
+/// commits instead of stalling on a full queue for the whole transaction.
+const QUEUE: usize = CHUNK_COMMIT_ROWS / SEND_ROWS;
 
 /// Chunk users the thread commits in one transaction (fewer when due by time). Measured with
 /// `scripts/bench import_job` (1M users, 2 cores): 16,384 made the recorder the bottleneck of
 /// pass 1 (35.4 s, the reader held back by the full queue); 262,144 let it keep up (22.1 s).
-const CHUNK_COMMIT_ROWS: usize = 262_144;
+/// 131,072 with a queue of as many rows keeps the memory held (pending rows plus queue) as it
+/// was with 262,144 and a 32,768-row queue, and lets reading overlap the commits.
+const CHUNK_COMMIT_ROWS: usize = 131_072;
 /// The longest a chunk user waits on the thread before its transaction.
 const CHUNK_COMMIT_AFTER: Duration = Duration::from_millis(500);
 
@@ -208,8 +212,8 @@ pub enum RecorderError {
 struct Writing {
     cp: Arc<Checkpoint>,
     run: RunId,
-    /// (route, file number) → chunk.
-    open: HashMap<(String, u32), ChunkId>,
+    /// (route, file number, chunk) of the files being written.
+    open: Vec<(String, u32, ChunkId)>,
     /// Users not yet committed, per chunk (in arrival order of the chunks).
     pending: Vec<(ChunkId, Vec<(i64, UserRow)>)>,
     pending_rows: usize,
@@ -221,12 +225,16 @@ struct Writing {
 impl Writing {
     fn add(&mut self, users: Vec<ChunkUser>) -> Result<()> {
         for u in users {
-            let key = (u.row.route.clone(), u.file);
-            let chunk = match self.open.get(&key) {
-                Some(c) => *c,
+            // A linear scan: only a few files are open at a time, and it allocates nothing.
+            let open = self
+                .open
+                .iter()
+                .find(|(route, file, _)| *file == u.file && *route == u.row.route);
+            let chunk = match open {
+                Some((_, _, c)) => *c,
                 None => {
-                    let c = self.cp.begin_chunk(self.run, &key.0)?;
-                    self.open.insert(key, c);
+                    let c = self.cp.begin_chunk(self.run, &u.row.route)?;
+                    self.open.push((u.row.route.clone(), u.file, c));
                     c
                 }
             };
@@ -274,9 +282,12 @@ impl Writing {
     }
 
     fn done(&mut self, file: u32, spec: &ChunkSpec) -> Result<()> {
-        let key = (spec.route.clone(), file);
-        let chunk = match self.open.remove(&key) {
-            Some(c) => c,
+        let open = self
+            .open
+            .iter()
+            .position(|(route, f, _)| *f == file && *route == spec.route);
+        let chunk = match open {
+            Some(i) => self.open.swap_remove(i).2,
             // A file with no users (not written by the plan, but harmless): an empty chunk.
             None => self.cp.begin_chunk(self.run, &spec.route)?,
         };
@@ -299,7 +310,7 @@ fn record(cp: Arc<Checkpoint>, run: RunId, rx: Receiver<Msg>) -> Result<u64> {
     let mut writing = Writing {
         cp: cp.clone(),
         run,
-        open: HashMap::new(),
+        open: Vec::new(),
         pending: Vec::new(),
         pending_rows: 0,
         oldest: None,
