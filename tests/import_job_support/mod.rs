@@ -13,7 +13,7 @@ use serde_json::json;
 
 use crate::support::{self, run_cli, Emulator};
 
-pub const ROLE: &str = "arn:aws:iam::123456789012:role/CognitoImport";
+pub use crate::support::{tempdir, ROLE_ARN as ROLE};
 /// A bcrypt hash (cost 10) Cognito imports; its password does not matter here.
 pub const BCRYPT: &str = "$2b$10$BvjxuTfzJw4LRKIq4kPBJus3C2LYUeEAv41PJsQBCGXHcOVZV.q6y";
 
@@ -23,14 +23,12 @@ pub async fn client(emu: &Emulator) -> Client {
 
 /// A pool like the ones the import job needs (email auto-verified); returns its id.
 pub async fn pool(c: &Client, name: &str) -> String {
-    let out = c
-        .create_user_pool()
-        .pool_name(name)
-        .auto_verified_attributes(VerifiedAttributeType::Email)
-        .send()
-        .await
-        .expect("create a user pool");
-    out.user_pool().unwrap().id().unwrap().to_string()
+    support::create_pool(
+        c.create_user_pool()
+            .pool_name(name)
+            .auto_verified_attributes(VerifiedAttributeType::Email),
+    )
+    .await
 }
 
 /// Fast emulator settings: jobs start at once and process quickly.
@@ -39,17 +37,6 @@ pub fn fast(emu: &Emulator) {
         "/_emulator/config",
         json!({"import_rows_per_second": 5000.0, "import_pending_delay_seconds": 0.05}),
     );
-}
-
-pub fn tempdir(name: &str) -> PathBuf {
-    use std::hash::{BuildHasher, RandomState};
-    let d = support::repo_root().join("target/test-tmp").join(format!(
-        "{name}-{}-{}",
-        std::process::id(),
-        RandomState::new().hash_one(std::time::SystemTime::now())
-    ));
-    std::fs::create_dir_all(&d).unwrap();
-    d
 }
 
 /// The username of generated user `i`.
