@@ -8,8 +8,9 @@
 //! All of it lives in ONE allocation (the budget less 1/128, which covers the small scratch space
 //! a shard is rehashed or sorted in), made on the first insert and kept until the end: the runs'
 //! filters and indexes at its start, then room for the next run's, then the table. Nothing is
-//! freed and allocated again per spill (runs are written and merged a 4 KiB block at a time from
-//! buffers on the stack), so resident memory cannot creep up from spill to spill through the
+//! freed and allocated again per spill apart from a file name and, per merge, its readers' few
+//! 4 KiB blocks (runs are written a 4 KiB block at a time from a buffer on the stack), so resident
+//! memory cannot creep up from spill to spill through the
 //! allocator: mimalloc backs large allocations with 2 MiB transparent huge pages, so the whole
 //! allocation is resident from the start, and every separately allocated filter, table or
 //! buffer used to add whole huge pages (+13% peak RSS at 5 million users, against +1% now).
@@ -31,9 +32,10 @@
 //! there are more than [`MAX_RUNS`] runs they are merged into one (its filter and index built where
 //! the emptied table was, then moved to the start), so a lookup never costs more than a handful of
 //! filter probes. The filters and indexes count against the budget (the table's share shrinks as
-//! they grow), so memory stays at the budget until the filters alone would take three quarters of
-//! it (~20 million keys at the default budget); past that the table keeps a quarter and the
-//! allocation grows by about 1.25 bytes per key.
+//! they grow), so memory stays at the budget until the filters alone take about half of it
+//! (~1.27 bytes per key: ~13 million keys at the default budget). Past that, a merge builds the
+//! merged filter beside the old ones, so the allocation grows to about twice the filters (~2.5
+//! bytes per key) and keeps that size; the table keeps at least a quarter of the budget.
 //!
 //! A key lives in exactly one place (memory or one run; `insert` of a key already spilled keeps
 //! the spilled record), so "first record wins" holds across spills and merges. `check` remembers
@@ -1100,7 +1102,7 @@ mod tests {
         let mut seen = Seen::with_budget(dir.clone(), budget);
         let mut record = 0u64;
         let mut allocation = None;
-        // Until the filters take three quarters of the budget: ~150,000 keys here.
+        // Until the filters take about half of the budget (where merges start to need more).
         while seen.len() < 100_000 {
             record += 1;
             let fp = Seen::fingerprint(0, &format!("u{record}"));
