@@ -30,7 +30,16 @@ pub struct Fields {
     /// The [`bit`] of every name pushed: a name whose bit is clear is absent (removals leave
     /// bits set, which only costs a scan).
     names: u128,
+    /// Whether a push was refused because the text would have passed [`MAX_FIELDS_TEXT`].
+    overflowed: bool,
 }
+
+/// The most text (names and values) one record's fields may take. Records are bounded
+/// (`max_record_bytes`, default 16 MiB), but flattening nested JSON repeats key paths, so a
+/// hostile record could otherwise grow to many gigabytes (and wrap the 32-bit offsets). Past this,
+/// pushes are refused and [`Fields::overflowed`] says so; the JSON reader then rejects the record
+/// as malformed, and the run goes on.
+pub const MAX_FIELDS_TEXT: usize = 256 << 20;
 
 /// A name's bit in [`Fields::names`], from its [`tag`].
 #[inline]
@@ -67,6 +76,10 @@ impl Fields {
     /// Sets `name` to `value`, replacing an earlier value of `name`.
     #[inline]
     pub fn push(&mut self, name: &str, value: &str) {
+        if self.text.len() + name.len() + value.len() > MAX_FIELDS_TEXT {
+            self.overflowed = true;
+            return;
+        }
         let g = tag(name.as_bytes());
         self.names |= bit(g);
         let start = self.text.len();
@@ -74,15 +87,13 @@ impl Fields {
         self.text.push_str(name);
         let mid = self.text.len();
         self.text.push_str(value);
-        // Records are bounded (max_record_bytes, default 16 MiB), but flattening repeats key
-        // paths, so a hostile record could still pass u32::MAX: stop loudly rather than let the
-        // offsets wrap and hand out another field's text.
-        assert!(
-            self.text.len() <= u32::MAX as usize,
-            "a record's fields take more than 4 GiB once flattened"
-        );
         self.entries
             .push((start as u32, mid as u32, self.text.len() as u32, g));
+    }
+
+    /// Whether a push was refused for passing [`MAX_FIELDS_TEXT`] (the fields are incomplete).
+    pub fn overflowed(&self) -> bool {
+        self.overflowed
     }
 
     /// Sets `name` to `value`, replacing an earlier value (like `BTreeMap::insert`, without

@@ -404,6 +404,16 @@ impl<A: JsonAdapter> Source for JsonSource<A> {
                     )));
                 }
             };
+            if fields.overflowed() {
+                return Some(Err(RecordError::new(
+                    pos,
+                    Reason::MalformedRecord,
+                    format!(
+                        "its fields take more than {} MiB once nested members are flattened",
+                        crate::record::MAX_FIELDS_TEXT >> 20
+                    ),
+                )));
+            }
             match self.adapter.convert(captured, fields, pos) {
                 Ok(Some(user)) => return Some(Ok(user)),
                 Ok(None) => continue,

@@ -993,3 +993,29 @@ fn builtin_and_sample_mappings_parse_with_the_mapping_module() {
         }
     }
 }
+
+/// A record small enough to read whose nested members would flatten into more than
+/// `MAX_FIELDS_TEXT` (a long key repeated in every leaf's name) is rejected as malformed, naming
+/// its position, and the next record is read as usual.
+#[test]
+fn a_record_that_would_flatten_past_the_fields_limit_is_rejected_and_the_run_goes_on() {
+    let key = "k".repeat(1 << 20);
+    let leaves = (crate::record::MAX_FIELDS_TEXT >> 20) + 8;
+    let members: Vec<String> = (0..leaves).map(|i| format!("\"a{i}\":1")).collect();
+    let text = format!(
+        "{{\"user_id\":\"auth0|big\",\"{key}\":{{{}}}}}\n{{\"user_id\":\"auth0|next\"}}\n",
+        members.join(",")
+    );
+    assert!(text.len() < 4 << 20, "the record itself is small");
+    let (users, errors, _) = read_all(Format::Auth0, &text);
+    assert_eq!(errors.len(), 1);
+    assert_eq!(errors[0].reason, Reason::MalformedRecord);
+    assert_eq!(errors[0].position.line, 1);
+    assert!(
+        errors[0].message.contains("flattened"),
+        "{}",
+        errors[0].message
+    );
+    assert_eq!(users.len(), 1);
+    assert_eq!(users[0].field("user_id"), Some("auth0|next"));
+}
