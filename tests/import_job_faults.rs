@@ -96,6 +96,16 @@ async fn an_expired_upload_url_gets_a_new_job_and_imports_once() {
     assert_eq!(chunks.len(), 2, "{st}");
     assert_eq!(chunks[0]["status"], json!("expired"), "{st}");
     assert_eq!(chunks[1]["status"], json!("succeeded"), "{st}");
+    // The chunk-level settling of state schema V2 is visible too.
+    assert_eq!(chunks[1]["settled_outcome"], json!("imported"), "{st}");
+    assert!(
+        chunks[1]["settled_at"].as_i64().is_some_and(|ms| ms > 0),
+        "{st}"
+    );
+    assert!(
+        chunks[1]["attempts"].as_u64().is_some_and(|a| a >= 1),
+        "{st}"
+    );
 }
 
 /// Another import job (not ours) is running: the run says it waits, waits, then imports.

@@ -241,15 +241,22 @@ pub struct ChunkRow {
     pub updated_at: SystemTime,
     pub message: Option<String>,
     /// StartUserImportJob attempts counted for the users in this chunk (added to each user's own).
-    #[serde(skip)]
     pub attempts: u64,
     /// The outcome of the chunk's users still pending in it, once settled
     /// ([`Checkpoint::settle_chunk`]).
-    #[serde(skip)]
     pub settled_outcome: Option<Outcome>,
-    /// When the chunk was settled: it needs no more work.
-    #[serde(skip)]
+    /// When the chunk was settled: it needs no more work (`status --json`: milliseconds since
+    /// the Unix epoch).
+    #[serde(serialize_with = "epoch_ms")]
     pub settled_at: Option<SystemTime>,
+}
+
+/// An optional time as milliseconds since the Unix epoch (`null` when absent).
+fn epoch_ms<S: serde::Serializer>(t: &Option<SystemTime>, s: S) -> Result<S::Ok, S::Error> {
+    match t {
+        Some(t) => s.serialize_some(&super::to_ms(*t)),
+        None => s.serialize_none(),
+    }
 }
 
 /// What a (resumed) import-job writer must do next with a chunk.
