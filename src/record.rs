@@ -15,12 +15,15 @@ use std::fmt;
 /// Why not a `BTreeMap<String, String>`: reading a record used to allocate two `String`s per field
 /// (~25 per user) and build a tree that the mapping then searched by string comparison, which made
 /// record handling the bulk of `plan`'s time. Here a record costs two allocations (the text and the
-/// entry list), and a lookup is a scan of a few dozen entries comparing a summary of the names
-/// first (a 128-bit set of the names' hashes answers most lookups of absent names without a
-/// scan). Semantics are those of the map it replaces: a later field with the same name replaces
+/// entry list), and a lookup is one or two probes of a small open-addressed index of the names
+/// (64 one-byte slots, by a cheap summary of the name), so the mapping's dozen lookups per record
+/// no longer scan every entry. Records with more than [`MAX_INDEXED`] fields, or after a
+/// [`Fields::remove`] or [`Fields::retain`], fall back to a scan that compares a summary of the
+/// names first (a 128-bit set of the names' hashes answers most lookups of absent names without
+/// a scan). Semantics are those of the map it replaces: a later field with the same name replaces
 /// the earlier one ([`Fields::push`] and [`Fields::insert`] are the same operation), and iteration
 /// is in name order with one entry per name.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Fields {
     /// Every name and value pushed, each name followed directly by its value.
     text: String,
@@ -30,8 +33,62 @@ pub struct Fields {
     /// The [`bit`] of every name pushed: a name whose bit is clear is absent (removals leave
     /// bits set, which only costs a scan).
     names: u128,
+    /// By name (linear probing from [`index_slot`] of the tag): 1 + the index in `entries` of the
+    /// name's current entry, or 0 for an empty slot. Only used while `indexed`.
+    index: [u8; INDEX_SLOTS],
+    /// Whether `index` holds every name (false past [`MAX_INDEXED`] entries, or after removals).
+    indexed: bool,
     /// Whether a push was refused because the text would have passed [`MAX_FIELDS_TEXT`].
     overflowed: bool,
+}
+
+/// Slots of a record's name index.
+const INDEX_SLOTS: usize = 64;
+/// The most entries the index takes (at most 5/8 full, so probes stay short); a record with more
+/// fields is searched by a scan.
+pub const MAX_INDEXED: usize = 40;
+
+impl Default for Fields {
+    fn default() -> Fields {
+        Fields {
+            text: String::new(),
+            entries: Vec::new(),
+            names: 0,
+            index: [0; INDEX_SLOTS],
+            indexed: true,
+            overflowed: false,
+        }
+    }
+}
+
+/// A tag's first slot in the name index.
+#[inline]
+fn index_slot(tag: u32) -> usize {
+    (tag.wrapping_mul(0x9E37_79B1) >> 26) as usize
+}
+
+/// Byte-wise equality of two names, without a call to `memcmp` for the short names of an export
+/// (a call per comparison was a visible part of reading a record).
+#[inline]
+pub(crate) fn same(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    let load8 = |x: &[u8], i: usize| u64::from_le_bytes(x[i..i + 8].try_into().unwrap());
+    if n >= 8 {
+        let mut i = 0;
+        while i + 8 <= n {
+            if load8(a, i) != load8(b, i) {
+                return false;
+            }
+            i += 8;
+        }
+        // The last (possibly overlapping) eight bytes.
+        load8(a, n - 8) == load8(b, n - 8)
+    } else {
+        a.iter().zip(b).all(|(x, y)| x == y)
+    }
 }
 
 /// The most text (names and values) one record's fields may take. Records are bounded
@@ -82,6 +139,9 @@ impl Fields {
         }
         let g = tag(name.as_bytes());
         self.names |= bit(g);
+        if self.indexed {
+            self.index_entry(self.entries.len(), g, name.as_bytes());
+        }
         let start = self.text.len();
         self.text.reserve(name.len() + value.len());
         self.text.push_str(name);
@@ -102,18 +162,71 @@ impl Fields {
         self.push(name.as_ref(), value.as_ref());
     }
 
+    /// Puts entry `e` (about to be pushed, or already there) with tag `g` and `name` in the
+    /// index, in place of an earlier entry of the same name; stops indexing past
+    /// [`MAX_INDEXED`] entries.
+    #[inline]
+    fn index_entry(&mut self, e: usize, g: u32, name: &[u8]) {
+        if e >= MAX_INDEXED {
+            self.indexed = false;
+            return;
+        }
+        let t = self.text.as_bytes();
+        let mut h = index_slot(g);
+        loop {
+            let at = self.index[h] as usize;
+            if at == 0 {
+                break;
+            }
+            let (s, m, _, k) = self.entries[at - 1];
+            if k == g && same(&t[s as usize..m as usize], name) {
+                break;
+            }
+            h = (h + 1) % INDEX_SLOTS;
+        }
+        self.index[h] = (e + 1) as u8;
+    }
+
+    /// Makes the index again after entries moved (or stops using it if there are too many).
+    fn reindex(&mut self) {
+        self.index = [0; INDEX_SLOTS];
+        self.indexed = true;
+        for e in 0..self.entries.len() {
+            let (s, m, _, g) = self.entries[e];
+            let name = self.text.as_bytes()[s as usize..m as usize].to_vec();
+            self.index_entry(e, g, &name);
+            if !self.indexed {
+                return;
+            }
+        }
+    }
+
     /// Index in `entries` of the current (last) entry named `name`.
     #[inline]
     fn find(&self, name: &str) -> Option<usize> {
         let n = name.as_bytes();
         let g = tag(n);
+        let t = self.text.as_bytes();
+        if self.indexed {
+            let mut h = index_slot(g);
+            loop {
+                let at = self.index[h] as usize;
+                if at == 0 {
+                    return None;
+                }
+                let (s, m, _, k) = self.entries[at - 1];
+                if k == g && same(&t[s as usize..m as usize], n) {
+                    return Some(at - 1);
+                }
+                h = (h + 1) % INDEX_SLOTS;
+            }
+        }
         if self.names & bit(g) == 0 {
             return None;
         }
-        let t = self.text.as_bytes();
         self.entries
             .iter()
-            .rposition(|&(s, m, _, k)| k == g && &t[s as usize..m as usize] == n)
+            .rposition(|&(s, m, _, k)| k == g && same(&t[s as usize..m as usize], n))
     }
 
     #[inline]
@@ -147,6 +260,7 @@ impl Fields {
         let g = tag(n);
         self.entries
             .retain(|&(s, m, _, k)| !(k == g && &t[s as usize..m as usize] == n));
+        self.reindex();
         Some(v)
     }
 
@@ -156,6 +270,7 @@ impl Fields {
         self.entries.retain(|&(s, m, e, _)| {
             keep(&text[s as usize..m as usize], &text[m as usize..e as usize])
         });
+        self.reindex();
     }
 
     /// The current entries, one per name, in name order.
@@ -358,6 +473,48 @@ mod tests {
             assert_eq!(many.get(&format!("f{i}")), Some(i.to_string().as_str()));
         }
         assert!((300..600).all(|i| !many.contains_key(&format!("f{i}"))));
+
+        // The name index: later values win, removals and retains re-index, and a record that
+        // passes MAX_INDEXED fields (and so is scanned) still finds every name, in either order.
+        for n in [3, MAX_INDEXED - 1, MAX_INDEXED, MAX_INDEXED + 1, 100] {
+            let mut f = Fields::new();
+            for i in 0..n {
+                f.push(&format!("name{i}"), "first");
+            }
+            for i in (0..n).step_by(2) {
+                f.push(&format!("name{i}"), &format!("second{i}"));
+            }
+            for i in 0..n {
+                let want = if i % 2 == 0 {
+                    format!("second{i}")
+                } else {
+                    "first".into()
+                };
+                assert_eq!(
+                    f.get(&format!("name{i}")),
+                    Some(want.as_str()),
+                    "{n} fields, {i}"
+                );
+            }
+            assert_eq!(f.get("name"), None);
+            assert_eq!(f.get(&format!("name{n}")), None);
+            assert_eq!(f.remove("name0").as_deref(), Some("second0"));
+            f.retain(|k, _| k != "name1");
+            for i in 2..n {
+                assert!(f.contains_key(&format!("name{i}")), "{n} fields, {i}");
+            }
+            assert!(!f.contains_key("name0") && !f.contains_key("name1"));
+            f.push("name0", "back");
+            assert_eq!(f.get("name0"), Some("back"));
+            assert_eq!(f.len(), n - 1);
+        }
+        assert!(
+            super::same(b"identities", b"identities") && !super::same(b"identities", b"identitiez")
+        );
+        assert!(super::same(b"", b"") && !super::same(b"a", b"ab"));
+        assert!(
+            !super::same(b"abcdefgh1", b"abcdefgh2") && super::same(b"abcdefgh12", b"abcdefgh12")
+        );
 
         let mut u = LegacyUser::new(Position::default());
         u.fields = f;

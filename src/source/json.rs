@@ -221,7 +221,10 @@ impl<'a> Parser<'a> {
         let mut captured = Vec::new();
         let mut prefix = String::new();
         self.members(|p, key| {
-            if capture.iter().any(|c| *c == key.as_ref()) {
+            if capture
+                .iter()
+                .any(|c| crate::record::same(c.as_bytes(), key.as_bytes()))
+            {
                 let v = p.value()?;
                 captured.push((key, v));
             } else if !p.flat_scalar(&key, fields)? {
@@ -531,8 +534,37 @@ impl<'a> Parser<'a> {
 /// `b.len()`. Most strings in an export are short, where a call to `memchr2` plus a second pass
 /// for control characters cost more than the scan itself: this looks at eight bytes per step
 /// (SWAR) and checks all three kinds of byte at once.
+///
+/// On x86_64, runs of 16 bytes are checked with SSE2 (part of every x86_64 CPU) first: the
+/// picture URLs, hashes and ids of an export are long enough for that to pay.
 #[inline]
 fn special(b: &[u8], from: usize) -> usize {
+    #[cfg(target_arch = "x86_64")]
+    let from = {
+        use std::arch::x86_64::{
+            _mm_cmpeq_epi8, _mm_loadu_si128, _mm_max_epu8, _mm_movemask_epi8, _mm_or_si128,
+            _mm_set1_epi8,
+        };
+        let mut i = from;
+        while i + 16 <= b.len() {
+            // SAFETY: SSE2 is part of the x86_64 baseline; the load reads the 16 bytes
+            // b[i..i + 16], in bounds by the loop condition (unaligned loads are allowed).
+            let mask = unsafe {
+                let x = _mm_loadu_si128(b.as_ptr().add(i).cast());
+                let quote = _mm_cmpeq_epi8(x, _mm_set1_epi8(b'"' as i8));
+                let backslash = _mm_cmpeq_epi8(x, _mm_set1_epi8(b'\\' as i8));
+                // Bytes <= 0x1f: the unsigned maximum with 0x1f is 0x1f exactly for them.
+                let low = _mm_set1_epi8(0x1f);
+                let control = _mm_cmpeq_epi8(_mm_max_epu8(x, low), low);
+                _mm_movemask_epi8(_mm_or_si128(_mm_or_si128(quote, backslash), control))
+            };
+            if mask != 0 {
+                return i + mask.trailing_zeros() as usize;
+            }
+            i += 16;
+        }
+        i
+    };
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
     let mut i = from;
@@ -717,6 +749,39 @@ mod tests {
                         }
                     }
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn special_byte_scan_matches_a_plain_loop_on_long_runs() {
+        // Runs long enough for the 16-byte steps, then the 8-byte steps and the tail, with a
+        // few interesting bytes (or none) at random places; every start position.
+        let interesting = [b'"', b'\\', 0x00, 0x1f];
+        let plain_bytes = [b'a', 0x20, 0x7f, 0x80, 0xff, b'!', b'#', b']', b'/', b'~'];
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for _ in 0..3000 {
+            let len = (next() % 72) as usize;
+            let mut b: Vec<u8> = (0..len)
+                .map(|_| plain_bytes[(next() % plain_bytes.len() as u64) as usize])
+                .collect();
+            for _ in 0..(next() % 3) {
+                if len > 0 {
+                    let at = (next() % len as u64) as usize;
+                    b[at] = interesting[(next() % 4) as usize];
+                }
+            }
+            for from in 0..=len {
+                let plain = (from..len)
+                    .find(|&i| b[i] == b'"' || b[i] == b'\\' || b[i] < 0x20)
+                    .unwrap_or(len);
+                assert_eq!(special(&b, from), plain, "{b:?} from {from}");
             }
         }
     }
