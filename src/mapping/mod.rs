@@ -35,7 +35,7 @@ use crate::pool::{DataType, PoolSchema};
 use crate::record::{LegacyUser, Position, RawPassword};
 use config::{CompiledRule, MappingError, MappingFile, Rule};
 use seen::Seen;
-use transform::{bool_str, is_e164, is_email, lowercase, parse_bool, Transform};
+use transform::{bool_str, has_line_break, is_e164, is_email, lowercase, parse_bool, Transform};
 
 /// Why a record was rejected: a small fixed set, stable in reports and JSON.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -426,6 +426,24 @@ enum UsernameFrom {
     EmailOrPhone { email: bool, phone: bool },
 }
 
+/// A record mapped and validated on its own, waiting for its duplicate check
+/// ([`Mapper::prepare`], [`Mapper::admit`]).
+pub struct Prepared {
+    user: LegacyUser,
+    username: String,
+    attributes: Attributes,
+    /// The keys that must be unique: fingerprint, field and the reason if it is not.
+    keys: [(u64, &'static str, Reason); 4],
+    n: usize,
+}
+
+impl Prepared {
+    /// The record's position in its input.
+    pub fn position(&self) -> Position {
+        self.user.position
+    }
+}
+
 impl Mapper {
     /// Checks a mapping against the pool. Errors here are configuration errors: nothing has run.
     pub fn new(mapping: &MappingFile, schema: &PoolSchema) -> Result<Mapper, MappingError> {
@@ -569,8 +587,19 @@ impl Mapper {
         }
     }
 
-    /// Maps one record, or says why it cannot be migrated.
-    pub fn map(&mut self, mut user: LegacyUser) -> Result<MappedUser, Rejection> {
+    /// Maps one record, or says why it cannot be migrated: [`Mapper::prepare`] then
+    /// [`Mapper::admit`].
+    pub fn map(&mut self, user: LegacyUser) -> Result<MappedUser, Rejection> {
+        let p = self.prepare(user)?;
+        self.admit(p)
+    }
+
+    /// The first half of [`Mapper::map`]: maps and validates one record on its own (attributes,
+    /// username, the keys that must be unique), without the duplicate check. It reads none of
+    /// the mapper's state, so a caller may prepare the next record before admitting this one;
+    /// what it saves is the wait for memory: it asks for the duplicate check's table slots of
+    /// the record's keys, which a later [`Mapper::admit`] then finds in the cache.
+    pub fn prepare(&self, user: LegacyUser) -> Result<Prepared, Rejection> {
         let pos = user.position;
         let region = self.default_region.as_deref();
 
@@ -637,7 +666,7 @@ impl Mapper {
                     }
                 }
             }
-            if memchr::memchr2(b'\n', b'\r', v.as_bytes()).is_some() {
+            if has_line_break(v.as_bytes()) {
                 return reject(
                     Reason::MalformedRecord,
                     "line breaks cannot be carried in Cognito's import file".into(),
@@ -757,7 +786,6 @@ impl Mapper {
         }
 
         // Uniqueness, case-insensitively unless the pool is case-sensitive.
-        let record = pos.record;
         // At most one key of each kind, fingerprinted up front (no allocation for ASCII keys).
         let mut keys = [(0u64, "", Reason::DuplicateUsername); 4];
         let mut n = 0;
@@ -797,6 +825,32 @@ impl Mapper {
                 n += 1;
             }
         }
+        for (fingerprint, _, _) in &keys[..n] {
+            self.seen.prefetch(*fingerprint);
+        }
+        Ok(Prepared {
+            user,
+            username,
+            attributes,
+            keys,
+            n,
+        })
+    }
+
+    /// The second half of [`Mapper::map`]: the duplicate check of a [`Prepared`] record (the
+    /// first record with a key wins), then its enabled flag, password and groups. Records must
+    /// be admitted in input order.
+    pub fn admit(&mut self, prepared: Prepared) -> Result<MappedUser, Rejection> {
+        let Prepared {
+            mut user,
+            username,
+            attributes,
+            keys,
+            n,
+        } = prepared;
+        let pos = user.position;
+        let region = self.default_region.as_deref();
+        let record = pos.record;
         let keys = &keys[..n];
         for (fingerprint, field, reason) in keys {
             if let Some(first) = self.seen.check(*fingerprint) {

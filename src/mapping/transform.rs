@@ -80,7 +80,7 @@ impl Transform {
             .first()
             .copied()
             .flatten()
-            .map(str::trim)
+            .map(trim)
             .filter(|v| !v.is_empty());
         match self {
             Transform::Const(v) => Ok(Some(Cow::Borrowed(v.as_str()))),
@@ -130,6 +130,39 @@ impl Transform {
             }
         }
     }
+}
+
+/// `v.trim()` (Unicode white space), with a fast answer for the usual value that starts and ends
+/// with a visible ASCII character.
+#[inline]
+pub fn trim(v: &str) -> &str {
+    match v.as_bytes() {
+        [first, .., last] | [first @ last] if visible_ascii(*first) && visible_ascii(*last) => v,
+        _ => v.trim(),
+    }
+}
+
+/// An ASCII byte that is neither white space nor a control character (`!` to `~`).
+#[inline]
+fn visible_ascii(b: u8) -> bool {
+    (0x21..0x7f).contains(&b)
+}
+
+/// Whether `v` holds a line feed or carriage return (eight bytes at a time; values are short, and
+/// a `memchr2` call per value cost more than the scan).
+#[inline]
+pub fn has_line_break(v: &[u8]) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
+    let mut chunks = v.chunks_exact(8);
+    for c in &mut chunks {
+        let x = u64::from_le_bytes(c.try_into().unwrap());
+        if zero(x ^ (ONES * b'\n' as u64)) | zero(x ^ (ONES * b'\r' as u64)) != 0 {
+            return true;
+        }
+    }
+    chunks.remainder().iter().any(|&b| b == b'\n' || b == b'\r')
 }
 
 /// `v.to_lowercase()`, without allocating when `v` is ASCII with no upper-case letter (the usual
@@ -381,6 +414,9 @@ pub fn to_date(v: &str) -> Option<String> {
 /// Whether `v` looks like an email address Cognito accepts: one `@`, a non-empty local part, a
 /// domain with a dot and no empty labels, no white space or control characters.
 pub fn is_email(v: &str) -> bool {
+    if let Some(answer) = is_ascii_email(v.as_bytes()) {
+        return answer;
+    }
     let Some((local, domain)) = v.rsplit_once('@') else {
         return false;
     };
@@ -392,23 +428,88 @@ pub fn is_email(v: &str) -> bool {
         && !domain.starts_with('.')
         && !domain.ends_with('.')
         && !domain.contains("..")
-        && if v.is_ascii() {
-            // The same tests, a byte at a time, for the usual ASCII address.
-            !v.bytes().any(|b| b <= b' ' || b == 0x7f)
-                && domain
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
-        } else {
-            !v.chars().any(|c| c.is_whitespace() || c.is_control())
-                && domain
-                    .chars()
-                    .all(|c| c.is_alphanumeric() || c == '-' || c == '.')
+        && !v.chars().any(|c| c.is_whitespace() || c.is_control())
+        && domain
+            .chars()
+            .all(|c| c.is_alphanumeric() || c == '-' || c == '.')
+}
+
+/// [`is_email`] for an ASCII address in two passes (the whole value, then its domain) instead of
+/// eight; `None` at the first non-ASCII byte, for the general rules.
+#[inline]
+fn is_ascii_email(b: &[u8]) -> Option<bool> {
+    let mut at = None;
+    let mut ats = 0;
+    let mut bad = false;
+    for (i, &c) in b.iter().enumerate() {
+        if c >= 0x80 {
+            return None;
         }
+        // White space and control characters (ASCII's are all <= ' ', and DEL).
+        bad |= c <= b' ' || c == 0x7f;
+        if c == b'@' {
+            ats += 1;
+            at = Some(i);
+        }
+    }
+    let Some(at) = at else {
+        return Some(false);
+    };
+    let domain = &b[at + 1..];
+    if bad || ats != 1 || at == 0 || at > 64 || domain.len() < 3 {
+        return Some(false);
+    }
+    if domain[0] == b'.' || domain[domain.len() - 1] == b'.' {
+        return Some(false);
+    }
+    let mut dot = false;
+    let mut prev = 0u8;
+    for &c in domain {
+        if !(c.is_ascii_alphanumeric() || c == b'-' || c == b'.') || (c == b'.' && prev == b'.') {
+            return Some(false);
+        }
+        dot |= c == b'.';
+        prev = c;
+    }
+    Some(dot)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn trim_and_line_breaks_match_the_plain_versions() {
+        for v in [
+            "",
+            " ",
+            "a",
+            " a",
+            "a ",
+            "\u{a0}a",
+            "a\u{a0}",
+            "é",
+            " é ",
+            "ab",
+            "a b",
+            "\ta\n",
+            "\u{2003}x\u{2003}",
+            "~",
+            "!x!",
+        ] {
+            assert_eq!(trim(v), v.trim(), "{v:?}");
+        }
+        for len in 0..40 {
+            for at in 0..len {
+                for c in [b'\n', b'\r', b'a', 0x0b, 0x8a, 0x0d + 0x80] {
+                    let mut b = vec![b'x'; len];
+                    b[at] = c;
+                    let plain = b.iter().any(|&x| x == b'\n' || x == b'\r');
+                    assert_eq!(has_line_break(&b), plain, "{b:?}");
+                }
+            }
+        }
+    }
 
     #[test]
     fn e164() {
@@ -496,6 +597,44 @@ mod tests {
 
     #[test]
     fn emails() {
+        // The ASCII fast path answers as the rules written out plainly (the code before it).
+        let plain = |v: &str| {
+            let Some((local, domain)) = v.rsplit_once('@') else {
+                return false;
+            };
+            !local.is_empty()
+                && local.len() <= 64
+                && !local.contains('@')
+                && domain.len() >= 3
+                && domain.contains('.')
+                && !domain.starts_with('.')
+                && !domain.ends_with('.')
+                && !domain.contains("..")
+                && !v.chars().any(|c| c.is_whitespace() || c.is_control())
+                && domain
+                    .chars()
+                    .all(|c| c.is_alphanumeric() || c == '-' || c == '.')
+        };
+        let alphabet = b"ab.@-_+ 1Z\t\x7f\x01";
+        let mut x: u64 = 42;
+        for _ in 0..200_000 {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let len = (x >> 59) as usize + 1;
+            let mut y = x;
+            let v: String = (0..len)
+                .map(|_| {
+                    y = y.wrapping_mul(6364136223846793005).wrapping_add(1);
+                    alphabet[(y >> 58) as usize % alphabet.len()] as char
+                })
+                .collect();
+            assert_eq!(is_email(&v), plain(&v), "{v:?}");
+        }
+        let long_local = format!("{}@x.io", "a".repeat(64));
+        assert!(is_email(&long_local) && plain(&long_local));
+        let too_long = format!("{}@x.io", "a".repeat(65));
+        assert!(!is_email(&too_long) && !plain(&too_long));
         assert!(is_email("ada@example.com"));
         assert!(is_email("a.b+tag@sub.example.co.uk"));
         assert!(!is_email("ada@example"));

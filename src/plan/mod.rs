@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::mapping::{Mapper, Reason, Rejection};
+use crate::mapping::{Mapper, Prepared, Reason, Rejection};
 use crate::source::{self, RecordError, Source};
 use chunks::{ChunkFile, ChunkSet};
 use route::{Route, Routed, Router};
@@ -184,6 +184,12 @@ impl RejectsFile {
 
 /// One pass over `source`: map, validate, route; import rows go to files in `cfg.out_dir`,
 /// rejections to `rejects.csv` there; every outcome also goes to `sink`.
+///
+/// Records are mapped one ahead: record N is [prepared](Mapper::prepare) (mapped and validated on
+/// its own, its duplicate-check slots requested from memory) before record N-1 is
+/// [admitted](Mapper::admit), routed and written, so the table lookups of the duplicate check
+/// find their cache lines loaded instead of waiting for them. Outcomes still reach the files and
+/// `sink` in input order, and every duplicate check runs in input order.
 pub fn execute(
     source: &mut dyn Source,
     mapper: &mut Mapper,
@@ -191,60 +197,107 @@ pub fn execute(
     cfg: &PlanConfig,
     sink: &mut dyn Sink,
 ) -> Result<Summary, PlanError> {
-    let werr = |path: &Path| {
-        let path = path.display().to_string();
-        move |source| PlanError::Write {
-            path: path.clone(),
-            source,
-        }
-    };
     std::fs::create_dir_all(&cfg.out_dir).map_err(werr(&cfg.out_dir))?;
     let rejects_path = cfg.out_dir.join(format!("{}rejects.csv", cfg.file_prefix));
-    let mut rejects = RejectsFile::create(&rejects_path).map_err(werr(&rejects_path))?;
-    let header = mapper.schema().csv_header.clone();
-    // A handful of routes at most: linear lists beat hashing (SipHash) three times per user.
-    let mut sets: Vec<(Route, ChunkSet)> = Vec::new();
-    let mut summary = Summary::default();
-    let mut groups_seen: std::collections::HashSet<String> = Default::default();
-    let mut route_counts: Vec<(Route, u64)> = Vec::new();
-    let mut scheme_counts: Vec<((&'static str, Route), u64)> = Vec::new();
-    let mut reject =
-        |r: Rejection, summary: &mut Summary, sink: &mut dyn Sink| -> Result<(), PlanError> {
-            count_rejection(&mut summary.rejected, &mut summary.rejections, &r);
-            rejects.write(&r).map_err(werr(&rejects_path))?;
-            sink.rejected(&r).map_err(PlanError::Sink)
+    let rejects = RejectsFile::create(&rejects_path).map_err(werr(&rejects_path))?;
+    let mut pass = Pass {
+        cfg,
+        header: mapper.schema().csv_header.clone(),
+        rejects,
+        sets: Vec::new(),
+        summary: Summary::default(),
+        groups_seen: Default::default(),
+        route_counts: Vec::new(),
+        scheme_counts: Vec::new(),
+    };
+    // The record prepared but not yet admitted.
+    let mut pending: Option<Prepared> = None;
+    loop {
+        let item = source.next_record();
+        pass.summary.warnings.extend(source.take_warnings());
+        let next = match item {
+            None => None,
+            Some(Ok(user)) => Some(Ok(mapper.prepare(user))),
+            Some(Err(e)) => Some(Err(e)),
         };
-
-    while let Some(item) = source.next_record() {
-        summary.warnings.extend(source.take_warnings());
-        let user = match item {
-            Ok(u) => u,
-            Err(e) if e.fatal => return Err(PlanError::Source(e)),
-            Err(e) => {
-                if !sink.skip(e.position.record) {
-                    summary.records += 1;
-                    reject(source_rejection(&e), &mut summary, sink)?;
-                }
-                continue;
-            }
-        };
-        if sink.skip(user.position.record) {
-            let _ = mapper.map(user);
-            continue;
+        if let Some(p) = pending.take() {
+            pass.admit(p, mapper, router, sink)?;
         }
-        summary.records += 1;
-        let routed = match mapper.map(user).and_then(|m| router.route(m)) {
-            Ok(r) => r,
-            Err(rej) => {
-                reject(rej, &mut summary, sink)?;
-                continue;
+        match next {
+            None => break,
+            Some(Err(e)) if e.fatal => return Err(PlanError::Source(e)),
+            Some(Err(e)) => {
+                if !sink.skip(e.position.record) {
+                    pass.summary.records += 1;
+                    pass.reject(source_rejection(&e), sink)?;
+                }
             }
+            Some(Ok(Err(rej))) => {
+                if !sink.skip(rej.position.record) {
+                    pass.summary.records += 1;
+                    pass.reject(rej, sink)?;
+                }
+            }
+            Some(Ok(Ok(p))) => pending = Some(p),
+        }
+    }
+    pass.summary.warnings.extend(source.take_warnings());
+    pass.finish(sink, rejects_path)
+}
+
+fn werr(path: &Path) -> impl Fn(io::Error) -> PlanError {
+    let path = path.display().to_string();
+    move |source| PlanError::Write {
+        path: path.clone(),
+        source,
+    }
+}
+
+/// The state of one [`execute`] pass.
+struct Pass<'c> {
+    cfg: &'c PlanConfig,
+    header: Vec<String>,
+    rejects: RejectsFile,
+    // A handful of routes at most: linear lists beat hashing (SipHash) three times per user.
+    sets: Vec<(Route, ChunkSet)>,
+    summary: Summary,
+    groups_seen: std::collections::HashSet<String>,
+    route_counts: Vec<(Route, u64)>,
+    scheme_counts: Vec<((&'static str, Route), u64)>,
+}
+
+impl Pass<'_> {
+    fn reject(&mut self, r: Rejection, sink: &mut dyn Sink) -> Result<(), PlanError> {
+        count_rejection(&mut self.summary.rejected, &mut self.summary.rejections, &r);
+        self.rejects.write(&r).map_err(werr(&self.rejects.path))?;
+        sink.rejected(&r).map_err(PlanError::Sink)
+    }
+
+    /// Admits a prepared record (duplicate check), routes it and writes its outcome.
+    fn admit(
+        &mut self,
+        p: Prepared,
+        mapper: &mut Mapper,
+        router: &Router,
+        sink: &mut dyn Sink,
+    ) -> Result<(), PlanError> {
+        if sink.skip(p.position().record) {
+            // Already settled (a resumed run): still checked, so that later duplicates of it
+            // are found, but not routed, written or counted again.
+            let _ = mapper.admit(p);
+            return Ok(());
+        }
+        self.summary.records += 1;
+        let routed = match mapper.admit(p).and_then(|m| router.route(m)) {
+            Ok(r) => r,
+            Err(rej) => return self.reject(rej, sink),
         };
+        let summary = &mut self.summary;
         summary.routed += 1;
         // Counted by value here (no String per user), named once at the end.
-        count(&mut route_counts, routed.route);
+        count(&mut self.route_counts, routed.route);
         if let Some(s) = routed.scheme {
-            count(&mut scheme_counts, (s, routed.route));
+            count(&mut self.scheme_counts, (s, routed.route));
         }
         if let Some(why) = &routed.not_imported_because {
             match summary.not_imported.get_mut(why.as_str()) {
@@ -260,30 +313,31 @@ pub fn execute(
             }
             summary.followups.group_memberships += routed.user.groups.len() as u64;
             for g in &routed.user.groups {
-                if !groups_seen.contains(g) {
-                    groups_seen.insert(g.clone());
+                if !self.groups_seen.contains(g) {
+                    self.groups_seen.insert(g.clone());
                 }
             }
         }
         let row = match routed.route {
             Route::Import(_) => {
-                let i = match sets.iter().position(|(r, _)| *r == routed.route) {
+                let cfg = self.cfg;
+                let i = match self.sets.iter().position(|(r, _)| *r == routed.route) {
                     Some(i) => i,
                     None => {
                         let set = ChunkSet::with_limits(
                             &cfg.out_dir,
                             &cfg.file_prefix,
                             routed.route,
-                            &header,
+                            &self.header,
                             cfg.max_rows,
                             cfg.max_bytes,
                         )
                         .map_err(werr(&cfg.out_dir))?;
-                        sets.push((routed.route, set));
-                        sets.len() - 1
+                        self.sets.push((routed.route, set));
+                        self.sets.len() - 1
                     }
                 };
-                let set = &mut sets[i].1;
+                let set = &mut self.sets[i].1;
                 let (file, row) = set.write(&routed).map_err(werr(&cfg.out_dir))?;
                 Some(ChunkRow {
                     route: routed.route,
@@ -293,30 +347,34 @@ pub fn execute(
             }
             _ => None,
         };
-        sink.routed(routed, row).map_err(PlanError::Sink)?;
+        sink.routed(routed, row).map_err(PlanError::Sink)
     }
-    summary.warnings.extend(source.take_warnings());
-    for (route, n) in route_counts {
-        summary.routes.insert(route.as_str().to_string(), n);
-    }
-    for ((scheme, route), n) in scheme_counts {
-        summary
-            .hash_schemes
-            .entry(scheme.to_string())
-            .or_default()
-            .insert(route.as_str().to_string(), n);
-    }
-    summary.followups.groups = groups_seen.len() as u64;
-    sets.sort_by_key(|(r, _)| *r);
-    for (_, set) in sets {
-        for f in set.finish().map_err(werr(&cfg.out_dir))? {
-            sink.file_done(&f).map_err(PlanError::Sink)?;
-            summary.files.push(f);
+
+    /// Names the counts, closes every file and returns the summary.
+    fn finish(mut self, sink: &mut dyn Sink, rejects_path: PathBuf) -> Result<Summary, PlanError> {
+        let summary = &mut self.summary;
+        for (route, n) in self.route_counts {
+            summary.routes.insert(route.as_str().to_string(), n);
         }
+        for ((scheme, route), n) in self.scheme_counts {
+            summary
+                .hash_schemes
+                .entry(scheme.to_string())
+                .or_default()
+                .insert(route.as_str().to_string(), n);
+        }
+        summary.followups.groups = self.groups_seen.len() as u64;
+        self.sets.sort_by_key(|(r, _)| *r);
+        for (_, set) in self.sets {
+            for f in set.finish().map_err(werr(&self.cfg.out_dir))? {
+                sink.file_done(&f).map_err(PlanError::Sink)?;
+                summary.files.push(f);
+            }
+        }
+        self.rejects.finish().map_err(werr(&rejects_path))?;
+        summary.rejects_file = Some(rejects_path);
+        Ok(self.summary)
     }
-    rejects.finish().map_err(werr(&rejects_path))?;
-    summary.rejects_file = Some(rejects_path);
-    Ok(summary)
 }
 
 /// Adds one to `key`'s count in a short list of counts.
