@@ -15,7 +15,9 @@ use std::fmt;
 /// Why not a `BTreeMap<String, String>`: reading a record used to allocate two `String`s per field
 /// (~25 per user) and build a tree that the mapping then searched by string comparison, which made
 /// record handling the bulk of `plan`'s time. Here a record costs two allocations (the text and the
-/// entry list), and a lookup is one or two probes of a small open-addressed index of the names
+/// entry list); a record read from one piece of text (a JSON line) starts with a copy of that text,
+/// and names and values that are slices of it are kept as spans of the copy rather than copied one
+/// by one ([`Fields::with_source`]). A lookup is one or two probes of a small open-addressed index of the names
 /// (64 one-byte slots, by a cheap summary of the name), so the mapping's dozen lookups per record
 /// no longer scan every entry. Records with more than [`MAX_INDEXED`] fields, or after a
 /// [`Fields::remove`] or [`Fields::retain`], fall back to a scan that compares a summary of the
@@ -23,23 +25,47 @@ use std::fmt;
 /// a scan). Semantics are those of the map it replaces: a later field with the same name replaces
 /// the earlier one ([`Fields::push`] and [`Fields::insert`] are the same operation), and iteration
 /// is in name order with one entry per name.
-#[derive(Clone)]
+#[derive(Default)]
 pub struct Fields {
-    /// Every name and value pushed, each name followed directly by its value.
+    /// The source text the record was read from, if it was attached ([`Fields::with_source`]),
+    /// then every name and value pushed that is not a slice of it.
     text: String,
-    /// (name start, name end = value start, value end) in `text`, and the name's [`tag`], in
-    /// push order.
-    entries: Vec<(u32, u32, u32, u32)>,
+    /// Every field in push order: its name's and value's spans in `text`, and the name's [`tag`].
+    entries: Vec<Entry>,
     /// The [`bit`] of every name pushed: a name whose bit is clear is absent (removals leave
     /// bits set, which only costs a scan).
     names: u128,
     /// By name (linear probing from [`index_slot`] of the tag): 1 + the index in `entries` of the
     /// name's current entry, or 0 for an empty slot. Only used while `indexed`.
-    index: [u8; INDEX_SLOTS],
-    /// Whether `index` holds every name (false past [`MAX_INDEXED`] entries, or after removals).
-    indexed: bool,
+    index: Index,
+    /// Whether `index` is not in use (past [`MAX_INDEXED`] entries, or after removals).
+    unindexed: bool,
+    /// Where the attached source text lives (address, length), while it is attached: a pushed
+    /// slice inside it is kept as a span of its copy at the start of `text` instead of being
+    /// copied again. Only ever compared as numbers, never read through.
+    source: (usize, usize),
+    /// Bytes of `text` that are the attached source's copy.
+    source_len: usize,
     /// Whether a push was refused because the text would have passed [`MAX_FIELDS_TEXT`].
     overflowed: bool,
+}
+
+/// One field: spans of its name and value in the text, and the name's tag.
+#[derive(Clone, Copy, Debug)]
+struct Entry {
+    name: (u32, u32),
+    value: (u32, u32),
+    tag: u32,
+}
+
+/// A record's name index (see [`Fields::index`]).
+#[derive(Clone, Copy)]
+struct Index([u8; INDEX_SLOTS]);
+
+impl Default for Index {
+    fn default() -> Index {
+        Index([0; INDEX_SLOTS])
+    }
 }
 
 /// Slots of a record's name index.
@@ -48,15 +74,18 @@ const INDEX_SLOTS: usize = 64;
 /// fields is searched by a scan.
 pub const MAX_INDEXED: usize = 40;
 
-impl Default for Fields {
-    fn default() -> Fields {
+impl Clone for Fields {
+    /// A copy with its own text; the source (if attached) is not: later pushes are copied.
+    fn clone(&self) -> Fields {
         Fields {
-            text: String::new(),
-            entries: Vec::new(),
-            names: 0,
-            index: [0; INDEX_SLOTS],
-            indexed: true,
-            overflowed: false,
+            text: self.text.clone(),
+            entries: self.entries.clone(),
+            names: self.names,
+            index: self.index,
+            unindexed: self.unindexed,
+            source: (0, 0),
+            source_len: self.source_len,
+            overflowed: self.overflowed,
         }
     }
 }
@@ -130,25 +159,64 @@ impl Fields {
         }
     }
 
+    /// Fields of a record read from `source` (e.g. one JSON line), with room for `extra` more
+    /// bytes of names and values and `fields` fields. `source` is copied once, and every name or
+    /// value pushed later that is a slice of `source` (most JSON strings and numbers) becomes a
+    /// span of that copy instead of being copied itself, until [`Fields::detach_source`]. The
+    /// copy also holds what the reader did not make a field (a password hash, say); only
+    /// fields are ever read from it.
+    pub fn with_source(source: &str, extra: usize, fields: usize) -> Fields {
+        let mut text = String::with_capacity(source.len() + extra);
+        text.push_str(source);
+        Fields {
+            text,
+            entries: Vec::with_capacity(fields),
+            source: (source.as_ptr() as usize, source.len()),
+            source_len: source.len(),
+            ..Fields::default()
+        }
+    }
+
+    /// Stops recognising slices of the source text (it may be freed and its memory reused once
+    /// the reader moves on); what was pushed stays as it is.
+    #[inline]
+    pub fn detach_source(&mut self) {
+        self.source = (0, 0);
+    }
+
+    /// The span in `text` of `s`: its place in the source's copy if `s` is a slice of the
+    /// attached source, else appended.
+    #[inline]
+    fn span_of(&mut self, s: &str) -> (u32, u32) {
+        let (base, len) = self.source;
+        let at = (s.as_ptr() as usize).wrapping_sub(base);
+        if at <= len && s.len() <= len - at {
+            return (at as u32, (at + s.len()) as u32);
+        }
+        let start = self.text.len();
+        self.text.push_str(s);
+        (start as u32, self.text.len() as u32)
+    }
+
     /// Sets `name` to `value`, replacing an earlier value of `name`.
     #[inline]
     pub fn push(&mut self, name: &str, value: &str) {
-        if self.text.len() + name.len() + value.len() > MAX_FIELDS_TEXT {
+        if self.text.len() - self.source_len + name.len() + value.len() > MAX_FIELDS_TEXT {
             self.overflowed = true;
             return;
         }
         let g = tag(name.as_bytes());
         self.names |= bit(g);
-        if self.indexed {
+        if !self.unindexed {
             self.index_entry(self.entries.len(), g, name.as_bytes());
         }
-        let start = self.text.len();
-        self.text.reserve(name.len() + value.len());
-        self.text.push_str(name);
-        let mid = self.text.len();
-        self.text.push_str(value);
-        self.entries
-            .push((start as u32, mid as u32, self.text.len() as u32, g));
+        let name = self.span_of(name);
+        let value = self.span_of(value);
+        self.entries.push(Entry {
+            name,
+            value,
+            tag: g,
+        });
     }
 
     /// Whether a push was refused for passing [`MAX_FIELDS_TEXT`] (the fields are incomplete).
@@ -162,40 +230,46 @@ impl Fields {
         self.push(name.as_ref(), value.as_ref());
     }
 
+    #[inline]
+    fn span(&self, (s, e): (u32, u32)) -> &str {
+        &self.text[s as usize..e as usize]
+    }
+
+    /// Whether entry `e` has tag `g` and the name `name`.
+    #[inline]
+    fn is(&self, e: &Entry, g: u32, name: &[u8]) -> bool {
+        e.tag == g && same(self.span(e.name).as_bytes(), name)
+    }
+
     /// Puts entry `e` (about to be pushed, or already there) with tag `g` and `name` in the
     /// index, in place of an earlier entry of the same name; stops indexing past
     /// [`MAX_INDEXED`] entries.
     #[inline]
     fn index_entry(&mut self, e: usize, g: u32, name: &[u8]) {
         if e >= MAX_INDEXED {
-            self.indexed = false;
+            self.unindexed = true;
             return;
         }
-        let t = self.text.as_bytes();
         let mut h = index_slot(g);
         loop {
-            let at = self.index[h] as usize;
-            if at == 0 {
-                break;
-            }
-            let (s, m, _, k) = self.entries[at - 1];
-            if k == g && same(&t[s as usize..m as usize], name) {
+            let at = self.index.0[h] as usize;
+            if at == 0 || self.is(&self.entries[at - 1], g, name) {
                 break;
             }
             h = (h + 1) % INDEX_SLOTS;
         }
-        self.index[h] = (e + 1) as u8;
+        self.index.0[h] = (e + 1) as u8;
     }
 
     /// Makes the index again after entries moved (or stops using it if there are too many).
     fn reindex(&mut self) {
-        self.index = [0; INDEX_SLOTS];
-        self.indexed = true;
+        self.index = Index::default();
+        self.unindexed = false;
         for e in 0..self.entries.len() {
-            let (s, m, _, g) = self.entries[e];
-            let name = self.text.as_bytes()[s as usize..m as usize].to_vec();
-            self.index_entry(e, g, &name);
-            if !self.indexed {
+            let entry = self.entries[e];
+            let name = self.span(entry.name).as_bytes().to_vec();
+            self.index_entry(e, entry.tag, &name);
+            if self.unindexed {
                 return;
             }
         }
@@ -206,16 +280,14 @@ impl Fields {
     fn find(&self, name: &str) -> Option<usize> {
         let n = name.as_bytes();
         let g = tag(n);
-        let t = self.text.as_bytes();
-        if self.indexed {
+        if !self.unindexed {
             let mut h = index_slot(g);
             loop {
-                let at = self.index[h] as usize;
+                let at = self.index.0[h] as usize;
                 if at == 0 {
                     return None;
                 }
-                let (s, m, _, k) = self.entries[at - 1];
-                if k == g && same(&t[s as usize..m as usize], n) {
+                if self.is(&self.entries[at - 1], g, n) {
                     return Some(at - 1);
                 }
                 h = (h + 1) % INDEX_SLOTS;
@@ -224,21 +296,17 @@ impl Fields {
         if self.names & bit(g) == 0 {
             return None;
         }
-        self.entries
-            .iter()
-            .rposition(|&(s, m, _, k)| k == g && same(&t[s as usize..m as usize], n))
+        self.entries.iter().rposition(|e| self.is(e, g, n))
     }
 
     #[inline]
     fn value_at(&self, i: usize) -> &str {
-        let (_, m, e, _) = self.entries[i];
-        &self.text[m as usize..e as usize]
+        self.span(self.entries[i].value)
     }
 
     #[inline]
     fn name_at(&self, i: usize) -> &str {
-        let (s, m, _, _) = self.entries[i];
-        &self.text[s as usize..m as usize]
+        self.span(self.entries[i].name)
     }
 
     /// The value of `name` (possibly empty), if the record has that field.
@@ -255,21 +323,20 @@ impl Fields {
     pub fn remove(&mut self, name: &str) -> Option<String> {
         let i = self.find(name)?;
         let v = self.value_at(i).to_string();
-        let t = self.text.as_bytes();
         let n = name.as_bytes();
         let g = tag(n);
-        self.entries
-            .retain(|&(s, m, _, k)| !(k == g && &t[s as usize..m as usize] == n));
+        let mut entries = std::mem::take(&mut self.entries);
+        entries.retain(|e| !self.is(e, g, n));
+        self.entries = entries;
         self.reindex();
         Some(v)
     }
 
     /// Keeps only the entries for which `keep(name, value)` is true.
     pub fn retain(&mut self, mut keep: impl FnMut(&str, &str) -> bool) {
-        let text = &self.text;
-        self.entries.retain(|&(s, m, e, _)| {
-            keep(&text[s as usize..m as usize], &text[m as usize..e as usize])
-        });
+        let mut entries = std::mem::take(&mut self.entries);
+        entries.retain(|e| keep(self.span(e.name), self.span(e.value)));
+        self.entries = entries;
         self.reindex();
     }
 
@@ -508,6 +575,28 @@ mod tests {
             assert_eq!(f.get("name0"), Some("back"));
             assert_eq!(f.len(), n - 1);
         }
+        // Fields read from a source text: slices of it are spans of its copy, other text is
+        // appended, and both read back the same; after detaching, slices are copied.
+        let line = String::from(r#"{"email":"a@x.io","name":"Ann"}"#);
+        let mut f = Fields::with_source(&line, 16, 4);
+        f.push(&line[2..7], &line[10..16]);
+        f.push("name", &line[26..29]);
+        assert_eq!(f.get("email"), Some("a@x.io"));
+        assert_eq!(
+            f.text.len(),
+            line.len() + 4,
+            "only the name not in the line was copied"
+        );
+        f.push("user_metadata.plan", "pro");
+        f.detach_source();
+        f.push(&line[2..7], &line[26..29]);
+        drop(line);
+        assert_eq!(f.get("email"), Some("Ann"), "the later push wins");
+        assert_eq!(f.get("name"), Some("Ann"));
+        assert_eq!(f.get("user_metadata.plan"), Some("pro"));
+        assert_eq!(f.len(), 3);
+        let copy = f.clone();
+        assert_eq!(copy, f);
         assert!(
             super::same(b"identities", b"identities") && !super::same(b"identities", b"identitiez")
         );

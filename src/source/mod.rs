@@ -384,7 +384,7 @@ impl<A: JsonAdapter> Source for JsonSource<A> {
                         )));
                     }
                 };
-            let mut fields = Fields::with_capacity(text.len(), 32);
+            let mut fields = Fields::with_source(text, 256, 32);
             let captured = match json::parse_record(text, A::CAPTURE, &mut fields) {
                 Ok(Some(captured)) => captured,
                 Ok(None) => {
@@ -418,7 +418,11 @@ impl<A: JsonAdapter> Source for JsonSource<A> {
                 )));
             }
             match self.adapter.convert(captured, fields, pos) {
-                Ok(Some(user)) => return Some(Ok(user)),
+                Ok(Some(mut user)) => {
+                    // The line's bytes belong to the reader's buffer, which moves on.
+                    user.fields.detach_source();
+                    return Some(Ok(user));
+                }
                 Ok(None) => continue,
                 Err(e) => return Some(Err(e)),
             }
