@@ -921,7 +921,30 @@ fn apply<'a>(
 ) -> Result<Option<Cow<'a, str>>, Rejection> {
     let result = match rule.sources.as_slice() {
         [] => rule.transform.apply(&[], region),
-        [one] => rule.transform.apply(&[user.field(one)], region),
+        [one] => {
+            let value = user.field(one);
+            // The transforms of nearly every attribute, answered here without the general
+            // `Transform::apply` (whose large result came back through memory and stalled the
+            // loop on every attribute); anything else, and every error, goes the general way.
+            let quick = match (&rule.transform, value.map(transform::trim)) {
+                // These two do not read the first value alone.
+                (Transform::Const(_) | Transform::Join(_), _) => None,
+                (_, None | Some("")) => Some(None),
+                (Transform::Trim, Some(v)) => Some(Some(Cow::Borrowed(v))),
+                (Transform::Lowercase | Transform::LowercaseEmail, Some(v)) => {
+                    Some(Some(lowercase(v)))
+                }
+                (Transform::Bool, Some(v)) => {
+                    parse_bool(v).map(|b| Some(Cow::Borrowed(bool_str(b))))
+                }
+                (Transform::E164, Some(v)) if is_e164(v) => Some(Some(Cow::Borrowed(v))),
+                _ => None,
+            };
+            if let Some(q) = quick {
+                return Ok(q);
+            }
+            rule.transform.apply(&[value], region)
+        }
         many => {
             let refs: Vec<Option<&'a str>> = many.iter().map(|s| user.field(s)).collect();
             rule.transform.apply(&refs, region)

@@ -276,3 +276,60 @@ fn attributes_keep_name_order_and_resolve_slots_per_table() {
     assert_ne!(a, b);
     assert_eq!(b.to_map().len(), 1);
 }
+
+#[test]
+fn quick_transforms_answer_as_the_general_ones() {
+    // `apply` answers the usual single-source transforms itself; every answer (value or
+    // rejection) must be the one `Transform::apply` gives.
+    let transforms = [
+        Transform::Trim,
+        Transform::Lowercase,
+        Transform::LowercaseEmail,
+        Transform::Bool,
+        Transform::NotBool,
+        Transform::E164,
+        Transform::EpochSeconds,
+        Transform::Const("c".into()),
+        Transform::Join("-".into()),
+    ];
+    let values = [
+        None,
+        Some(""),
+        Some("  "),
+        Some(" Ada "),
+        Some("ADA@Example.COM"),
+        Some("Émile"),
+        Some("TRUE"),
+        Some(" yes "),
+        Some("maybe"),
+        Some("+14155550123"),
+        Some(" +1 (415) 555-0123 "),
+        Some("2024-11-02T17:04:11.201Z"),
+        Some("\u{a0}x\u{a0}"),
+    ];
+    for transform in &transforms {
+        for value in values {
+            let rule = config::CompiledRule {
+                sources: vec!["src".into()],
+                transform: transform.clone(),
+            };
+            let mut user = LegacyUser::new(Position::default());
+            if let Some(v) = value {
+                user.fields.push("src", v);
+            }
+            let quick = apply(&rule, "target", &user, Some("US"), Position::default());
+            let general = rule
+                .transform
+                .apply(&[user.field("src")], Some("US"))
+                .map_err(|(reason, message)| {
+                    Rejection::new(
+                        Position::default(),
+                        "src",
+                        reason,
+                        format!("target: {message}"),
+                    )
+                });
+            assert_eq!(quick, general, "{transform:?} of {value:?}");
+        }
+    }
+}
