@@ -19,6 +19,18 @@ use super::{wordpress, HashError};
 /// 2 data bits and the 31-character hash's last one 4, and the bits left over must be zero (the
 /// crate's decoder refuses trailing bits). The same answer as parsing it into
 /// `bcrypt::HashParts` (tested against it), without decoding: it runs for every user of a plan.
+/// Whether a byte is in bcrypt's base-64 alphabet (`./A-Za-z0-9`).
+static BCRYPT_ALPHABET: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut c = 0;
+    while c < 256 {
+        let b = c as u8;
+        t[c] = b.is_ascii_alphanumeric() || b == b'.' || b == b'/';
+        c += 1;
+    }
+    t
+};
+
 fn canonical_tail(body: &[u8]) -> bool {
     /// The position of a character in `./A-Za-z0-9`.
     fn index(c: u8) -> u8 {
@@ -107,9 +119,10 @@ impl BcryptHash {
             return Err(HashError::malformed(scheme, "cost outside 4..=31"));
         }
         let body = s.get(7..).unwrap_or_default();
+        // One table look-up per character and no early exit: this runs for every bcrypt user.
         if !body
             .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'/')
+            .fold(true, |ok, b| ok & BCRYPT_ALPHABET[b as usize])
         {
             return Err(HashError::malformed(scheme, "bad salt or hash characters"));
         }

@@ -152,6 +152,10 @@ pub fn push_field(buf: &mut Vec<u8>, first: bool, v: &str) {
         buf.push(b',');
     }
     let b = v.as_bytes();
+    // Most columns of a row are empty.
+    if b.is_empty() {
+        return;
+    }
     if !has_comma(b) {
         buf.extend_from_slice(b);
         return;

@@ -87,7 +87,11 @@ impl<'a> Json<'a> {
 
 /// The last member named `key`.
 pub(crate) fn get<'o, 'a>(members: &'o Obj<'a>, key: &str) -> Option<&'o Json<'a>> {
-    members.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v)
+    members
+        .iter()
+        .rev()
+        .find(|(k, _)| crate::record::same(k.as_bytes(), key.as_bytes()))
+        .map(|(_, v)| v)
 }
 
 /// Removes every member named `key` and returns the last one's value.
