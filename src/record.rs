@@ -238,7 +238,11 @@ impl Fields {
     /// Whether entry `e` has tag `g` and the name `name`.
     #[inline]
     fn is(&self, e: &Entry, g: u32, name: &[u8]) -> bool {
-        e.tag == g && same(self.span(e.name).as_bytes(), name)
+        e.tag == g
+            && same(
+                &self.text.as_bytes()[e.name.0 as usize..e.name.1 as usize],
+                name,
+            )
     }
 
     /// Puts entry `e` (about to be pushed, or already there) with tag `g` and `name` in the
