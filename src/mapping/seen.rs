@@ -466,6 +466,14 @@ impl Seen {
     #[inline]
     pub fn prefetch(&self, fp: u64) {
         let t = &self.table;
+        // Once keys have spilled, a key missing from memory is looked up in every run's
+        // filter: one line each, anywhere in the filters.
+        for run in &self.runs {
+            let (l, _) = bloom_locate(run.filter.len(), fp);
+            if let Some(line) = t.mem.get(run.filter.start + l) {
+                prefetch_read(&line[0]);
+            }
+        }
         let s = Seen::shard(fp);
         let cap = t.caps[s];
         if cap == 0 || t.mem.is_empty() {
