@@ -18,9 +18,12 @@
 //! In memory: 12 bytes per key (the fingerprint, and a 32-bit record number packed two to a
 //! word), open addressing with linear probing, split into 256 shards by the fingerprint's top
 //! byte, each taking its whole share of the budget on its first key (while spilling is possible;
-//! otherwise growing by a quarter, in place in its own region, when it is 80% full). A general `HashMap<u64, u64>` takes 17 bytes per slot, doubles all at
-//! once and hashes the already-random fingerprint again; here a resize only rehashes one shard
-//! and the fingerprint is its own hash.
+//! otherwise growing by a quarter, in place in its own region, when it is 80% full). A general
+//! `HashMap<u64, u64>` takes 17 bytes per slot, doubles all at once and hashes the already-random
+//! fingerprint again; here a resize only rehashes one shard and the fingerprint is its own hash.
+//! [`Seen::prefetch`] asks for a key's cache lines ahead of its lookup (the mapper calls it one
+//! record before the check), so that the lookups of a table far larger than the caches do not
+//! wait for memory.
 //!
 //! On disk: when a shard is full at its share, all of memory is written as one sorted *run* (the
 //! shards in order of the top byte are already globally sorted once each is sorted) to a file in
