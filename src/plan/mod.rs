@@ -439,3 +439,112 @@ impl Summary {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mapping::config::MappingFile;
+    use crate::pool::PoolSchema;
+    use crate::source::{Format, SourceOptions};
+    use route::{Mode, UnimportablePolicy};
+
+    /// Every outcome in the order the sink got it: (record, route or rejection reason).
+    #[derive(Default)]
+    struct Recorded(Vec<(u64, String)>);
+
+    impl Sink for Recorded {
+        fn routed(&mut self, user: Routed, _: Option<ChunkRow>) -> io::Result<()> {
+            let route = user.route.as_str().to_string();
+            self.0.push((user.user.position.record, route));
+            Ok(())
+        }
+        fn rejected(&mut self, r: &Rejection) -> io::Result<()> {
+            self.0
+                .push((r.position.record, r.reason.as_str().to_string()));
+            Ok(())
+        }
+        fn skip(&mut self, record: u64) -> bool {
+            record == 6
+        }
+    }
+
+    #[test]
+    fn outcomes_keep_input_order_and_duplicates_are_checked_in_order_one_record_ahead() {
+        // Records 1 and 2 share an email (2 is the duplicate, caught while 3 is prepared);
+        // 3 is rejected on its own (bad email) right after 2's outcome; 4 repeats 3's username
+        // (3 was rejected before its keys were taken, so 4 is fine); 5 is a bad line; 6 is
+        // "settled" (skipped) but still takes its email, so 7 is its duplicate; 8 ends the input
+        // while pending.
+        let lines = [
+            r#"{"id":"u1","mail":"a@x.io","v":"true"}"#,
+            r#"{"id":"u2","mail":"A@x.io","v":"true"}"#,
+            r#"{"id":"u3","mail":"not-an-email","v":"true"}"#,
+            r#"{"id":"u3","mail":"c@x.io","v":"true"}"#,
+            r#"{"id":"u5","mail":"#,
+            r#"{"id":"u6","mail":"f@x.io","v":"true"}"#,
+            r#"{"id":"u7","mail":"F@X.IO","v":"true"}"#,
+            r#"{"id":"u8","mail":"h@x.io","v":"false"}"#,
+        ];
+        let text = lines.join("\n");
+        let mut source = source::from_reader(
+            Format::Ndjson,
+            Box::new(io::Cursor::new(text.into_bytes())),
+            &SourceOptions::default(),
+        )
+        .unwrap();
+        let mapping = MappingFile::parse(
+            "username = \"id\"\n[attributes]\nemail = { from = \"mail\", transform = \"lowercase_email\" }\nemail_verified = { from = \"v\", transform = \"bool\" }\n",
+            "test",
+        )
+        .unwrap();
+        let schema = PoolSchema::assemble(
+            "us-east-1_test",
+            "test",
+            vec![
+                "email".into(),
+                "email_verified".into(),
+                "cognito:username".into(),
+            ],
+            vec![],
+            vec![],
+            vec!["email".into()],
+            false,
+            vec!["email".into()],
+        );
+        let mut mapper = Mapper::new(&mapping, &schema).unwrap();
+        let router = Router::new(
+            Mode::ImportJob,
+            UnimportablePolicy::Trigger,
+            Default::default(),
+            &schema,
+        );
+        let dir = std::env::temp_dir().join(format!("cm-plan-order-{}", std::process::id()));
+        let mut sink = Recorded::default();
+        let summary = execute(
+            source.as_mut(),
+            &mut mapper,
+            &router,
+            &PlanConfig::new(&dir),
+            &mut sink,
+        )
+        .unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        let got: Vec<(u64, &str)> = sink.0.iter().map(|(r, o)| (*r, o.as_str())).collect();
+        assert_eq!(
+            got,
+            vec![
+                (1, "import:none"),
+                (2, "duplicate_email"),
+                (3, "invalid_email"),
+                (4, "import:none"),
+                (5, "malformed_record"),
+                (7, "duplicate_email"),
+                (8, "not_verifiable"),
+            ]
+        );
+        assert_eq!(
+            (summary.records, summary.routed, summary.rejected),
+            (7, 2, 5)
+        );
+    }
+}
