@@ -6,6 +6,7 @@
 //! outcome.
 
 pub mod aws;
+mod bytes;
 pub mod checkpoint;
 pub mod directory;
 pub mod mapping;

@@ -9,6 +9,8 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+use crate::bytes::same;
+
 /// A record's flat fields: names and values side by side in one text buffer, in the order the
 /// source found them.
 ///
@@ -17,8 +19,8 @@ use std::fmt;
 /// record handling the bulk of `plan`'s time. Here a record costs two allocations (the text and the
 /// entry list); a record read from one piece of text (a JSON line) starts with a copy of that text,
 /// and names and values that are slices of it are kept as spans of the copy rather than copied one
-/// by one ([`Fields::with_source`]). A lookup is one or two probes of a small open-addressed index of the names
-/// (64 one-byte slots, by a cheap summary of the name), so the mapping's dozen lookups per record
+/// by one ([`Fields::with_source`]). A lookup is one or two probes of a small open-addressed index
+/// of the names (64 one-byte slots, by a cheap summary of the name), so the mapping's dozen lookups per record
 /// no longer scan every entry. Records with more than [`MAX_INDEXED`] fields, or after a
 /// [`Fields::remove`] or [`Fields::retain`], fall back to a scan that compares a summary of the
 /// names first (a 128-bit set of the names' hashes answers most lookups of absent names without
@@ -36,7 +38,7 @@ pub struct Fields {
     /// bits set, which only costs a scan).
     names: u128,
     /// By name (linear probing from [`index_slot`] of the tag): 1 + the index in `entries` of the
-    /// name's current entry, or 0 for an empty slot. Only used while `indexed`.
+    /// name's current entry, or 0 for an empty slot. Not used once `unindexed`.
     index: Index,
     /// Whether `index` is not in use (past [`MAX_INDEXED`] entries, or after removals).
     unindexed: bool,
@@ -94,30 +96,6 @@ impl Clone for Fields {
 #[inline]
 fn index_slot(tag: u32) -> usize {
     (tag.wrapping_mul(0x9E37_79B1) >> 26) as usize
-}
-
-/// Byte-wise equality of two names, without a call to `memcmp` for the short names of an export
-/// (a call per comparison was a visible part of reading a record).
-#[inline]
-pub(crate) fn same(a: &[u8], b: &[u8]) -> bool {
-    let n = a.len();
-    if n != b.len() {
-        return false;
-    }
-    let load8 = |x: &[u8], i: usize| u64::from_le_bytes(x[i..i + 8].try_into().unwrap());
-    if n >= 8 {
-        let mut i = 0;
-        while i + 8 <= n {
-            if load8(a, i) != load8(b, i) {
-                return false;
-            }
-            i += 8;
-        }
-        // The last (possibly overlapping) eight bytes.
-        load8(a, n - 8) == load8(b, n - 8)
-    } else {
-        a.iter().zip(b).all(|(x, y)| x == y)
-    }
 }
 
 /// The most text (names and values) one record's fields may take. Records are bounded
@@ -601,13 +579,6 @@ mod tests {
         assert_eq!(f.len(), 3);
         let copy = f.clone();
         assert_eq!(copy, f);
-        assert!(
-            super::same(b"identities", b"identities") && !super::same(b"identities", b"identitiez")
-        );
-        assert!(super::same(b"", b"") && !super::same(b"a", b"ab"));
-        assert!(
-            !super::same(b"abcdefgh1", b"abcdefgh2") && super::same(b"abcdefgh12", b"abcdefgh12")
-        );
 
         let mut u = LegacyUser::new(Position::default());
         u.fields = f;

@@ -205,7 +205,7 @@ impl Attributes {
             return self
                 .names
                 .iter()
-                .position(|n| crate::record::same(n.as_bytes(), name.as_bytes()));
+                .position(|n| crate::bytes::same(n.as_bytes(), name.as_bytes()));
         }
         self.names.binary_search_by(|n| n.as_str().cmp(name)).ok()
     }

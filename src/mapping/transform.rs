@@ -149,21 +149,10 @@ fn visible_ascii(b: u8) -> bool {
     (0x21..0x7f).contains(&b)
 }
 
-/// Whether `v` holds a line feed or carriage return (eight bytes at a time; values are short, and
-/// a `memchr2` call per value cost more than the scan).
+/// Whether `v` holds a line feed or carriage return.
 #[inline]
 pub fn has_line_break(v: &[u8]) -> bool {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    let zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
-    let mut chunks = v.chunks_exact(8);
-    for c in &mut chunks {
-        let x = u64::from_le_bytes(c.try_into().unwrap());
-        if zero(x ^ (ONES * b'\n' as u64)) | zero(x ^ (ONES * b'\r' as u64)) != 0 {
-            return true;
-        }
-    }
-    chunks.remainder().iter().any(|&b| b == b'\n' || b == b'\r')
+    crate::bytes::contains_any(v, [b'\n', b'\r'])
 }
 
 /// `v.to_lowercase()`, without allocating when `v` is ASCII with no upper-case letter (the usual

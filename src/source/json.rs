@@ -90,7 +90,7 @@ pub(crate) fn get<'o, 'a>(members: &'o Obj<'a>, key: &str) -> Option<&'o Json<'a
     members
         .iter()
         .rev()
-        .find(|(k, _)| crate::record::same(k.as_bytes(), key.as_bytes()))
+        .find(|(k, _)| crate::bytes::same(k.as_bytes(), key.as_bytes()))
         .map(|(_, v)| v)
 }
 
@@ -227,7 +227,7 @@ impl<'a> Parser<'a> {
         self.members(|p, key| {
             if capture
                 .iter()
-                .any(|c| crate::record::same(c.as_bytes(), key.as_bytes()))
+                .any(|c| crate::bytes::same(c.as_bytes(), key.as_bytes()))
             {
                 let v = p.value()?;
                 captured.push((key, v));
