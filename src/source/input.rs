@@ -34,7 +34,7 @@ pub fn open_reader(location: &str) -> Result<Box<dyn BufRead + Send>, SourceErro
         Box::new(BufReader::with_capacity(BUFFER_SIZE, io::stdin()))
     } else {
         let file = File::open(location).map_err(|e| SourceError::io(location, e))?;
-        Box::new(BufReader::with_capacity(BUFFER_SIZE, file))
+        open_file(file).map_err(|e| SourceError::io(location, e))?
     };
     let (reader, was_gzip) = decompress_if_gzip(raw).map_err(|e| SourceError::io(location, e))?;
     if !was_gzip && location.to_ascii_lowercase().ends_with(".gz") && location != "-" {
@@ -44,6 +44,17 @@ pub fn open_reader(location: &str) -> Result<Box<dyn BufRead + Send>, SourceErro
         ));
     }
     Ok(reader)
+}
+
+/// A local file as a buffered stream: a large one on Linux through [`super::local_file`] (the
+/// page cache where cached, direct reads where not), else through a plain buffer.
+fn open_file(file: File) -> io::Result<Box<dyn BufRead + Send>> {
+    #[cfg(target_os = "linux")]
+    let file = match super::local_file::LocalFile::open(file)? {
+        Ok(reader) => return Ok(Box::new(reader)),
+        Err(file) => file,
+    };
+    Ok(Box::new(BufReader::with_capacity(BUFFER_SIZE, file)))
 }
 
 /// Wraps `reader` in a streaming gzip decoder if its first bytes are the gzip magic number.

@@ -46,6 +46,8 @@ mod input;
 mod json;
 mod json_stream;
 mod keycloak;
+#[cfg(target_os = "linux")]
+mod local_file;
 pub mod s3;
 
 use std::fmt;

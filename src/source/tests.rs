@@ -1019,3 +1019,58 @@ fn a_record_that_would_flatten_past_the_fields_limit_is_rejected_and_the_run_goe
     assert_eq!(users.len(), 1);
     assert_eq!(users[0].field("user_id"), Some("auth0|next"));
 }
+
+/// A file large enough for the chunked reader of `local_file` (on Linux), with part of it out of
+/// the page cache so that both of its read paths are used, gives exactly the records, errors
+/// and positions that the same bytes give from memory: records that straddle its 1 MiB chunks
+/// included.
+#[test]
+fn a_large_partly_cached_file_reads_like_the_same_bytes_in_memory() {
+    let mut text = String::new();
+    let mut i = 0u64;
+    while text.len() < 6 << 20 {
+        if i % 1000 == 999 {
+            text.push_str("{\"user_id\": \"broken\n");
+        } else {
+            // Lengths vary, so records end at every offset relative to the chunks.
+            let pad = "x".repeat((i * 37 % 700) as usize);
+            text.push_str(&format!(
+                "{{\"user_id\":\"auth0|{i}\",\"email\":\"u{i}@example.com\",\"note\":\"{pad}\"}}\r\n"
+            ));
+        }
+        i += 1;
+    }
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(format!("cm-source-large-{}.ndjson", std::process::id()));
+    {
+        let mut f = std::fs::File::create(&path).unwrap();
+        f.write_all(text.as_bytes()).unwrap();
+        f.sync_all().unwrap();
+        #[cfg(target_os = "linux")]
+        {
+            use std::os::unix::io::AsRawFd;
+            // SAFETY: an advisory call on our own descriptor.
+            unsafe {
+                libc::posix_fadvise(f.as_raw_fd(), 1 << 20, 3 << 20, libc::POSIX_FADV_DONTNEED);
+            }
+        }
+    }
+    let opts = SourceOptions::default();
+    let from_file = drain(open(Format::Ndjson, path.to_str().unwrap(), &opts).unwrap());
+    let from_memory = read_all_with(Format::Ndjson, text.as_bytes(), &opts);
+    std::fs::remove_file(&path).unwrap();
+    assert_eq!(from_file.0.len() as u64 + from_file.1.len() as u64, i);
+    assert_eq!(
+        from_file.1.len() as u64,
+        i / 1000,
+        "the broken lines are the errors"
+    );
+    assert!(from_file.0 == from_memory.0, "records differ");
+    let key = |e: &RecordError| (e.position, e.reason, e.field.clone(), e.message.clone());
+    assert_eq!(
+        from_file.1.iter().map(key).collect::<Vec<_>>(),
+        from_memory.1.iter().map(key).collect::<Vec<_>>()
+    );
+    assert_eq!(from_file.2, from_memory.2);
+}
