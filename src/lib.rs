@@ -8,6 +8,8 @@
 pub mod aws;
 mod bytes;
 pub mod checkpoint;
+#[cfg(target_os = "linux")]
+mod direct_io;
 pub mod directory;
 pub mod mapping;
 pub mod password;

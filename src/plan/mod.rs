@@ -7,6 +7,7 @@
 //! apart from the duplicate check (see [`crate::mapping`]).
 
 pub mod chunks;
+mod out_file;
 pub mod route;
 
 use std::collections::BTreeMap;

@@ -25,65 +25,19 @@ use std::fs::File;
 use std::io::{self, BufRead, Read};
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::os::unix::io::AsRawFd;
-use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-/// Bytes per read: large enough that one direct read keeps a disk busy, small enough that the
-/// chunks in memory ([`AHEAD`] + 1) are a few MiB.
-pub(crate) const CHUNK: usize = 1 << 20;
+use crate::direct_io::{AlignedBuf as Chunk, ALIGN, CHUNK};
+
 /// Chunks read ahead of the one being parsed.
 const AHEAD: usize = 2;
-/// Direct I/O alignment of buffers, offsets and lengths (the largest logical block size in use).
-const ALIGN: usize = 4096;
 /// Files smaller than this are read with the plain buffered reader.
 const MIN_LEN: u64 = 4 * CHUNK as u64;
 /// `cachestat(2)`: the same number on every Linux architecture (the unified syscall table).
 const SYS_CACHESTAT: libc::c_long = 451;
-
-/// One aligned buffer of [`CHUNK`] bytes and how many of them hold data.
-struct Chunk {
-    ptr: NonNull<u8>,
-    len: usize,
-}
-
-// SAFETY: a Chunk owns its allocation alone; it is handed between the reader thread and the
-// parser whole, never shared.
-unsafe impl Send for Chunk {}
-
-impl Chunk {
-    fn layout() -> std::alloc::Layout {
-        std::alloc::Layout::from_size_align(CHUNK, ALIGN).expect("valid layout")
-    }
-
-    fn new() -> Chunk {
-        // Zeroed, so that the whole buffer is initialised memory from the start.
-        // SAFETY: the layout has a non-zero size.
-        let ptr = unsafe { std::alloc::alloc_zeroed(Chunk::layout()) };
-        let ptr =
-            NonNull::new(ptr).unwrap_or_else(|| std::alloc::handle_alloc_error(Chunk::layout()));
-        Chunk { ptr, len: 0 }
-    }
-
-    fn all_mut(&mut self) -> &mut [u8] {
-        // SAFETY: CHUNK initialised bytes owned by `self`, borrowed mutably through `self`.
-        unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), CHUNK) }
-    }
-
-    fn data(&self) -> &[u8] {
-        // SAFETY: `len <= CHUNK` initialised bytes owned by `self`.
-        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
-    }
-}
-
-impl Drop for Chunk {
-    fn drop(&mut self) {
-        // SAFETY: allocated in `Chunk::new` with this layout and not freed before.
-        unsafe { std::alloc::dealloc(self.ptr.as_ptr(), Chunk::layout()) }
-    }
-}
 
 /// How many chunks were copied from the page cache and how many read directly.
 #[derive(Default)]
