@@ -1,22 +1,20 @@
-//! What reading and writing large files with `O_DIRECT` needs: aligned buffers, and switching a
-//! descriptor's direct mode.
+//! The aligned buffers that reading with `O_DIRECT` needs.
 //!
-//! Large exports are read ([`crate::source`]'s `local_file`) and import files written
-//! ([`crate::plan::out_file`]) with direct I/O where the data is not in the page cache, because
-//! on virtual machines whose host reclaims the guest's free memory, every fresh page-cache page
-//! costs a host fault on first touch: measured on this project's 2-core VM, buffered writes of
-//! 1.3 GB into a new file took 0.3–3.0 s of system time and direct ones 0.12–0.14 s; reads of an
-//! evicted 3.4 GB export 0.4–2.7 s against 0.1–0.2 s. Direct I/O transfers between the device and
-//! the process's own buffers, which it touched once and reuses. Linux only.
+//! Large exports are read ([`crate::source`]'s `local_file`) with direct I/O where the data is not
+//! in the page cache, because on virtual machines whose host reclaims the guest's free memory,
+//! every fresh page-cache page costs a host fault on first touch: measured on this project's
+//! 2-core VM, reads of an evicted 3.4 GB export took 0.4–2.7 s of system time buffered against
+//! 0.1–0.2 s direct. Direct I/O transfers between the device and the process's own buffers, which
+//! it touched once and reuses. Linux only.
+//!
+//! (Import files written the same way, on a writer thread, measured no better than buffered
+//! writes with early write-back, see `plan::chunks`, and cost 6 MB more memory: not kept.)
 
-use std::fs::File;
-use std::io;
-use std::os::unix::io::AsRawFd;
 use std::ptr::NonNull;
 
 /// Direct I/O alignment of buffers, offsets and lengths (the largest logical block size in use).
 pub(crate) const ALIGN: usize = 4096;
-/// Bytes per buffer (and per direct read or write): large enough to keep a disk busy with one
+/// Bytes per buffer (and per direct read): large enough to keep a disk busy with one
 /// request, small enough that the few buffers in flight are a few MiB.
 pub(crate) const CHUNK: usize = 1 << 20;
 
@@ -62,26 +60,4 @@ impl Drop for AlignedBuf {
         // SAFETY: allocated in `AlignedBuf::new` with this layout and not freed before.
         unsafe { std::alloc::dealloc(self.ptr.as_ptr(), AlignedBuf::layout()) }
     }
-}
-
-/// Turns `O_DIRECT` on or off for `file`'s open file description. Fails (`EINVAL`) where the
-/// file system has no direct I/O, e.g. tmpfs.
-pub(crate) fn set_direct(file: &File, on: bool) -> io::Result<()> {
-    let fd = file.as_raw_fd();
-    // SAFETY: fcntl on a descriptor `file` owns; F_GETFL/F_SETFL read and set flags only.
-    unsafe {
-        let flags = libc::fcntl(fd, libc::F_GETFL);
-        if flags < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        let flags = if on {
-            flags | libc::O_DIRECT
-        } else {
-            flags & !libc::O_DIRECT
-        };
-        if libc::fcntl(fd, libc::F_SETFL, flags) < 0 {
-            return Err(io::Error::last_os_error());
-        }
-    }
-    Ok(())
 }

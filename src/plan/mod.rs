@@ -7,7 +7,6 @@
 //! apart from the duplicate check (see [`crate::mapping`]).
 
 pub mod chunks;
-mod out_file;
 pub mod route;
 
 use std::collections::BTreeMap;
