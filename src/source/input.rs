@@ -57,6 +57,19 @@ fn open_file(file: File) -> io::Result<Box<dyn BufRead + Send>> {
     Ok(Box::new(BufReader::with_capacity(BUFFER_SIZE, file)))
 }
 
+/// `Read::read` for a reader whose bytes are in its `BufRead` buffer: copies what is buffered
+/// (refilling first if nothing is).
+pub(crate) fn read_from_buffer<R: BufRead + ?Sized>(
+    r: &mut R,
+    out: &mut [u8],
+) -> io::Result<usize> {
+    let buf = r.fill_buf()?;
+    let n = buf.len().min(out.len());
+    out[..n].copy_from_slice(&buf[..n]);
+    r.consume(n);
+    Ok(n)
+}
+
 /// Wraps `reader` in a streaming gzip decoder if its first bytes are the gzip magic number.
 ///
 /// Returns the (possibly wrapped) reader and whether it was gzip. Only peeks at the buffer, so

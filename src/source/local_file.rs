@@ -284,11 +284,7 @@ fn cached_pages(file: &File, offset: u64, len: usize) -> Option<usize> {
 
 impl Read for LocalFile {
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
-        let buf = self.fill_buf()?;
-        let n = buf.len().min(out.len());
-        out[..n].copy_from_slice(&buf[..n]);
-        self.consume(n);
-        Ok(n)
+        super::input::read_from_buffer(self, out)
     }
 }
 
