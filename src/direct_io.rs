@@ -2,9 +2,9 @@
 //!
 //! Large exports are read ([`crate::source`]'s `local_file`) with direct I/O where the data is not
 //! in the page cache, because on virtual machines whose host reclaims the guest's free memory,
-//! every fresh page-cache page costs a host fault on first touch: measured on this project's
-//! 2-core VM, reads of an evicted 3.4 GB export took 0.4–2.7 s of system time buffered against
-//! 0.1–0.2 s direct. Direct I/O transfers between the device and the process's own buffers, which
+//! every fresh page-cache page seems to cost a host fault on first touch. Measured on this
+//! project's 2-core VM, reads of an evicted 3.4 GB export took 0.4–2.7 s of system time
+//! buffered against 0.1–0.2 s direct. Direct I/O transfers between the device and the process's own buffers, which
 //! it touched once and reuses. Linux only.
 //!
 //! (Import files written the same way, on a writer thread, measured no better than buffered

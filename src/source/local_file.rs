@@ -2,11 +2,12 @@
 //! it is not, a few chunks ahead of the parser on a reader thread.
 //!
 //! A plain buffered `read` of data that is not in the page cache first gives the kernel fresh
-//! pages to read it into and then copies it out of them. Touching fresh memory is the expensive
-//! part on virtual machines whose host takes back the guest's free memory (free page reporting,
-//! ballooning): measured here, reading a 3.4 GB export that had been evicted cost 2.2–2.7 s of
-//! system time on every other run, against 0.4 s from the page cache and 0.1–0.2 s with
-//! `O_DIRECT`, which reads straight into this reader's own (long since touched) buffers. For
+//! pages to read it into and then copies it out of them. On virtual machines whose host takes
+//! back the guest's free memory (free page reporting, ballooning), touching those fresh pages
+//! appears to be the expensive part (the profile shows the time in the copy out of them).
+//! Measured here, reading a 3.4 GB export that had been evicted cost 2.2–2.7 s of system time
+//! on every other run, against 0.4 s from the page cache and 0.1–0.2 s with `O_DIRECT`, which
+//! reads straight into this reader's own (long since touched) buffers. For
 //! `plan` of 5 million users that was up to a third of its time, and it also pushed the user's
 //! other files out of the cache for data read exactly once.
 //!
