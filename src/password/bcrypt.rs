@@ -14,11 +14,6 @@ use sha2::{Digest, Sha256};
 
 use super::{wordpress, HashError};
 
-/// Whether the 53 characters after `$2b$cc$`, already known to be in bcrypt's base64 alphabet,
-/// decode the way the `bcrypt` crate requires: the 22-character salt's last character carries
-/// 2 data bits and the 31-character hash's last one 4, and the bits left over must be zero (the
-/// crate's decoder refuses trailing bits). The same answer as parsing it into
-/// `bcrypt::HashParts` (tested against it), without decoding: it runs for every user of a plan.
 /// Whether a byte is in bcrypt's base-64 alphabet (`./A-Za-z0-9`).
 static BCRYPT_ALPHABET: [bool; 256] = {
     let mut t = [false; 256];
@@ -31,6 +26,11 @@ static BCRYPT_ALPHABET: [bool; 256] = {
     t
 };
 
+/// Whether the 53 characters after `$2b$cc$`, already known to be in bcrypt's base64 alphabet,
+/// decode the way the `bcrypt` crate requires: the 22-character salt's last character carries
+/// 2 data bits and the 31-character hash's last one 4, and the bits left over must be zero (the
+/// crate's decoder refuses trailing bits). The same answer as parsing it into
+/// `bcrypt::HashParts` (tested against it), without decoding: it runs for every user of a plan.
 fn canonical_tail(body: &[u8]) -> bool {
     /// The position of a character in `./A-Za-z0-9`.
     fn index(c: u8) -> u8 {
