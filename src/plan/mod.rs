@@ -242,7 +242,7 @@ pub fn execute(
         }
     }
     pass.summary.warnings.extend(source.take_warnings());
-    pass.finish(sink, rejects_path)
+    pass.finish(sink)
 }
 
 fn werr(path: &Path) -> impl Fn(io::Error) -> PlanError {
@@ -351,7 +351,7 @@ impl Pass<'_> {
     }
 
     /// Names the counts, closes every file and returns the summary.
-    fn finish(mut self, sink: &mut dyn Sink, rejects_path: PathBuf) -> Result<Summary, PlanError> {
+    fn finish(mut self, sink: &mut dyn Sink) -> Result<Summary, PlanError> {
         let summary = &mut self.summary;
         for (route, n) in self.route_counts {
             summary.routes.insert(route.as_str().to_string(), n);
@@ -371,6 +371,7 @@ impl Pass<'_> {
                 summary.files.push(f);
             }
         }
+        let rejects_path = self.rejects.path.clone();
         self.rejects.finish().map_err(werr(&rejects_path))?;
         summary.rejects_file = Some(rejects_path);
         Ok(self.summary)
