@@ -301,21 +301,22 @@ impl BufRead for LocalFile {
                 let _ = empty.send(chunk);
             }
             self.pos = 0;
-            let next = self.full.as_ref().map(Receiver::recv);
-            match next {
-                Some(Ok(Ok(chunk))) if chunk.len > 0 => self.cur = Some(chunk),
-                Some(Ok(Ok(_))) => self.done = true,
-                Some(Ok(Err(e))) => {
-                    self.done = true;
-                    self.failed = Some((e.kind(), e.to_string()));
-                    return Err(e);
+            let failure = match self.full.as_ref().map(Receiver::recv) {
+                Some(Ok(Ok(chunk))) if chunk.len > 0 => {
+                    self.cur = Some(chunk);
+                    None
                 }
-                Some(Err(_)) | None => {
-                    let e = io::Error::other("the input's reader thread stopped");
+                Some(Ok(Ok(_))) => {
                     self.done = true;
-                    self.failed = Some((e.kind(), e.to_string()));
-                    return Err(e);
+                    None
                 }
+                Some(Ok(Err(e))) => Some(e),
+                Some(Err(_)) | None => Some(io::Error::other("the input's reader thread stopped")),
+            };
+            if let Some(e) = failure {
+                self.done = true;
+                self.failed = Some((e.kind(), e.to_string()));
+                return Err(e);
             }
         }
         Ok(match &self.cur {
