@@ -10,6 +10,7 @@ use clap::Args;
 use cognito_migrate::checkpoint::{
     self, Checkpoint, ChunkSpec, ChunkUser, Outcome, RecordSet, Recorder, Run, RunSpec, UserRow,
 };
+use cognito_migrate::lease::Lease;
 use cognito_migrate::mapping::Rejection;
 use cognito_migrate::plan::chunks::ChunkFile;
 use cognito_migrate::plan::route::{Mode, Route, Routed, Router, UnimportablePolicy};
@@ -321,14 +322,17 @@ fn job_table(cp: &Checkpoint, run: &Run) -> anyhow::Result<Table> {
 }
 
 pub async fn run(args: &RunArgs, global: &GlobalArgs) -> anyhow::Result<Exit> {
-    run_scoped(args, global, None).await
+    let lease = super::take_lease(&args.state, "run")?;
+    run_scoped(args, global, None, &lease).await
 }
 
-/// `run`, or with `only` (`retry`) a pass over just those records of the run's input.
+/// `run`, or with `only` (`retry`) a pass over just those records of the run's input. Only the
+/// holder of the state's `lease` may call it.
 pub async fn run_scoped(
     args: &RunArgs,
     global: &GlobalArgs,
     only: Option<RecordSet>,
+    _lease: &Lease,
 ) -> anyhow::Result<Exit> {
     let role_arn = match (args.mode, args.role_arn.clone()) {
         (Mode::AdminCreate, r) => r.unwrap_or_default(),
@@ -468,15 +472,13 @@ pub async fn run_scoped(
     // Pass 2: drive each chunk through its import job.
     let (cancel_tx, cancel_rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            eprintln!(
-                "interrupted: stopping the running import job (Ctrl-C again to quit at once)"
-            );
-            let _ = cancel_tx.send(true);
-            if tokio::signal::ctrl_c().await.is_ok() {
-                std::process::exit(Exit::Fatal as i32);
-            }
-        }
+        let signal = super::interrupted().await;
+        eprintln!(
+            "interrupted ({signal}): stopping the running import job (Ctrl-C or SIGTERM again to quit at once)"
+        );
+        let _ = cancel_tx.send(true);
+        super::interrupted().await;
+        std::process::exit(Exit::Fatal as i32);
     });
     let view = Arc::new(JobView {
         progress: progress.clone(),
@@ -541,9 +543,15 @@ pub async fn run_scoped(
     // Users of a job whose per-user results are unknown are not known to be in the pool.
     let unknown = cp.counts(run.id)?.unknown;
     if unknown > 0 {
-        eprintln!(
-            "{unknown} users are `unknown`: their job reported counts only; run again with --fetch-job-logs to read each user's result"
-        );
+        if args.fetch_job_logs {
+            eprintln!(
+                "{unknown} users are `unknown`: their job's CloudWatch log did not give their result (see above)"
+            );
+        } else {
+            eprintln!(
+                "{unknown} users are `unknown`: their job reported counts only; run again with --fetch-job-logs to read each user's result"
+            );
+        }
         return Ok(Exit::SomeFailed);
     }
     Ok(exit)
