@@ -11,6 +11,7 @@ pub mod checkpoint;
 #[cfg(target_os = "linux")]
 mod direct_io;
 pub mod directory;
+mod error_chain;
 pub mod lease;
 pub mod mapping;
 pub mod password;
@@ -23,15 +24,4 @@ pub mod sink;
 pub mod source;
 pub mod trigger;
 
-/// An error and its causes on one line, `a: b: c`. Error types here print only their own message
-/// (`#[error("…")]` never repeats a `#[source]`), so whoever prints one prints its chain, once.
-pub fn display_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        text.push_str(": ");
-        text.push_str(&c.to_string());
-        cause = c.source();
-    }
-    text
-}
+pub use error_chain::display_chain;

@@ -59,7 +59,7 @@ fn main() -> ExitCode {
         Ok(exit) => ExitCode::from(exit as u8),
         Err(err) => {
             let (exit, hint) = exit::classify(&err);
-            eprintln!("error: {err:#}");
+            eprintln!("error: {}", cognito_migrate::display_chain(err.as_ref()));
             if let Some(hint) = hint {
                 eprintln!("hint: {hint}");
             }

@@ -33,7 +33,14 @@ pub async fn run(args: &StatusArgs, _global: &GlobalArgs) -> anyhow::Result<Exit
     let run = cp
         .current_run()?
         .ok_or_else(|| ConfigError::new(format!("{} holds no run yet", args.state.display())))?;
-    print_status(&cp, &run, args.json)
+    let exit = print_status(&cp, &run, args.json)?;
+    if exit == Exit::Pending {
+        eprintln!(
+            "not finished: {} users are still pending (run the same `run` command to continue)",
+            cp.counts(run.id)?.pending
+        );
+    }
+    Ok(exit)
 }
 
 /// Prints a run's status (table or JSON) and returns the exit code it implies.
