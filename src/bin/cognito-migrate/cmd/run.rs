@@ -32,8 +32,8 @@ use crate::exit::{ConfigError, Exit};
 ///
 /// Users whose hash Cognito imports keep their password (CONFIRMED); users without one are imported
 /// RESET_REQUIRED; other hashes follow --unimportable (default: left to the migration trigger).
-/// Only one import job may be active per account: the run waits for an active one. Ctrl-C stops the
-/// running job cleanly and records it.
+/// Only one import job may be active per account: the run waits for an active one. Ctrl-C or
+/// SIGTERM stops the running job cleanly and records it (exit 3: the same command resumes).
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:
   cognito-migrate run -i users.ndjson -f auth0 --pool-id us-east-1_AbCdEf123 --state migration.db \\
@@ -46,6 +46,7 @@ pub struct RunArgs {
     #[arg(long, env = "COGNITO_MIGRATE_POOL_ID")]
     pub pool_id: String,
     /// The state file (SQLite; created with mode 0600). The same command with the same file resumes.
+    /// One run at a time: a second one on the same file exits 4 (see <DB>.lock).
     #[arg(long, value_name = "DB")]
     pub state: PathBuf,
     /// How users are written: import jobs, AdminCreateUser (rate-limited, exactly once), or auto
