@@ -108,7 +108,10 @@ async fn admin_create_a_second_run_is_refused_and_a_killed_runs_lease_is_taken_o
         first.try_wait().unwrap().is_none(),
         "the first run is still running"
     );
-    assert_refused(&emu, &args, &first, &["AdminCreateUser", "AdminGetUser"]);
+    let busy = ["AdminCreateUser", "AdminGetUser"];
+    assert_refused(&emu, &args, &first, &busy);
+    let retry = ["retry", "--state", state.to_str().unwrap()].map(String::from);
+    assert_refused(&emu, &retry, &first, &busy);
     assert!(
         first.try_wait().unwrap().is_none(),
         "the first run is still running"
