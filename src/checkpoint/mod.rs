@@ -351,30 +351,32 @@ impl Checkpoint {
             Header::Sqlite => {}
         }
         let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let conn = Connection::open_with_flags(&path, flags).ctx(&path)?;
-        let conn = match inspect(&conn).ctx(&path) {
-            Ok(_) => conn,
-            Err(CheckpointError::Sqlite { source, .. })
-                if matches!(
-                    source.sqlite_error_code(),
-                    Some(rusqlite::ErrorCode::CannotOpen | rusqlite::ErrorCode::ReadOnly)
-                ) =>
-            {
-                drop(conn);
-                tracing::warn!(
-                    "{}: cannot create its shared-memory file (is the directory read-only?); \
-                     reading the file as it is on disk",
-                    path.display()
-                );
-                Connection::open_with_flags(
-                    immutable_uri(&path),
-                    flags | OpenFlags::SQLITE_OPEN_URI,
-                )
-                .ctx(&path)?
-            }
-            Err(e) => return Err(not_a_state_if_not_a_database(e, &path)),
+        let open =
+            |target: &Path, flags: OpenFlags| -> Result<(Connection, rusqlite::Result<Contents>)> {
+                let conn = Connection::open_with_flags(target, flags).ctx(&path)?;
+                conn.busy_timeout(OpenOptions::default().busy_timeout)
+                    .ctx(&path)?;
+                let contents = inspect(&conn);
+                Ok((conn, contents))
+            };
+        let (mut conn, mut contents) = open(&path, flags)?;
+        let cannot_open = |e: &rusqlite::Error| {
+            matches!(
+                e.sqlite_error_code(),
+                Some(rusqlite::ErrorCode::CannotOpen | rusqlite::ErrorCode::ReadOnly)
+            )
         };
-        let contents = inspect(&conn)
+        if contents.as_ref().is_err_and(cannot_open) {
+            tracing::warn!(
+                "{}: cannot create its shared-memory file (is the directory read-only?); \
+                 reading the file as it is on disk",
+                path.display()
+            );
+            drop(conn);
+            let uri = immutable_uri(&path);
+            (conn, contents) = open(Path::new(&uri), flags | OpenFlags::SQLITE_OPEN_URI)?;
+        }
+        let contents = contents
             .ctx(&path)
             .map_err(|e| not_a_state_if_not_a_database(e, &path))?;
         contents.check_is_state(&path)?;

@@ -1869,3 +1869,25 @@ fn a_writer_does_not_take_over_files_that_are_not_states() {
         assert_eq!(mode & 0o777, 0o644);
     }
 }
+
+/// The immutable fallback of `open_read_only` (a state in a read-only directory) names the file
+/// by URI: characters URIs reserve are escaped, so such a name still opens the same file.
+#[test]
+fn the_immutable_uri_opens_a_state_with_reserved_characters_in_its_name() {
+    let db = TempDb::new("we?ird#name%");
+    drop(Checkpoint::open(&db.0).unwrap());
+    let uri = immutable_uri(&db.0);
+    assert!(
+        uri.ends_with(".db?immutable=1") && uri.contains("we%3Fird%23name%25"),
+        "{uri}"
+    );
+    let conn = Connection::open_with_flags(
+        &uri,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_URI,
+    )
+    .unwrap();
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, SCHEMA_VERSION);
+}
