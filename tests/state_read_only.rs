@@ -258,3 +258,46 @@ fn status_reads_a_state_in_a_read_only_directory() {
     assert_eq!(snapshot(&state), before);
     assert!(!side(&state, "-shm").exists() && !side(&state, "-wal").exists());
 }
+
+/// `run` on a file that is not a state (here SQLite's header followed by garbage) stops before
+/// any AWS call with exit 2 naming the file, not exit 3 ("run again to resume"), and leaves the
+/// file as it was. The endpoint is a closed port: a call would fail with another message.
+#[test]
+fn run_refuses_a_corrupt_state_with_exit_2_before_any_call() {
+    let dir = tempdir("run-corrupt");
+    let state = dir.join("state.db");
+    let mut bytes = b"SQLite format 3\0".to_vec();
+    bytes.extend(std::iter::repeat_n(0x5Au8, 8192));
+    std::fs::write(&state, &bytes).unwrap();
+    let input = dir.join("users.ndjson");
+    std::fs::write(
+        &input,
+        "{\"user_id\":\"auth0|1\",\"email\":\"a@example.com\"}\n",
+    )
+    .unwrap();
+    let before = snapshot(&state);
+    let env = [
+        ("AWS_ACCESS_KEY_ID", "test".to_string()),
+        ("AWS_SECRET_ACCESS_KEY", "test".to_string()),
+        ("AWS_REGION", "us-east-1".to_string()),
+        ("AWS_ENDPOINT_URL", "http://127.0.0.1:9".to_string()),
+        ("AWS_EC2_METADATA_DISABLED", "true".to_string()),
+    ];
+    let (code, out, err) = run_cli(
+        &support::run_args(
+            input.to_str().unwrap(),
+            "auth0",
+            "us-east-1_AAAA",
+            state.to_str().unwrap(),
+            "admin-create",
+        ),
+        &env,
+    );
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(
+        err.contains(&state.display().to_string())
+            && err.contains("not a cognito-migrate state file"),
+        "{err}"
+    );
+    assert_eq!(snapshot(&state), before);
+}

@@ -347,6 +347,8 @@ pub async fn run_scoped(
         }
     };
     args.admin.config()?;
+    // Before any call: a state that cannot be used (not a state, corrupt) is a usage error.
+    let cp = Arc::new(Checkpoint::open(&args.state)?);
     let clients = global.clients().await?;
     let schema = cognito_migrate::pool::PoolSchema::fetch(&clients.cognito, &args.pool_id).await?;
     let mut mapper = args.source.mapper(&schema)?;
@@ -358,7 +360,6 @@ pub async fn run_scoped(
     );
 
     let (size, fp) = args.source.input_fingerprint(global).await?;
-    let cp = Arc::new(Checkpoint::open(&args.state)?);
     let options = serde_json::json!({
         "unimportable": format!("{:?}", args.unimportable),
         "mapping": args.source.mapping.as_ref().map(|p| p.display().to_string()),
