@@ -11,6 +11,8 @@ pub mod checkpoint;
 #[cfg(target_os = "linux")]
 mod direct_io;
 pub mod directory;
+mod error_chain;
+pub mod lease;
 pub mod mapping;
 pub mod password;
 pub mod plan;
@@ -21,3 +23,5 @@ pub mod retry;
 pub mod sink;
 pub mod source;
 pub mod trigger;
+
+pub use error_chain::display_chain;

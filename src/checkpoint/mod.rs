@@ -71,8 +71,9 @@
 //! [`Checkpoint`] is `Send + Sync` (one connection behind a mutex), so writers on several tasks can
 //! share it through an `Arc`. Calls block on SQLite; batch writes take milliseconds, so calling them
 //! from async code is acceptable, but long queries belong in `spawn_blocking`. Other processes (e.g.
-//! `status`) may read concurrently; `busy_timeout` covers short write contention. Running two
-//! migrations against one state file at the same time is not supported.
+//! `status`) may read concurrently ([`Checkpoint::open_read_only`] never writes); `busy_timeout`
+//! covers short write contention. Two writers on one state file are kept apart by a lease held
+//! beside it for a writer's whole life (see `crate::lease`), not by anything in this schema.
 
 mod chunks;
 mod recorder;
@@ -98,19 +99,20 @@ pub use chunks::{ChunkResume, ChunkRow, ChunkSpec, ChunkStatus, JobCounts, LineO
 pub use recorder::{ChunkUser, Recorder, RecorderError};
 pub use run::{fingerprint_file, fingerprint_s3, job_name, Run, RunSpec, MODES};
 pub use schema::SCHEMA_VERSION;
-pub use users::{Counts, Outcome, RecordSet, StoredUser, UserIter, UserRow};
+pub use users::{Counts, Outcome, RecordSet, StoredUser, UserIter, UserRow, Verdict};
 pub use writer::Writer;
 
 /// Errors of the checkpoint store. Every message names the state file.
 #[derive(Debug, thiserror::Error)]
 pub enum CheckpointError {
-    #[error("state file {path}: {source}")]
+    // The cause is printed by whoever prints the chain (`{:#}`), not repeated here.
+    #[error("state file {path}")]
     Io {
         path: PathBuf,
         #[source]
         source: io::Error,
     },
-    #[error("state file {path}: SQLite: {source}")]
+    #[error("state file {path}: SQLite")]
     Sqlite {
         path: PathBuf,
         #[source]
@@ -160,6 +162,55 @@ pub enum CheckpointError {
     },
     #[error("state file {path}: {message}")]
     Invalid { path: PathBuf, message: String },
+    /// The file is not a state file of this tool (empty, text, another program's database, a
+    /// directory); it was left as it was.
+    #[error("{path} is not a cognito-migrate state file: {why}")]
+    NotAState { path: PathBuf, why: String },
+    /// A read-only open found a state of an older schema: only a writer upgrades it.
+    #[error(
+        "state file {path}: it was written by an older cognito-migrate (schema version {found}; \
+         this one reads {supported}); run the same `run` command to upgrade it"
+    )]
+    NeedsUpgrade {
+        path: PathBuf,
+        found: i64,
+        supported: i64,
+    },
+}
+
+impl CheckpointError {
+    /// The file itself cannot serve as this run's state (not a state, corrupt, unreadable, of
+    /// another version, on a file system without WAL, read-only): running the same command again
+    /// cannot help, unlike a failure in the middle of a run.
+    pub fn is_unusable_file(&self) -> bool {
+        use rusqlite::ErrorCode as C;
+        match self {
+            CheckpointError::NotAState { .. }
+            | CheckpointError::NeedsUpgrade { .. }
+            | CheckpointError::SchemaTooNew { .. }
+            | CheckpointError::NoWal { .. } => true,
+            CheckpointError::Io { source, .. } => matches!(
+                source.kind(),
+                io::ErrorKind::PermissionDenied
+                    | io::ErrorKind::IsADirectory
+                    | io::ErrorKind::NotADirectory
+                    | io::ErrorKind::ReadOnlyFilesystem
+                    | io::ErrorKind::NotFound
+            ),
+            CheckpointError::Sqlite { source, .. } => matches!(
+                source.sqlite_error_code(),
+                Some(
+                    C::NotADatabase
+                        | C::DatabaseCorrupt
+                        | C::CannotOpen
+                        | C::PermissionDenied
+                        | C::ReadOnly
+                        | C::AuthorizationForStatementDenied
+                )
+            ),
+            _ => false,
+        }
+    }
 }
 
 pub type Result<T, E = CheckpointError> = std::result::Result<T, E>;
@@ -272,13 +323,93 @@ impl Checkpoint {
         Self::open(path)
     }
 
+    /// Open an existing state file for reading only (`status`, `report`): nothing is created,
+    /// migrated, chmodded or written, and a file that is not a state is
+    /// [`CheckpointError::NotAState`], untouched. A state of an older schema is
+    /// [`CheckpointError::NeedsUpgrade`]: only a writer (`run`) upgrades it.
+    ///
+    /// A WAL database needs its `-shm` file to be read; SQLite creates it next to the state when it
+    /// is missing. When it cannot (the directory is not writable), the file is opened as
+    /// immutable (`immutable=1`): read as it is on disk, without locks. No writer can be active
+    /// then (a writer needs that directory writable), unless another user with write access runs
+    /// one; then counts may be those of the last checkpoint of the WAL.
+    pub fn open_read_only(path: impl AsRef<Path>) -> Result<Checkpoint> {
+        let path = path.as_ref().to_path_buf();
+        match check_header(&path)? {
+            Header::Empty => {
+                return Err(CheckpointError::NotAState {
+                    path,
+                    why: "the file is empty".into(),
+                })
+            }
+            Header::Missing => {
+                return Err(CheckpointError::Io {
+                    path,
+                    source: io::ErrorKind::NotFound.into(),
+                })
+            }
+            Header::Sqlite => {}
+        }
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let open =
+            |target: &Path, flags: OpenFlags| -> Result<(Connection, rusqlite::Result<Contents>)> {
+                let conn = Connection::open_with_flags(target, flags).ctx(&path)?;
+                conn.busy_timeout(OpenOptions::default().busy_timeout)
+                    .ctx(&path)?;
+                let contents = inspect(&conn);
+                Ok((conn, contents))
+            };
+        let (mut conn, mut contents) = open(&path, flags)?;
+        let cannot_open = |e: &rusqlite::Error| {
+            matches!(
+                e.sqlite_error_code(),
+                Some(rusqlite::ErrorCode::CannotOpen | rusqlite::ErrorCode::ReadOnly)
+            )
+        };
+        if contents.as_ref().is_err_and(cannot_open) {
+            tracing::warn!(
+                "{}: cannot create its shared-memory file (is the directory read-only?); \
+                 reading the file as it is on disk",
+                path.display()
+            );
+            drop(conn);
+            let uri = immutable_uri(&path);
+            (conn, contents) = open(Path::new(&uri), flags | OpenFlags::SQLITE_OPEN_URI)?;
+        }
+        let contents = contents
+            .ctx(&path)
+            .map_err(|e| not_a_state_if_not_a_database(e, &path))?;
+        contents.check_is_state(&path)?;
+        if contents.version == 0 {
+            return Err(CheckpointError::NotAState {
+                path,
+                why: "it is an empty SQLite database".into(),
+            });
+        }
+        if contents.version < SCHEMA_VERSION {
+            return Err(CheckpointError::NeedsUpgrade {
+                path,
+                found: contents.version,
+                supported: SCHEMA_VERSION,
+            });
+        }
+        Ok(Checkpoint {
+            path,
+            conn: Mutex::new(conn),
+            durability: Durability::Normal,
+        })
+    }
+
     /// Open (creating if needed) the state file: mode 0600, WAL, busy timeout, migrations applied.
+    /// A file that exists but is not a state (text, another program's database) is
+    /// [`CheckpointError::NotAState`], untouched; an existing empty file becomes a new state.
     pub fn open_with(path: impl AsRef<Path>, options: OpenOptions) -> Result<Checkpoint> {
         let path = path.as_ref().to_path_buf();
         let io_err = |source| CheckpointError::Io {
             path: path.clone(),
             source,
         };
+        check_header(&path)?;
         create_private(&path).map_err(io_err)?;
         let conn = Connection::open_with_flags(
             &path,
@@ -286,6 +417,12 @@ impl Checkpoint {
         )
         .ctx(&path)?;
         conn.busy_timeout(options.busy_timeout).ctx(&path)?;
+        // Before anything writes (the journal mode is written into the file).
+        inspect(&conn)
+            .ctx(&path)
+            .map_err(|e| not_a_state_if_not_a_database(e, &path))?
+            .check_is_state(&path)?;
+        chmod_private(&path).map_err(io_err)?;
         let mode: String = conn
             .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
             .ctx(&path)?;
@@ -381,7 +518,117 @@ impl Checkpoint {
     }
 }
 
-/// Create `path` with mode 0600 if it does not exist; chmod it to 0600 if it does.
+/// What the first bytes of a would-be state file say.
+enum Header {
+    /// No file (a writer creates it).
+    Missing,
+    /// An empty file (a writer makes it a new state).
+    Empty,
+    /// The SQLite header.
+    Sqlite,
+}
+
+/// Reads the first 16 bytes of `path` (without changing it): anything but nothing, an empty file
+/// or SQLite's header is [`CheckpointError::NotAState`].
+fn check_header(path: &Path) -> Result<Header> {
+    const MAGIC: &[u8; 16] = b"SQLite format 3\0";
+    let not_a_state = |why: &str| CheckpointError::NotAState {
+        path: path.to_path_buf(),
+        why: why.to_string(),
+    };
+    let io_err = |source| CheckpointError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let meta = match fs::metadata(path) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Header::Missing),
+        Err(e) => return Err(io_err(e)),
+    };
+    if meta.is_dir() {
+        return Err(not_a_state("it is a directory"));
+    }
+    if meta.len() == 0 {
+        return Ok(Header::Empty);
+    }
+    let mut head = Vec::with_capacity(16);
+    io::Read::read_to_end(
+        &mut io::Read::take(fs::File::open(path).map_err(io_err)?, 16),
+        &mut head,
+    )
+    .map_err(io_err)?;
+    if head != MAGIC {
+        return Err(not_a_state("it is not an SQLite database"));
+    }
+    Ok(Header::Sqlite)
+}
+
+/// What an open SQLite file holds, as far as telling a state from other files goes.
+struct Contents {
+    version: i64,
+    tables: i64,
+    has_runs: bool,
+}
+
+fn inspect(conn: &Connection) -> rusqlite::Result<Contents> {
+    let version = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    let (tables, has_runs) = conn.query_row(
+        "SELECT COUNT(*), COALESCE(SUM(name = 'runs'), 0) FROM sqlite_master WHERE type = 'table'",
+        [],
+        |r| Ok((r.get(0)?, r.get::<_, i64>(1)? > 0)),
+    )?;
+    Ok(Contents {
+        version,
+        tables,
+        has_runs,
+    })
+}
+
+impl Contents {
+    /// A state, or an empty database (a writer makes it one): not another program's database.
+    fn check_is_state(&self, path: &Path) -> Result<()> {
+        let empty = self.version == 0 && self.tables == 0;
+        if empty || (self.version > 0 && self.has_runs) {
+            return Ok(());
+        }
+        Err(CheckpointError::NotAState {
+            path: path.to_path_buf(),
+            why: "it is an SQLite database of another program".into(),
+        })
+    }
+}
+
+/// SQLite's "not a database" (e.g. a file that starts like one and is garbage after) is a file
+/// that is not a state.
+fn not_a_state_if_not_a_database(e: CheckpointError, path: &Path) -> CheckpointError {
+    match &e {
+        CheckpointError::Sqlite { source, .. }
+            if source.sqlite_error_code() == Some(rusqlite::ErrorCode::NotADatabase) =>
+        {
+            CheckpointError::NotAState {
+                path: path.to_path_buf(),
+                why: "SQLite says it is not a database (corrupt?)".into(),
+            }
+        }
+        _ => e,
+    }
+}
+
+/// `file:<path>?immutable=1`, with the characters URIs reserve percent-encoded.
+fn immutable_uri(path: &Path) -> String {
+    let mut uri = String::from("file:");
+    for c in path.to_string_lossy().chars() {
+        match c {
+            '%' | '?' | '#' => uri.push_str(&format!("%{:02X}", c as u32)),
+            c => uri.push(c),
+        }
+    }
+    uri.push_str("?immutable=1");
+    uri
+}
+
+/// Create `path` with mode 0600 if it does not exist (an existing file is chmodded once it is
+/// known to be a state).
 fn create_private(path: &Path) -> io::Result<()> {
     let mut options = fs::OpenOptions::new();
     options.read(true).write(true).create(true);
@@ -391,7 +638,7 @@ fn create_private(path: &Path) -> io::Result<()> {
         options.mode(0o600);
     }
     drop(options.open(path)?);
-    chmod_private(path)
+    Ok(())
 }
 
 fn chmod_private(path: &Path) -> io::Result<()> {

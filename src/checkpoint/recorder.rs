@@ -191,7 +191,7 @@ impl Drop for Recorder {
                 }
             }
             if let Err(e) = self.join() {
-                tracing::error!("checkpoint recorder: {e}");
+                tracing::error!("checkpoint recorder: {}", crate::display_chain(&e));
             }
         }
     }

@@ -1814,3 +1814,80 @@ fn recorder_records_chunk_users_while_their_file_is_written() {
         (40_000, Some(20_000))
     );
 }
+
+/// A state of an older schema is not upgraded by a reader: `open_read_only` says to run `run`
+/// (exit 2 in the CLI) and leaves the file as it was; a writer's open upgrades it.
+#[test]
+fn a_reader_does_not_upgrade_an_older_state() {
+    let db = TempDb::new("v1-read-only");
+    {
+        let conn = Connection::open(&db.0).unwrap();
+        conn.execute_batch(schema::V1).unwrap();
+        conn.execute_batch("PRAGMA user_version = 1").unwrap();
+    }
+    let before = std::fs::read(&db.0).unwrap();
+    let err = Checkpoint::open_read_only(&db.0).unwrap_err();
+    assert!(
+        matches!(err, CheckpointError::NeedsUpgrade { found: 1, .. }),
+        "{err:?}"
+    );
+    assert!(err.is_unusable_file());
+    assert!(
+        err.to_string()
+            .contains("run the same `run` command to upgrade it"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(&db.0).unwrap(), before, "the reader wrote");
+    let cp = Checkpoint::open(&db.0).unwrap();
+    assert_eq!(cp.schema_version().unwrap(), SCHEMA_VERSION);
+    drop(cp);
+    let cp = Checkpoint::open_read_only(&db.0).unwrap();
+    assert!(cp.current_run().unwrap().is_none());
+}
+
+/// A writer's open refuses another program's database and a text file without changing them
+/// (it used to chmod first, then fail, or add its tables to the other database).
+#[cfg(unix)]
+#[test]
+fn a_writer_does_not_take_over_files_that_are_not_states() {
+    use std::os::unix::fs::PermissionsExt;
+    let other = TempDb::new("other-program");
+    {
+        let conn = Connection::open(&other.0).unwrap();
+        conn.execute_batch("CREATE TABLE notes (body TEXT)")
+            .unwrap();
+    }
+    let text = TempDb::new("text");
+    std::fs::write(&text.0, "hello\n").unwrap();
+    for db in [&other, &text] {
+        std::fs::set_permissions(&db.0, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let before = std::fs::read(&db.0).unwrap();
+        let err = Checkpoint::open(&db.0).unwrap_err();
+        assert!(matches!(err, CheckpointError::NotAState { .. }), "{err:?}");
+        assert_eq!(std::fs::read(&db.0).unwrap(), before);
+        let mode = std::fs::metadata(&db.0).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o644);
+    }
+}
+
+/// The immutable fallback of `open_read_only` (a state in a read-only directory) names the file
+/// by URI: characters URIs reserve are escaped, so such a name still opens the same file.
+#[test]
+fn the_immutable_uri_opens_a_state_with_reserved_characters_in_its_name() {
+    let db = TempDb::new("we?ird#name%");
+    drop(Checkpoint::open(&db.0).unwrap());
+    let uri = immutable_uri(&db.0);
+    assert!(
+        uri.ends_with(".db?immutable=1") && uri.contains("we%3Fird%23name%25"),
+        "{uri}"
+    );
+    let conn = Connection::open_with_flags(
+        &uri,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_URI,
+    )
+    .unwrap();
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, SCHEMA_VERSION);
+}

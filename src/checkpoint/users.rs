@@ -247,6 +247,18 @@ pub(super) fn user_from_row(row: &Row<'_>) -> rusqlite::Result<StoredUser> {
     })
 }
 
+/// Where a run stands, from its users' outcomes ([`Counts::verdict`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Every recorded user has a final outcome, none rejected, failed or unknown.
+    Done,
+    /// Some users were rejected or failed, or their result is unknown (whether or not others are
+    /// still pending).
+    SomeFailed,
+    /// None failed, but some users are still pending: the run is not finished.
+    Pending,
+}
+
 /// Counts of users by outcome. `status --json` prints it as is.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct Counts {
@@ -277,6 +289,17 @@ impl Counts {
             Outcome::Trigger => &mut self.trigger,
             Outcome::Unknown => &mut self.unknown,
         } += n;
+    }
+
+    /// Where a run stands: every user settled, some failed (or unknown), or some still pending.
+    pub fn verdict(&self) -> Verdict {
+        if self.rejected + self.failed + self.unknown > 0 {
+            Verdict::SomeFailed
+        } else if self.pending > 0 {
+            Verdict::Pending
+        } else {
+            Verdict::Done
+        }
     }
 
     pub fn get(&self, outcome: Outcome) -> u64 {

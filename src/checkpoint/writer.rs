@@ -112,8 +112,9 @@ impl<C: Borrow<Checkpoint>> Drop for Writer<C> {
         }
         if let Err(e) = self.flush() {
             tracing::error!(
-                "checkpoint: {} outcome rows could not be recorded: {e}",
-                self.buf.len()
+                "checkpoint: {} outcome rows could not be recorded: {}",
+                self.buf.len(),
+                crate::display_chain(&e)
             );
         }
     }

@@ -110,7 +110,7 @@ impl RecordError {
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
     /// Opening or reading the input failed (missing file, permission, broken gzip header…).
-    #[error("cannot read {location}: {source}")]
+    #[error("cannot read {location}")]
     Io {
         location: String,
         #[source]

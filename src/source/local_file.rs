@@ -169,7 +169,7 @@ impl Reader {
     fn fill(&mut self, chunk: &mut Chunk) -> io::Result<()> {
         let mut n = 0;
         let mut direct = false;
-        let use_direct = self.offset % ALIGN as u64 == 0
+        let use_direct = self.offset.is_multiple_of(ALIGN as u64)
             && self.direct.is_some()
             && cached_pages(&self.file, self.offset, CHUNK)
                 .is_some_and(|c| c < self.pages_per_chunk);
@@ -235,7 +235,7 @@ fn page_size() -> Option<usize> {
     let n = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
     usize::try_from(n)
         .ok()
-        .filter(|&p| p >= ALIGN && CHUNK % p == 0)
+        .filter(|&p| p >= ALIGN && CHUNK.is_multiple_of(p))
 }
 
 fn read_at_retrying(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {

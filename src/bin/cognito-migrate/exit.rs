@@ -1,6 +1,8 @@
 //! Exit codes and the mapping from errors to them, in one place.
 
 use cognito_migrate::aws::AwsError;
+use cognito_migrate::checkpoint::CheckpointError;
+use cognito_migrate::lease::LeaseError;
 use cognito_migrate::pool::PoolError;
 
 /// The process exit codes users' scripts depend on.
@@ -15,6 +17,10 @@ pub enum Exit {
     Usage = 2,
     /// Fatal error: the run stopped; run the same command again to resume.
     Fatal = 3,
+    /// The state is in use by another run (its lease is held); nothing was done.
+    Busy = 4,
+    /// Not finished: users are still pending; run the same `run` command to continue.
+    Pending = 5,
 }
 
 /// A configuration or usage problem found by the CLI itself (exit code 2).
@@ -47,6 +53,20 @@ pub fn classify(err: &anyhow::Error) -> (Exit, Option<String>) {
         }
         if let Some(e) = cause.downcast_ref::<AwsError>() {
             return (Exit::Usage, Some(e.hint().to_string()));
+        }
+        if let Some(e) = cause.downcast_ref::<LeaseError>() {
+            return match e {
+                LeaseError::Held { .. } => (
+                    Exit::Busy,
+                    Some("wait for that run to end; a lease left by a process that died is taken over by the next run".into()),
+                ),
+                LeaseError::Io { .. } => (Exit::Usage, None),
+            };
+        }
+        if let Some(e) = cause.downcast_ref::<CheckpointError>() {
+            if e.is_unusable_file() {
+                return (Exit::Usage, None);
+            }
         }
         if let Some(e) = cause.downcast_ref::<PoolError>() {
             let exit = if e.is_configuration() {

@@ -2,7 +2,9 @@
 //! the library does the work, and errors become exit codes.
 //!
 //! Exit codes: 0 all done; 1 done but some rows were rejected or failed; 2 usage or configuration
-//! error; 3 fatal error.
+//! error (also a state file that is not a state, corrupt or unreadable); 3 fatal error (run the
+//! same command again to resume); 4 the state is in use by another run, nothing was done; 5 not
+//! finished, users are still pending (`status`; run the same `run` command to continue).
 
 mod cmd;
 mod exit;
@@ -57,7 +59,7 @@ fn main() -> ExitCode {
         Ok(exit) => ExitCode::from(exit as u8),
         Err(err) => {
             let (exit, hint) = exit::classify(&err);
-            eprintln!("error: {err:#}");
+            eprintln!("error: {}", cognito_migrate::display_chain(err.as_ref()));
             if let Some(hint) = hint {
                 eprintln!("hint: {hint}");
             }

@@ -87,13 +87,13 @@ impl Default for ImportJobConfig {
 pub enum ImportJobError {
     #[error(transparent)]
     Checkpoint(#[from] CheckpointError),
-    #[error("chunk {chunk}: {source}")]
+    #[error("chunk {chunk}")]
     Service {
         chunk: ChunkId,
         #[source]
         source: ServiceError,
     },
-    #[error("chunk {chunk}: {source}")]
+    #[error("chunk {chunk}")]
     Upload {
         chunk: ChunkId,
         #[source]

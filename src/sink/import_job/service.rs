@@ -224,7 +224,7 @@ impl ImportJobs {
 /// Why an upload failed.
 #[derive(Debug, thiserror::Error)]
 pub enum UploadError {
-    #[error("cannot read the import file {path}: {source}")]
+    #[error("cannot read the import file {path}")]
     File {
         path: String,
         #[source]

@@ -103,7 +103,7 @@ fn imported_records(
             .with_hint("pass the --state file of the migration run, or leave --state out to decide by routing (--mode)")
             .into());
     }
-    let cp = Checkpoint::open(state)?;
+    let cp = Checkpoint::open_read_only(state)?;
     let run = cp.current_run()?.ok_or_else(|| {
         ConfigError::new(format!("the state file {} records no run", state.display()))
     })?;

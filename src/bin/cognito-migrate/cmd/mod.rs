@@ -10,8 +10,11 @@ mod run;
 mod source_args;
 mod status;
 
+use std::path::Path;
+
 use clap::{Args, Subcommand};
 use cognito_migrate::aws::{AwsOptions, Clients};
+use cognito_migrate::lease::Lease;
 
 use crate::exit::Exit;
 
@@ -60,6 +63,42 @@ impl GlobalArgs {
 
     pub async fn clients(&self) -> anyhow::Result<Clients> {
         Ok(Clients::load(&self.aws_options()).await?)
+    }
+}
+
+/// Takes the state's lease for a command that writes it (`run`, `retry`), before anything else
+/// is done: a second writer is refused at once (exit 4). Says so when a lease left by a process
+/// that died is taken over.
+pub fn take_lease(state: &Path, command: &str) -> anyhow::Result<Lease> {
+    let lease = Lease::acquire(state, command)?;
+    if let Some(dead) = lease.taken_over() {
+        eprintln!(
+            "taking over the lease on {} left by {dead}: that process is gone",
+            state.display()
+        );
+    }
+    Ok(lease)
+}
+
+/// Waits for the first Ctrl-C (SIGINT) or SIGTERM (what ECS, Kubernetes and systemd send) and
+/// returns its name; the CLI handles both alike. Never returns if neither can be listened for.
+pub async fn interrupted() -> &'static str {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            return tokio::select! {
+                r = tokio::signal::ctrl_c() => match r {
+                    Ok(()) => "Ctrl-C",
+                    Err(_) => { term.recv().await; "SIGTERM" }
+                },
+                _ = term.recv() => "SIGTERM",
+            };
+        }
+    }
+    match tokio::signal::ctrl_c().await {
+        Ok(()) => "Ctrl-C",
+        Err(_) => std::future::pending().await,
     }
 }
 

@@ -27,7 +27,7 @@ pub async fn run(args: &ReportArgs, _global: &GlobalArgs) -> anyhow::Result<Exit
     if !args.state.exists() {
         return Err(ConfigError::new(format!("no state file at {}", args.state.display())).into());
     }
-    let cp = Checkpoint::open(&args.state)?;
+    let cp = Checkpoint::open_read_only(&args.state)?;
     let run = cp
         .current_run()?
         .ok_or_else(|| ConfigError::new(format!("{} holds no run yet", args.state.display())))?;

@@ -129,10 +129,9 @@ pub fn start_writer(
     let service = args.service(clients, pool_id)?;
     let (cancel_tx, cancel_rx) = watch::channel(false);
     let listener = tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            eprintln!("interrupted: finishing the calls in flight and recording them");
-            let _ = cancel_tx.send(true);
-        }
+        let signal = super::interrupted().await;
+        eprintln!("interrupted ({signal}): finishing the calls in flight and recording them");
+        let _ = cancel_tx.send(true);
     });
     let (feeder, pipeline) = admin_create::start(service, cp, run, cancel_rx)?;
     let snapshot = pipeline.progress();
@@ -242,6 +241,7 @@ pub async fn run(args: &RetryArgs, global: &GlobalArgs) -> anyhow::Result<Exit> 
     if !args.state.exists() {
         return Err(ConfigError::new(format!("no state file at {}", args.state.display())).into());
     }
+    let lease = super::take_lease(&args.state, "retry")?;
     let cp = Arc::new(Checkpoint::open(&args.state)?);
     let run = cp
         .current_run()?
@@ -319,5 +319,5 @@ pub async fn run(args: &RetryArgs, global: &GlobalArgs) -> anyhow::Result<Exit> 
         return super::status::print_status(&cp, &run, args.json);
     }
     drop(cp);
-    super::run::run_scoped(&run_args, global, Some(only)).await
+    super::run::run_scoped(&run_args, global, Some(only), &lease).await
 }

@@ -10,6 +10,7 @@ use clap::Args;
 use cognito_migrate::checkpoint::{
     self, Checkpoint, ChunkSpec, ChunkUser, Outcome, RecordSet, Recorder, Run, RunSpec, UserRow,
 };
+use cognito_migrate::lease::Lease;
 use cognito_migrate::mapping::Rejection;
 use cognito_migrate::plan::chunks::ChunkFile;
 use cognito_migrate::plan::route::{Mode, Route, Routed, Router, UnimportablePolicy};
@@ -31,8 +32,8 @@ use crate::exit::{ConfigError, Exit};
 ///
 /// Users whose hash Cognito imports keep their password (CONFIRMED); users without one are imported
 /// RESET_REQUIRED; other hashes follow --unimportable (default: left to the migration trigger).
-/// Only one import job may be active per account: the run waits for an active one. Ctrl-C stops the
-/// running job cleanly and records it.
+/// Only one import job may be active per account: the run waits for an active one. Ctrl-C or
+/// SIGTERM stops the running job cleanly and records it (exit 3: the same command resumes).
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:
   cognito-migrate run -i users.ndjson -f auth0 --pool-id us-east-1_AbCdEf123 --state migration.db \\
@@ -45,6 +46,7 @@ pub struct RunArgs {
     #[arg(long, env = "COGNITO_MIGRATE_POOL_ID")]
     pub pool_id: String,
     /// The state file (SQLite; created with mode 0600). The same command with the same file resumes.
+    /// One run at a time: a second one on the same file exits 4 (see <DB>.lock).
     #[arg(long, value_name = "DB")]
     pub state: PathBuf,
     /// How users are written: import jobs, AdminCreateUser (rate-limited, exactly once), or auto
@@ -321,14 +323,17 @@ fn job_table(cp: &Checkpoint, run: &Run) -> anyhow::Result<Table> {
 }
 
 pub async fn run(args: &RunArgs, global: &GlobalArgs) -> anyhow::Result<Exit> {
-    run_scoped(args, global, None).await
+    let lease = super::take_lease(&args.state, "run")?;
+    run_scoped(args, global, None, &lease).await
 }
 
-/// `run`, or with `only` (`retry`) a pass over just those records of the run's input.
+/// `run`, or with `only` (`retry`) a pass over just those records of the run's input. Only the
+/// holder of the state's `lease` may call it.
 pub async fn run_scoped(
     args: &RunArgs,
     global: &GlobalArgs,
     only: Option<RecordSet>,
+    _lease: &Lease,
 ) -> anyhow::Result<Exit> {
     let role_arn = match (args.mode, args.role_arn.clone()) {
         (Mode::AdminCreate, r) => r.unwrap_or_default(),
@@ -342,6 +347,8 @@ pub async fn run_scoped(
         }
     };
     args.admin.config()?;
+    // Before any call: a state that cannot be used (not a state, corrupt) is a usage error.
+    let cp = Arc::new(Checkpoint::open(&args.state)?);
     let clients = global.clients().await?;
     let schema = cognito_migrate::pool::PoolSchema::fetch(&clients.cognito, &args.pool_id).await?;
     let mut mapper = args.source.mapper(&schema)?;
@@ -353,7 +360,6 @@ pub async fn run_scoped(
     );
 
     let (size, fp) = args.source.input_fingerprint(global).await?;
-    let cp = Arc::new(Checkpoint::open(&args.state)?);
     let options = serde_json::json!({
         "unimportable": format!("{:?}", args.unimportable),
         "mapping": args.source.mapping.as_ref().map(|p| p.display().to_string()),
@@ -468,15 +474,13 @@ pub async fn run_scoped(
     // Pass 2: drive each chunk through its import job.
     let (cancel_tx, cancel_rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            eprintln!(
-                "interrupted: stopping the running import job (Ctrl-C again to quit at once)"
-            );
-            let _ = cancel_tx.send(true);
-            if tokio::signal::ctrl_c().await.is_ok() {
-                std::process::exit(Exit::Fatal as i32);
-            }
-        }
+        let signal = super::interrupted().await;
+        eprintln!(
+            "interrupted ({signal}): stopping the running import job (Ctrl-C or SIGTERM again to quit at once)"
+        );
+        let _ = cancel_tx.send(true);
+        super::interrupted().await;
+        std::process::exit(Exit::Fatal as i32);
     });
     let view = Arc::new(JobView {
         progress: progress.clone(),
@@ -541,9 +545,15 @@ pub async fn run_scoped(
     // Users of a job whose per-user results are unknown are not known to be in the pool.
     let unknown = cp.counts(run.id)?.unknown;
     if unknown > 0 {
-        eprintln!(
-            "{unknown} users are `unknown`: their job reported counts only; run again with --fetch-job-logs to read each user's result"
-        );
+        if args.fetch_job_logs {
+            eprintln!(
+                "{unknown} users are `unknown`: their job's CloudWatch log did not give their result (see above)"
+            );
+        } else {
+            eprintln!(
+                "{unknown} users are `unknown`: their job reported counts only; run again with --fetch-job-logs to read each user's result"
+            );
+        }
         return Ok(Exit::SomeFailed);
     }
     Ok(exit)

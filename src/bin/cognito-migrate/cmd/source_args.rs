@@ -7,6 +7,7 @@ use std::sync::OnceLock;
 use anyhow::Context;
 use clap::Args;
 use cognito_migrate::checkpoint;
+use cognito_migrate::display_chain as chain;
 use cognito_migrate::mapping::config::{MappingFile, Rule};
 use cognito_migrate::mapping::Mapper;
 use cognito_migrate::password::{FirebaseHashConfig, HashContext};
@@ -80,7 +81,7 @@ impl SourceArgs {
                 source::SourceError::Io { .. } => "check the --input path",
                 _ => "check --format",
             };
-            anyhow::Error::new(ConfigError::new(format!("{e:#}")).with_hint(hint))
+            anyhow::Error::new(ConfigError::new(chain(&e)).with_hint(hint))
         })
     }
 
@@ -93,7 +94,7 @@ impl SourceArgs {
         let object = S3Object::head(&clients.s3, &self.input)
             .await
             .map_err(|e| {
-                ConfigError::new(format!("{e:#}"))
+                ConfigError::new(chain(&e))
                     .with_hint("check --input (s3://BUCKET/KEY), the region and the credentials")
             })?;
         Ok(self.s3_object.get_or_init(|| object).clone())
@@ -111,7 +112,7 @@ impl SourceArgs {
             )
             .await
             .map_err(|e| {
-                ConfigError::new(format!("{e:#}"))
+                ConfigError::new(chain(&e))
                     .with_hint("--input is the old pool's id; the caller needs cognito-idp:ListUsers, ListGroups and ListUsersInGroup on it")
                     .into()
             });
@@ -136,7 +137,7 @@ impl SourceArgs {
         })
         .await?
         .map_err(|e| {
-            ConfigError::new(format!("{e:#}"))
+            ConfigError::new(chain(&e))
                 .with_hint("check --input and --format")
                 .into()
         })
@@ -205,8 +206,9 @@ impl SourceArgs {
             None => MappingFile::default(),
         };
         Ok(match &self.mapping {
-            Some(path) => base
-                .overlay(MappingFile::load(path).map_err(|e| ConfigError::new(format!("{e:#}")))?),
+            Some(path) => {
+                base.overlay(MappingFile::load(path).map_err(|e| ConfigError::new(chain(&e)))?)
+            }
             None => base,
         })
     }
@@ -214,7 +216,7 @@ impl SourceArgs {
     pub fn mapper(&self, schema: &PoolSchema) -> anyhow::Result<Mapper> {
         let mapping = self.mapping(schema)?;
         Mapper::new(&mapping, schema).map_err(|e| {
-            ConfigError::new(format!("{e:#}"))
+            ConfigError::new(chain(&e))
                 .with_hint("fix the mapping file; `cognito-migrate header --pool-id ID` lists the pool's attributes")
                 .into()
         })

@@ -4,14 +4,15 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use clap::Args;
-use cognito_migrate::checkpoint::{Checkpoint, Run};
+use cognito_migrate::checkpoint::{Checkpoint, Run, Verdict};
 
 use super::GlobalArgs;
 use crate::exit::{ConfigError, Exit};
 
 /// Print the counts of a run: users created, imported, skipped, rejected, failed, pending, per
-/// route and per import job. Reads only the state file. Exit code 1 when any user was rejected or
-/// failed.
+/// route and per import job. Reads only the state file, never writes it. Exit code 0 when every
+/// user is settled; 1 when any user was rejected or failed (or is unknown); else 5 when users are
+/// still pending (run the same `run` command to continue); 2 when the file is not a state.
 #[derive(Debug, Args)]
 #[command(after_help = "Example:\n  cognito-migrate status --state migration.db --json")]
 pub struct StatusArgs {
@@ -28,11 +29,18 @@ pub async fn run(args: &StatusArgs, _global: &GlobalArgs) -> anyhow::Result<Exit
     if !args.state.exists() {
         return Err(ConfigError::new(format!("no state file at {}", args.state.display())).into());
     }
-    let cp = Checkpoint::open(&args.state)?;
+    let cp = Checkpoint::open_read_only(&args.state)?;
     let run = cp
         .current_run()?
         .ok_or_else(|| ConfigError::new(format!("{} holds no run yet", args.state.display())))?;
-    print_status(&cp, &run, args.json)
+    let exit = print_status(&cp, &run, args.json)?;
+    if exit == Exit::Pending {
+        eprintln!(
+            "not finished: {} users are still pending (run the same `run` command to continue)",
+            cp.counts(run.id)?.pending
+        );
+    }
+    Ok(exit)
 }
 
 /// Prints a run's status (table or JSON) and returns the exit code it implies.
@@ -96,9 +104,9 @@ pub fn print_status(cp: &Checkpoint, run: &Run, json: bool) -> anyhow::Result<Ex
             )?;
         }
     }
-    Ok(if counts.rejected + counts.failed > 0 {
-        Exit::SomeFailed
-    } else {
-        Exit::Ok
+    Ok(match counts.verdict() {
+        Verdict::Done => Exit::Ok,
+        Verdict::SomeFailed => Exit::SomeFailed,
+        Verdict::Pending => Exit::Pending,
     })
 }
