@@ -11,12 +11,14 @@ pub mod checkpoint;
 #[cfg(target_os = "linux")]
 mod direct_io;
 pub mod directory;
+pub mod logging;
 pub mod mapping;
 pub mod password;
 pub mod plan;
 pub mod pool;
 pub mod progress;
 pub mod record;
+pub mod report;
 pub mod retry;
 pub mod sink;
 pub mod source;
