@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::mapping::{Mapper, Prepared, Reason, Rejection};
+use crate::report::ReportCsv;
 use crate::source::{self, RecordError, Source};
 use chunks::{ChunkFile, ChunkSet};
 use route::{Route, Routed, Router};
@@ -142,43 +143,57 @@ pub fn count_rejection(rejected: &mut u64, by_reason: &mut BTreeMap<String, u64>
     *by_reason.entry(r.reason.as_str().to_string()).or_default() += 1;
 }
 
-/// Writes `rejects.csv`: every rejected record with its position, field, reason and message.
+/// Writes `rejects.csv`: every rejected record with its position, field, reason and message,
+/// every cell neutralised against spreadsheet formulas ([`crate::report`]). Written under a
+/// temporary name ([`chunks::Partial`]) and given its own by [`RejectsFile::finish`]: dropped
+/// unfinished (a broken input), nothing is left behind.
 pub struct RejectsFile {
-    out: csv::Writer<BufWriter<std::fs::File>>,
+    out: Option<ReportCsv<BufWriter<std::fs::File>>>,
+    partial: Option<chunks::Partial>,
     pub path: PathBuf,
 }
 
+/// The columns of `rejects.csv`.
+const REJECTS_HEADER: [&str; 6] = [
+    "record",
+    "line",
+    "byte_offset",
+    "field",
+    "reason",
+    "message",
+];
+
 impl RejectsFile {
     pub fn create(path: &Path) -> io::Result<RejectsFile> {
-        let mut out = csv::Writer::from_writer(BufWriter::new(chunks::create_private(path)?));
-        out.write_record([
-            "record",
-            "line",
-            "byte_offset",
-            "field",
-            "reason",
-            "message",
-        ])?;
+        let (partial, file) = chunks::Partial::create(path)?;
+        let out = ReportCsv::new(BufWriter::new(file), &REJECTS_HEADER)?;
         Ok(RejectsFile {
-            out,
+            out: Some(out),
+            partial: Some(partial),
             path: path.to_path_buf(),
         })
     }
 
     pub fn write(&mut self, r: &Rejection) -> io::Result<()> {
-        self.out.write_record([
+        let out = self.out.as_mut().expect("not finished");
+        out.row(&[
             r.position.record.to_string().as_str(),
             r.position.line.to_string().as_str(),
             r.position.byte_offset.to_string().as_str(),
             r.field.as_str(),
             r.reason.as_str(),
             r.message.as_str(),
-        ])?;
-        Ok(())
+        ])
     }
 
+    /// Flushes and syncs the file and gives it its name.
     pub fn finish(mut self) -> io::Result<()> {
-        self.out.flush()
+        if let (Some(out), Some(partial)) = (self.out.take(), self.partial.take()) {
+            let file = out.into_inner()?.into_inner().map_err(|e| e.into_error())?;
+            file.sync_all()?;
+            partial.commit()?;
+        }
+        Ok(())
     }
 }
 
@@ -365,15 +380,20 @@ impl Pass<'_> {
         }
         summary.followups.groups = self.groups_seen.len() as u64;
         self.sets.sort_by_key(|(r, _)| *r);
+        // Every file closed first, then named (the rejects first): a failure before the last
+        // one is closed leaves no import file behind.
+        for (_, set) in &mut self.sets {
+            set.close().map_err(werr(&self.cfg.out_dir))?;
+        }
+        let rejects_path = self.rejects.path.clone();
+        self.rejects.finish().map_err(werr(&rejects_path))?;
+        summary.rejects_file = Some(rejects_path);
         for (_, set) in self.sets {
             for f in set.finish().map_err(werr(&self.cfg.out_dir))? {
                 sink.file_done(&f).map_err(PlanError::Sink)?;
                 summary.files.push(f);
             }
         }
-        let rejects_path = self.rejects.path.clone();
-        self.rejects.finish().map_err(werr(&rejects_path))?;
-        summary.rejects_file = Some(rejects_path);
         Ok(self.summary)
     }
 }

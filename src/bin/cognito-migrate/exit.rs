@@ -2,6 +2,7 @@
 
 use cognito_migrate::aws::AwsError;
 use cognito_migrate::pool::PoolError;
+use cognito_migrate::source::RecordError;
 
 /// The process exit codes users' scripts depend on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -47,6 +48,14 @@ pub fn classify(err: &anyhow::Error) -> (Exit, Option<String>) {
         }
         if let Some(e) = cause.downcast_ref::<AwsError>() {
             return (Exit::Usage, Some(e.hint().to_string()));
+        }
+        // A fatal record error: the input could not be read to its end (truncated, an I/O or
+        // decompression error). An input error, not a crash: nothing was written from it.
+        if cause.downcast_ref::<RecordError>().is_some_and(|e| e.fatal) {
+            return (
+                Exit::Usage,
+                Some("fix or replace the input, then run the same command again".into()),
+            );
         }
         if let Some(e) = cause.downcast_ref::<PoolError>() {
             let exit = if e.is_configuration() {
