@@ -568,4 +568,84 @@ mod tests {
             (7, 2, 5)
         );
     }
+
+    /// Gives `data`, then an I/O error: an input that breaks off.
+    struct BreaksOff(io::Cursor<Vec<u8>>);
+
+    impl io::Read for BreaksOff {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            match self.0.read(buf)? {
+                0 => Err(io::Error::other("the disk went away")),
+                n => Ok(n),
+            }
+        }
+    }
+
+    #[test]
+    fn an_input_that_breaks_off_leaves_no_import_file_and_no_rejects_file() {
+        let lines: String = (1..=5)
+            .map(|i| format!("{{\"id\":\"u{i}\",\"mail\":\"u{i}@x.io\",\"v\":\"true\"}}\n"))
+            .collect();
+        let mapping = MappingFile::parse(
+            "username = \"id\"\n[attributes]\nemail = \"mail\"\nemail_verified = { from = \"v\", transform = \"bool\" }\n",
+            "test",
+        )
+        .unwrap();
+        let schema = PoolSchema::assemble(
+            "us-east-1_test",
+            "test",
+            vec![
+                "email".into(),
+                "email_verified".into(),
+                "cognito:username".into(),
+            ],
+            vec![],
+            vec![],
+            vec![],
+            false,
+            vec!["email".into()],
+        );
+        let router = Router::new(
+            Mode::ImportJob,
+            UnimportablePolicy::Trigger,
+            Default::default(),
+            &schema,
+        );
+        let dir = std::env::temp_dir().join(format!("cm-plan-broken-{}", std::process::id()));
+        let mut cfg = PlanConfig::new(&dir);
+        // One user a file: four files are complete before the input breaks off.
+        cfg.max_rows = 1;
+        for broken in [true, false] {
+            let _ = std::fs::remove_dir_all(&dir);
+            let bytes = lines.clone().into_bytes();
+            let reader: Box<dyn io::BufRead + Send> = if broken {
+                Box::new(io::BufReader::new(BreaksOff(io::Cursor::new(bytes))))
+            } else {
+                Box::new(io::Cursor::new(bytes))
+            };
+            let mut source =
+                source::from_reader(Format::Ndjson, reader, &SourceOptions::default()).unwrap();
+            let mut mapper = Mapper::new(&mapping, &schema).unwrap();
+            let result = execute(source.as_mut(), &mut mapper, &router, &cfg, &mut NoSink);
+            let mut left: Vec<String> = std::fs::read_dir(&dir)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+                .collect();
+            left.sort();
+            if broken {
+                match result {
+                    Err(PlanError::Source(e)) => assert!(e.fatal, "{e}"),
+                    other => panic!("expected a source error, got {other:?}"),
+                }
+                assert_eq!(left, Vec::<String>::new());
+            } else {
+                let summary = result.unwrap();
+                assert_eq!(summary.files.len(), 5);
+                assert_eq!(left.len(), 6, "{left:?}");
+                assert!(left.contains(&"rejects.csv".to_string()), "{left:?}");
+                assert!(!left.iter().any(|f| f.ends_with(".partial")), "{left:?}");
+            }
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
