@@ -5,13 +5,12 @@
 
 mod support;
 
-use std::io::Write;
 use std::path::Path;
 
 use aws_sdk_cognitoidentityprovider::types::VerifiedAttributeType;
 use aws_sdk_cognitoidentityprovider::Client;
 use serde_json::Value;
-use support::{create_pool, run_args, run_cli, tempdir, Emulator, ROLE_ARN};
+use support::{auth0_export, create_pool, gzip, run_args, run_cli, tempdir, Emulator, ROLE_ARN};
 
 async fn pool(c: &Client) -> String {
     create_pool(
@@ -49,26 +48,6 @@ fn files_in(dir: &Path) -> Vec<String> {
                 .collect()
         })
         .unwrap_or_default()
-}
-
-fn gzip(bytes: &[u8]) -> Vec<u8> {
-    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    enc.write_all(bytes).unwrap();
-    enc.finish().unwrap()
-}
-
-/// An Auth0 export of `n` users, one per line.
-fn auth0_export(n: usize) -> Vec<u8> {
-    let mut out = Vec::new();
-    for i in 0..n {
-        writeln!(
-            out,
-            r#"{{"user_id":"auth0|{i:06}","email":"user{i:06}@example.com","email_verified":true,"name":"User {i}","given_name":"User","family_name":"Number {i}","app_metadata":{{"plan":"p{}"}}}}"#,
-            i % 7
-        )
-        .unwrap();
-    }
-    out
 }
 
 /// Runs `plan` and `run --mode admin-create` on a broken `input` (exit 2, the message names the
@@ -203,6 +182,74 @@ async fn a_truncated_gz_export_writes_nothing_and_the_fixed_file_runs_with_the_s
     assert_eq!(code, 0, "{stderr}");
 }
 
+/// A CSV input with its mapping file, written into a test's directory.
+struct CsvInput {
+    dir: std::path::PathBuf,
+    input: String,
+    mapping: String,
+}
+
+impl CsvInput {
+    fn write(dir: &Path, csv: &str, mapping: &str) -> CsvInput {
+        let input = dir.join("users.csv");
+        std::fs::write(&input, csv).unwrap();
+        let mapping_path = dir.join("mapping.toml");
+        std::fs::write(&mapping_path, mapping).unwrap();
+        CsvInput {
+            dir: dir.to_path_buf(),
+            input: input.to_str().unwrap().to_string(),
+            mapping: mapping_path.to_str().unwrap().to_string(),
+        }
+    }
+
+    /// `plan` into `<dir>/plan`: (exit code, stderr).
+    fn plan(&self, emu: &Emulator, pool: &str) -> (i32, String) {
+        let out = self.dir.join("plan");
+        let (code, _stdout, stderr) = run_cli(
+            &[
+                "plan",
+                "-i",
+                &self.input,
+                "-f",
+                "csv",
+                "--mapping",
+                &self.mapping,
+                "--pool-id",
+                pool,
+                "--out",
+                out.to_str().unwrap(),
+            ],
+            &emu.cli_env(),
+        );
+        (code, stderr)
+    }
+
+    /// `run --mode admin-create` with the state `<dir>/state.db`: (exit code, stderr).
+    fn run_admin_create(&self, emu: &Emulator, pool: &str) -> (i32, String) {
+        let state = self.dir.join("state.db");
+        let mut run = run_args(
+            &self.input,
+            "csv",
+            pool,
+            state.to_str().unwrap(),
+            "admin-create",
+        );
+        run.extend(["--mapping", &self.mapping]);
+        let (code, _stdout, stderr) = run_cli(&run, &emu.cli_env());
+        (code, stderr)
+    }
+}
+
+/// The rows of a CSV report (header left out), and its text.
+fn read_report(path: &Path) -> (Vec<csv::StringRecord>, String) {
+    let text = std::fs::read_to_string(path).unwrap();
+    let rows = csv::Reader::from_reader(text.as_bytes())
+        .records()
+        .map(Result::unwrap)
+        .collect();
+    (rows, text)
+}
+
 /// Finding 8: a NUL inside a CSV name field is rejected with its position and field; it reaches
 /// neither an import file nor AdminCreateUser.
 #[tokio::test]
@@ -211,52 +258,20 @@ async fn a_nul_in_a_name_is_rejected_and_never_reaches_an_import_file_or_admin_c
     let c = emu.cognito().await;
     let pool = pool(&c).await;
     let dir = tempdir("nul");
-    let input = dir.join("users.csv");
-    std::fs::write(
-        &input,
+    let case = CsvInput::write(
+        &dir,
         "username,email,verified,name\nada,ada@example.com,true,Ada\0Lovelace\nbob,bob@example.com,true,Bob\n",
-    )
-    .unwrap();
-    let mapping = dir.join("mapping.toml");
-    std::fs::write(
-        &mapping,
         "username = \"username\"\n[attributes]\nemail = \"email\"\nname = \"name\"\n\
          email_verified = { from = \"verified\", transform = \"bool\" }\n",
-    )
-    .unwrap();
-    let (input_s, mapping_s) = (input.to_str().unwrap(), mapping.to_str().unwrap());
-    let out = dir.join("plan");
-    let (code, _stdout, stderr) = run_cli(
-        &[
-            "plan",
-            "-i",
-            input_s,
-            "-f",
-            "csv",
-            "--mapping",
-            mapping_s,
-            "--pool-id",
-            &pool,
-            "--out",
-            out.to_str().unwrap(),
-        ],
-        &emu.cli_env(),
     );
+    let (code, stderr) = case.plan(&emu, &pool);
     assert_eq!(code, 1, "{stderr}");
-    let rejects = std::fs::read_to_string(out.join("rejects.csv")).unwrap();
-    let rows: Vec<Vec<String>> = csv::Reader::from_reader(rejects.as_bytes())
-        .records()
-        .map(|r| r.unwrap().iter().map(str::to_string).collect())
-        .collect();
+    let out = dir.join("plan");
+    let (rows, rejects) = read_report(&out.join("rejects.csv"));
     assert_eq!(rows.len(), 1, "{rejects}");
     assert_eq!(
         (&rows[0][0], &rows[0][1], &rows[0][3], &rows[0][4]),
-        (
-            &"1".into(),
-            &"2".into(),
-            &"name".into(),
-            &"control_character".into()
-        ),
+        ("1", "2", "name", "control_character"),
         "{rejects}"
     );
     assert!(rows[0][5].contains("U+0000 at character 4"), "{rejects}");
@@ -266,22 +281,13 @@ async fn a_nul_in_a_name_is_rejected_and_never_reaches_an_import_file_or_admin_c
         assert!(!String::from_utf8_lossy(&text).contains("ada@"), "{f}");
     }
 
-    let state = dir.join("state.db");
-    let mut run = run_args(
-        input_s,
-        "csv",
-        &pool,
-        state.to_str().unwrap(),
-        "admin-create",
-    );
-    run.extend(["--mapping", mapping_s]);
-    let (code, _stdout, stderr) = run_cli(&run, &emu.cli_env());
+    let (code, stderr) = case.run_admin_create(&emu, &pool);
     assert_eq!(code, 1, "{stderr}");
     assert_eq!(admin_create_calls(&emu), 1, "only bob is created");
     let users = c.list_users().user_pool_id(&pool).send().await.unwrap();
     let names: Vec<&str> = users.users().iter().filter_map(|u| u.username()).collect();
     assert_eq!(names, ["bob"]);
-    let (_, status) = emu.status(&state);
+    let (_, status) = emu.status(&dir.join("state.db"));
     assert_eq!(status["rejected"].as_u64(), Some(1), "{status}");
 }
 
@@ -294,52 +300,25 @@ async fn report_cells_are_neutralised_and_import_files_stay_exact() {
     let pool = pool(&c).await;
     let dir = tempdir("formula");
     let field = r#"=HYPERLINK("http://evil.example","x")"#;
-    let input = dir.join("users.csv");
     // A CSV header cell with a quote in it is written quoted, its quotes doubled.
     let header_cell = format!("\"{}\"", field.replace('"', "\"\""));
-    std::fs::write(
-        &input,
-        format!(
+    let case = CsvInput::write(
+        &dir,
+        &format!(
             "username,email,verified,nick,roles,{header_cell}\n\
              =1+1@example.com,one@example.com,true,=SUM(1),nosuchgroup,ok\n\
              carol,carol@example.com,true,-carol,,bad\u{1}value\n"
         ),
-    )
-    .unwrap();
-    let mapping = dir.join("mapping.toml");
-    std::fs::write(
-        &mapping,
-        format!(
+        &format!(
             "username = \"username\"\ngroups = \"roles\"\n[attributes]\nemail = \"email\"\n\
              email_verified = {{ from = \"verified\", transform = \"bool\" }}\n\
              nickname = \"nick\"\nname = '{field}'\n"
         ),
-    )
-    .unwrap();
-    let (input_s, mapping_s) = (input.to_str().unwrap(), mapping.to_str().unwrap());
-    let out = dir.join("plan");
-    let (code, _stdout, stderr) = run_cli(
-        &[
-            "plan",
-            "-i",
-            input_s,
-            "-f",
-            "csv",
-            "--mapping",
-            mapping_s,
-            "--pool-id",
-            &pool,
-            "--out",
-            out.to_str().unwrap(),
-        ],
-        &emu.cli_env(),
     );
+    let (code, stderr) = case.plan(&emu, &pool);
     assert_eq!(code, 1, "{stderr}");
-    let rejects = std::fs::read_to_string(out.join("rejects.csv")).unwrap();
-    let rows: Vec<csv::StringRecord> = csv::Reader::from_reader(rejects.as_bytes())
-        .records()
-        .map(Result::unwrap)
-        .collect();
+    let out = dir.join("plan");
+    let (rows, rejects) = read_report(&out.join("rejects.csv"));
     assert_eq!(rows.len(), 1, "{rejects}");
     assert_eq!(&rows[0][3], format!("'{field}"), "{rejects}");
     assert_eq!(&rows[0][4], "control_character");
@@ -351,34 +330,21 @@ async fn report_cells_are_neutralised_and_import_files_stay_exact() {
     assert!(!import.contains("'="), "{import}");
 
     // The first user is created but its group does not exist: failed (followup_failed).
-    let state = dir.join("state.db");
-    let mut run = run_args(
-        input_s,
-        "csv",
-        &pool,
-        state.to_str().unwrap(),
-        "admin-create",
-    );
-    run.extend(["--mapping", mapping_s]);
-    let (code, _stdout, stderr) = run_cli(&run, &emu.cli_env());
+    let (code, stderr) = case.run_admin_create(&emu, &pool);
     assert_eq!(code, 1, "{stderr}");
     let failed = dir.join("failed.csv");
     let (code, _stdout, stderr) = run_cli(
         &[
             "report",
             "--state",
-            state.to_str().unwrap(),
+            dir.join("state.db").to_str().unwrap(),
             "--failed",
             failed.to_str().unwrap(),
         ],
         &emu.cli_env(),
     );
     assert_eq!(code, 1, "{stderr}");
-    let report = std::fs::read_to_string(&failed).unwrap();
-    let rows: Vec<csv::StringRecord> = csv::Reader::from_reader(report.as_bytes())
-        .records()
-        .map(Result::unwrap)
-        .collect();
+    let (rows, report) = read_report(&failed);
     let one = rows
         .iter()
         .find(|r| r[0] == *"1")
