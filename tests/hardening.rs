@@ -119,8 +119,11 @@ async fn broken_then_fixed(
         files_in(&work)
     );
 
-    // The same state and out directory take the fixed file.
+    // The same state and out directory take the fixed file. (A spill file another run left
+    // behind, e.g. one killed before it wrote its users, is removed by the next run.)
     std::fs::write(&input, fixed).unwrap();
+    std::fs::create_dir_all(&work).unwrap();
+    std::fs::write(work.join(".admin-create-0badc0de.ndjson"), "{}\n").unwrap();
     let (code, _stdout, stderr) = run_cli(&plan, &emu.cli_env());
     assert!(code == 0 || code == 1, "plan on the fixed input: {stderr}");
     assert!(
@@ -148,7 +151,7 @@ async fn broken_then_fixed(
         !files_in(&work)
             .iter()
             .any(|f| f.starts_with(".admin-create")),
-        "the spill file is removed once the run is complete: {:?}",
+        "spill files are removed once the run is complete: {:?}",
         files_in(&work)
     );
     (code, stderr)

@@ -181,17 +181,24 @@ impl Sink for RunSink {
 }
 
 /// Deletes import files in the work dir that no recorded chunk refers to (left by a crash
-/// mid-write, complete or `.partial`).
+/// mid-write, complete or `.partial`), and other runs' AdminCreateUser spill files.
 fn clean_orphans(dir: &Path, cp: &Checkpoint, run: &Run) -> anyhow::Result<()> {
     let known: std::collections::HashSet<String> = cp
         .chunks(run.id)?
         .into_iter()
         .map(|c| c.file_path)
         .collect();
+    // AdminCreateUser spill files of other runs (superseded or set aside) hold personal data
+    // nobody will read again.
+    let own_spill = format!(".admin-create-{}", run.token);
     if let Ok(entries) = std::fs::read_dir(dir) {
         for e in entries.flatten() {
             let p = e.path().display().to_string();
-            if (p.ends_with(".csv") || p.ends_with(".partial")) && !known.contains(&p) {
+            let name = e.file_name().to_string_lossy().to_string();
+            let orphan_file =
+                (p.ends_with(".csv") || p.ends_with(".partial")) && !known.contains(&p);
+            let other_spill = name.starts_with(".admin-create-") && !name.starts_with(&own_spill);
+            if orphan_file || other_spill {
                 let _ = std::fs::remove_file(&p);
             }
         }
