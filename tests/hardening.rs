@@ -10,7 +10,10 @@ use std::path::Path;
 use aws_sdk_cognitoidentityprovider::types::VerifiedAttributeType;
 use aws_sdk_cognitoidentityprovider::Client;
 use serde_json::Value;
-use support::{auth0_export, create_pool, gzip, run_args, run_cli, tempdir, Emulator, ROLE_ARN};
+use support::{
+    auth0_export, create_pool, gzip, run_args, run_cli, string_attribute, tempdir, Emulator,
+    ROLE_ARN,
+};
 
 async fn pool(c: &Client) -> String {
     create_pool(
@@ -362,43 +365,98 @@ async fn report_cells_are_neutralised_and_import_files_stay_exact() {
     }
 }
 
-/// Finding 4: a whole import-job run at `RUST_LOG=trace` logs no presigned URL or signature, no
-/// password hash and no password (the Auth0 sample's users have bcrypt hashes of known
-/// passwords, listed in samples/README.md).
+/// Finding 4: whole import-job runs at `RUST_LOG=trace` and `-vvv` log no presigned URL or
+/// signature, no password hash and no password. Inputs: the Auth0 sample (bcrypt) and the CSV
+/// sample (bcrypt, argon2id PHC, …), whose hashes are of the known passwords listed in
+/// samples/README.md; both go through import jobs with their hashes.
 #[tokio::test]
 async fn an_import_job_run_at_trace_logs_no_secret() {
     let emu = Emulator::start();
     let c = emu.cognito().await;
-    let pool = pool(&c).await;
-    let dir = tempdir("trace");
-    let state = dir.join("state.db");
-    let sample = support::repo_root().join("samples/auth0/users.ndjson");
-    let mut args = run_args(
-        sample.to_str().unwrap(),
-        "auth0",
-        &pool,
-        state.to_str().unwrap(),
-        "import-job",
-    );
-    args.extend(["--role-arn", ROLE_ARN, "-vvv"]);
-    let mut env = emu.cli_env();
-    env.push(("RUST_LOG", "trace".into()));
-    env.push(("COGNITO_MIGRATE_POLL_MAX_SECONDS", "0.2".into()));
-    let (code, stdout, stderr) = run_cli(&args, &env);
-    assert_eq!(code, 1, "the sample has rejected records; stderr: {stderr}");
-    let (_, status) = emu.status(&state);
-    assert!(status["imported"].as_u64().unwrap() > 0, "{status}");
-    let logged = format!("{stdout}\n{stderr}");
-    // Not an empty log: the run's own DEBUG/TRACE lines and the SDK's INFO ones are there.
-    assert!(logged.lines().count() > 10, "{logged}");
-
-    let sample_text = std::fs::read_to_string(&sample).unwrap();
-    let hashes: Vec<String> = sample_text
+    let root = support::repo_root();
+    let auth0 = root.join("samples/auth0/users.ndjson");
+    let csv_sample = root.join("samples/csv/users.csv");
+    // The CSV sample's mapping, with every email taken as verified so that its users are
+    // importable with their hashes (Cognito's rule for import jobs).
+    let csv_mapping = tempdir("trace-mapping").join("mapping.toml");
+    std::fs::write(
+        &csv_mapping,
+        std::fs::read_to_string(root.join("samples/csv/mapping.toml")).unwrap()
+            + "email_verified = { transform = \"const\", value = \"true\" }\n",
+    )
+    .unwrap();
+    let mut hashes: Vec<String> = std::fs::read_to_string(&auth0)
+        .unwrap()
         .lines()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
         .filter_map(|u| u["passwordHash"].as_str().map(str::to_string))
         .collect();
-    assert!(hashes.len() >= 5, "{hashes:?}");
+    let mut rd = csv::Reader::from_path(&csv_sample).unwrap();
+    let column = rd
+        .headers()
+        .unwrap()
+        .iter()
+        .position(|h| h == "password_hash");
+    let column = column.unwrap();
+    hashes.extend(
+        rd.records()
+            .filter_map(Result::ok)
+            .filter_map(|r| r.get(column).map(str::to_string))
+            .filter(|h| h.len() > 20),
+    );
+    assert!(
+        hashes.iter().any(|h| h.starts_with("$argon2id$")),
+        "{hashes:?}"
+    );
+    assert!(hashes.iter().any(|h| h.starts_with("$2b$")), "{hashes:?}");
+
+    let mut logged = String::new();
+    for (name, input, format, mapping) in [
+        ("trace-auth0", &auth0, "auth0", None),
+        ("trace-csv", &csv_sample, "csv", Some(&csv_mapping)),
+    ] {
+        // The CSV sample's mapping names two custom attributes.
+        let pool = create_pool(
+            c.create_user_pool()
+                .pool_name(name)
+                .auto_verified_attributes(VerifiedAttributeType::Email)
+                .schema(string_attribute("legacy_id").build())
+                .schema(string_attribute("signup_date").build()),
+        )
+        .await;
+        let state = tempdir(name).join("state.db");
+        let mut args = run_args(
+            input.to_str().unwrap(),
+            format,
+            &pool,
+            state.to_str().unwrap(),
+            "import-job",
+        );
+        args.extend(["--role-arn", ROLE_ARN, "-vvv"]);
+        if let Some(m) = mapping {
+            args.extend(["--mapping", m.to_str().unwrap()]);
+        }
+        let mut env = emu.cli_env();
+        env.push(("RUST_LOG", "trace".into()));
+        env.push(("COGNITO_MIGRATE_POLL_MAX_SECONDS", "0.2".into()));
+        let (code, stdout, stderr) = run_cli(&args, &env);
+        assert_eq!(
+            code, 1,
+            "the samples have rejected records; stderr: {stderr}"
+        );
+        let (_, status) = emu.status(&state);
+        assert!(status["imported"].as_u64().unwrap() > 0, "{status}");
+        // Not an empty log: the SDK's INFO lines and the run's own are there.
+        assert!(stderr.lines().count() > 10, "{stderr}");
+        logged.push_str(&stdout);
+        logged.push_str(&stderr);
+    }
+    let (_, jobs) = emu.get_json("/_emulator/import_jobs");
+    assert!(
+        jobs.to_string().contains("ARGON2ID"),
+        "an argon2id job ran: {jobs}"
+    );
+
     let mut secrets: Vec<String> = vec![
         "X-Amz-Signature".into(),
         "x-amz-signature".into(),
@@ -406,17 +464,20 @@ async fn an_import_job_run_at_trace_logs_no_secret() {
         // The emulator's presigned upload path.
         "/_import_upload/".into(),
         "$2b$".into(),
+        "$2y$".into(),
+        "$argon2".into(),
     ];
     for h in &hashes {
         secrets.push(h.clone());
-        // The salt and digest part alone too (a hash re-encoded for the import file).
-        secrets.push(h[7..].to_string());
+        // The part after the scheme alone too (a hash re-encoded for the import file).
+        secrets.push(h[h.len() / 2..].to_string());
     }
     for password in [
         "Blue-Kettle-42",
         "hunter2-but-longer",
         "Tr0ub4dor&3",
         "Judy#Secure9",
+        "Sesame-0pen!",
     ] {
         secrets.push(password.into());
     }
