@@ -33,7 +33,8 @@ use crate::exit::{ConfigError, Exit};
 /// Users whose hash Cognito imports keep their password (CONFIRMED); users without one are imported
 /// RESET_REQUIRED; other hashes follow --unimportable (default: left to the migration trigger).
 /// Only one import job may be active per account: the run waits for an active one. Ctrl-C stops the
-/// running job cleanly and records it.
+/// running job cleanly and records it. Nothing is written to the pool before the whole input has
+/// been read: an input that breaks off exits 2 and writes nothing.
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:
   cognito-migrate run -i users.ndjson -f auth0 --pool-id us-east-1_AbCdEf123 --state migration.db \\
