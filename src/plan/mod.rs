@@ -489,6 +489,37 @@ mod tests {
         }
     }
 
+    /// A mapping of `id`, `mail` and `v` (email verified) for a pool with email as an alias, and
+    /// an import-job router for it.
+    fn id_mail_verified() -> (MappingFile, PoolSchema, Router) {
+        let mapping = MappingFile::parse(
+            "username = \"id\"\n[attributes]\nemail = { from = \"mail\", transform = \"lowercase_email\" }\nemail_verified = { from = \"v\", transform = \"bool\" }\n",
+            "test",
+        )
+        .unwrap();
+        let schema = PoolSchema::assemble(
+            "us-east-1_test",
+            "test",
+            vec![
+                "email".into(),
+                "email_verified".into(),
+                "cognito:username".into(),
+            ],
+            vec![],
+            vec![],
+            vec!["email".into()],
+            false,
+            vec!["email".into()],
+        );
+        let router = Router::new(
+            Mode::ImportJob,
+            UnimportablePolicy::Trigger,
+            Default::default(),
+            &schema,
+        );
+        (mapping, schema, router)
+    }
+
     #[test]
     fn outcomes_keep_input_order_and_duplicates_are_checked_in_order_one_record_ahead() {
         // Records 1 and 2 share an email (2 is the duplicate, caught while 3 is prepared);
@@ -513,32 +544,8 @@ mod tests {
             &SourceOptions::default(),
         )
         .unwrap();
-        let mapping = MappingFile::parse(
-            "username = \"id\"\n[attributes]\nemail = { from = \"mail\", transform = \"lowercase_email\" }\nemail_verified = { from = \"v\", transform = \"bool\" }\n",
-            "test",
-        )
-        .unwrap();
-        let schema = PoolSchema::assemble(
-            "us-east-1_test",
-            "test",
-            vec![
-                "email".into(),
-                "email_verified".into(),
-                "cognito:username".into(),
-            ],
-            vec![],
-            vec![],
-            vec!["email".into()],
-            false,
-            vec!["email".into()],
-        );
+        let (mapping, schema, router) = id_mail_verified();
         let mut mapper = Mapper::new(&mapping, &schema).unwrap();
-        let router = Router::new(
-            Mode::ImportJob,
-            UnimportablePolicy::Trigger,
-            Default::default(),
-            &schema,
-        );
         let dir = std::env::temp_dir().join(format!("cm-plan-order-{}", std::process::id()));
         let mut sink = Recorded::default();
         let summary = execute(
@@ -586,31 +593,7 @@ mod tests {
         let lines: String = (1..=5)
             .map(|i| format!("{{\"id\":\"u{i}\",\"mail\":\"u{i}@x.io\",\"v\":\"true\"}}\n"))
             .collect();
-        let mapping = MappingFile::parse(
-            "username = \"id\"\n[attributes]\nemail = \"mail\"\nemail_verified = { from = \"v\", transform = \"bool\" }\n",
-            "test",
-        )
-        .unwrap();
-        let schema = PoolSchema::assemble(
-            "us-east-1_test",
-            "test",
-            vec![
-                "email".into(),
-                "email_verified".into(),
-                "cognito:username".into(),
-            ],
-            vec![],
-            vec![],
-            vec![],
-            false,
-            vec!["email".into()],
-        );
-        let router = Router::new(
-            Mode::ImportJob,
-            UnimportablePolicy::Trigger,
-            Default::default(),
-            &schema,
-        );
+        let (mapping, schema, router) = id_mail_verified();
         let dir = std::env::temp_dir().join(format!("cm-plan-broken-{}", std::process::id()));
         let mut cfg = PlanConfig::new(&dir);
         // One user a file: four files are complete before the input breaks off.
