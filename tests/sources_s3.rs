@@ -3,7 +3,6 @@
 
 mod support;
 
-use std::io::Write;
 use std::time::Duration;
 
 use aws_sdk_s3::primitives::ByteStream;
@@ -12,7 +11,7 @@ use cognito_migrate::record::LegacyUser;
 use cognito_migrate::source::s3::{S3Object, S3ReadOptions};
 use cognito_migrate::source::{self, Format, RecordError, SourceOptions};
 use serde_json::json;
-use support::{create_pool, run_args, run_cli, tempdir, Emulator, ROLE_ARN};
+use support::{auth0_export, create_pool, gzip, run_args, run_cli, tempdir, Emulator, ROLE_ARN};
 
 const BUCKET: &str = "exports";
 
@@ -29,33 +28,6 @@ async fn put(c: &Clients, key: &str, body: Vec<u8>) {
         .send()
         .await
         .expect("put the object");
-}
-
-fn gzip(bytes: &[u8]) -> Vec<u8> {
-    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    enc.write_all(bytes).unwrap();
-    enc.finish().unwrap()
-}
-
-/// A deterministic Auth0 export of `n` users (about 330 bytes each).
-fn auth0_export(n: usize) -> Vec<u8> {
-    let mut out = Vec::new();
-    for i in 0..n {
-        let line = json!({
-            "user_id": format!("auth0|{i:024x}"),
-            "email": format!("user{i}@example.com"),
-            "email_verified": i % 3 != 0,
-            "given_name": format!("Given{i}"),
-            "family_name": format!("Family{i}"),
-            "created_at": "2024-01-02T03:04:05.000Z",
-            "updated_at": "2024-02-03T04:05:06.000Z",
-            "app_metadata": {"plan": if i % 2 == 0 { "pro" } else { "free" }},
-            "blocked": i % 50 == 0,
-        });
-        out.extend(line.to_string().as_bytes());
-        out.push(b'\n');
-    }
-    out
 }
 
 fn read_local(bytes: &[u8]) -> Vec<Result<LegacyUser, RecordError>> {

@@ -322,6 +322,25 @@ impl Checkpoint {
         Ok(())
     }
 
+    /// Sets aside a run whose first reading pass broke off (the input could not be read to its
+    /// end): it is marked superseded without a successor, its chunks still writing are
+    /// discarded, and its rows stay for audit. Only for a run that has written nothing to the
+    /// pool (its input was never read through, and writes start only after that), so that the
+    /// same state file takes the fixed input as a new run instead of refusing it as another
+    /// input. Does nothing to a run that is no longer current.
+    pub fn abandon_run(&self, run: RunId) -> Result<()> {
+        self.write_tx(true, |tx| {
+            super::chunks::discard_writing_chunks(tx, run, &self.path)?;
+            tx.execute(
+                "UPDATE runs SET status = 'superseded', updated_at = ?2 \
+                 WHERE id = ?1 AND status = 'current'",
+                params![run, now_ms()],
+            )
+            .ctx(&self.path)?;
+            Ok(())
+        })
+    }
+
     /// The current run, if any.
     pub fn current_run(&self) -> Result<Option<Run>> {
         self.conn()

@@ -1891,3 +1891,32 @@ fn the_immutable_uri_opens_a_state_with_reserved_characters_in_its_name() {
         .unwrap();
     assert_eq!(version, SCHEMA_VERSION);
 }
+
+#[test]
+fn an_abandoned_run_lets_another_input_begin_without_restart_and_keeps_its_rows() {
+    let db = TempDb::new("abandon");
+    let cp = Checkpoint::open(&db.0).unwrap();
+    let first = cp.begin_run(&spec(), false).unwrap();
+    cp.record_batch(first.id, &[user(1, "trigger", Outcome::Trigger)])
+        .unwrap();
+    let mut fixed = spec();
+    fixed.input_size = 2345;
+    fixed.input_fingerprint = "sha256:fixed".into();
+    assert!(matches!(
+        cp.begin_run(&fixed, false),
+        Err(CheckpointError::Mismatch { .. })
+    ));
+
+    cp.abandon_run(first.id).unwrap();
+    assert!(cp.current_run().unwrap().is_none());
+    let set_aside = cp.run(first.id).unwrap();
+    assert!(!set_aside.current);
+    assert_eq!(cp.counts(first.id).unwrap().trigger, 1);
+
+    let second = cp.begin_run(&fixed, false).unwrap();
+    assert!(!second.resumed);
+    assert_ne!(second.id, first.id);
+    // Abandoning a run that is no longer current changes nothing.
+    cp.abandon_run(first.id).unwrap();
+    assert_eq!(cp.current_run().unwrap().map(|r| r.id), Some(second.id));
+}

@@ -35,7 +35,7 @@ use crate::pool::{DataType, PoolSchema};
 use crate::record::{LegacyUser, Position, RawPassword};
 use config::{CompiledRule, MappingError, MappingFile, Rule};
 use seen::Seen;
-use transform::{bool_str, has_line_break, is_e164, is_email, lowercase, parse_bool, Transform};
+use transform::{bool_str, control_character, is_e164, is_email, lowercase, parse_bool, Transform};
 
 /// Why a record was rejected: a small fixed set, stable in reports and JSON.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -59,6 +59,8 @@ pub enum Reason {
     InvalidPasswordHash,
     UnimportablePasswordHash,
     NotVerifiable,
+    /// An attribute value holds a control character (see [`transform::control_character`]).
+    ControlCharacter,
 }
 
 impl Reason {
@@ -82,6 +84,7 @@ impl Reason {
             Reason::InvalidPasswordHash => "invalid_password_hash",
             Reason::UnimportablePasswordHash => "unimportable_password_hash",
             Reason::NotVerifiable => "not_verifiable",
+            Reason::ControlCharacter => "control_character",
         }
     }
 }
@@ -674,10 +677,13 @@ impl Mapper {
                     }
                 }
             }
-            if has_line_break(v.as_bytes()) {
+            if let Some((at, c)) = control_character(&v) {
                 return reject(
-                    Reason::MalformedRecord,
-                    "line breaks cannot be carried in Cognito's import file".into(),
+                    Reason::ControlCharacter,
+                    format!(
+                        "control character U+{:04X} at character {at} (control characters are not allowed in attribute values)",
+                        c as u32
+                    ),
                 );
             }
             match t.format {

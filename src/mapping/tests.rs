@@ -173,6 +173,45 @@ fn rejects_with_field_and_reason() {
 }
 
 #[test]
+fn control_characters_in_attribute_values_are_rejected_with_field_and_position() {
+    let mut m = mapper(&[], &["email"]);
+    // NUL inside a name, TAB, ESC, DEL, a C1 character (NEL) and a line break inside an id;
+    // each in its own record, each rejected with the source field and the character's place
+    // (in the attribute's value). The name transforms split at white space, so TAB, NEL and
+    // line breaks inside a full name never reach an attribute.
+    let cases: [(&str, &str, &str); 6] = [
+        ("full", "Ada\u{0}Lovelace", "U+0000 at character 4"),
+        ("id", "4\t2", "U+0009 at character 2"),
+        ("id", "4\u{1b}[31m2", "U+001B at character 2"),
+        ("id", "42\u{7f}", "U+007F at character 3"),
+        ("id", "4\u{85}2", "U+0085 at character 2"),
+        ("id", "4\n2", "U+000A at character 2"),
+    ];
+    for (i, (field, value, what)) in cases.into_iter().enumerate() {
+        let record = i as u64 + 1;
+        let username = format!("u{record}");
+        let r = m
+            .map(user(record, &[("user", username.as_str()), (field, value)]))
+            .unwrap_err();
+        assert_eq!(
+            (r.field.as_str(), r.reason, r.position.record),
+            (field, Reason::ControlCharacter, record),
+            "{r}"
+        );
+        assert!(r.message.contains(what), "{r}");
+        assert_eq!(r.reason.as_str(), "control_character");
+    }
+    // Ordinary white space and non-ASCII letters pass.
+    let ok = m
+        .map(user(
+            9,
+            &[("user", "u9"), ("full", "Zoë  Ångström"), ("id", "a b")],
+        ))
+        .unwrap();
+    assert_eq!(ok.attribute("family_name"), Some("Ångström"));
+}
+
+#[test]
 fn duplicates_case_insensitive_and_aliases() {
     let mut m = mapper(&[], &["email"]);
     m.map(user(1, &[("user", "Ada"), ("mail", "ada@example.com")]))

@@ -149,10 +149,27 @@ fn visible_ascii(b: u8) -> bool {
     (0x21..0x7f).contains(&b)
 }
 
-/// Whether `v` holds a line feed or carriage return.
+/// The first control character in `v` and its 1-based character position: C0 (U+0000 to U+001F,
+/// TAB, line feed and carriage return included), DEL (U+007F) or C1 (U+0080 to U+009F), i.e.
+/// Unicode's `Cc` category ([`char::is_control`]). None belongs in a Cognito attribute: NUL and
+/// the other C0 characters end up in other systems' C strings and logs, a line break cannot be
+/// carried in Cognito's import CSV, and a leading TAB or CR is a spreadsheet formula trick.
+///
+/// Screened without branches first (C1 characters start with the byte 0xC2 in UTF-8), so a clean
+/// value costs one vectorised pass.
 #[inline]
-pub fn has_line_break(v: &[u8]) -> bool {
-    crate::bytes::contains_any(v, [b'\n', b'\r'])
+pub fn control_character(v: &str) -> Option<(usize, char)> {
+    let mut suspect = false;
+    for &b in v.as_bytes() {
+        suspect |= (b < 0x20) | (b == 0x7f) | (b == 0xc2);
+    }
+    if !suspect {
+        return None;
+    }
+    v.chars()
+        .enumerate()
+        .find(|(_, c)| c.is_control())
+        .map(|(i, c)| (i + 1, c))
 }
 
 /// `v.to_lowercase()`, without allocating when `v` is ASCII with no upper-case letter (the usual
@@ -480,7 +497,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn trim_and_line_breaks_match_the_plain_versions() {
+    fn trim_matches_the_plain_version() {
         for v in [
             "",
             " ",
@@ -500,16 +517,27 @@ mod tests {
         ] {
             assert_eq!(trim(v), v.trim(), "{v:?}");
         }
-        for len in 0..40 {
+    }
+
+    #[test]
+    fn control_characters_are_found_with_their_position() {
+        for len in 1..20 {
             for at in 0..len {
-                for c in [b'\n', b'\r', b'a', 0x0b, 0x8a, 0x0d + 0x80] {
-                    let mut b = vec![b'x'; len];
-                    b[at] = c;
-                    let plain = b.iter().any(|&x| x == b'\n' || x == b'\r');
-                    assert_eq!(has_line_break(&b), plain, "{b:?}");
+                for c in [
+                    '\0', '\t', '\n', '\r', '\u{1b}', '\u{7f}', '\u{80}', '\u{9f}', 'a', ' ', 'é',
+                    '\u{a0}', '\u{c2}', '\u{2028}',
+                ] {
+                    let mut s: Vec<char> = vec!['x'; len];
+                    s[at] = c;
+                    let s: String = s.into_iter().collect();
+                    let want = c.is_control().then_some((at + 1, c));
+                    assert_eq!(control_character(&s), want, "{s:?}");
                 }
             }
         }
+        // The 0xC2 screen byte alone (as in `é`-free "Â") is no control character.
+        assert_eq!(control_character("Â ok"), None);
+        assert_eq!(control_character("Ada\u{0}Lovelace"), Some((4, '\0')));
     }
 
     #[test]

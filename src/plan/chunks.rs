@@ -54,9 +54,55 @@ pub fn create_private(path: &Path) -> io::Result<File> {
     Ok(f)
 }
 
+/// A file written under a temporary name (its name + `.partial`, mode 0600) that gets its own name
+/// only when [`Partial::commit`]ted; dropped uncommitted (an error, a broken input), the temporary
+/// is removed. So an interrupted `plan` leaves no file that looks complete (a SIGKILL can leave a
+/// `.partial` one, which says what it is).
+#[derive(Debug)]
+pub struct Partial {
+    tmp: PathBuf,
+    path: PathBuf,
+    committed: bool,
+}
+
+impl Partial {
+    /// Creates `path` + `.partial`; the file is returned beside the guard.
+    pub fn create(path: &Path) -> io::Result<(Partial, File)> {
+        let mut tmp = path.as_os_str().to_owned();
+        tmp.push(".partial");
+        let tmp = PathBuf::from(tmp);
+        let file = create_private(&tmp)?;
+        Ok((
+            Partial {
+                tmp,
+                path: path.to_path_buf(),
+                committed: false,
+            },
+            file,
+        ))
+    }
+
+    /// Gives the file its name (write and sync it first).
+    pub fn commit(mut self) -> io::Result<()> {
+        std::fs::rename(&self.tmp, &self.path)?;
+        self.committed = true;
+        Ok(())
+    }
+}
+
+impl Drop for Partial {
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = std::fs::remove_file(&self.tmp);
+        }
+    }
+}
+
 struct Open {
     out: BufWriter<File>,
     file: ChunkFile,
+    /// The file's temporary name until the whole pass is done.
+    partial: Partial,
     /// Bytes of the file handed to the kernel for write-back so far ([`Open::start_writeback`]).
     written_back: u64,
 }
@@ -109,7 +155,8 @@ pub struct ChunkSet {
     row: Vec<u8>,
     header_bytes: Vec<u8>,
     open: Option<Open>,
-    done: Vec<ChunkFile>,
+    /// Files closed and synced, still under their temporary names ([`ChunkSet::finish`]).
+    done: Vec<(ChunkFile, Partial)>,
 }
 
 /// Where one column's value comes from, decided once per set rather than for every row.
@@ -224,10 +271,12 @@ impl ChunkSet {
             self.prefix,
             stem(self.route)
         ));
-        let mut out = BufWriter::with_capacity(1 << 20, create_private(&path)?);
+        let (partial, file) = Partial::create(&path)?;
+        let mut out = BufWriter::with_capacity(1 << 20, file);
         out.write_all(&self.header_bytes)?;
         self.open = Some(Open {
             out,
+            partial,
             file: ChunkFile {
                 path,
                 route: self.route,
@@ -294,19 +343,26 @@ impl ChunkSet {
         Ok(at)
     }
 
-    fn close(&mut self) -> io::Result<()> {
+    /// Flushes, syncs and closes the open file (it keeps its temporary name).
+    pub fn close(&mut self) -> io::Result<()> {
         if let Some(mut o) = self.open.take() {
             o.out.flush()?;
             o.out.get_ref().sync_all()?;
-            self.done.push(o.file);
+            self.done.push((o.file, o.partial));
         }
         Ok(())
     }
 
-    /// Flushes and closes the last file; returns every file written.
+    /// Closes the last file and gives every file its name; returns them. Called once the whole
+    /// input is read: a set dropped before (an error, a broken input) removes its files.
     pub fn finish(mut self) -> io::Result<Vec<ChunkFile>> {
         self.close()?;
-        Ok(self.done)
+        let mut files = Vec::with_capacity(self.done.len());
+        for (file, partial) in self.done.drain(..) {
+            partial.commit()?;
+            files.push(file);
+        }
+        Ok(files)
     }
 }
 

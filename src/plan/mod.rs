@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::mapping::{Mapper, Prepared, Reason, Rejection};
+use crate::report::ReportCsv;
 use crate::source::{self, RecordError, Source};
 use chunks::{ChunkFile, ChunkSet};
 use route::{Route, Routed, Router};
@@ -142,43 +143,57 @@ pub fn count_rejection(rejected: &mut u64, by_reason: &mut BTreeMap<String, u64>
     *by_reason.entry(r.reason.as_str().to_string()).or_default() += 1;
 }
 
-/// Writes `rejects.csv`: every rejected record with its position, field, reason and message.
+/// Writes `rejects.csv`: every rejected record with its position, field, reason and message,
+/// every cell neutralised against spreadsheet formulas ([`crate::report`]). Written under a
+/// temporary name ([`chunks::Partial`]) and given its own by [`RejectsFile::finish`]: dropped
+/// unfinished (a broken input), nothing is left behind.
 pub struct RejectsFile {
-    out: csv::Writer<BufWriter<std::fs::File>>,
+    out: Option<ReportCsv<BufWriter<std::fs::File>>>,
+    partial: Option<chunks::Partial>,
     pub path: PathBuf,
 }
 
+/// The columns of `rejects.csv`.
+const REJECTS_HEADER: [&str; 6] = [
+    "record",
+    "line",
+    "byte_offset",
+    "field",
+    "reason",
+    "message",
+];
+
 impl RejectsFile {
     pub fn create(path: &Path) -> io::Result<RejectsFile> {
-        let mut out = csv::Writer::from_writer(BufWriter::new(chunks::create_private(path)?));
-        out.write_record([
-            "record",
-            "line",
-            "byte_offset",
-            "field",
-            "reason",
-            "message",
-        ])?;
+        let (partial, file) = chunks::Partial::create(path)?;
+        let out = ReportCsv::new(BufWriter::new(file), &REJECTS_HEADER)?;
         Ok(RejectsFile {
-            out,
+            out: Some(out),
+            partial: Some(partial),
             path: path.to_path_buf(),
         })
     }
 
     pub fn write(&mut self, r: &Rejection) -> io::Result<()> {
-        self.out.write_record([
+        let out = self.out.as_mut().expect("not finished");
+        out.row(&[
             r.position.record.to_string().as_str(),
             r.position.line.to_string().as_str(),
             r.position.byte_offset.to_string().as_str(),
             r.field.as_str(),
             r.reason.as_str(),
             r.message.as_str(),
-        ])?;
-        Ok(())
+        ])
     }
 
+    /// Flushes and syncs the file and gives it its name.
     pub fn finish(mut self) -> io::Result<()> {
-        self.out.flush()
+        if let (Some(out), Some(partial)) = (self.out.take(), self.partial.take()) {
+            let file = out.into_inner()?.into_inner().map_err(|e| e.into_error())?;
+            file.sync_all()?;
+            partial.commit()?;
+        }
+        Ok(())
     }
 }
 
@@ -365,15 +380,20 @@ impl Pass<'_> {
         }
         summary.followups.groups = self.groups_seen.len() as u64;
         self.sets.sort_by_key(|(r, _)| *r);
+        // Every file closed first, then named (the rejects first): a failure before the last
+        // one is closed leaves no import file behind.
+        for (_, set) in &mut self.sets {
+            set.close().map_err(werr(&self.cfg.out_dir))?;
+        }
+        let rejects_path = self.rejects.path.clone();
+        self.rejects.finish().map_err(werr(&rejects_path))?;
+        summary.rejects_file = Some(rejects_path);
         for (_, set) in self.sets {
             for f in set.finish().map_err(werr(&self.cfg.out_dir))? {
                 sink.file_done(&f).map_err(PlanError::Sink)?;
                 summary.files.push(f);
             }
         }
-        let rejects_path = self.rejects.path.clone();
-        self.rejects.finish().map_err(werr(&rejects_path))?;
-        summary.rejects_file = Some(rejects_path);
         Ok(self.summary)
     }
 }
@@ -469,6 +489,37 @@ mod tests {
         }
     }
 
+    /// A mapping of `id`, `mail` and `v` (email verified) for a pool with email as an alias, and
+    /// an import-job router for it.
+    fn id_mail_verified() -> (MappingFile, PoolSchema, Router) {
+        let mapping = MappingFile::parse(
+            "username = \"id\"\n[attributes]\nemail = { from = \"mail\", transform = \"lowercase_email\" }\nemail_verified = { from = \"v\", transform = \"bool\" }\n",
+            "test",
+        )
+        .unwrap();
+        let schema = PoolSchema::assemble(
+            "us-east-1_test",
+            "test",
+            vec![
+                "email".into(),
+                "email_verified".into(),
+                "cognito:username".into(),
+            ],
+            vec![],
+            vec![],
+            vec!["email".into()],
+            false,
+            vec!["email".into()],
+        );
+        let router = Router::new(
+            Mode::ImportJob,
+            UnimportablePolicy::Trigger,
+            Default::default(),
+            &schema,
+        );
+        (mapping, schema, router)
+    }
+
     #[test]
     fn outcomes_keep_input_order_and_duplicates_are_checked_in_order_one_record_ahead() {
         // Records 1 and 2 share an email (2 is the duplicate, caught while 3 is prepared);
@@ -493,32 +544,8 @@ mod tests {
             &SourceOptions::default(),
         )
         .unwrap();
-        let mapping = MappingFile::parse(
-            "username = \"id\"\n[attributes]\nemail = { from = \"mail\", transform = \"lowercase_email\" }\nemail_verified = { from = \"v\", transform = \"bool\" }\n",
-            "test",
-        )
-        .unwrap();
-        let schema = PoolSchema::assemble(
-            "us-east-1_test",
-            "test",
-            vec![
-                "email".into(),
-                "email_verified".into(),
-                "cognito:username".into(),
-            ],
-            vec![],
-            vec![],
-            vec!["email".into()],
-            false,
-            vec!["email".into()],
-        );
+        let (mapping, schema, router) = id_mail_verified();
         let mut mapper = Mapper::new(&mapping, &schema).unwrap();
-        let router = Router::new(
-            Mode::ImportJob,
-            UnimportablePolicy::Trigger,
-            Default::default(),
-            &schema,
-        );
         let dir = std::env::temp_dir().join(format!("cm-plan-order-{}", std::process::id()));
         let mut sink = Recorded::default();
         let summary = execute(
@@ -547,5 +574,61 @@ mod tests {
             (summary.records, summary.routed, summary.rejected),
             (7, 2, 5)
         );
+    }
+
+    /// Gives `data`, then an I/O error: an input that breaks off.
+    struct BreaksOff(io::Cursor<Vec<u8>>);
+
+    impl io::Read for BreaksOff {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            match self.0.read(buf)? {
+                0 => Err(io::Error::other("the disk went away")),
+                n => Ok(n),
+            }
+        }
+    }
+
+    #[test]
+    fn an_input_that_breaks_off_leaves_no_import_file_and_no_rejects_file() {
+        let lines: String = (1..=5)
+            .map(|i| format!("{{\"id\":\"u{i}\",\"mail\":\"u{i}@x.io\",\"v\":\"true\"}}\n"))
+            .collect();
+        let (mapping, schema, router) = id_mail_verified();
+        let dir = std::env::temp_dir().join(format!("cm-plan-broken-{}", std::process::id()));
+        let mut cfg = PlanConfig::new(&dir);
+        // One user a file: four files are complete before the input breaks off.
+        cfg.max_rows = 1;
+        for broken in [true, false] {
+            let _ = std::fs::remove_dir_all(&dir);
+            let bytes = lines.clone().into_bytes();
+            let reader: Box<dyn io::BufRead + Send> = if broken {
+                Box::new(io::BufReader::new(BreaksOff(io::Cursor::new(bytes))))
+            } else {
+                Box::new(io::Cursor::new(bytes))
+            };
+            let mut source =
+                source::from_reader(Format::Ndjson, reader, &SourceOptions::default()).unwrap();
+            let mut mapper = Mapper::new(&mapping, &schema).unwrap();
+            let result = execute(source.as_mut(), &mut mapper, &router, &cfg, &mut NoSink);
+            let mut left: Vec<String> = std::fs::read_dir(&dir)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+                .collect();
+            left.sort();
+            if broken {
+                match result {
+                    Err(PlanError::Source(e)) => assert!(e.fatal, "{e}"),
+                    other => panic!("expected a source error, got {other:?}"),
+                }
+                assert_eq!(left, Vec::<String>::new());
+            } else {
+                let summary = result.unwrap();
+                assert_eq!(summary.files.len(), 5);
+                assert_eq!(left.len(), 6, "{left:?}");
+                assert!(left.contains(&"rejects.csv".to_string()), "{left:?}");
+                assert!(!left.iter().any(|f| f.ends_with(".partial")), "{left:?}");
+            }
+        }
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

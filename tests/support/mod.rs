@@ -271,3 +271,31 @@ pub fn run_cli(args: &[&str], env: &[(&str, String)]) -> (i32, String, String) {
         String::from_utf8_lossy(&out.stderr).to_string(),
     )
 }
+
+/// `bytes` gzip-compressed.
+pub fn gzip(bytes: &[u8]) -> Vec<u8> {
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    enc.write_all(bytes).unwrap();
+    enc.finish().unwrap()
+}
+
+/// A deterministic Auth0 export of `n` users (about 330 bytes each).
+pub fn auth0_export(n: usize) -> Vec<u8> {
+    let mut out = Vec::new();
+    for i in 0..n {
+        let line = serde_json::json!({
+            "user_id": format!("auth0|{i:024x}"),
+            "email": format!("user{i}@example.com"),
+            "email_verified": i % 3 != 0,
+            "given_name": format!("Given{i}"),
+            "family_name": format!("Family{i}"),
+            "created_at": "2024-01-02T03:04:05.000Z",
+            "updated_at": "2024-02-03T04:05:06.000Z",
+            "app_metadata": {"plan": if i % 2 == 0 { "pro" } else { "free" }},
+            "blocked": i % 50 == 0,
+        });
+        out.extend(line.to_string().as_bytes());
+        out.push(b'\n');
+    }
+    out
+}

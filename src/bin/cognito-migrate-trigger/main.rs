@@ -18,32 +18,12 @@ use cognito_migrate::trigger::{
     TriggerSettings, UserDirectory,
 };
 use lambda_runtime::{service_fn, LambdaEvent};
-use tracing_subscriber::filter::{LevelFilter, Targets};
 use tracing_subscriber::prelude::*;
-
-/// Targets that log secrets below INFO (raw events, request bodies).
-const CAPPED_TARGETS: [&str; 12] = [
-    "lambda_runtime",
-    "lambda_runtime_api_client",
-    "aws_smithy_runtime",
-    "aws_smithy_runtime_api",
-    "aws_smithy_http",
-    "aws_smithy_http_client",
-    "aws_sigv4",
-    "aws_config",
-    "aws_sdk_s3",
-    "aws_sdk_cognitoidentityprovider",
-    "hyper",
-    "h2",
-];
 
 fn init_logging() {
     let env = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let caps = CAPPED_TARGETS.iter().fold(
-        Targets::new().with_default(LevelFilter::TRACE),
-        |t, target| t.with_target(*target, LevelFilter::INFO),
-    );
+    let caps = cognito_migrate::logging::caps();
     let fmt = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(false)

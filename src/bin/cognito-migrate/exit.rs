@@ -4,6 +4,7 @@ use cognito_migrate::aws::AwsError;
 use cognito_migrate::checkpoint::CheckpointError;
 use cognito_migrate::lease::LeaseError;
 use cognito_migrate::pool::PoolError;
+use cognito_migrate::source::RecordError;
 
 /// The process exit codes users' scripts depend on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -67,6 +68,14 @@ pub fn classify(err: &anyhow::Error) -> (Exit, Option<String>) {
             if e.is_unusable_file() {
                 return (Exit::Usage, None);
             }
+        }
+        // A fatal record error: the input could not be read to its end (truncated, an I/O or
+        // decompression error). An input error, not a crash: nothing was written from it.
+        if cause.downcast_ref::<RecordError>().is_some_and(|e| e.fatal) {
+            return (
+                Exit::Usage,
+                Some("fix or replace the input, then run the same command again".into()),
+            );
         }
         if let Some(e) = cause.downcast_ref::<PoolError>() {
             let exit = if e.is_configuration() {

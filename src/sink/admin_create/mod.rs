@@ -32,6 +32,7 @@ pub mod config;
 pub mod limiter;
 pub mod retry;
 pub mod service;
+pub mod spill;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc as std_mpsc, Arc, Mutex};

@@ -37,18 +37,26 @@ pub struct GlobalArgs {
 }
 
 impl GlobalArgs {
+    /// Logs on stderr at the level asked for; the AWS SDK, smithy, hyper, reqwest and rustls
+    /// stay at INFO at most whatever the level ([`cognito_migrate::logging`]): below it they
+    /// log presigned URLs and request bodies.
     pub fn init_logging(&self) {
+        use tracing_subscriber::prelude::*;
         let default = match self.verbose {
             0 => "warn",
-            1 => "info,aws_config=warn,aws_smithy_runtime=warn",
-            _ => "debug,hyper=info,aws_smithy_runtime=info",
+            1 => "info",
+            _ => "debug",
         };
         let filter = tracing_subscriber::EnvFilter::try_from_default_env()
             .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter(filter)
+        let fmt = tracing_subscriber::fmt::layer()
             .with_writer(std::io::stderr)
-            .with_target(false)
+            .with_target(false);
+        let _ = tracing_subscriber::registry()
+            .with(
+                fmt.with_filter(cognito_migrate::logging::caps())
+                    .with_filter(filter),
+            )
             .try_init();
     }
 

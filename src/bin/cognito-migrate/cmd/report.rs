@@ -4,12 +4,14 @@ use std::path::PathBuf;
 
 use clap::Args;
 use cognito_migrate::checkpoint::Checkpoint;
+use cognito_migrate::report::ReportCsv;
 
 use super::GlobalArgs;
 use crate::exit::{ConfigError, Exit};
 
 /// Write every rejected or failed user of the run to a CSV file: position, username, route,
-/// outcome, reason code and message. Never a password or hash.
+/// outcome, reason code and message. Never a password or hash. Cells that start with `=`, `+`, `-`,
+/// `@`, TAB or CR get a leading `'`, so that a spreadsheet shows them instead of running them.
 #[derive(Debug, Args)]
 #[command(
     after_help = "Example:\n  cognito-migrate report --state migration.db --failed failed.csv"
@@ -36,21 +38,24 @@ pub async fn run(args: &ReportArgs, _global: &GlobalArgs) -> anyhow::Result<Exit
     } else {
         Box::new(cognito_migrate::plan::chunks::create_private(&args.failed)?)
     };
-    let mut w = csv::Writer::from_writer(out);
-    w.write_record([
-        "record",
-        "line",
-        "byte_offset",
-        "username",
-        "route",
-        "outcome",
-        "reason",
-        "message",
-    ])?;
+    // Cells that a spreadsheet would run as formulas get a leading `'` (see the README).
+    let mut w = ReportCsv::new(
+        out,
+        &[
+            "record",
+            "line",
+            "byte_offset",
+            "username",
+            "route",
+            "outcome",
+            "reason",
+            "message",
+        ],
+    )?;
     let mut n = 0u64;
     for u in cp.failed_and_rejected(run.id) {
         let u = u?;
-        w.write_record([
+        w.row(&[
             u.record.to_string(),
             u.line.to_string(),
             u.byte_offset.to_string(),

@@ -16,11 +16,12 @@ use cognito_migrate::plan::chunks::ChunkFile;
 use cognito_migrate::plan::route::{Mode, Route, Routed, Router, UnimportablePolicy};
 use cognito_migrate::plan::{self, ChunkRow, PlanConfig, Sink};
 use cognito_migrate::progress::{self, Output, Progress, Table, Task, Unit};
-use cognito_migrate::sink::admin_create::Feeder;
+use cognito_migrate::sink::admin_create::spill::{self, SpillWriter};
 use cognito_migrate::sink::import_job::service::{http_client, ImportJobs};
 use cognito_migrate::sink::import_job::{
     logs as job_logs, Event, ImportJobConfig, ImportJobError, ImportJobWriter, JobLogs,
 };
+use cognito_migrate::source::RecordError;
 
 use super::retry::AdminArgs;
 use super::source_args::SourceArgs;
@@ -34,6 +35,8 @@ use crate::exit::{ConfigError, Exit};
 /// RESET_REQUIRED; other hashes follow --unimportable (default: left to the migration trigger).
 /// Only one import job may be active per account: the run waits for an active one. Ctrl-C or
 /// SIGTERM stops the running job cleanly and records it (exit 3: the same command resumes).
+/// Nothing is written to the pool before the whole input has been read: an input that breaks off
+/// exits 2 and writes nothing.
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:
   cognito-migrate run -i users.ndjson -f auth0 --pool-id us-east-1_AbCdEf123 --state migration.db \\
@@ -104,8 +107,9 @@ struct RunSink {
     chunks: u64,
     /// The reading bar: input bytes consumed.
     read: Task,
-    /// The AdminCreateUser writer (modes admin-create and auto).
-    admin: Option<Feeder>,
+    /// Users for AdminCreateUser (modes admin-create and auto), kept until the input is read to
+    /// its end (see `admin_create::spill`).
+    admin: Option<SpillWriter>,
     /// `retry`: only these records are read into the writers.
     only: Option<RecordSet>,
 }
@@ -146,10 +150,7 @@ impl Sink for RunSink {
                 })
                 .map_err(io::Error::other)?,
             (Route::AdminCreate, None) if self.admin.is_some() => {
-                let admin = self.admin.as_ref().expect("checked");
-                admin
-                    .send_blocking(r.user, Route::AdminCreate.as_str())
-                    .map_err(io::Error::other)?;
+                self.admin.as_mut().expect("checked").push(&r.user)?;
             }
             (route, None) => {
                 return Err(io::Error::other(format!(
@@ -183,17 +184,25 @@ impl Sink for RunSink {
     }
 }
 
-/// Deletes files in the work dir that no recorded chunk refers to (left by a crash mid-write).
+/// Deletes import files in the work dir that no recorded chunk refers to (left by a crash
+/// mid-write, complete or `.partial`), and other runs' AdminCreateUser spill files.
 fn clean_orphans(dir: &Path, cp: &Checkpoint, run: &Run) -> anyhow::Result<()> {
     let known: std::collections::HashSet<String> = cp
         .chunks(run.id)?
         .into_iter()
         .map(|c| c.file_path)
         .collect();
+    // AdminCreateUser spill files of other runs (superseded or set aside) hold personal data
+    // nobody will read again.
+    let own_spill = format!(".admin-create-{}", run.token);
     if let Ok(entries) = std::fs::read_dir(dir) {
         for e in entries.flatten() {
             let p = e.path().display().to_string();
-            if p.ends_with(".csv") && !known.contains(&p) {
+            let name = e.file_name().to_string_lossy().to_string();
+            let orphan_file =
+                (p.ends_with(".csv") || p.ends_with(".partial")) && !known.contains(&p);
+            let other_spill = name.starts_with(".admin-create-") && !name.starts_with(&own_spill);
+            if orphan_file || other_spill {
                 let _ = std::fs::remove_file(&p);
             }
         }
@@ -322,6 +331,68 @@ fn job_table(cp: &Checkpoint, run: &Run) -> anyhow::Result<Table> {
     Ok(t)
 }
 
+/// The error of a reading pass that failed. When the input broke off (a fatal record error) in
+/// the first pass of a new run, nothing was written to the pool, so the run is set aside
+/// ([`Checkpoint::abandon_run`]): the same state file then takes the fixed input.
+fn read_failed(e: anyhow::Error, cp: &Checkpoint, run: &Run) -> anyhow::Error {
+    let broken = e
+        .chain()
+        .any(|c| c.downcast_ref::<RecordError>().is_some_and(|r| r.fatal));
+    if !broken {
+        return e;
+    }
+    if !run.resumed {
+        if let Err(a) = cp.abandon_run(run.id) {
+            return anyhow::Error::new(a).context(format!("{e:#}"));
+        }
+        return e.context("nothing was written to the pool");
+    }
+    e.context("nothing more was written to the pool")
+}
+
+/// Hands the users of a spill file to the AdminCreateUser writer and waits until each is
+/// settled and recorded. Users already settled are left out (a resumed run), except in a retry
+/// (`retry_all`), whose file holds just the users to write again.
+async fn write_spilled(
+    args: &RunArgs,
+    clients: &cognito_migrate::aws::Clients,
+    cp: &Arc<Checkpoint>,
+    run: &Run,
+    path: &Path,
+    retry_all: bool,
+    progress: &Progress,
+) -> anyhow::Result<()> {
+    let skip = if retry_all {
+        RecordSet::new()
+    } else {
+        cp.skip_set(run.id)?
+    };
+    let (feeder, admin) = super::retry::start_writer(
+        &args.admin,
+        clients,
+        &args.pool_id,
+        cp.clone(),
+        run.id,
+        progress,
+    )?;
+    let path = path.to_path_buf();
+    let fed = tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+        for user in spill::read(&path).with_context(|| format!("reading {}", path.display()))? {
+            let user = user?;
+            if skip.contains(user.position.record) {
+                continue;
+            }
+            feeder.send_blocking(user, Route::AdminCreate.as_str())?;
+        }
+        Ok(())
+    })
+    .await;
+    // Every user handed in is settled and recorded before returning, also when feeding failed.
+    admin.finish().await?;
+    fed??;
+    Ok(())
+}
+
 pub async fn run(args: &RunArgs, global: &GlobalArgs) -> anyhow::Result<Exit> {
     let lease = super::take_lease(&args.state, "run")?;
     run_scoped(args, global, None, &lease).await
@@ -392,13 +463,25 @@ pub async fn run_scoped(
     clean_orphans(&work_dir, &cp, &run)?;
     let progress = Progress::new(Output::auto());
 
+    // Users for AdminCreateUser wait in this file until the input has been read to its end
+    // (a retry's own file: the run's may still be needed).
+    let admin_mode = args.mode != Mode::ImportJob;
+    let spill_path = work_dir.join(format!(
+        ".admin-create-{}{}.ndjson",
+        run.token,
+        if only.is_some() { "-retry" } else { "" }
+    ));
+
     // Pass 1 (skipped when a resumed run had read its whole input already: the marker file is
-    // written once every user of the input is recorded, and removed when the run is complete).
+    // written once every user of the input is recorded or spilled, and removed when the run is
+    // complete). Nothing is written to the pool during this pass.
     let read_marker = work_dir.join(format!(".input-read-{}", run.token));
-    if only.is_none() && run.resumed && read_marker.exists() {
-        progress.println("the input was read and recorded before: going on with the import jobs");
+    if only.is_none() && run.resumed && read_marker.exists() && (!admin_mode || spill_path.exists())
+    {
+        progress.println("the input was read and recorded before: going on with writing users");
     } else {
-        // Pass 1: read, map, route; write import files and record every user.
+        // Pass 1: read, map, route; write import files, spill AdminCreateUser users and record
+        // every user.
         let skip = cp.skip_set(run.id)?;
         let mut source = args.source.open_source(global).await?;
         let mut cfg = PlanConfig::new(&work_dir);
@@ -419,18 +502,13 @@ pub async fn run_scoped(
             &[],
         );
         let sink_read = read.clone();
-        let (feeder, admin) = if args.mode == Mode::ImportJob {
-            (None, None)
+        let spill = if admin_mode {
+            Some(
+                SpillWriter::create(&spill_path)
+                    .with_context(|| format!("creating {}", spill_path.display()))?,
+            )
         } else {
-            let (f, s) = super::retry::start_writer(
-                &args.admin,
-                &clients,
-                &args.pool_id,
-                cp.clone(),
-                run.id,
-                &progress,
-            )?;
-            (Some(f), Some(s))
+            None
         };
         let only = only.clone();
         let summary = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
@@ -439,20 +517,27 @@ pub async fn run_scoped(
                 skip,
                 chunks: 0,
                 read: sink_read,
-                admin: feeder,
+                admin: spill,
                 only,
             };
             let summary = plan::execute(source.as_mut(), &mut mapper, &router, &cfg, &mut sink)?;
             sink.recorder.finish()?;
+            if let Some(spill) = sink.admin.take() {
+                let path = spill.path().to_path_buf();
+                spill
+                    .finish()
+                    .with_context(|| format!("writing {}", path.display()))?;
+            }
             Ok(summary)
         })
-        .await;
-        // Every user handed to the AdminCreateUser writer is settled and recorded before the input
-        // counts as read (also when reading failed: what was handed in is finished first).
-        if let Some(admin) = admin {
-            admin.finish().await?;
-        }
-        let summary = summary??;
+        .await?;
+        let summary = match summary {
+            Ok(s) => s,
+            Err(e) => {
+                let _ = std::fs::remove_file(&spill_path);
+                return Err(read_failed(e, &cp, &run));
+            }
+        };
         if let Some(p) = &summary.rejects_file {
             let _ = std::fs::remove_file(p);
         }
@@ -469,6 +554,23 @@ pub async fn run_scoped(
         let f = std::fs::File::create(&read_marker)
             .with_context(|| format!("creating {}", read_marker.display()))?;
         f.sync_all()?;
+    }
+
+    // The AdminCreateUser users, now that the input is known to be whole.
+    if admin_mode && spill_path.exists() {
+        write_spilled(
+            args,
+            &clients,
+            &cp,
+            &run,
+            &spill_path,
+            only.is_some(),
+            &progress,
+        )
+        .await?;
+        if only.is_some() {
+            let _ = std::fs::remove_file(&spill_path);
+        }
     }
 
     // Pass 2: drive each chunk through its import job.
@@ -521,6 +623,7 @@ pub async fn run_scoped(
     match result {
         Ok(()) => {
             let _ = std::fs::remove_file(&read_marker);
+            let _ = std::fs::remove_file(&spill_path);
         }
         Err(ImportJobError::Interrupted) => {
             return Err(anyhow::Error::new(ImportJobError::Interrupted));
