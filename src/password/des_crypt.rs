@@ -109,9 +109,7 @@ pub(crate) fn is_des_crypt(s: &str) -> bool {
 /// `crypt(3)` with a two-character DES salt: the 13-character result. `None` when `salt` is not
 /// two characters of the crypt alphabet.
 pub(crate) fn des_crypt(password: &[u8], salt: &[u8]) -> Option<String> {
-    let [s0, s1] = *salt.get(..2)?.first_chunk::<2>()? else {
-        return None;
-    };
+    let [s0, s1] = *salt.first_chunk::<2>()?;
     let salt_bits = crypt_value(s0)? | (crypt_value(s1)? << 6);
 
     // The expansion table with the salt's swaps.
