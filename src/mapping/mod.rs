@@ -20,6 +20,7 @@
 //!   and aliases compare case-insensitively, so duplicates are found case-insensitively.
 
 pub mod config;
+pub mod groups;
 pub mod init;
 mod seen;
 pub mod transform;
@@ -34,6 +35,7 @@ use serde::Serialize;
 use crate::pool::{DataType, PoolSchema};
 use crate::record::{LegacyUser, Position, RawPassword};
 use config::{CompiledRule, MappingError, MappingFile, Rule};
+use groups::GroupRewrite;
 use seen::Seen;
 use transform::{bool_str, has_line_break, is_e164, is_email, lowercase, parse_bool, Transform};
 
@@ -59,6 +61,7 @@ pub enum Reason {
     InvalidPasswordHash,
     UnimportablePasswordHash,
     NotVerifiable,
+    InvalidGroup,
 }
 
 impl Reason {
@@ -82,6 +85,7 @@ impl Reason {
             Reason::InvalidPasswordHash => "invalid_password_hash",
             Reason::UnimportablePasswordHash => "unimportable_password_hash",
             Reason::NotVerifiable => "not_verifiable",
+            Reason::InvalidGroup => "invalid_group",
         }
     }
 }
@@ -396,7 +400,10 @@ pub struct Mapper {
     username: CompiledRule,
     username_from: UsernameFrom,
     password_field: Option<String>,
+    /// `password_scheme = "aspnet-identity"`: the password field is an ASP.NET Identity blob.
+    aspnet_password: bool,
     groups_field: Option<String>,
+    group_rewrite: GroupRewrite,
     enabled: Option<CompiledRule>,
     default_region: Option<String>,
     targets: Vec<Target>,
@@ -539,6 +546,24 @@ impl Mapper {
                 });
             }
         }
+        let aspnet_password = match mapping.password_scheme.as_deref() {
+            None | Some("auto") => false,
+            Some("aspnet-identity") => true,
+            Some(other) => {
+                return Err(MappingError::Invalid {
+                    target: "password_scheme".into(),
+                    message: format!(
+                        "unknown scheme {other:?}; known: \"auto\", \"aspnet-identity\""
+                    ),
+                })
+            }
+        };
+        let groups = mapping
+            .groups
+            .as_ref()
+            .map(|g| g.table())
+            .unwrap_or_default();
+        let group_rewrite = GroupRewrite::new(&groups)?;
         let mut names: Vec<String> = targets.iter().map(|t| t.name.clone()).collect();
         names.sort();
         names.dedup();
@@ -566,7 +591,9 @@ impl Mapper {
             username,
             username_from,
             password_field: mapping.password.clone(),
-            groups_field: mapping.groups.clone(),
+            aspnet_password,
+            groups_field: groups.from,
+            group_rewrite,
             enabled,
             default_region: mapping.default_region.clone(),
             targets,
@@ -715,25 +742,6 @@ impl Mapper {
             }
         }
         let sl = self.slots;
-        for (flag, attr, flag_slot, attr_slot) in [
-            ("email_verified", "email", sl.email_verified, sl.email),
-            (
-                "phone_number_verified",
-                "phone_number",
-                sl.phone_verified,
-                sl.phone,
-            ),
-        ] {
-            if at(&attributes, flag_slot) == Some("true") && at(&attributes, attr_slot).is_none() {
-                return Err(Rejection::new(
-                    pos,
-                    flag,
-                    Reason::MissingRequired,
-                    format!("{flag} is true but {attr} is empty"),
-                ));
-            }
-        }
-
         let username = match self.username_from {
             UsernameFrom::EmailOrPhone { email, phone } => {
                 let e = at(&attributes, sl.email).filter(|_| email);
@@ -750,7 +758,10 @@ impl Mapper {
                             pos,
                             what,
                             Reason::MissingRequired,
-                            format!("the pool signs users in with {what}, and it is empty"),
+                            format!(
+                                "missing {what}: the pool signs users in with {what}, and this \
+                                 user has none"
+                            ),
                         ));
                     }
                 }
@@ -791,6 +802,27 @@ impl Mapper {
                 Reason::InvalidUsername,
                 "a username must be 1 to 128 characters without white space",
             ));
+        }
+
+        // After the username: in a pool that signs in with email, a user without one is told
+        // that, not that email_verified is true.
+        for (flag, attr, flag_slot, attr_slot) in [
+            ("email_verified", "email", sl.email_verified, sl.email),
+            (
+                "phone_number_verified",
+                "phone_number",
+                sl.phone_verified,
+                sl.phone,
+            ),
+        ] {
+            if at(&attributes, flag_slot) == Some("true") && at(&attributes, attr_slot).is_none() {
+                return Err(Rejection::new(
+                    pos,
+                    flag,
+                    Reason::MissingRequired,
+                    format!("{flag} is true but {attr} is empty"),
+                ));
+            }
         }
 
         // Uniqueness, case-insensitively unless the pool is case-sensitive.
@@ -894,6 +926,12 @@ impl Mapper {
                 .or(user.password.take()),
             None => user.password.take(),
         };
+        let password = match password {
+            Some(RawPassword::Encoded(v)) if self.aspnet_password => {
+                Some(RawPassword::AspNetIdentity(v))
+            }
+            other => other,
+        };
         let mut groups = std::mem::take(&mut user.groups);
         if let Some(f) = &self.groups_field {
             if let Some(v) = user.field(f) {
@@ -905,6 +943,7 @@ impl Mapper {
                 );
             }
         }
+        let groups = self.check_groups(groups, pos)?;
         Ok(MappedUser {
             position: pos,
             username,
@@ -913,6 +952,34 @@ impl Mapper {
             groups,
             password,
         })
+    }
+}
+
+impl Mapper {
+    /// Rewrites the user's group names as the mapping says, drops repeats, and rejects the user
+    /// if a name still does not fit Cognito's rules (see [`groups`]).
+    fn check_groups(&self, groups: Vec<String>, pos: Position) -> Result<Vec<String>, Rejection> {
+        if groups.is_empty() {
+            return Ok(groups);
+        }
+        let n = groups.len();
+        let mut out: Vec<String> = Vec::with_capacity(n);
+        for (i, g) in groups.iter().enumerate() {
+            let name = self.group_rewrite.apply(g);
+            if let Some(why) = groups::check(&name) {
+                let field = self.groups_field.as_deref().unwrap_or("groups");
+                return Err(Rejection::new(
+                    pos,
+                    field,
+                    Reason::InvalidGroup,
+                    format!("group {} of {n} ({name:?}): {why}", i + 1),
+                ));
+            }
+            if !out.iter().any(|o| *o == *name) {
+                out.push(name.into_owned());
+            }
+        }
+        Ok(out)
     }
 }
 
