@@ -11,6 +11,7 @@ pub mod checkpoint;
 #[cfg(target_os = "linux")]
 mod direct_io;
 pub mod directory;
+pub mod logging;
 pub mod mapping;
 pub mod password;
 pub mod plan;

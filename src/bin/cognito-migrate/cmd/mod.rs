@@ -45,6 +45,7 @@ impl GlobalArgs {
         let _ = tracing_subscriber::fmt()
             .with_env_filter(filter)
             .with_writer(std::io::stderr)
+            .with_ansi(cognito_migrate::logging::stderr_colour())
             .with_target(false)
             .try_init();
     }
