@@ -98,3 +98,80 @@ fn plan_warns_without_colour_or_secrets_and_rejects_bad_group_names() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// An `AspNetUsers` table exported as a generic CSV: `PasswordHash` holds bare base64 blobs. The
+/// blobs are dotnet/aspnetcore's published `PasswordHasherTest.cs` vectors (also in
+/// `tests/fixtures/passwords/vectors.json`): v3 HMAC-SHA256 10,000 iterations, v2, and v3
+/// HMAC-SHA512; the last row's value is base64 of no ASP.NET layout.
+const ASPNET_USERS: &str = "Id,UserName,Email,EmailConfirmed,PasswordHash
+a1,ann,ann@example.com,True,AQAAAAEAACcQAAAAEAABAgMEBQYHCAkKCwwNDg+yWU7rLgUwPZb1Itsmra7cbxw2EFpwpVFIEtP+JIuUEw==
+a2,ben,ben@example.com,True,AAABAgMEBQYHCAkKCwwNDg+ukCEMDf0yyQ29NYubggHIVY0sdEUfdyeM+E1LtH1uJg==
+a3,cat,cat@example.com,True,AQAAAAIAAAAyAAAAEOMwvh3+FZxqkdMBz2ekgGhwQ4B6pZWND6zgESBuWiHw
+a4,dan,dan@example.com,True,n4bQgYhMfWWaL+qgxVrQFaO/TxsrC4Is0V1sFbDwCgg=
+";
+
+fn plan_aspnet(dir: &Path, scheme_line: &str) -> serde_json::Value {
+    std::fs::write(dir.join("users.csv"), ASPNET_USERS).unwrap();
+    let mapping = format!(
+        "username = \"UserName\"\npassword = \"PasswordHash\"\n{scheme_line}\n[attributes]\n\
+         email = \"Email\"\nemail_verified = {{ from = \"EmailConfirmed\", transform = \"bool\" }}\n\
+         \"custom:legacy_id\" = \"Id\"\n"
+    );
+    std::fs::write(dir.join("mapping.toml"), mapping).unwrap();
+    let pool = Path::new(env!("CARGO_MANIFEST_DIR")).join("samples/pool-schema.json");
+    let out = Command::new(CLI)
+        .args(["plan", "--format", "csv", "--json", "--input"])
+        .arg(dir.join("users.csv"))
+        .arg("--mapping")
+        .arg(dir.join("mapping.toml"))
+        .arg("--pool-schema")
+        .arg(&pool)
+        .arg("--out")
+        .arg(dir.join("plan"))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn aspnet_identity_blobs_in_a_generic_csv() {
+    // Detected by their layout, and named by the mapping: the same routes either way.
+    for (name, scheme_line) in [
+        ("detected", ""),
+        ("named", "password_scheme = \"aspnet-identity\""),
+    ] {
+        let dir = scratch(name);
+        let summary = plan_aspnet(&dir, scheme_line);
+        let schemes = &summary["hash_schemes"];
+        assert_eq!(
+            schemes["aspnet-identity-v3"]["import:PBKDF2_SHA256"], 1,
+            "{name}: {summary:#}"
+        );
+        assert_eq!(
+            schemes["aspnet-identity-v3"]["trigger"], 1,
+            "{name}: {summary:#}"
+        );
+        assert_eq!(
+            schemes["aspnet-identity-v2"]["trigger"], 1,
+            "{name}: {summary:#}"
+        );
+        let routes = &summary["routes"];
+        match name {
+            // Not an ASP.NET blob and no self-describing notation: migrated without a password.
+            "detected" => {
+                assert_eq!(routes["import:none"], 1, "{summary:#}");
+                assert_eq!(summary["rejected"], 0, "{summary:#}");
+            }
+            // Named as ASP.NET but not one: it cannot be used either, and says why.
+            _ => {
+                assert_eq!(routes["import:none"], 1, "{summary:#}");
+                let why = summary["unusable_hashes"].to_string();
+                assert!(why.contains("aspnet-identity"), "{why}");
+            }
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
