@@ -566,6 +566,94 @@ mod tests {
         );
     }
 
+    /// Keycloak group paths with spaces (`/Cluster Admins`) are refused at plan time, with the
+    /// record, field and reason; the mapping's `[groups]` rewrite, laid over the built-in
+    /// Keycloak mapping, makes them fit.
+    #[test]
+    fn keycloak_group_paths_are_checked_and_rewritten() {
+        let export = r#"{"realm": "acme", "users": [
+  {"id": "1", "username": "ann", "email": "ann@x.io", "emailVerified": true,
+   "groups": ["/Cluster Admins", "/staff/sales"]},
+  {"id": "2", "username": "ben", "email": "ben@x.io", "emailVerified": true,
+   "groups": ["/staff"]}
+]}"#;
+        let schema = PoolSchema::assemble(
+            "us-east-1_test",
+            "test",
+            vec![
+                "email".into(),
+                "email_verified".into(),
+                "cognito:username".into(),
+            ],
+            vec![crate::pool::Attribute {
+                name: "custom:legacy_id".into(),
+                data_type: crate::pool::DataType::String,
+                required: false,
+                mutable: true,
+                min_length: None,
+                max_length: Some(64),
+                min_value: None,
+                max_value: None,
+            }],
+            vec![],
+            vec![],
+            false,
+            vec!["email".into()],
+        );
+        let builtin = source::builtin_mapping(Format::Keycloak).unwrap();
+        let run = |over: &str| {
+            let mapping = MappingFile::parse(builtin, "keycloak")
+                .unwrap()
+                .overlay(MappingFile::parse(over, "user").unwrap());
+            let mut mapper = Mapper::new(&mapping, &schema).unwrap();
+            let router = Router::new(
+                Mode::ImportJob,
+                UnimportablePolicy::Trigger,
+                Default::default(),
+                &schema,
+            );
+            let mut source = source::from_reader(
+                Format::Keycloak,
+                Box::new(io::Cursor::new(export.as_bytes().to_vec())),
+                &SourceOptions::default(),
+            )
+            .unwrap();
+            let dir = std::env::temp_dir().join(format!(
+                "cm-plan-kc-groups-{}-{}",
+                std::process::id(),
+                over.len()
+            ));
+            let summary = execute(
+                source.as_mut(),
+                &mut mapper,
+                &router,
+                &PlanConfig::new(&dir),
+                &mut NoSink,
+            )
+            .unwrap();
+            let rejects = std::fs::read_to_string(dir.join("rejects.csv")).unwrap();
+            let _ = std::fs::remove_dir_all(&dir);
+            (summary, rejects)
+        };
+        let (summary, rejects) = run("");
+        assert_eq!((summary.routed, summary.rejected), (1, 1));
+        assert_eq!(summary.rejections.get("invalid_group"), Some(&1));
+        let line = rejects.lines().nth(1).unwrap_or_default();
+        assert!(
+            line.starts_with("1,") && line.contains(",groups,invalid_group,"),
+            "{line}"
+        );
+        assert!(
+            line.contains("group 1 of 2") && line.contains("Cluster Admins"),
+            "{line}"
+        );
+
+        let (summary, _) = run("[groups]\nreplace_spaces = \"_\"\n");
+        assert_eq!((summary.routed, summary.rejected), (2, 0));
+        assert_eq!(summary.followups.group_memberships, 3);
+        assert_eq!(summary.followups.groups, 3);
+    }
+
     /// Users whose hash cannot be used are migrated without a password, counted by reason and
     /// warned about; neither the summary nor the import file shows the hash.
     #[test]
