@@ -373,9 +373,10 @@ impl Pass<'_> {
         }
         summary.followups.groups = self.groups_seen.len() as u64;
         for (why, n) in &summary.unusable_hashes {
+            let users = if *n == 1 { "user has" } else { "users have" };
             summary.warnings.push(format!(
-                "{n} users have a password hash that cannot be used ({why}): they are migrated \
-                 without a password and must reset it (--unknown-hash reject rejects them instead)"
+                "{n} {users} a password hash that cannot be used ({why}): migrated without a \
+                 password, they must reset it (--unknown-hash reject rejects them instead)"
             ));
         }
         self.sets.sort_by_key(|(r, _)| *r);
