@@ -456,6 +456,10 @@ pub async fn run_scoped(
             admin.finish().await?;
         }
         let summary = summary??;
+        // The same warnings `plan` shows (unusable hashes, source warnings).
+        for w in &summary.warnings {
+            tracing::warn!("{w}");
+        }
         if let Some(p) = &summary.rejects_file {
             let _ = std::fs::remove_file(p);
         }
