@@ -3,6 +3,7 @@
 //! ```toml
 //! username = "user_id"                     # or { from = "email", transform = "lowercase_email" }
 //! password = "password_hash"               # generic formats: the field holding an encoded hash
+//! password_scheme = "aspnet-identity"      # what that field holds: "auto" (default) or "aspnet-identity"
 //! groups = "roles"                         # generic formats: comma-separated group names
 //! enabled = { from = "active", transform = "bool" }   # or: disabled = { from = "blocked", transform = "bool" }
 //! default_region = "US"                    # for the e164 transform
@@ -14,6 +15,24 @@
 //! "custom:tier" = { transform = "const", value = "gold" }
 //! ```
 //! Vendor formats carry a built-in mapping; a user's mapping file is laid over it (its keys win).
+//!
+//! `password_scheme` names the notation of the `password` field where it is not self-describing:
+//! `"auto"` (the default) recognises every self-describing notation and a bare ASP.NET Identity
+//! blob whose layout is unambiguous; `"aspnet-identity"` reads the field as ASP.NET Identity's
+//! `PasswordHash` column (base64 of the v2 or v3 blob) whatever it looks like.
+//!
+//! Group names are checked against Cognito's `CreateGroup` rules at plan time (1–128 characters,
+//! no white space or control characters; see [`super::groups`]); a `[groups]` table rewrites them
+//! first, and takes the field as `from` (vendor formats, e.g. Keycloak's `/Cluster Admins` paths,
+//! need no `from`):
+//!
+//! ```toml
+//! [groups]
+//! from = "roles"            # optional, as `groups = "roles"`
+//! strip_prefix = "/"        # removed once from the start of each name
+//! replace_spaces = "_"      # every white-space character becomes this ("" removes them)
+//! ```
+//! A user with a group name that still does not fit is rejected (`invalid_group`).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -50,6 +69,43 @@ pub enum Rule {
     },
 }
 
+/// The `groups` key: the field with comma-separated group names, or a table that also rewrites
+/// names (see the module docs).
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum GroupsRule {
+    Field(String),
+    Table(GroupsTable),
+}
+
+/// The `[groups]` table.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupsTable {
+    /// The source field, as `groups = "…"`.
+    #[serde(default)]
+    pub from: Option<String>,
+    /// Removed once from the start of each name.
+    #[serde(default)]
+    pub strip_prefix: Option<String>,
+    /// Replaces every white-space character of a name.
+    #[serde(default)]
+    pub replace_spaces: Option<String>,
+}
+
+impl GroupsRule {
+    /// The rule as a table (`groups = "f"` is `{ from = "f" }`).
+    pub fn table(&self) -> GroupsTable {
+        match self {
+            GroupsRule::Field(f) => GroupsTable {
+                from: Some(f.clone()),
+                ..GroupsTable::default()
+            },
+            GroupsRule::Table(t) => t.clone(),
+        }
+    }
+}
+
 /// The mapping file as written (before it is checked against a pool).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -58,8 +114,11 @@ pub struct MappingFile {
     pub username: Option<Rule>,
     #[serde(default)]
     pub password: Option<String>,
+    /// What the `password` field holds: `auto` (default) or `aspnet-identity`.
     #[serde(default)]
-    pub groups: Option<String>,
+    pub password_scheme: Option<String>,
+    #[serde(default)]
+    pub groups: Option<GroupsRule>,
     #[serde(default)]
     pub enabled: Option<Rule>,
     #[serde(default)]
@@ -119,7 +178,15 @@ impl MappingFile {
         }
         take!(username);
         take!(password);
-        take!(groups);
+        take!(password_scheme);
+        // A `[groups]` table without `from` keeps the field the base names.
+        if let Some(over_groups) = over.groups {
+            let mut table = over_groups.table();
+            if table.from.is_none() {
+                table.from = self.groups.as_ref().and_then(|g| g.table().from);
+            }
+            self.groups = Some(GroupsRule::Table(table));
+        }
         take!(default_region);
         if over.enabled.is_some() || over.disabled.is_some() {
             self.enabled = over.enabled;

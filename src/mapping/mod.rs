@@ -20,6 +20,7 @@
 //!   and aliases compare case-insensitively, so duplicates are found case-insensitively.
 
 pub mod config;
+pub mod groups;
 pub mod init;
 mod seen;
 pub mod transform;
@@ -34,6 +35,7 @@ use serde::Serialize;
 use crate::pool::{DataType, PoolSchema};
 use crate::record::{LegacyUser, Position, RawPassword};
 use config::{CompiledRule, MappingError, MappingFile, Rule};
+use groups::GroupRewrite;
 use seen::Seen;
 use transform::{bool_str, control_character, is_e164, is_email, lowercase, parse_bool, Transform};
 
@@ -61,6 +63,7 @@ pub enum Reason {
     NotVerifiable,
     /// An attribute value holds a control character (see [`transform::control_character`]).
     ControlCharacter,
+    InvalidGroup,
 }
 
 impl Reason {
@@ -85,6 +88,7 @@ impl Reason {
             Reason::UnimportablePasswordHash => "unimportable_password_hash",
             Reason::NotVerifiable => "not_verifiable",
             Reason::ControlCharacter => "control_character",
+            Reason::InvalidGroup => "invalid_group",
         }
     }
 }
@@ -399,7 +403,10 @@ pub struct Mapper {
     username: CompiledRule,
     username_from: UsernameFrom,
     password_field: Option<String>,
+    /// `password_scheme = "aspnet-identity"`: the password field is an ASP.NET Identity blob.
+    aspnet_password: bool,
     groups_field: Option<String>,
+    group_rewrite: GroupRewrite,
     enabled: Option<CompiledRule>,
     default_region: Option<String>,
     targets: Vec<Target>,
@@ -542,6 +549,24 @@ impl Mapper {
                 });
             }
         }
+        let aspnet_password = match mapping.password_scheme.as_deref() {
+            None | Some("auto") => false,
+            Some("aspnet-identity") => true,
+            Some(other) => {
+                return Err(MappingError::Invalid {
+                    target: "password_scheme".into(),
+                    message: format!(
+                        "unknown scheme {other:?}; known: \"auto\", \"aspnet-identity\""
+                    ),
+                })
+            }
+        };
+        let groups = mapping
+            .groups
+            .as_ref()
+            .map(|g| g.table())
+            .unwrap_or_default();
+        let group_rewrite = GroupRewrite::new(&groups)?;
         let mut names: Vec<String> = targets.iter().map(|t| t.name.clone()).collect();
         names.sort();
         names.dedup();
@@ -569,7 +594,9 @@ impl Mapper {
             username,
             username_from,
             password_field: mapping.password.clone(),
-            groups_field: mapping.groups.clone(),
+            aspnet_password,
+            groups_field: groups.from,
+            group_rewrite,
             enabled,
             default_region: mapping.default_region.clone(),
             targets,
@@ -721,25 +748,6 @@ impl Mapper {
             }
         }
         let sl = self.slots;
-        for (flag, attr, flag_slot, attr_slot) in [
-            ("email_verified", "email", sl.email_verified, sl.email),
-            (
-                "phone_number_verified",
-                "phone_number",
-                sl.phone_verified,
-                sl.phone,
-            ),
-        ] {
-            if at(&attributes, flag_slot) == Some("true") && at(&attributes, attr_slot).is_none() {
-                return Err(Rejection::new(
-                    pos,
-                    flag,
-                    Reason::MissingRequired,
-                    format!("{flag} is true but {attr} is empty"),
-                ));
-            }
-        }
-
         let username = match self.username_from {
             UsernameFrom::EmailOrPhone { email, phone } => {
                 let e = at(&attributes, sl.email).filter(|_| email);
@@ -756,7 +764,10 @@ impl Mapper {
                             pos,
                             what,
                             Reason::MissingRequired,
-                            format!("the pool signs users in with {what}, and it is empty"),
+                            format!(
+                                "missing {what}: the pool signs users in with {what}, and this \
+                                 user has none"
+                            ),
                         ));
                     }
                 }
@@ -797,6 +808,27 @@ impl Mapper {
                 Reason::InvalidUsername,
                 "a username must be 1 to 128 characters without white space",
             ));
+        }
+
+        // After the username: in a pool that signs in with email, a user without one is told
+        // that, not that email_verified is true.
+        for (flag, attr, flag_slot, attr_slot) in [
+            ("email_verified", "email", sl.email_verified, sl.email),
+            (
+                "phone_number_verified",
+                "phone_number",
+                sl.phone_verified,
+                sl.phone,
+            ),
+        ] {
+            if at(&attributes, flag_slot) == Some("true") && at(&attributes, attr_slot).is_none() {
+                return Err(Rejection::new(
+                    pos,
+                    flag,
+                    Reason::MissingRequired,
+                    format!("{flag} is true but {attr} is empty"),
+                ));
+            }
         }
 
         // Uniqueness, case-insensitively unless the pool is case-sensitive.
@@ -900,6 +932,12 @@ impl Mapper {
                 .or(user.password.take()),
             None => user.password.take(),
         };
+        let password = match password {
+            Some(RawPassword::Encoded(v)) if self.aspnet_password => {
+                Some(RawPassword::AspNetIdentity(v))
+            }
+            other => other,
+        };
         let mut groups = std::mem::take(&mut user.groups);
         if let Some(f) = &self.groups_field {
             if let Some(v) = user.field(f) {
@@ -911,6 +949,7 @@ impl Mapper {
                 );
             }
         }
+        let groups = self.check_groups(groups, pos)?;
         Ok(MappedUser {
             position: pos,
             username,
@@ -919,6 +958,34 @@ impl Mapper {
             groups,
             password,
         })
+    }
+}
+
+impl Mapper {
+    /// Rewrites the user's group names as the mapping says, drops repeats, and rejects the user
+    /// if a name still does not fit Cognito's rules (see [`groups`]).
+    fn check_groups(&self, groups: Vec<String>, pos: Position) -> Result<Vec<String>, Rejection> {
+        if groups.is_empty() {
+            return Ok(groups);
+        }
+        let n = groups.len();
+        let mut out: Vec<String> = Vec::with_capacity(n);
+        for (i, g) in groups.iter().enumerate() {
+            let name = self.group_rewrite.apply(g);
+            if let Some(why) = groups::check(&name) {
+                let field = self.groups_field.as_deref().unwrap_or("groups");
+                return Err(Rejection::new(
+                    pos,
+                    field,
+                    Reason::InvalidGroup,
+                    format!("group {} of {n} ({name:?}): {why}", i + 1),
+                ));
+            }
+            if !out.iter().any(|o| *o == *name) {
+                out.push(name.into_owned());
+            }
+        }
+        Ok(out)
     }
 }
 

@@ -372,3 +372,85 @@ fn quick_transforms_answer_as_the_general_ones() {
         }
     }
 }
+
+/// In a pool that signs in with email, a user without any email hears about the email, not
+/// about `email_verified` (which the mapping may set for everyone).
+#[test]
+fn missing_email_in_an_email_pool_names_the_email() {
+    let text = "username = \"user\"\n[attributes]\nemail = \"mail\"\nemail_verified = { transform = \"const\", value = \"true\" }\n";
+    let m = MappingFile::parse(text, "test").unwrap();
+    let mut m = Mapper::new(&m, &schema(&["email"], &[])).unwrap();
+    let e = m.map(user(3, &[("user", "nomail")])).unwrap_err();
+    assert_eq!(
+        (e.field.as_str(), e.reason, e.position.record),
+        ("email", Reason::MissingRequired, 3)
+    );
+    assert!(e.message.starts_with("missing email"), "{}", e.message);
+    assert!(!e.message.contains("email_verified"), "{}", e.message);
+}
+
+/// Group names Cognito's CreateGroup refuses reject the user at plan time, with the field, the
+/// position and the reason; the `[groups]` rewrites make Keycloak-style paths fit.
+#[test]
+fn group_names_are_checked_and_rewritten() {
+    let mut m = mapper(&[], &[]);
+    let e = m
+        .map(user(
+            4,
+            &[("user", "kc"), ("roles", "staff, Cluster Admins")],
+        ))
+        .unwrap_err();
+    assert_eq!(
+        (
+            e.field.as_str(),
+            e.reason,
+            e.position.record,
+            e.position.line
+        ),
+        ("roles", Reason::InvalidGroup, 4, 5)
+    );
+    assert!(e.message.contains("group 2 of 2"), "{}", e.message);
+    assert!(e.message.contains("white space"), "{}", e.message);
+
+    let rewrite = "[groups]\nstrip_prefix = \"/\"\nreplace_spaces = \"_\"\n";
+    let over = MappingFile::parse(rewrite, "test").unwrap();
+    let mapping = MappingFile::parse(MAPPING, "test").unwrap().overlay(over);
+    let mut m = Mapper::new(&mapping, &schema(&[], &[])).unwrap();
+    let mut legacy = user(5, &[("user", "kc2"), ("roles", "/Cluster Admins, extra")]);
+    legacy.groups = vec!["/Cluster Admins".into(), "/ops".into()];
+    let u = m.map(legacy).unwrap();
+    // The `[groups]` table without `from` kept the base mapping's field; repeats are dropped.
+    assert_eq!(u.groups, vec!["Cluster_Admins", "ops", "extra"]);
+
+    let bad = MappingFile::parse("[groups]\nreplace_spaces = \" \"\n", "test").unwrap();
+    assert!(Mapper::new(&bad, &schema(&[], &[])).is_err());
+    assert!(MappingFile::parse("[groups]\nstrip = \"/\"\n", "test").is_err());
+}
+
+/// `password_scheme = "aspnet-identity"` hands the field to the ASP.NET Identity parser.
+#[test]
+fn password_scheme_names_aspnet_identity() {
+    const BLOB: &str =
+        "AQAAAAEAACcQAAAAEAABAgMEBQYHCAkKCwwNDg+yWU7rLgUwPZb1Itsmra7cbxw2EFpwpVFIEtP+JIuUEw==";
+    let text = format!("{MAPPING}\n");
+    let text = text.replacen(
+        "password = \"hash\"",
+        "password = \"hash\"\npassword_scheme = \"aspnet-identity\"",
+        1,
+    );
+    let m = MappingFile::parse(&text, "test").unwrap();
+    let mut m = Mapper::new(&m, &schema(&[], &[])).unwrap();
+    let u = m.map(user(1, &[("user", "asp"), ("hash", BLOB)])).unwrap();
+    assert_eq!(u.password, Some(RawPassword::AspNetIdentity(BLOB.into())));
+
+    let bad = MAPPING.replacen(
+        "password = \"hash\"",
+        "password = \"hash\"\npassword_scheme = \"md4\"",
+        1,
+    );
+    let bad = MappingFile::parse(&bad, "test").unwrap();
+    let e = Mapper::new(&bad, &schema(&[], &[]))
+        .err()
+        .expect("unknown scheme refused");
+    assert!(e.to_string().contains("password_scheme"), "{e}");
+}

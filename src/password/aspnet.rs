@@ -1,5 +1,8 @@
 //! ASP.NET Identity's `PasswordHash` column: base64 of a versioned binary blob, as written by
-//! `Microsoft.AspNetCore.Identity.PasswordHasher<TUser>` (and ASP.NET Identity 2/3 before it):
+//! `Microsoft.AspNetCore.Identity.PasswordHasher<TUser>` (and ASP.NET Identity 2/3 before it);
+//! the layout below is that of `HashPasswordV2`/`HashPasswordV3` and
+//! `VerifyHashedPasswordV2`/`VerifyHashedPasswordV3` in dotnet/aspnetcore's
+//! `src/Identity/Extensions.Core/src/PasswordHasher.cs`:
 //!
 //! * v2 (`0x00`): `0x00 | salt (16) | subkey (32)`, PBKDF2-HMAC-SHA1, 1000 iterations — 49 bytes;
 //! * v3 (`0x01`): `0x01 | PRF (u32 BE: 0 = SHA-1, 1 = SHA-256, 2 = SHA-512) | iteration count
@@ -9,6 +12,12 @@
 //! The blob has no self-describing text form, so [`encode`] writes `$cm-aspnet$<base64 of the
 //! blob>`, which [`parse_project`] reads back. A v3 SHA-256 hash is plain PBKDF2-SHA256 and
 //! imports into Cognito like any other.
+//!
+//! A generic source names the scheme of its password column with the mapping's
+//! `password_scheme = "aspnet-identity"` ([`RawPassword::AspNetIdentity`]); without it, a bare
+//! value is still read as a blob when its layout is unambiguous ([`detect`]).
+//!
+//! [`RawPassword::AspNetIdentity`]: crate::record::RawPassword::AspNetIdentity
 
 use super::encoding::{b64_decode, b64_nopad};
 use super::pbkdf2::{Pbkdf2Digest, Pbkdf2Flavor, Pbkdf2Hash};
@@ -22,6 +31,20 @@ const PROJECT_PREFIX: &str = "$cm-aspnet$";
 pub(crate) fn parse_blob(b64: &str) -> Result<Pbkdf2Hash, HashError> {
     let blob = b64_decode(b64, "aspnet-identity", "not base64")?;
     parse_bytes(&blob)
+}
+
+/// Reads a bare string as an ASP.NET Identity blob when that is unambiguous: canonical padded
+/// base64 (what `Convert.ToBase64String` writes) whose bytes are exactly a v2 blob (49 bytes,
+/// `0x00` first) or a v3 blob (`0x01`, a known PRF, a salt of at least 16 bytes and a subkey of
+/// at least 16 bytes filling the rest). `None` for anything else, so that a generic source's
+/// password column is recognised without naming its scheme.
+pub(crate) fn detect(s: &str) -> Option<Pbkdf2Hash> {
+    use base64::Engine as _;
+    if s.len() % 4 != 0 {
+        return None;
+    }
+    let blob = base64::engine::general_purpose::STANDARD.decode(s).ok()?;
+    parse_bytes(&blob).ok()
 }
 
 /// Parses `$cm-aspnet$<base64 blob>`.

@@ -244,8 +244,12 @@ pub(crate) fn import(hash: &PasswordHash) -> Result<(ImportAlgorithm, String), N
             "firebase-scrypt is not an algorithm Cognito imports (its output is the project's \
              signer key encrypted with a scrypt-derived key)",
         ),
-        PasswordHash::ShaCrypt(_) | PasswordHash::Md5Crypt(_) | PasswordHash::Phpass(_) => refuse(
-            format!("{} is not an algorithm Cognito imports", hash.scheme()),
-        ),
+        PasswordHash::ShaCrypt(_)
+        | PasswordHash::Md5Crypt(_)
+        | PasswordHash::Phpass(_)
+        | PasswordHash::DjangoLegacy(_) => refuse(format!(
+            "{} is not an algorithm Cognito imports",
+            hash.scheme()
+        )),
     }
 }

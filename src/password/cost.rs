@@ -32,6 +32,8 @@ pub enum WorkEstimate {
     Md5Crypt,
     /// phpass: 2^log2_rounds MD5s.
     Phpass { log2_rounds: u8 },
+    /// One fast digest (Django's legacy MD5/SHA-1 hashers) or 25 DES blocks (DES crypt).
+    Digest,
 }
 
 impl WorkEstimate {
@@ -70,6 +72,7 @@ impl fmt::Display for WorkEstimate {
             WorkEstimate::ShaCrypt { rounds } => write!(f, "{rounds} rounds"),
             WorkEstimate::Md5Crypt => write!(f, "1000 rounds"),
             WorkEstimate::Phpass { log2_rounds } => write!(f, "2^{log2_rounds} rounds"),
+            WorkEstimate::Digest => write!(f, "one digest"),
         }
     }
 }

@@ -9,7 +9,9 @@
 //! * `bcrypt$$2b$12$…`: plain bcrypt;
 //! * `argon2$argon2id$v=19$m=…,t=…,p=…$<salt>$<hash>`: `argon2` followed by a PHC string
 //!   (argon2i/argon2d and the legacy string without `v=` too);
-//! * `scrypt$<N>$<salt>$<r>$<p>$<b64 hash>`: salt used as is, like PBKDF2's.
+//! * `scrypt$<N>$<salt>$<r>$<p>$<b64 hash>`: salt used as is, like PBKDF2's;
+//! * the legacy `sha1$`, `md5$`, unsalted MD5 (bare hex or `md5$$`), unsalted SHA-1 (`sha1$$`)
+//!   and `crypt$` hashers: see [`django_legacy`](super::django_legacy).
 //!
 //! The parsed values are the shared family types with a Django flavour, so that `encode`
 //! writes Django's notation back and `cognito_import` converts it like any other hash of the
@@ -23,6 +25,9 @@ use super::{HashError, PasswordHash};
 
 /// Parses a Django-notation string; `UnknownFormat` when it is not one.
 pub(crate) fn parse(s: &str) -> Result<PasswordHash, HashError> {
+    if super::django_legacy::is_bare_md5(s) {
+        return super::django_legacy::parse(s).map(PasswordHash::DjangoLegacy);
+    }
     let (algorithm, rest) = s.split_once('$').ok_or(HashError::UnknownFormat)?;
     match algorithm {
         "pbkdf2_sha256" => parse_pbkdf2(rest, Pbkdf2Digest::Sha256),
@@ -32,6 +37,7 @@ pub(crate) fn parse(s: &str) -> Result<PasswordHash, HashError> {
         "argon2" => Argon2Hash::parse_phc_with(&format!("${rest}"), Argon2Flavor::Django)
             .map(PasswordHash::Argon2),
         "scrypt" => parse_scrypt(rest),
+        "sha1" | "md5" | "crypt" => super::django_legacy::parse(s).map(PasswordHash::DjangoLegacy),
         _ => Err(HashError::UnknownFormat),
     }
 }

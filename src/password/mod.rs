@@ -29,7 +29,9 @@ mod bcrypt;
 pub mod cognito;
 mod cost;
 mod crypt;
+mod des_crypt;
 mod django;
+mod django_legacy;
 mod encoding;
 mod firebase;
 mod keycloak;
@@ -50,6 +52,7 @@ pub use self::bcrypt::{BcryptHash, BcryptVersion};
 pub use self::cognito::{ImportAlgorithm, NotImportable, ParseImportAlgorithmError};
 pub use self::cost::{CostCap, WorkEstimate};
 pub use self::crypt::{Md5CryptHash, ShaCryptHash};
+pub use self::django_legacy::DjangoLegacyHash;
 pub use self::firebase::{FirebaseHashConfig, FirebaseScryptHash};
 pub use self::pbkdf2::{Pbkdf2Digest, Pbkdf2Hash};
 pub use self::phpass::PhpassHash;
@@ -87,6 +90,13 @@ pub enum HashError {
     /// The Firebase `hash_config` could not be read.
     #[error("invalid firebase hash_config: {0}")]
     FirebaseConfig(&'static str),
+    /// A marker that stands for "no usable password" rather than a hash: Django's
+    /// `set_unusable_password()` (`!` and 40 random characters), a locked `/etc/shadow`-style
+    /// entry (`!…`, `*…`).
+    #[error(
+        "an unusable-password marker ({0}): the legacy system holds no password for this user"
+    )]
+    Unusable(&'static str),
 }
 
 impl HashError {
@@ -99,6 +109,15 @@ impl HashError {
             scheme,
             reason: reason.into(),
         }
+    }
+
+    /// Whether the fix is the tool's configuration (Firebase's `--hash-config`) rather than the
+    /// record: such errors are not a property of one user's hash.
+    pub fn needs_configuration(&self) -> bool {
+        matches!(
+            self,
+            HashError::MissingFirebaseConfig | HashError::FirebaseConfig(_)
+        )
     }
 }
 
@@ -131,6 +150,8 @@ pub enum PasswordHash {
     Md5Crypt(Md5CryptHash),
     /// phpass portable hashes `$P$` (WordPress before 6.8) and `$H$` (phpBB3).
     Phpass(PhpassHash),
+    /// Django's legacy hashers: `sha1$`, `md5$`, unsalted MD5/SHA-1, `crypt$` (DES).
+    DjangoLegacy(DjangoLegacyHash),
 }
 
 impl PasswordHash {
@@ -157,10 +178,21 @@ impl PasswordHash {
 
     /// Parses any self-describing encoding: modular crypt (`$2b$…`, `$6$…`, `$1$…`, `$P$…`,
     /// `$wp$…`), PHC (`$argon2id$…`, `$pbkdf2-sha256$…`, `$scrypt$…`), passlib, Django
-    /// (`pbkdf2_sha256$…`, `bcrypt_sha256$…`, `argon2$…`, `scrypt$…`) and the project notations
+    /// (`pbkdf2_sha256$…`, `bcrypt_sha256$…`, `argon2$…`, `scrypt$…` and the legacy `sha1$…`,
+    /// `md5$…`, `crypt$…` and bare unsalted MD5) and the project notations
     /// [`encode`](Self::encode) writes (`$cm-…`). Surrounding whitespace is ignored.
+    ///
+    /// A bare base64 string is read as an ASP.NET Identity `PasswordHash` when its bytes have
+    /// that layout unambiguously (see [`aspnet`](self::aspnet)). Unusable-password markers
+    /// (`!…`, `*…`) are [`HashError::Unusable`].
     pub fn parse(s: &str) -> Result<Self, HashError> {
         let s = s.trim();
+        if s.starts_with('!') {
+            return Err(HashError::Unusable("`!`"));
+        }
+        if s.starts_with('*') {
+            return Err(HashError::Unusable("`*`"));
+        }
         if let Some(rest) = s.strip_prefix("$cm-") {
             if rest.starts_with("firebase-scrypt$") {
                 return FirebaseScryptHash::parse_project(s).map(Self::FirebaseScrypt);
@@ -189,7 +221,12 @@ impl PasswordHash {
                 _ => Err(HashError::UnknownFormat),
             };
         }
-        django::parse(s)
+        match django::parse(s) {
+            Err(HashError::UnknownFormat) => {
+                aspnet::detect(s).map_or(Err(HashError::UnknownFormat), |h| Ok(Self::Pbkdf2(h)))
+            }
+            other => other,
+        }
     }
 
     /// A stable short name of the scheme for reports, e.g. `bcrypt`, `argon2id`,
@@ -206,6 +243,7 @@ impl PasswordHash {
             PasswordHash::ShaCrypt(h) => h.scheme(),
             PasswordHash::Md5Crypt(_) => "md5-crypt",
             PasswordHash::Phpass(_) => "phpass",
+            PasswordHash::DjangoLegacy(h) => h.scheme(),
         }
     }
 
@@ -223,6 +261,7 @@ impl PasswordHash {
             PasswordHash::ShaCrypt(h) => h.verify(password),
             PasswordHash::Md5Crypt(h) => h.verify(password),
             PasswordHash::Phpass(h) => h.verify(password),
+            PasswordHash::DjangoLegacy(h) => h.verify(password),
         }
     }
 
@@ -246,6 +285,7 @@ impl PasswordHash {
             PasswordHash::ShaCrypt(h) => h.encode(),
             PasswordHash::Md5Crypt(h) => h.encode(),
             PasswordHash::Phpass(h) => h.encode(),
+            PasswordHash::DjangoLegacy(h) => h.encode(),
         }
     }
 
@@ -277,6 +317,7 @@ impl PasswordHash {
             PasswordHash::Phpass(h) => WorkEstimate::Phpass {
                 log2_rounds: h.log2_rounds(),
             },
+            PasswordHash::DjangoLegacy(_) => WorkEstimate::Digest,
         }
     }
 

@@ -159,7 +159,7 @@ fn check_vector(v: &Value) -> Result<(), String> {
 #[test]
 fn reference_vectors() {
     let vectors: Vec<Value> = serde_json::from_str(VECTORS).expect("vectors.json parses");
-    assert!(vectors.len() >= 80, "only {} vectors", vectors.len());
+    assert!(vectors.len() >= 100, "only {} vectors", vectors.len());
     let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
     let chunk = vectors.len().div_ceil(threads);
     let failures: Vec<String> = std::thread::scope(|scope| {
@@ -228,6 +228,11 @@ fn every_family_has_two_vectors_and_a_wrong_password() {
         "md5-crypt",
         "phpass",
         "wordpress-bcrypt",
+        "django-sha1",
+        "django-md5",
+        "django-unsalted-sha1",
+        "django-unsalted-md5",
+        "django-crypt",
     ] {
         assert!(count(family) >= 2, "{family}: fewer than 2 vectors");
     }
@@ -543,4 +548,92 @@ fn parse_trims_and_from_str_agrees() {
     let b: PasswordHash = s.trim().parse().unwrap();
     assert_eq!(a, b);
     assert_eq!(a.scheme(), "bcrypt");
+}
+
+/// ASP.NET Identity blobs are recognised in a bare column value (no `password_scheme` named)
+/// when their layout is unambiguous, and then verify like the explicit scheme.
+#[test]
+fn aspnet_blobs_are_detected_without_a_scheme() {
+    let vectors: Vec<Value> = serde_json::from_str(VECTORS).expect("vectors.json parses");
+    let mut seen = 0;
+    for v in vectors.iter().filter(|v| s(&v["raw"], "kind") == "aspnet") {
+        let blob = s(&v["raw"], "value");
+        let explicit = PasswordHash::from_raw(
+            &RawPassword::AspNetIdentity(blob.into()),
+            &HashContext::default(),
+        )
+        .unwrap();
+        let detected =
+            PasswordHash::parse(blob).unwrap_or_else(|e| panic!("{}: {e}", s(v, "source")));
+        assert_eq!(detected, explicit, "{}", s(v, "source"));
+        assert_eq!(detected.scheme(), s(v, "scheme"));
+        seen += 1;
+    }
+    assert!(seen >= 10, "{seen} aspnet vectors");
+    // Base64 that does not have the layout stays unknown: a SHA-256 digest, a truncated v3 blob,
+    // a v2 marker with the wrong length, unpadded base64.
+    for not_aspnet in [
+        "n4bQgYhMfWWaL+qgxVrQFaO/TxsrC4Is0V1sFbDwCgg=",
+        "AQAAAAEAACcQAAAAEAABAgMEBQYHCAkKCwwNDg+y",
+        "AAABAgMEBQYHCAkKCwwNDg+ukCEMDf0yyQ29NYubggHIVY0sdEUfdyeM+E1LtH1u",
+        "ANXrDknc7fGPpigibZXXZFMX4aoqz44JveK6jQuwY3eH/UyPhvr5xTPeGYEckLxz9A",
+    ] {
+        assert_eq!(
+            PasswordHash::parse(not_aspnet),
+            Err(HashError::UnknownFormat),
+            "{not_aspnet}"
+        );
+    }
+}
+
+/// Unusable-password markers are told apart from unknown formats, and the message shows none
+/// of the marker's random part.
+#[test]
+fn unusable_markers() {
+    for (marker, which) in [
+        ("!", "`!`"),
+        ("!Xq3sKd0vPzY2LmNoPqRsTuVwXyZaBcDeFgHiJkLmN", "`!`"),
+        ("!$6$saltsalt$lockedhash", "`!`"),
+        ("*", "`*`"),
+        ("*LK*", "`*`"),
+    ] {
+        let e = PasswordHash::parse(marker).unwrap_err();
+        assert_eq!(e, HashError::Unusable(which), "{marker}");
+        assert!(!e.needs_configuration());
+        let shown = e.to_string();
+        assert!(shown.contains("no password"), "{shown}");
+        assert!(
+            !shown.contains("Xq3sKd0v") && !shown.contains("saltsalt"),
+            "{shown}"
+        );
+    }
+    assert!(HashError::MissingFirebaseConfig.needs_configuration());
+    assert!(!HashError::UnknownFormat.needs_configuration());
+}
+
+/// Near misses of Django's legacy notations are errors that name the scheme, not wrong answers.
+#[test]
+fn django_legacy_malformed() {
+    for (bad, scheme) in [
+        (
+            "sha1$salt$7A75F31D83568C42ED517BD88866898C4628CF1B",
+            "django-sha1",
+        ),
+        ("sha1$salt$7a75f31d", "django-sha1"),
+        (
+            "md5$$0123456789abcdef0123456789abcde",
+            "django-unsalted-md5",
+        ),
+        ("crypt$$abcdefgh", "django-crypt"),
+        ("crypt$zz$abiQ6Ep3EYTHc", "django-crypt"),
+        ("crypt$$$1$saltsalt$abcdefghijklmnopqrstuv", "django-crypt"),
+    ] {
+        let e = PasswordHash::parse(bad).unwrap_err();
+        assert!(e.to_string().contains(scheme), "{bad}: {e}");
+    }
+    // 32 hex characters with an upper-case letter: Django would never verify it.
+    assert_eq!(
+        PasswordHash::parse("0123456789ABCDEF0123456789abcdef"),
+        Err(HashError::UnknownFormat)
+    );
 }

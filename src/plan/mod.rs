@@ -102,6 +102,9 @@ pub struct Summary {
     pub hash_schemes: BTreeMap<String, BTreeMap<String, u64>>,
     /// Why hashes were not imported, with counts.
     pub not_imported: BTreeMap<String, u64>,
+    /// Users whose hash could not be used at all (unrecognised, malformed, unusable marker) and
+    /// who are migrated without a password, by reason.
+    pub unusable_hashes: BTreeMap<String, u64>,
     pub followups: Followups,
     pub files: Vec<ChunkFile>,
     pub rejects_file: Option<PathBuf>,
@@ -314,11 +317,16 @@ impl Pass<'_> {
         if let Some(s) = routed.scheme {
             count(&mut self.scheme_counts, (s, routed.route));
         }
-        if let Some(why) = &routed.not_imported_because {
-            match summary.not_imported.get_mut(why.as_str()) {
-                Some(n) => *n += 1,
-                None => {
-                    summary.not_imported.insert(why.clone(), 1);
+        for (why, counts) in [
+            (&routed.not_imported_because, &mut summary.not_imported),
+            (&routed.unusable_hash, &mut summary.unusable_hashes),
+        ] {
+            if let Some(why) = why {
+                match counts.get_mut(why.as_str()) {
+                    Some(n) => *n += 1,
+                    None => {
+                        counts.insert(why.clone(), 1);
+                    }
                 }
             }
         }
@@ -379,6 +387,13 @@ impl Pass<'_> {
                 .insert(route.as_str().to_string(), n);
         }
         summary.followups.groups = self.groups_seen.len() as u64;
+        for (why, n) in &summary.unusable_hashes {
+            let users = if *n == 1 { "user has" } else { "users have" };
+            summary.warnings.push(format!(
+                "{n} {users} a password hash that cannot be used ({why}): migrated without a \
+                 password, they must reset it (--unknown-hash reject rejects them instead)"
+            ));
+        }
         self.sets.sort_by_key(|(r, _)| *r);
         // Every file closed first, then named (the rejects first): a failure before the last
         // one is closed leaves no import file behind.
@@ -436,6 +451,9 @@ impl Summary {
         }
         for (why, n) in &self.not_imported {
             writeln!(out, "  not imported ({n}): {why}")?;
+        }
+        for (why, n) in &self.unusable_hashes {
+            writeln!(out, "  no password ({n}): {why}")?;
         }
         let f = &self.followups;
         if f.disable + f.group_memberships > 0 {
@@ -630,5 +648,183 @@ mod tests {
             }
         }
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// Keycloak group paths with spaces (`/Cluster Admins`) are refused at plan time, with the
+    /// record, field and reason; the mapping's `[groups]` rewrite, laid over the built-in
+    /// Keycloak mapping, makes them fit.
+    #[test]
+    fn keycloak_group_paths_are_checked_and_rewritten() {
+        let export = r#"{"realm": "acme", "users": [
+  {"id": "1", "username": "ann", "email": "ann@x.io", "emailVerified": true,
+   "groups": ["/Cluster Admins", "/staff/sales"]},
+  {"id": "2", "username": "ben", "email": "ben@x.io", "emailVerified": true,
+   "groups": ["/staff"]}
+]}"#;
+        let schema = PoolSchema::assemble(
+            "us-east-1_test",
+            "test",
+            vec![
+                "email".into(),
+                "email_verified".into(),
+                "cognito:username".into(),
+            ],
+            vec![crate::pool::Attribute {
+                name: "custom:legacy_id".into(),
+                data_type: crate::pool::DataType::String,
+                required: false,
+                mutable: true,
+                min_length: None,
+                max_length: Some(64),
+                min_value: None,
+                max_value: None,
+            }],
+            vec![],
+            vec![],
+            false,
+            vec!["email".into()],
+        );
+        let builtin = source::builtin_mapping(Format::Keycloak).unwrap();
+        let run = |over: &str| {
+            let mapping = MappingFile::parse(builtin, "keycloak")
+                .unwrap()
+                .overlay(MappingFile::parse(over, "user").unwrap());
+            let mut mapper = Mapper::new(&mapping, &schema).unwrap();
+            let router = Router::new(
+                Mode::ImportJob,
+                UnimportablePolicy::Trigger,
+                Default::default(),
+                &schema,
+            );
+            let mut source = source::from_reader(
+                Format::Keycloak,
+                Box::new(io::Cursor::new(export.as_bytes().to_vec())),
+                &SourceOptions::default(),
+            )
+            .unwrap();
+            let dir = std::env::temp_dir().join(format!(
+                "cm-plan-kc-groups-{}-{}",
+                std::process::id(),
+                over.len()
+            ));
+            let summary = execute(
+                source.as_mut(),
+                &mut mapper,
+                &router,
+                &PlanConfig::new(&dir),
+                &mut NoSink,
+            )
+            .unwrap();
+            let rejects = std::fs::read_to_string(dir.join("rejects.csv")).unwrap();
+            let _ = std::fs::remove_dir_all(&dir);
+            (summary, rejects)
+        };
+        let (summary, rejects) = run("");
+        assert_eq!((summary.routed, summary.rejected), (1, 1));
+        assert_eq!(summary.rejections.get("invalid_group"), Some(&1));
+        let line = rejects.lines().nth(1).unwrap_or_default();
+        assert!(
+            line.starts_with("1,") && line.contains(",groups,invalid_group,"),
+            "{line}"
+        );
+        assert!(
+            line.contains("group 1 of 2") && line.contains("Cluster Admins"),
+            "{line}"
+        );
+
+        let (summary, _) = run("[groups]\nreplace_spaces = \"_\"\n");
+        assert_eq!((summary.routed, summary.rejected), (2, 0));
+        assert_eq!(summary.followups.group_memberships, 3);
+        assert_eq!(summary.followups.groups, 3);
+    }
+
+    /// Users whose hash cannot be used are migrated without a password, counted by reason and
+    /// warned about; neither the summary nor the import file shows the hash.
+    #[test]
+    fn unusable_hashes_are_counted_and_warned_not_rejected() {
+        let lines = [
+            r#"{"id":"u1","mail":"a@x.io","pw":"{SSHA}c2VjcmV0c2FsdHNlY3JldA=="}"#,
+            r#"{"id":"u2","mail":"b@x.io","pw":"!Qm4vT8zXk2LpR7sWn1YbC5dHf9JgA3eKu6iOo0"}"#,
+            r#"{"id":"u3","mail":"c@x.io","pw":"$2b$04$t/ab7kONqOqKnhfETA.iaevpqlwAedghEw96rFjx//jN58SGV8O.i"}"#,
+            r#"{"id":"u4","mail":"d@x.io","pw":"{MD5}X03MO1qnZdYdgyfeuILPmQ=="}"#,
+        ];
+        let mut source = source::from_reader(
+            Format::Ndjson,
+            Box::new(io::Cursor::new(lines.join("\n").into_bytes())),
+            &SourceOptions::default(),
+        )
+        .unwrap();
+        let mapping = MappingFile::parse(
+            "username = \"id\"\npassword = \"pw\"\n[attributes]\nemail = \"mail\"\nemail_verified = { transform = \"const\", value = \"true\" }\n",
+            "test",
+        )
+        .unwrap();
+        let schema = PoolSchema::assemble(
+            "us-east-1_test",
+            "test",
+            vec![
+                "email".into(),
+                "email_verified".into(),
+                "cognito:username".into(),
+            ],
+            vec![],
+            vec![],
+            vec![],
+            false,
+            vec!["email".into()],
+        );
+        let mut mapper = Mapper::new(&mapping, &schema).unwrap();
+        let router = Router::new(
+            Mode::ImportJob,
+            UnimportablePolicy::Trigger,
+            Default::default(),
+            &schema,
+        );
+        let dir = std::env::temp_dir().join(format!("cm-plan-unusable-{}", std::process::id()));
+        let summary = execute(
+            source.as_mut(),
+            &mut mapper,
+            &router,
+            &PlanConfig::new(&dir),
+            &mut NoSink,
+        )
+        .unwrap();
+        let files: String = summary
+            .files
+            .iter()
+            .map(|f| std::fs::read_to_string(&f.path).unwrap())
+            .collect();
+        let _ = std::fs::remove_dir_all(&dir);
+        assert_eq!((summary.routed, summary.rejected), (4, 0));
+        assert_eq!(summary.routes.get("import:none"), Some(&3));
+        assert_eq!(summary.routes.get("import:BCRYPT"), Some(&1));
+        let unusable: Vec<(&str, u64)> = summary
+            .unusable_hashes
+            .iter()
+            .map(|(k, v)| (k.as_str(), *v))
+            .collect();
+        assert_eq!(unusable.len(), 2, "{unusable:?}");
+        // In the order of the reasons' text.
+        assert!(unusable[0].0.contains("unusable-password marker") && unusable[0].1 == 1);
+        assert!(unusable[1].0.contains("unrecognised") && unusable[1].1 == 2);
+        assert_eq!(summary.warnings.len(), 2, "{:?}", summary.warnings);
+        assert!(summary.warnings[1].starts_with("2 users have a password hash that cannot be used"));
+        let mut table = Vec::new();
+        summary.write_table(&mut table).unwrap();
+        let shown = format!(
+            "{}{}",
+            String::from_utf8(table).unwrap(),
+            summary.warnings.join("")
+        );
+        assert!(
+            shown.contains("no password (2): unrecognised password hash format"),
+            "{shown}"
+        );
+        for secret in ["c2VjcmV0", "Qm4vT8zX", "X03MO1qn"] {
+            assert!(
+                !shown.contains(secret) && !files.contains(secret),
+                "{secret} shown"
+            );
+        }
     }
 }

@@ -14,6 +14,17 @@
 //! takes no hash), so every hash follows that policy. In `auto` mode users with importable hashes go
 //! through import jobs and everyone else through AdminCreateUser.
 //!
+//! A hash that cannot be used at all — a format this tool does not recognise, a malformed one, an
+//! unusable-password marker like Django's `!…` — does not reject the user
+//! ([`UnknownHashPolicy::Reset`], the default): the user is migrated as one without a password
+//! (`import:none`, RESET_REQUIRED, in `import-job` mode; AdminCreateUser, FORCE_CHANGE_PASSWORD,
+//! otherwise), and [`Routed::unusable_hash`] says why, for the plan's counts and warning. The
+//! trigger cannot verify such a hash either, so `--unimportable trigger` resets them too;
+//! `--unimportable reject` rejects them, as every user whose password cannot be kept.
+//! [`UnknownHashPolicy::Reject`] (`--unknown-hash reject`) rejects them as
+//! `invalid_password_hash`. A missing or broken Firebase `--hash-config` is a configuration
+//! error, not a property of the user's hash: those users are always rejected.
+//!
 //! Cognito's import job fails a row unless at least one of the pool's auto-verified attributes
 //! (email, phone_number) is verified for that user. Such users cannot take the import route: in
 //! `auto` mode they go the non-import way (AdminCreateUser, or the trigger for a kept password), in
@@ -58,6 +69,18 @@ pub enum UnimportablePolicy {
     /// Create the user without a password: they reset it at first sign-in.
     Reset,
     /// Reject the user.
+    Reject,
+}
+
+/// What to do with a user whose password hash cannot be used at all (see the module docs).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum UnknownHashPolicy {
+    /// Migrate the user without a password (they reset it), counted and warned in the summary;
+    /// `--unimportable reject` rejects them instead.
+    #[default]
+    Reset,
+    /// Reject the user (`invalid_password_hash`).
     Reject,
 }
 
@@ -119,11 +142,16 @@ pub struct Routed {
     pub scheme: Option<&'static str>,
     /// Why the password could not be kept by an import, when it has a hash that is not imported.
     pub not_imported_because: Option<String>,
+    /// Why the user's password hash could not be used at all (unrecognised format, malformed,
+    /// unusable marker): the user is routed as one without a password, and `user.password` is
+    /// cleared. Never contains any part of the hash.
+    pub unusable_hash: Option<String>,
 }
 
 pub struct Router {
     mode: Mode,
     policy: UnimportablePolicy,
+    unknown: UnknownHashPolicy,
     ctx: HashContext,
     /// `<attribute>_verified` for each of the pool's auto-verified attributes.
     verified_flags: Vec<String>,
@@ -139,6 +167,7 @@ impl Router {
         Router {
             mode,
             policy,
+            unknown: UnknownHashPolicy::default(),
             ctx,
             verified_flags: schema
                 .auto_verified_attributes
@@ -146,6 +175,12 @@ impl Router {
                 .map(|a| format!("{a}_verified"))
                 .collect(),
         }
+    }
+
+    /// Sets what happens to users whose hash cannot be used (default: reset).
+    pub fn with_unknown_hash(mut self, unknown: UnknownHashPolicy) -> Router {
+        self.unknown = unknown;
+        self
     }
 
     pub fn mode(&self) -> Mode {
@@ -157,18 +192,35 @@ impl Router {
         self.verified_flags.is_empty() || self.verified_flags.iter().any(|f| user.is_true(f))
     }
 
-    pub fn route(&self, user: MappedUser) -> Result<Routed, Rejection> {
+    pub fn route(&self, mut user: MappedUser) -> Result<Routed, Rejection> {
+        let mut unusable_hash = None;
         let parsed = match &user.password {
             None => None,
             Some(raw) => match PasswordHash::from_raw(raw, &self.ctx) {
                 Ok(h) => Some(h),
-                Err(e) => {
+                Err(e) if e.needs_configuration() || self.unknown == UnknownHashPolicy::Reject => {
                     return Err(Rejection::new(
                         user.position,
                         "password",
                         Reason::InvalidPasswordHash,
                         format!("the password hash cannot be read: {e}"),
                     ))
+                }
+                Err(e) if self.policy == UnimportablePolicy::Reject => {
+                    return Err(Rejection::new(
+                        user.position,
+                        "password",
+                        Reason::UnimportablePasswordHash,
+                        format!(
+                            "the password hash cannot be used ({e}); --unimportable reject \
+                             rejects users whose password cannot be kept"
+                        ),
+                    ))
+                }
+                Err(e) => {
+                    unusable_hash = Some(e.to_string());
+                    user.password = None;
+                    None
                 }
             },
         };
@@ -260,6 +312,175 @@ impl Router {
             import_hash,
             scheme,
             not_imported_because,
+            unusable_hash,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mapping::Attributes;
+    use crate::record::{Position, RawPassword};
+
+    const BCRYPT4: &str = "$2b$04$t/ab7kONqOqKnhfETA.iaevpqlwAedghEw96rFjx//jN58SGV8O.i";
+
+    fn schema() -> PoolSchema {
+        PoolSchema::assemble(
+            "us-east-1_test",
+            "test",
+            vec!["email".into(), "email_verified".into()],
+            vec![],
+            vec![],
+            vec![],
+            false,
+            vec!["email".into()],
+        )
+    }
+
+    fn user(password: Option<RawPassword>) -> MappedUser {
+        MappedUser {
+            position: Position {
+                record: 7,
+                line: 8,
+                byte_offset: 99,
+            },
+            username: "u7".into(),
+            attributes: [("email", "u7@example.com"), ("email_verified", "true")]
+                .into_iter()
+                .collect::<Attributes>(),
+            enabled: true,
+            groups: vec![],
+            password,
+        }
+    }
+
+    fn router(mode: Mode, policy: UnimportablePolicy, unknown: UnknownHashPolicy) -> Router {
+        Router::new(mode, policy, HashContext::default(), &schema()).with_unknown_hash(unknown)
+    }
+
+    fn encoded(s: &str) -> Option<RawPassword> {
+        Some(RawPassword::Encoded(s.into()))
+    }
+
+    /// Unknown formats, malformed hashes and unusable markers route the user as one without a
+    /// password in every mode, with the reason and without the hash.
+    #[test]
+    fn unusable_hashes_route_without_a_password() {
+        let cases = [
+            (
+                "{SSHA}c2VjcmV0c2FsdHNlY3JldA==",
+                "unrecognised password hash format",
+            ),
+            (
+                "!a8HxQ2mVt0ZkLwPq9sRbYc3NdJ7eFg4hUi5oKl6",
+                "unusable-password marker",
+            ),
+            (
+                "pbkdf2_sha256$abc$salt$aGFzaA==",
+                "malformed django-pbkdf2-sha256",
+            ),
+        ];
+        for (hash, why) in cases {
+            for (mode, policy, route) in [
+                (
+                    Mode::ImportJob,
+                    UnimportablePolicy::Trigger,
+                    Route::Import(None),
+                ),
+                (
+                    Mode::ImportJob,
+                    UnimportablePolicy::Reset,
+                    Route::Import(None),
+                ),
+                (
+                    Mode::AdminCreate,
+                    UnimportablePolicy::Trigger,
+                    Route::AdminCreate,
+                ),
+                (Mode::Auto, UnimportablePolicy::Reset, Route::AdminCreate),
+            ] {
+                let r = router(mode, policy, UnknownHashPolicy::Reset)
+                    .route(user(encoded(hash)))
+                    .unwrap_or_else(|e| panic!("{hash} {mode:?}: rejected: {e}"));
+                assert_eq!(r.route, route, "{hash} {mode:?} {policy:?}");
+                let reason = r.unusable_hash.as_deref().unwrap_or_default();
+                assert!(reason.contains(why), "{hash}: {reason}");
+                assert!(
+                    !reason.contains(&hash[2..10]),
+                    "the reason shows the hash: {reason}"
+                );
+                assert_eq!(r.user.password, None);
+                assert_eq!((r.scheme, r.import_hash), (None, None));
+            }
+        }
+    }
+
+    #[test]
+    fn strict_policies_still_reject() {
+        let hash = "{SSHA}c2VjcmV0c2FsdHNlY3JldA==";
+        let e = router(
+            Mode::ImportJob,
+            UnimportablePolicy::Trigger,
+            UnknownHashPolicy::Reject,
+        )
+        .route(user(encoded(hash)))
+        .unwrap_err();
+        assert_eq!(
+            (e.reason, e.field.as_str(), e.position.record),
+            (Reason::InvalidPasswordHash, "password", 7)
+        );
+        let e = router(
+            Mode::AdminCreate,
+            UnimportablePolicy::Reject,
+            UnknownHashPolicy::Reset,
+        )
+        .route(user(encoded(hash)))
+        .unwrap_err();
+        assert_eq!(e.reason, Reason::UnimportablePasswordHash);
+        assert!(e.message.contains("unrecognised"), "{}", e.message);
+        assert!(!e.message.contains("c2VjcmV0"), "{}", e.message);
+    }
+
+    /// A Firebase hash without the project's hash_config is the run's configuration, not the
+    /// user's hash: it is never silently dropped.
+    #[test]
+    fn missing_firebase_config_rejects() {
+        let raw = Some(RawPassword::Firebase {
+            hash: "aGFzaA==".into(),
+            salt: "c2FsdA==".into(),
+        });
+        let e = router(
+            Mode::ImportJob,
+            UnimportablePolicy::Reset,
+            UnknownHashPolicy::Reset,
+        )
+        .route(user(raw))
+        .unwrap_err();
+        assert_eq!(e.reason, Reason::InvalidPasswordHash);
+    }
+
+    /// Readable hashes are untouched by the new policy.
+    #[test]
+    fn readable_hashes_are_unaffected() {
+        let r = router(
+            Mode::ImportJob,
+            UnimportablePolicy::Trigger,
+            UnknownHashPolicy::Reset,
+        )
+        .route(user(encoded(BCRYPT4)))
+        .unwrap();
+        assert_eq!(r.route.as_str(), "import:BCRYPT");
+        assert_eq!(r.unusable_hash, None);
+        let r = router(
+            Mode::ImportJob,
+            UnimportablePolicy::Trigger,
+            UnknownHashPolicy::Reset,
+        )
+        .route(user(encoded(
+            "sha1$abc$7a75f31d83568c42ed517bd88866898c4628cf1b",
+        )))
+        .unwrap();
+        assert_eq!((r.route, r.scheme), (Route::Trigger, Some("django-sha1")));
     }
 }

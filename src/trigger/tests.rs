@@ -659,6 +659,15 @@ fn every_hash_family_of_the_reference_vectors() {
     }
     w.finish().unwrap();
     assert!(families.len() >= 20, "only {} families", families.len());
+    for legacy in [
+        "django-sha1",
+        "django-md5",
+        "django-unsalted-sha1",
+        "django-unsalted-md5",
+        "django-crypt",
+    ] {
+        assert!(families.contains(legacy), "no {legacy} vector");
+    }
     let d = FileDirectory::new(DirectoryFile::open(&path).unwrap(), CostCap::default());
     let threads = 2;
     let chunk = cases.len().div_ceil(threads);

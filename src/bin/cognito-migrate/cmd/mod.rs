@@ -51,6 +51,7 @@ impl GlobalArgs {
             .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
         let fmt = tracing_subscriber::fmt::layer()
             .with_writer(std::io::stderr)
+            .with_ansi(cognito_migrate::logging::stderr_colour())
             .with_target(false);
         let _ = tracing_subscriber::registry()
             .with(

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Args;
-use cognito_migrate::plan::route::{Mode, Router, UnimportablePolicy};
+use cognito_migrate::plan::route::{Mode, Router, UnimportablePolicy, UnknownHashPolicy};
 use cognito_migrate::plan::{self, NoSink, PlanConfig};
 
 use super::source_args::{PoolArgs, SourceArgs};
@@ -38,6 +38,11 @@ pub struct PlanArgs {
     /// What to do with password hashes Cognito cannot import.
     #[arg(long, value_enum, default_value = "trigger")]
     pub unimportable: UnimportablePolicy,
+    /// What to do with a password hash that cannot be used at all (an unrecognised format, a
+    /// malformed hash, an unusable marker like Django's `!…`): `reset` migrates the user without a
+    /// password (counted and warned; `--unimportable reject` rejects them), `reject` rejects them.
+    #[arg(long, value_enum, default_value = "reset")]
+    pub unknown_hash: UnknownHashPolicy,
     /// Print the summary as JSON on stdout.
     #[arg(long)]
     pub json: bool,
@@ -51,7 +56,8 @@ pub async fn run(args: &PlanArgs, global: &GlobalArgs) -> anyhow::Result<Exit> {
         args.unimportable,
         args.source.hash_context()?,
         &schema,
-    );
+    )
+    .with_unknown_hash(args.unknown_hash);
     let mut source = args.source.open_source(global).await?;
     let cfg = PlanConfig::new(&args.out);
     let summary = tokio::task::spawn_blocking(move || {

@@ -8,7 +8,7 @@ use std::time::Duration;
 use clap::Args;
 use cognito_migrate::aws::Clients;
 use cognito_migrate::checkpoint::{Checkpoint, RecordSet, RunId};
-use cognito_migrate::plan::route::{Mode, UnimportablePolicy};
+use cognito_migrate::plan::route::{Mode, UnimportablePolicy, UnknownHashPolicy};
 use cognito_migrate::progress::{Progress, Task, Unit};
 use cognito_migrate::sink::admin_create::service::AdminService;
 use cognito_migrate::sink::admin_create::{
@@ -262,6 +262,12 @@ pub async fn run(args: &RetryArgs, global: &GlobalArgs) -> anyhow::Result<Exit> 
         .as_str()
         .and_then(policy)
         .ok_or_else(|| unrecorded("--unimportable"))?;
+    // Runs recorded before --unknown-hash existed rejected such users: keep that.
+    let unknown_hash = match options["unknown_hash"].as_str() {
+        None | Some("Reject") => UnknownHashPolicy::Reject,
+        Some("Reset") => UnknownHashPolicy::Reset,
+        Some(_) => return Err(unrecorded("--unknown-hash").into()),
+    };
     let run_args = RunArgs {
         source: SourceArgs {
             input: spec.input_location.clone(),
@@ -276,6 +282,7 @@ pub async fn run(args: &RetryArgs, global: &GlobalArgs) -> anyhow::Result<Exit> 
         mode,
         role_arn: args.role_arn.clone(),
         unimportable,
+        unknown_hash,
         work_dir: None,
         keep_files: false,
         restart: false,

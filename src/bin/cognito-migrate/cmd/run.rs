@@ -13,7 +13,9 @@ use cognito_migrate::checkpoint::{
 use cognito_migrate::lease::Lease;
 use cognito_migrate::mapping::Rejection;
 use cognito_migrate::plan::chunks::ChunkFile;
-use cognito_migrate::plan::route::{Mode, Route, Routed, Router, UnimportablePolicy};
+use cognito_migrate::plan::route::{
+    Mode, Route, Routed, Router, UnimportablePolicy, UnknownHashPolicy,
+};
 use cognito_migrate::plan::{self, ChunkRow, PlanConfig, Sink};
 use cognito_migrate::progress::{self, Output, Progress, Table, Task, Unit};
 use cognito_migrate::sink::admin_create::spill::{self, SpillWriter};
@@ -62,6 +64,11 @@ pub struct RunArgs {
     /// What to do with password hashes Cognito cannot import.
     #[arg(long, value_enum, default_value = "trigger")]
     pub unimportable: UnimportablePolicy,
+    /// What to do with a password hash that cannot be used at all (an unrecognised format, a
+    /// malformed hash, an unusable marker like Django's `!…`): `reset` migrates the user without a
+    /// password (counted and warned; `--unimportable reject` rejects them), `reject` rejects them.
+    #[arg(long, value_enum, default_value = "reset")]
+    pub unknown_hash: UnknownHashPolicy,
     /// Where import files are written while their jobs run (default: <state>.files/).
     #[arg(long, value_name = "DIR")]
     pub work_dir: Option<PathBuf>,
@@ -428,11 +435,13 @@ pub async fn run_scoped(
         args.unimportable,
         args.source.hash_context()?,
         &schema,
-    );
+    )
+    .with_unknown_hash(args.unknown_hash);
 
     let (size, fp) = args.source.input_fingerprint(global).await?;
     let options = serde_json::json!({
         "unimportable": format!("{:?}", args.unimportable),
+        "unknown_hash": format!("{:?}", args.unknown_hash),
         "mapping": args.source.mapping.as_ref().map(|p| p.display().to_string()),
         "hash_config": args.source.hash_config.is_some(),
     });
@@ -538,6 +547,10 @@ pub async fn run_scoped(
                 return Err(read_failed(e, &cp, &run));
             }
         };
+        // The same warnings `plan` shows (unusable hashes, source warnings).
+        for w in &summary.warnings {
+            tracing::warn!("{w}");
+        }
         if let Some(p) = &summary.rejects_file {
             let _ = std::fs::remove_file(p);
         }
