@@ -221,6 +221,16 @@ fn init_errors_are_reported_through_the_runtime_api() {
         assert!(text.contains(message), "case {i}: {message:?} not in {v}");
         assert!(runtime.first_next(Duration::from_millis(10)).is_none());
     }
+    // The Runtime API as a whole URL with a base path, as `cargo lambda watch` sets it.
+    let runtime = FakeRuntime::start();
+    let url = format!("http://{}/.rt/cognito-migrate-trigger", runtime.address());
+    let t = Trigger::spawn(
+        &runtime,
+        &[("AWS_LAMBDA_RUNTIME_API", url.as_str())],
+        &dir.join("url.log"),
+    );
+    let reported = runtime.init_error(WAIT);
+    assert!(reported.is_some(), "nothing posted:\n{}", t.log());
 }
 
 /// `event(AUTH_EVENT, "alice", right password)` as JSON, changed by `edit`.

@@ -66,13 +66,19 @@ impl InitError {
 pub struct ReportError(String);
 
 /// Posts `error` to `/2018-06-01/runtime/init/error` of the Runtime API at
-/// `AWS_LAMBDA_RUNTIME_API`, with the `Lambda-Runtime-Function-Error-Type` header Lambda reads.
+/// `AWS_LAMBDA_RUNTIME_API` (`host:port`, or a URL whose path is kept as a base), with the `Lambda-Runtime-Function-Error-Type` header Lambda reads.
 pub async fn report_init_error(error: &InitError) -> Result<(), ReportError> {
     let api = std::env::var(RUNTIME_API)
         .map_err(|_| ReportError(format!("{RUNTIME_API} is not set (not running in Lambda?)")))?;
-    let endpoint = format!("http://{api}")
+    // Lambda sets host:port; local tools (cargo lambda) set a whole URL with a base path.
+    let endpoint = if api.contains("://") {
+        api
+    } else {
+        format!("http://{api}")
+    };
+    let endpoint = endpoint
         .parse()
-        .map_err(|e| ReportError(format!("{RUNTIME_API} is not host:port: {e}")))?;
+        .map_err(|e| ReportError(format!("{RUNTIME_API} is not host:port or a URL: {e}")))?;
     let client = lambda_runtime_api_client::PooledClient::builder()
         .with_endpoint(endpoint)
         .build();
