@@ -25,7 +25,8 @@ use trigger_support::{
 
 fn directory_bytes(dir: &Path) -> Vec<u8> {
     let path = dir.join("built.db");
-    let mut w = DirectoryWriter::create(&path, "us-east-1_New", SignIn::default()).unwrap();
+    // The fixture events' pool: the trigger declines events from any other pool.
+    let mut w = DirectoryWriter::create(&path, "us-east-1_EXAMPLE", SignIn::default()).unwrap();
     w.add_entry(&DirectoryEntry {
         username: "alice".into(),
         attributes: [
@@ -160,6 +161,18 @@ async fn s3_directory_is_downloaded_checked_and_served() {
     assert!(runtime
         .first_next(std::time::Duration::from_millis(10))
         .is_none());
+    // Reported to Lambda as the reason the init failed.
+    let reported = runtime
+        .init_error(std::time::Duration::from_secs(1))
+        .unwrap_or_else(|| panic!("nothing posted to /runtime/init/error"));
+    let v: serde_json::Value = serde_json::from_str(&reported.body).unwrap();
+    assert_eq!(v["errorType"], "Runtime.LegacyDirectoryUnavailable", "{v}");
+    let message = v["errorMessage"].as_str().unwrap_or_default();
+    assert!(
+        message.starts_with("COGNITO_MIGRATE_DIRECTORY: ")
+            && message.contains("does not match its checksum"),
+        "{v}"
+    );
 
     let env = env_of(
         &emu,

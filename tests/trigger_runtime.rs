@@ -176,6 +176,246 @@ fn configuration_errors_stop_the_process_with_a_clear_message() {
     assert!(runtime.first_next(Duration::from_millis(10)).is_none());
 }
 
+#[test]
+fn init_errors_are_reported_through_the_runtime_api() {
+    let dir = scratch("init-error");
+    // (environment, errorType, what errorMessage contains)
+    type Case<'a> = (&'a [(&'a str, &'a str)], &'a str, &'a str);
+    let cases: [Case; 4] = [
+        (
+            &[],
+            "Runtime.InvalidConfiguration",
+            "COGNITO_MIGRATE_DIRECTORY",
+        ),
+        (
+            &[("COGNITO_MIGRATE_DIRECTORY", "/nonexistent/directory.db")],
+            "Runtime.LegacyDirectoryUnavailable",
+            "COGNITO_MIGRATE_DIRECTORY: directory file /nonexistent/directory.db",
+        ),
+        (
+            &[("COGNITO_MIGRATE_DIRECTORY", "s3://bucket-without-key")],
+            "Runtime.InvalidConfiguration",
+            "COGNITO_MIGRATE_DIRECTORY",
+        ),
+        (
+            &[
+                ("COGNITO_MIGRATE_DIRECTORY", "/nonexistent/directory.db"),
+                ("COGNITO_MIGRATE_COST_CAP", "bcrypt=lots"),
+            ],
+            "Runtime.InvalidConfiguration",
+            "COGNITO_MIGRATE_COST_CAP",
+        ),
+    ];
+    for (i, (env, error_type, message)) in cases.iter().enumerate() {
+        let runtime = FakeRuntime::start();
+        let t = Trigger::spawn(&runtime, env, &dir.join(format!("t{i}.log")));
+        let Some(reported) = runtime.init_error(WAIT) else {
+            panic!(
+                "case {i}: nothing posted to /runtime/init/error:\n{}",
+                t.log()
+            );
+        };
+        let v = body_json(&reported);
+        assert_eq!(v["errorType"], *error_type, "case {i}: {v}");
+        let text = v["errorMessage"].as_str().unwrap_or_default();
+        assert!(text.contains(message), "case {i}: {message:?} not in {v}");
+        assert!(runtime.first_next(Duration::from_millis(10)).is_none());
+    }
+    // The Runtime API as a whole URL with a base path, as `cargo lambda watch` sets it.
+    let runtime = FakeRuntime::start();
+    let url = format!("http://{}/.rt/cognito-migrate-trigger", runtime.address());
+    let t = Trigger::spawn(
+        &runtime,
+        &[("AWS_LAMBDA_RUNTIME_API", url.as_str())],
+        &dir.join("url.log"),
+    );
+    let reported = runtime.init_error(WAIT);
+    assert!(reported.is_some(), "nothing posted:\n{}", t.log());
+}
+
+/// `event(AUTH_EVENT, "alice", right password)` as JSON, changed by `edit`.
+fn alice_event_edited(edit: impl FnOnce(&mut Value)) -> String {
+    let mut v: Value =
+        serde_json::from_str(&event(AUTH_EVENT, "alice", Some(BCRYPT4_PASSWORD))).unwrap();
+    edit(&mut v);
+    v.to_string()
+}
+
+fn without(member: &'static str) -> impl FnOnce(&mut Value) {
+    move |v: &mut Value| {
+        v.as_object_mut().unwrap().remove(member);
+    }
+}
+
+const DECLINED: &str =
+    r#"{"errorType":"UserMigrationDeclined","errorMessage":"user migration declined"}"#;
+
+#[test]
+fn malformed_events_are_declined_and_none_of_their_values_is_echoed() {
+    let dir = scratch("malformed");
+    let directory = small_directory(&dir);
+    let runtime = FakeRuntime::start();
+    let trigger = Trigger::spawn(
+        &runtime,
+        &[
+            ("COGNITO_MIGRATE_DIRECTORY", directory.to_str().unwrap()),
+            ("RUST_LOG", "trace"),
+        ],
+        &dir.join("trigger.log"),
+    );
+    assert!(runtime.first_next(WAIT).is_some(), "{}", trigger.log());
+
+    // Marker values in wrong places; with the right password and the username, none may appear
+    // in an answer or the log.
+    let markers = ["12345", "98765", "Evil-4711", "31337"];
+    let shapes: Vec<(&str, String)> = vec![
+        (
+            "request as an array holding the right password",
+            alice_event_edited(|v| v["request"] = json!([BCRYPT4_PASSWORD])),
+        ),
+        (
+            "request.password an integer",
+            alice_event_edited(|v| v["request"]["password"] = json!(12345)),
+        ),
+        (
+            "request.password an array",
+            alice_event_edited(|v| v["request"]["password"] = json!([BCRYPT4_PASSWORD])),
+        ),
+        (
+            "userName an integer",
+            alice_event_edited(|v| v["userName"] = json!(98765)),
+        ),
+        (
+            "unknown triggerSource",
+            alice_event_edited(|v| v["triggerSource"] = json!("UserMigration_Evil-4711")),
+        ),
+        (
+            "triggerSource missing",
+            alice_event_edited(without("triggerSource")),
+        ),
+        ("userName missing", alice_event_edited(without("userName"))),
+        (
+            "userPoolId missing",
+            alice_event_edited(without("userPoolId")),
+        ),
+        ("request missing", alice_event_edited(without("request"))),
+        (
+            "callerContext an array",
+            alice_event_edited(|v| v["callerContext"] = json!([BCRYPT4_PASSWORD, 31337])),
+        ),
+        (
+            "validationData holding a number",
+            alice_event_edited(|v| v["request"]["validationData"] = json!({"k": 31337})),
+        ),
+        (
+            "the whole event an array",
+            json!([AUTH_EVENT, BCRYPT4_PASSWORD]).to_string(),
+        ),
+        (
+            "not JSON",
+            format!("{{\"request\": {{\"password\": \"{BCRYPT4_PASSWORD}\", 12345"),
+        ),
+    ];
+    let declined: Value = serde_json::from_str(DECLINED).unwrap();
+    for (what, body) in &shapes {
+        let a = runtime.call(body);
+        assert_eq!(a.kind, "error", "{what}: {a:?}");
+        assert_eq!(body_json(&a), declined, "{what}");
+    }
+    // Serving goes on, and a well-formed event still migrates.
+    let ok = runtime.call(&event(AUTH_EVENT, "alice", Some(BCRYPT4_PASSWORD)));
+    assert_eq!(ok.kind, "response", "{ok:?}\n{}", trigger.log());
+
+    let log = trigger.log();
+    for secret in markers.iter().chain([&BCRYPT4_PASSWORD, &"alice"]) {
+        assert!(!log.contains(secret), "the log shows {secret:?}:\n{log}");
+    }
+    assert_eq!(
+        log.matches("reason=\"malformed_event\"").count()
+            + log.matches("reason=malformed_event").count(),
+        shapes.len() - 1,
+        "one declined line per malformed event:\n{log}"
+    );
+    assert!(log.contains("unknown_trigger_source"), "{log}");
+}
+
+#[test]
+fn an_event_from_another_user_pool_is_declined() {
+    let dir = scratch("other-pool");
+    let directory = small_directory(&dir);
+    let runtime = FakeRuntime::start();
+    let trigger = Trigger::spawn(
+        &runtime,
+        &[("COGNITO_MIGRATE_DIRECTORY", directory.to_str().unwrap())],
+        &dir.join("trigger.log"),
+    );
+    assert!(runtime.first_next(WAIT).is_some(), "{}", trigger.log());
+    let other = alice_event_edited(|v| v["userPoolId"] = json!("us-east-1_OTHERPOOL"));
+    let a = runtime.call(&other);
+    assert_eq!(a.kind, "error", "{a:?}");
+    assert_eq!(
+        body_json(&a),
+        serde_json::from_str::<Value>(DECLINED).unwrap()
+    );
+    let ok = runtime.call(&event(AUTH_EVENT, "alice", Some(BCRYPT4_PASSWORD)));
+    assert_eq!(ok.kind, "response", "{ok:?}");
+    let log = trigger.log();
+    assert!(log.contains("wrong_user_pool"), "{log}");
+    assert!(!log.contains(BCRYPT4_PASSWORD), "{log}");
+    assert!(!log.contains("OTHERPOOL"), "{log}");
+}
+
+/// Changes `from` into `to` (same length) where it first occurs in the file's bytes: a row altered
+/// behind SQLite's back, which the file format itself does not notice.
+fn tamper(path: &Path, from: &str, to: &str) {
+    assert_eq!(from.len(), to.len());
+    let mut bytes = std::fs::read(path).unwrap();
+    let at = bytes
+        .windows(from.len())
+        .position(|w| w == from.as_bytes())
+        .unwrap_or_else(|| panic!("{from:?} is not in {}", path.display()));
+    bytes[at..at + to.len()].copy_from_slice(to.as_bytes());
+    std::fs::write(path, bytes).unwrap();
+}
+
+#[test]
+fn a_tampered_local_directory_answers_unavailable_for_every_event() {
+    let dir = scratch("tampered");
+    let directory = small_directory(&dir);
+    tamper(
+        &directory,
+        "\"custom:legacy_id\":\"42\"",
+        "\"custom:legacy_id\":\"43\"",
+    );
+    let runtime = FakeRuntime::start();
+    let trigger = Trigger::spawn(
+        &runtime,
+        &[("COGNITO_MIGRATE_DIRECTORY", directory.to_str().unwrap())],
+        &dir.join("trigger.log"),
+    );
+    assert!(runtime.first_next(WAIT).is_some(), "{}", trigger.log());
+    for e in [
+        event(AUTH_EVENT, "alice", Some(BCRYPT4_PASSWORD)),
+        event(AUTH_EVENT, "nobody", Some(BCRYPT4_PASSWORD)),
+        event(FORGOT_EVENT, "alice", None),
+    ] {
+        let a = runtime.call(&e);
+        assert_eq!(a.kind, "error", "{a:?}\n{}", trigger.log());
+        assert_eq!(
+            body_json(&a)["errorType"],
+            "LegacyDirectoryUnavailable",
+            "{a:?}"
+        );
+    }
+    let log = trigger.log();
+    assert_eq!(
+        log.matches("does not match its checksum").count(),
+        1,
+        "the integrity failure is logged once:\n{log}"
+    );
+    assert!(!log.contains(BCRYPT4_PASSWORD), "{log}");
+}
+
 // ------------------------------------------------------------------------------------------------
 // Benchmark (ignored by default; `scripts/trigger/bench` runs it in release mode).
 
@@ -300,7 +540,8 @@ fn bench_one_million_users() {
     std::fs::write(
         dir.join("pool.json"),
         json!({
-            "pool_id": "us-east-1_Bench", "pool_name": "bench", "csv_header": [],
+            // The fixtures' pool: the trigger declines events from any other pool.
+            "pool_id": "us-east-1_EXAMPLE", "pool_name": "bench", "csv_header": [],
             "attributes": [{"name": "custom:legacy_id", "data_type": "string", "required": false, "mutable": true, "max_length": 64}],
             "username_attributes": [], "alias_attributes": ["email"],
             "username_case_sensitive": false, "auto_verified_attributes": ["email"]
@@ -334,7 +575,8 @@ fn bench_one_million_users() {
         size / users.max(1)
     );
 
-    // 2. Time from process start to the first Runtime API request.
+    // 2. Time from process start to the first Runtime API request: the checksum check of the
+    //    local file included.
     let mut starts = Vec::new();
     for i in 0..20 {
         let runtime = FakeRuntime::start();
@@ -362,7 +604,7 @@ fn bench_one_million_users() {
     let started = Instant::now();
     file.verify_checksum().unwrap();
     println!(
-        "checksum verification (what an s3:// cold start adds after the download): {:.2} s",
+        "checksum verification in process (part of every cold start; for s3://, after the download): {:.2} s",
         started.elapsed().as_secs_f64()
     );
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);

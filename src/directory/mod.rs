@@ -9,7 +9,8 @@
 //! the legacy hash and answer with the attributes the target pool accepts. This file is what the
 //! trigger reads: built once by `cognito-migrate directory build` with the same mapping and
 //! validation as `plan` (so attributes are already what the pool takes), small enough to ship to
-//! Lambda, and fast to open (the trigger's cold start reads the metadata table and nothing else).
+//! Lambda, and fast to open (opening reads the metadata table and nothing else; the trigger then
+//! checks the content checksum once per cold start).
 //!
 //! # Layout (format version 1)
 //!
@@ -22,7 +23,8 @@
 //!   record's position in the input. Each lookup key has a unique index.
 //! * `meta`: format version, pool id, sign-in settings, build time, user count and a content
 //!   checksum (`sha256:` over a canonical serialisation of every row, see [`checksum`]), which lets
-//!   the trigger check a copy it downloaded from S3 ([`DirectoryFile::verify_checksum`]).
+//!   the trigger check the file at cold start, a local one or a copy it downloaded from S3
+//!   ([`DirectoryFile::verify_checksum`]): SQLite does not notice altered bytes inside a row.
 //!
 //! `PRAGMA application_id` marks the file as a directory (`CMDI`) and `PRAGMA user_version` holds
 //! the format version, so a wrong or newer file is refused with a clear message.

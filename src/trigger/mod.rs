@@ -21,13 +21,17 @@
 //!   verified email address or phone number (where Cognito sends the code). Answers the attributes
 //!   and `messageAction: SUPPRESS`.
 //! * Everything else — wrong password, unknown user, disabled user, no usable hash, a hash over the
-//!   cost cap, no verified contact for a reset — is one and the same error answer,
+//!   cost cap, no verified contact for a reset, an event of the wrong shape ([`event`]: checked
+//!   before anything else, never echoed), an event from another user pool than the directory's —
+//!   is one and the same error answer,
 //!   [`TriggerError::Declined`]: the caller cannot tell which it was. An unknown user's password is
 //!   still verified, against another user's hash, so that the answer takes as long. Cognito turns
 //!   the error into `NotAuthorizedException` / `UserNotFoundException` for the client.
-//! * Only an infrastructure failure (the directory cannot be read, the legacy pool cannot be
-//!   reached or has not answered within [`DIRECTORY_DEADLINE`], inside Cognito's 5 s) answers
-//!   [`TriggerError::Unavailable`].
+//! * Only an infrastructure failure (the directory cannot be read or failed its integrity check
+//!   at cold start, the legacy pool cannot be reached or has not answered within
+//!   [`DIRECTORY_DEADLINE`], inside Cognito's 5 s) answers [`TriggerError::Unavailable`].
+//! * Failures before the first event (configuration, a directory that cannot be opened) are
+//!   [`InitError`]s, reported through the Runtime API ([`report_init_error`]).
 //!
 //! Logs: one line per invocation with the trigger source, the outcome, a reason code, the hash
 //! scheme and the time taken, and the user as a keyed digest ([`LogDigest`]) — never the username,
@@ -73,7 +77,9 @@
 
 pub mod attributes;
 mod digest;
+pub mod event;
 mod file;
+mod init;
 mod pool;
 mod s3;
 mod settings;
@@ -91,7 +97,9 @@ use aws_lambda_events::event::cognito::{
 
 pub use attributes::AttributeRules;
 pub use digest::LogDigest;
-pub use file::{FileDirectory, OpenError};
+pub use event::{parse_event, EventError, RawEvent};
+pub use file::{CheckedDirectory, FileDirectory, OpenError, DAMAGED};
+pub use init::{report_init_error, InitError, ReportError};
 pub use pool::PoolDirectory;
 pub use s3::{download, parse_s3_url, DownloadError};
 pub use settings::{
@@ -177,6 +185,13 @@ pub struct DirectoryUnavailable(pub String);
 /// the cost cap — Lambda sends one event at a time per execution environment, so nothing else is
 /// waiting on the thread).
 pub trait UserDirectory: Send + Sync {
+    /// The user pool this directory was built for, if it is bound to one: the handler declines
+    /// events from any other pool (`wrong_user_pool`). `None` (the default): no check —
+    /// [`PoolDirectory`] reads the old pool and is not told the new one's id.
+    fn pool_id(&self) -> Option<&str> {
+        None
+    }
+
     /// Checks `password` for the user who signs in as `login`.
     fn authenticate(
         &self,
@@ -305,6 +320,27 @@ impl<D: UserDirectory> Handler<D> {
         &self.directory
     }
 
+    /// Answers one event as the Lambda runtime delivers it: its shape is checked first
+    /// ([`parse_event`]); an event of the wrong shape is declined like any other "no", with a
+    /// reason code and the member at fault in the log line, never a value from the event.
+    pub async fn handle_raw(
+        &self,
+        raw: RawEvent,
+    ) -> Result<CognitoEventUserPoolsMigrateUser, TriggerError> {
+        let started = Instant::now();
+        match parse_event(raw) {
+            Ok(event) => self.handle(event).await,
+            Err(e) => {
+                let outcome = Outcome {
+                    detail: Some(e.to_string()),
+                    ..Outcome::declined(e.code())
+                };
+                log_outcome("-", "unknown", &outcome, started);
+                Err(TriggerError::Declined)
+            }
+        }
+    }
+
     /// Answers one `CognitoEventUserPoolsMigrateUser` event: the event back with its `response`
     /// filled in (and the password removed from its `request`), or the error answer.
     pub async fn handle(
@@ -315,44 +351,31 @@ impl<D: UserDirectory> Handler<D> {
         let header = &event.cognito_event_user_pools_header;
         let login = header.user_name.clone().unwrap_or_default();
         let source = header.trigger_source.clone();
+        let right_pool = self
+            .directory
+            .pool_id()
+            .is_none_or(|pool| header.user_pool_id.as_deref() == Some(pool));
         let password = event
             .cognito_event_user_pools_migrate_user_request
             .password
             .take();
         let user = self.digest.of(&login);
-        let (source_name, outcome) = match source {
-            Some(Source::Authentication) => (
-                "authentication",
+        let source_name = match source {
+            Some(Source::Authentication) => "authentication",
+            Some(Source::ForgotPassword) => "forgot_password",
+            _ => "unknown",
+        };
+        let outcome = match source {
+            _ if !right_pool => Outcome::declined("wrong_user_pool"),
+            Some(Source::Authentication) => {
                 self.authentication(&login, password.as_deref(), &mut event)
-                    .await,
-            ),
-            Some(Source::ForgotPassword) => (
-                "forgot_password",
-                self.forgot_password(&login, &mut event).await,
-            ),
-            _ => ("unknown", Outcome::declined("unknown_trigger_source")),
+                    .await
+            }
+            Some(Source::ForgotPassword) => self.forgot_password(&login, &mut event).await,
+            _ => Outcome::declined("unknown_trigger_source"),
         };
         drop(password);
-        let ms = format!("{:.3}", started.elapsed().as_secs_f64() * 1000.0);
-        let ms = ms.as_str();
-        let detail = outcome.detail.as_deref().unwrap_or("");
-        let scheme = outcome.scheme.unwrap_or("");
-        match outcome.result {
-            Ok(()) => tracing::info!(
-                user = %user, trigger = source_name, outcome = "migrated", scheme, ms,
-                "user migrated"
-            ),
-            Err(TriggerError::Declined) => tracing::info!(
-                user = %user, trigger = source_name, outcome = "declined",
-                reason = outcome.reason, detail, scheme, ms,
-                "user not migrated"
-            ),
-            Err(TriggerError::Unavailable) => tracing::error!(
-                user = %user, trigger = source_name, outcome = "error",
-                reason = outcome.reason, detail, ms,
-                "legacy directory unavailable"
-            ),
-        }
+        log_outcome(&user, source_name, &outcome, started);
         outcome.result.map(|()| event)
     }
 
@@ -445,6 +468,30 @@ fn answer(
     response.message_action = Some("SUPPRESS".to_string());
     response.desired_delivery_mediums = None;
     response.force_alias_creation = false;
+}
+
+/// The invocation's one log line: the user's digest, never a value from the event.
+fn log_outcome(user: &str, source_name: &str, outcome: &Outcome, started: Instant) {
+    let ms = format!("{:.3}", started.elapsed().as_secs_f64() * 1000.0);
+    let ms = ms.as_str();
+    let detail = outcome.detail.as_deref().unwrap_or("");
+    let scheme = outcome.scheme.unwrap_or("");
+    match outcome.result {
+        Ok(()) => tracing::info!(
+            user = %user, trigger = source_name, outcome = "migrated", scheme, ms,
+            "user migrated"
+        ),
+        Err(TriggerError::Declined) => tracing::info!(
+            user = %user, trigger = source_name, outcome = "declined",
+            reason = outcome.reason, detail, scheme, ms,
+            "user not migrated"
+        ),
+        Err(TriggerError::Unavailable) => tracing::error!(
+            user = %user, trigger = source_name, outcome = "error",
+            reason = outcome.reason, detail, ms,
+            "legacy directory unavailable"
+        ),
+    }
 }
 
 fn unavailable(e: DirectoryUnavailable) -> Outcome {

@@ -811,3 +811,257 @@ fn a_directory_past_the_deadline_is_an_unavailable_answer_in_time() {
         started.elapsed()
     );
 }
+
+// ------------------------------------------------------------------------------------------------
+// Strict events, the user pool check, the local integrity check and init errors (issue 14).
+
+fn raw(v: Value) -> RawEvent {
+    RawEvent::Json(v)
+}
+
+fn auth_value() -> Value {
+    let mut v: Value = serde_json::from_str(AUTH_EVENT).unwrap();
+    v["request"]["password"] = BCRYPT4_PASSWORD.into();
+    v
+}
+
+/// The authentication event for alice with the right password, changed by `edit`.
+fn auth_edited(edit: impl FnOnce(&mut Value)) -> Value {
+    let mut v = auth_value();
+    edit(&mut v);
+    v
+}
+
+#[test]
+fn the_strict_reading_of_the_documented_events_is_serdes() {
+    use serde_json::json;
+    // The reference: aws_lambda_events' own serde reading of AWS's documented events.
+    for text in [AUTH_EVENT, FORGOT_EVENT] {
+        let strict = parse_event(raw(serde_json::from_str(text).unwrap())).unwrap();
+        let serde: CognitoEventUserPoolsMigrateUser = serde_json::from_str(text).unwrap();
+        assert_eq!(strict, serde);
+    }
+    // Nulls where AWS's documentation allows them, and no optional members at all.
+    let minimal = json!({
+        "triggerSource": "UserMigration_ForgotPassword", "userName": "alice",
+        "userPoolId": "us-east-1_EXAMPLE", "request": {"password": null, "validationData": null},
+        "callerContext": null, "response": null
+    });
+    let e = parse_event(raw(minimal)).unwrap();
+    assert_eq!(
+        e.cognito_event_user_pools_header.trigger_source,
+        Some(CognitoEventUserPoolsMigrateUserTriggerSource::ForgotPassword)
+    );
+    assert!(e
+        .cognito_event_user_pools_migrate_user_request
+        .password
+        .is_none());
+}
+
+#[test]
+fn malformed_events_are_refused_naming_the_member_never_the_value() {
+    use serde_json::json;
+    let wrong = |member, expected, found| EventError::WrongType {
+        member,
+        expected,
+        found,
+    };
+    let cases: Vec<(Value, EventError)> = vec![
+        (
+            auth_edited(|v| v["request"] = json!([BCRYPT4_PASSWORD])),
+            wrong("request", "an object", "an array"),
+        ),
+        (
+            auth_edited(|v| v["request"]["password"] = json!(12345)),
+            wrong("request.password", "a string", "a number"),
+        ),
+        (
+            auth_edited(|v| v["request"]["password"] = json!({"p": BCRYPT4_PASSWORD})),
+            wrong("request.password", "a string", "an object"),
+        ),
+        (
+            auth_edited(|v| v["userName"] = json!(98765)),
+            wrong("userName", "a string", "a number"),
+        ),
+        (
+            auth_edited(|v| v["userPoolId"] = json!(true)),
+            wrong("userPoolId", "a string", "a boolean"),
+        ),
+        (
+            auth_edited(|v| v["triggerSource"] = json!("UserMigration_Evil-4711")),
+            EventError::UnknownTriggerSource,
+        ),
+        (
+            auth_edited(|v| v["triggerSource"] = json!(["UserMigration_Authentication"])),
+            wrong("triggerSource", "a string", "an array"),
+        ),
+        (
+            auth_edited(|v| v["callerContext"]["clientId"] = json!(31337)),
+            wrong("callerContext.clientId", "a string", "a number"),
+        ),
+        (
+            auth_edited(|v| v["request"]["clientMetadata"] = json!({"k": [31337]})),
+            wrong("request.clientMetadata.*", "a string", "an array"),
+        ),
+        (
+            auth_edited(|v| v["response"] = json!("Evil-4711")),
+            wrong("response", "an object", "a string"),
+        ),
+        (
+            json!([BCRYPT4_PASSWORD]),
+            wrong("the event", "an object", "an array"),
+        ),
+    ];
+    let mut missing = Vec::new();
+    for member in ["triggerSource", "userName", "userPoolId", "request"] {
+        let mut v = auth_value();
+        v.as_object_mut().unwrap().remove(member);
+        missing.push((v, EventError::Missing { member }));
+    }
+    let captured = Captured::default();
+    let sink = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || sink.clone())
+        .with_ansi(false)
+        .with_max_level(tracing::Level::TRACE)
+        .finish();
+    let h = handler("malformed");
+    let all: Vec<_> = cases.into_iter().chain(missing).collect();
+    for (v, expected) in &all {
+        assert_eq!(&parse_event(raw(v.clone())).unwrap_err(), expected, "{v}");
+    }
+    let answers: Vec<_> = tracing::subscriber::with_default(subscriber, || {
+        all.iter()
+            .map(|(v, _)| block_on(h.handle_raw(raw(v.clone()))))
+            .collect()
+    });
+    for a in answers {
+        assert_eq!(a.unwrap_err(), TriggerError::Declined);
+    }
+    let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    assert_eq!(text.lines().count(), all.len(), "one line each:\n{text}");
+    assert_eq!(
+        text.matches("malformed_event").count() + text.matches("unknown_trigger_source").count(),
+        all.len(),
+        "{text}"
+    );
+    for secret in [
+        BCRYPT4_PASSWORD,
+        "alice",
+        "12345",
+        "98765",
+        "31337",
+        "Evil-4711",
+    ] {
+        assert!(!text.contains(secret), "the log shows {secret:?}:\n{text}");
+    }
+}
+
+#[test]
+fn a_body_that_is_not_json_is_a_raw_event_not_an_error() {
+    use serde::Deserialize;
+    for body in [
+        &b"{\"request\": {\"password\": \"correct horse\", 12345"[..],
+        b"not json",
+        b"",
+    ] {
+        // As lambda_runtime reads it: one value from the start of the body.
+        let mut de = serde_json::Deserializer::from_slice(body);
+        let event = RawEvent::deserialize(&mut de).expect("never an error");
+        assert!(matches!(event, RawEvent::NotJson));
+        assert_eq!(parse_event(event).unwrap_err(), EventError::NotJson);
+    }
+    let h = handler("not-json");
+    assert_eq!(
+        block_on(h.handle_raw(RawEvent::NotJson)).unwrap_err(),
+        TriggerError::Declined
+    );
+}
+
+#[test]
+fn an_event_from_another_user_pool_is_declined() {
+    let h = handler("other-pool");
+    assert_eq!(h.directory().pool_id(), Some("us-east-1_EXAMPLE"));
+    let mut e = auth("alice", BCRYPT4_PASSWORD);
+    e.cognito_event_user_pools_header.user_pool_id = Some("us-east-1_OTHER".into());
+    assert_eq!(block_on(h.handle(e)).unwrap_err(), TriggerError::Declined);
+    let mut e = forgot("alice");
+    e.cognito_event_user_pools_header.user_pool_id = None;
+    assert_eq!(block_on(h.handle(e)).unwrap_err(), TriggerError::Declined);
+    let other = auth_edited(|v| v["userPoolId"] = "us-east-1_OTHER".into());
+    assert_eq!(
+        block_on(h.handle_raw(raw(other))).unwrap_err(),
+        TriggerError::Declined
+    );
+    // The directory's own pool migrates.
+    assert!(block_on(h.handle(auth("alice", BCRYPT4_PASSWORD))).is_ok());
+    // A directory bound to no pool (another pool as directory) checks nothing.
+    assert_eq!(Broken.pool_id(), None);
+}
+
+#[test]
+fn a_tampered_directory_file_fails_its_check_and_answers_unavailable() {
+    let path = directory("tampered", alias_pool(), CostCap::default())
+        .file()
+        .path()
+        .to_path_buf();
+    match FileDirectory::open_checked(&path, CostCap::default()).unwrap() {
+        CheckedDirectory::Intact(d) => assert_eq!(d.pool_id(), Some("us-east-1_EXAMPLE")),
+        CheckedDirectory::Damaged(e) => panic!("an intact file failed: {e}"),
+    }
+    // One character of one row changed behind SQLite's back: SQLite reads it without complaint.
+    let mut bytes = std::fs::read(&path).unwrap();
+    let from = b"\"given_name\":\"Alice\"";
+    let at = bytes.windows(from.len()).position(|w| w == from).unwrap();
+    bytes[at + 14] = b'E';
+    std::fs::write(&path, bytes).unwrap();
+    let unchecked = FileDirectory::open(&path, CostCap::default()).unwrap();
+    assert!(matches!(
+        unchecked.authenticate_now("alice", BCRYPT4_PASSWORD),
+        Ok(Verdict::Accepted(_))
+    ));
+
+    let checked = FileDirectory::open_checked(&path, CostCap::default()).unwrap();
+    match &checked {
+        CheckedDirectory::Damaged(crate::directory::DirectoryError::ChecksumMismatch {
+            ..
+        }) => {}
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(checked.pool_id(), None);
+    let h = Handler::new(checked, AttributeRules::default(), LogDigest::random());
+    for e in [
+        auth("alice", BCRYPT4_PASSWORD),
+        auth("nobody", "x"),
+        forgot("alice"),
+    ] {
+        assert_eq!(
+            block_on(h.handle(e)).unwrap_err(),
+            TriggerError::Unavailable
+        );
+    }
+}
+
+#[test]
+fn init_errors_name_the_variable_and_their_type() {
+    let e = InitError::from(SettingsError::NoSource);
+    assert_eq!(e.error_type(), "Runtime.InvalidConfiguration");
+    assert!(e.to_string().contains(env::DIRECTORY), "{e}");
+    let e = InitError::from(
+        settings_of(&[(env::DIRECTORY, "/d.db"), (env::COST_CAP, "x")]).unwrap_err(),
+    );
+    assert!(e.to_string().starts_with(env::COST_CAP), "{e}");
+    let missing = FileDirectory::open_checked("/nonexistent/d.db", CostCap::default()).unwrap_err();
+    let e = InitError::Directory(missing);
+    assert_eq!(e.error_type(), "Runtime.LegacyDirectoryUnavailable");
+    let d = e.diagnostic();
+    assert_eq!(d.error_type, "Runtime.LegacyDirectoryUnavailable");
+    assert!(
+        d.error_message
+            .starts_with("COGNITO_MIGRATE_DIRECTORY: directory file /nonexistent/d.db: "),
+        "{}",
+        d.error_message
+    );
+    // The cause is in the message once, not repeated as a source.
+    assert!(std::error::Error::source(&e).is_none());
+}

@@ -287,6 +287,27 @@ impl FakeRuntime {
             .unwrap_or_else(|| panic!("no answer to {id} within {WAIT:?}"))
     }
 
+    /// What the process posted to `/runtime/init/error`, waiting at most `timeout`.
+    pub fn init_error(&self, timeout: Duration) -> Option<Answer> {
+        let deadline = Instant::now() + timeout;
+        let mut answers = self.shared.answers.lock().unwrap();
+        loop {
+            if let Some(a) = answers.iter().find(|a| a.kind == "init-error") {
+                return Some(a.clone());
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return None;
+            }
+            answers = self
+                .shared
+                .answers_cv
+                .wait_timeout(answers, deadline - now)
+                .unwrap()
+                .0;
+        }
+    }
+
     /// When the first `/next` request arrived, waiting at most `timeout`.
     pub fn first_next(&self, timeout: Duration) -> Option<Instant> {
         let deadline = Instant::now() + timeout;

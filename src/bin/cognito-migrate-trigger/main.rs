@@ -1,21 +1,23 @@
 //! `cognito-migrate-trigger`: the Amazon Cognito user-migration Lambda trigger.
 //!
 //! Glue only (the work is in `cognito_migrate::trigger`): read the configuration from the
-//! environment, build the user directory once per cold start — open a local directory file (cheap:
-//! its metadata only), download one from S3 and check its checksum, or set up the client of the
-//! old user pool —, then hand every event to the handler through `lambda_runtime::run`.
-//! Nothing slow happens before the first Runtime API request for a local directory file.
+//! environment, build the user directory once per cold start — open a local directory file and
+//! check it against its checksum, download one from S3 and check it, or set up the client of the
+//! old user pool —, then hand every event, as raw JSON checked by the handler, to the handler
+//! through `lambda_runtime::run`. An error before that is reported to the Runtime API's
+//! `/runtime/init/error` and ends the process; a local file that fails its check is served
+//! (every sign-in answered `LegacyDirectoryUnavailable`, the failure logged once).
 //!
 //! Logging: plain lines on stderr (CloudWatch adds the time). The levels of the Lambda runtime and
 //! the AWS SDK are capped at INFO whatever `RUST_LOG` says, because at TRACE they log raw events
 //! and request bodies, which hold passwords.
 
-use anyhow::Context;
-use aws_lambda_events::event::cognito::CognitoEventUserPoolsMigrateUser;
+use std::time::Instant;
+
 use cognito_migrate::aws::{AwsOptions, Clients};
 use cognito_migrate::trigger::{
-    AttributeRules, DirectorySource, FileDirectory, Handler, LogDigest, PoolDirectory,
-    TriggerSettings, UserDirectory,
+    report_init_error, AttributeRules, CheckedDirectory, DirectorySource, FileDirectory, Handler,
+    InitError, LogDigest, PoolDirectory, RawEvent, TriggerSettings, UserDirectory,
 };
 use lambda_runtime::{service_fn, LambdaEvent};
 use tracing_subscriber::prelude::*;
@@ -37,15 +39,27 @@ fn init_logging() {
 async fn serve<D: UserDirectory + 'static>(handler: Handler<D>) -> anyhow::Result<()> {
     // One handler for the life of the execution environment.
     let handler: &'static Handler<D> = Box::leak(Box::new(handler));
-    lambda_runtime::run(service_fn(
-        move |event: LambdaEvent<CognitoEventUserPoolsMigrateUser>| handler.handle(event.payload),
-    ))
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<RawEvent>| {
+        handler.handle_raw(event.payload)
+    }))
     .await
     .map_err(|e| anyhow::anyhow!("the Lambda runtime stopped: {e}"))
 }
 
+/// Reports `error` to the Runtime API (a failure to do so is logged) and hands it back for
+/// `main` to print.
+async fn init_failed(error: InitError) -> anyhow::Error {
+    if let Err(e) = report_init_error(&error).await {
+        tracing::warn!("{e}");
+    }
+    anyhow::Error::new(error)
+}
+
 async fn run() -> anyhow::Result<()> {
-    let settings = TriggerSettings::from_env().context("configuration")?;
+    let settings = match TriggerSettings::from_env() {
+        Ok(s) => s,
+        Err(e) => return Err(init_failed(e.into()).await),
+    };
     let digest = match &settings.log_key {
         Some(key) => LogDigest::with_key(key.as_bytes()),
         None => LogDigest::random(),
@@ -53,21 +67,37 @@ async fn run() -> anyhow::Result<()> {
     let rules = AttributeRules::new(settings.attributes.clone());
     match &settings.source {
         DirectorySource::File(path) => {
-            let directory = FileDirectory::open(path, settings.cost_cap)
-                .context("opening the directory file")?;
-            let meta = directory.file().meta();
-            tracing::info!(
-                users = meta.user_count,
-                pool = %meta.pool_id,
-                built_at = meta.built_at,
-                "directory file opened"
-            );
+            let started = Instant::now();
+            let directory = match FileDirectory::open_checked(path, settings.cost_cap) {
+                Ok(d) => d,
+                Err(e) => return Err(init_failed(InitError::Directory(e)).await),
+            };
+            let ms = started.elapsed().as_millis() as u64;
+            match &directory {
+                CheckedDirectory::Intact(d) => {
+                    let meta = d.file().meta();
+                    tracing::info!(
+                        users = meta.user_count,
+                        pool = %meta.pool_id,
+                        built_at = meta.built_at,
+                        ms,
+                        "directory file opened and verified"
+                    );
+                }
+                CheckedDirectory::Damaged(e) => tracing::error!(
+                    ms,
+                    "{e}: every sign-in is answered LegacyDirectoryUnavailable"
+                ),
+            }
             serve(Handler::new(directory, rules, digest)).await
         }
         DirectorySource::S3 { bucket, key } => {
-            let started = std::time::Instant::now();
-            let clients = Clients::load(&AwsOptions::default()).await?;
-            let directory = FileDirectory::fetch(
+            let started = Instant::now();
+            let clients = match Clients::load(&AwsOptions::default()).await {
+                Ok(c) => c,
+                Err(e) => return Err(init_failed(InitError::Aws(e)).await),
+            };
+            let directory = match FileDirectory::fetch(
                 &clients.s3,
                 bucket,
                 key,
@@ -76,7 +106,10 @@ async fn run() -> anyhow::Result<()> {
                 settings.cost_cap,
             )
             .await
-            .context("fetching the directory file from S3")?;
+            {
+                Ok(d) => d,
+                Err(e) => return Err(init_failed(InitError::Download(e)).await),
+            };
             let meta = directory.file().meta();
             tracing::info!(
                 users = meta.user_count,
