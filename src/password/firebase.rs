@@ -21,7 +21,6 @@
 use std::fmt;
 
 use aes::cipher::{KeyIvInit, StreamCipher};
-use serde::Deserialize;
 
 use super::encoding::{b64_decode, b64_nopad, parse_u32, phc_params};
 use super::{ct_eq, HashError};
@@ -45,45 +44,130 @@ pub struct FirebaseHashConfig {
     pub mem_cost: u32,
 }
 
-#[derive(Deserialize)]
-struct ConfigJson {
-    #[serde(default)]
-    algorithm: Option<String>,
-    #[serde(alias = "signerKey", alias = "base64SignerKey")]
-    base64_signer_key: String,
-    #[serde(alias = "saltSeparator", alias = "base64SaltSeparator")]
-    base64_salt_separator: String,
-    rounds: u32,
-    #[serde(alias = "memCost", alias = "memoryCost")]
-    mem_cost: u32,
+/// Why a `--hash-config` could not be read. Never contains the key material.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum HashConfigError {
+    /// Neither a JSON object nor the console's text block.
+    #[error("{0}")]
+    Syntax(String),
+    #[error("missing key `{0}`")]
+    Missing(&'static str),
+    #[error("unknown key `{0}`")]
+    Unknown(String),
+    #[error("key `{0}` is given twice")]
+    Repeated(&'static str),
+    #[error("`{key}` {problem}")]
+    Bad {
+        key: &'static str,
+        problem: &'static str,
+    },
+}
+
+/// The keys of a `hash_config`, with the other spellings accepted for each.
+const KEYS: [(&str, &[&str]); 5] = [
+    ("algorithm", &[]),
+    (
+        "base64_signer_key",
+        &["signerKey", "base64SignerKey", "signer_key"],
+    ),
+    (
+        "base64_salt_separator",
+        &["saltSeparator", "base64SaltSeparator", "salt_separator"],
+    ),
+    ("rounds", &[]),
+    ("mem_cost", &["memCost", "memoryCost", "memory_cost"]),
+];
+
+fn canonical_key(key: &str) -> Option<&'static str> {
+    KEYS.iter()
+        .find(|(k, aliases)| *k == key || aliases.contains(&key))
+        .map(|(k, _)| *k)
 }
 
 impl FirebaseHashConfig {
-    /// Reads the `hash_config` as JSON: `{"algorithm": "SCRYPT", "base64_signer_key": "…",
-    /// "base64_salt_separator": "…", "rounds": 8, "mem_cost": 14}` (camelCase keys accepted).
-    pub fn from_json(s: &str) -> Result<Self, HashError> {
-        let c: ConfigJson = serde_json::from_str(s).map_err(|_| {
-            HashError::FirebaseConfig(
-                "expected JSON with base64_signer_key, base64_salt_separator, rounds, mem_cost",
-            )
-        })?;
-        if let Some(alg) = &c.algorithm {
-            if !alg.eq_ignore_ascii_case("SCRYPT") {
-                return Err(HashError::FirebaseConfig("algorithm is not SCRYPT"));
+    /// Reads the `hash_config` in either form:
+    /// - the text the Firebase console shows (Authentication → Users → ⋮ → Password hash
+    ///   parameters): `hash_config { algorithm: SCRYPT, base64_signer_key: …,
+    ///   base64_salt_separator: …, rounds: 8, mem_cost: 14, }` (one `key: value` per line or
+    ///   separated by commas; the `hash_config { … }` wrapper is optional);
+    /// - JSON: `{"algorithm": "SCRYPT", "base64_signer_key": "…", "base64_salt_separator": "…",
+    ///   "rounds": 8, "mem_cost": 14}` (camelCase keys accepted).
+    pub fn parse(text: &str) -> Result<Self, HashConfigError> {
+        let pairs = if text.trim_start().starts_with('{') {
+            json_pairs(text)?
+        } else {
+            text_pairs(text)?
+        };
+        let mut values: [Option<String>; 5] = Default::default();
+        for (key, value) in pairs {
+            let canonical =
+                canonical_key(&key).ok_or_else(|| HashConfigError::Unknown(sanitize_key(&key)))?;
+            let slot = KEYS
+                .iter()
+                .position(|(k, _)| *k == canonical)
+                .expect("a known key");
+            if values[slot].replace(value).is_some() {
+                return Err(HashConfigError::Repeated(canonical));
             }
         }
-        let signer_key = b64_decode(&c.base64_signer_key, SCHEME, "")
-            .map_err(|_| HashError::FirebaseConfig("base64_signer_key is not base64"))?;
-        let salt_separator = b64_decode(&c.base64_salt_separator, SCHEME, "")
-            .map_err(|_| HashError::FirebaseConfig("base64_salt_separator is not base64"))?;
-        let config = FirebaseHashConfig {
-            signer_key,
-            salt_separator,
-            rounds: c.rounds,
-            mem_cost: c.mem_cost,
+        let [algorithm, signer_key, salt_separator, rounds, mem_cost] = values;
+        if let Some(alg) = algorithm {
+            if !alg.eq_ignore_ascii_case("SCRYPT") {
+                return Err(HashConfigError::Bad {
+                    key: "algorithm",
+                    problem: "is not SCRYPT (Firebase exports are hashed with its scrypt)",
+                });
+            }
+        }
+        let base64 = |key: &'static str, v: Option<String>| {
+            let v = v.ok_or(HashConfigError::Missing(key))?;
+            b64_decode(&v, SCHEME, "").map_err(|_| HashConfigError::Bad {
+                key,
+                problem: "is not base64",
+            })
         };
-        config.validate()?;
+        let number = |key: &'static str, v: Option<String>| {
+            v.ok_or(HashConfigError::Missing(key))?
+                .parse::<u32>()
+                .map_err(|_| HashConfigError::Bad {
+                    key,
+                    problem: "is not a whole number",
+                })
+        };
+        let config = FirebaseHashConfig {
+            signer_key: base64("base64_signer_key", signer_key)?,
+            salt_separator: base64("base64_salt_separator", salt_separator)?,
+            rounds: number("rounds", rounds)?,
+            mem_cost: number("mem_cost", mem_cost)?,
+        };
+        if !ROUNDS.contains(&config.rounds) {
+            return Err(HashConfigError::Bad {
+                key: "rounds",
+                problem: "is outside 1..=8",
+            });
+        }
+        if !MEM_COST.contains(&config.mem_cost) {
+            return Err(HashConfigError::Bad {
+                key: "mem_cost",
+                problem: "is outside 1..=14",
+            });
+        }
+        if config.signer_key.is_empty() {
+            return Err(HashConfigError::Bad {
+                key: "base64_signer_key",
+                problem: "is empty",
+            });
+        }
         Ok(config)
+    }
+
+    /// [`FirebaseHashConfig::parse`] with the error as a [`HashError`] (without the detail).
+    pub fn from_json(s: &str) -> Result<Self, HashError> {
+        Self::parse(s).map_err(|_| {
+            HashError::FirebaseConfig(
+                "expected base64_signer_key, base64_salt_separator, rounds, mem_cost (JSON or the console's hash_config text)",
+            )
+        })
     }
 
     fn validate(&self) -> Result<(), HashError> {
@@ -109,6 +193,80 @@ impl fmt::Debug for FirebaseHashConfig {
             .field("salt_separator", &"<redacted>")
             .finish()
     }
+}
+
+/// The members of a JSON `hash_config`, numbers and strings as text.
+fn json_pairs(text: &str) -> Result<Vec<(String, String)>, HashConfigError> {
+    let map: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(text).map_err(|e| {
+            HashConfigError::Syntax(format!(
+                "not a JSON object (line {}, column {})",
+                e.line(),
+                e.column()
+            ))
+        })?;
+    map.into_iter()
+        .map(|(k, v)| {
+            let text = match v {
+                serde_json::Value::String(s) => s,
+                serde_json::Value::Number(n) => n.to_string(),
+                _ => {
+                    let key =
+                        canonical_key(&k).ok_or(HashConfigError::Unknown(sanitize_key(&k)))?;
+                    return Err(HashConfigError::Bad {
+                        key,
+                        problem: "is neither a string nor a number",
+                    });
+                }
+            };
+            Ok((k, text))
+        })
+        .collect()
+}
+
+/// The `key: value` pairs of the console's text block, with or without its
+/// `hash_config { … }` wrapper; values may be quoted.
+fn text_pairs(text: &str) -> Result<Vec<(String, String)>, HashConfigError> {
+    let mut body = text.trim();
+    if let Some(rest) = body.strip_prefix("hash_config") {
+        body = rest.trim_start();
+    }
+    if let Some(rest) = body.strip_prefix('{') {
+        body = rest
+            .trim_end()
+            .strip_suffix('}')
+            .ok_or_else(|| HashConfigError::Syntax("`hash_config {` has no closing `}`".into()))?;
+    }
+    let mut pairs = Vec::new();
+    for (n, line) in body.lines().enumerate() {
+        for item in line.split(',') {
+            let item = item.trim();
+            if item.is_empty() {
+                continue;
+            }
+            let (key, value) = item.split_once(':').ok_or_else(|| {
+                HashConfigError::Syntax(format!(
+                    "line {} of the hash_config text is not `key: value` (neither is it JSON)",
+                    n + 1
+                ))
+            })?;
+            let value = value.trim();
+            let value = value
+                .strip_prefix('"')
+                .and_then(|v| v.strip_suffix('"'))
+                .unwrap_or(value);
+            pairs.push((key.trim().to_string(), value.to_string()));
+        }
+    }
+    Ok(pairs)
+}
+
+/// A key name fit for a message (it is never a secret, but it may be garbage).
+fn sanitize_key(key: &str) -> String {
+    key.chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
+        .take(40)
+        .collect()
 }
 
 /// One user's Firebase scrypt hash together with the project parameters.

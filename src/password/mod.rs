@@ -50,7 +50,7 @@ pub use self::bcrypt::{BcryptHash, BcryptVersion};
 pub use self::cognito::{ImportAlgorithm, NotImportable, ParseImportAlgorithmError};
 pub use self::cost::{CostCap, WorkEstimate};
 pub use self::crypt::{Md5CryptHash, ShaCryptHash};
-pub use self::firebase::{FirebaseHashConfig, FirebaseScryptHash};
+pub use self::firebase::{FirebaseHashConfig, FirebaseScryptHash, HashConfigError};
 pub use self::pbkdf2::{Pbkdf2Digest, Pbkdf2Hash};
 pub use self::phpass::PhpassHash;
 pub use self::scrypt::ScryptHash;
