@@ -13,12 +13,18 @@
 //! types of all credentials, e.g. `password,otp`).
 //!
 //! - The credential of type `password` becomes [`RawPassword::Keycloak`] with its `secretData`
-//!   and `credentialData` JSON strings as exported; other credentials are not kept.
+//!   and `credentialData` JSON strings as exported; other credentials are not kept. Exports of
+//!   Keycloak before 11 keep the hash in the credential itself (`hashedSaltedValue`, or `value`,
+//!   with `salt`, `hashIterations`, `algorithm`): the same two strings are built from those. A
+//!   password credential with a bare `value` (a realm import file's clear-text password) or
+//!   without usable hash data leaves the user without a password, counted in a warning; the user
+//!   is still read.
 //! - `groups` (paths like `/staff/admins`) become [`LegacyUser::groups`] without the leading `/`
 //!   (`staff/admins`): the full path is kept so that subgroups of the same name stay distinct.
 //! - `enabled: false` makes the user disabled.
 //! - Service-account users (with `serviceAccountClientId`) are skipped unless
-//!   `include_service_accounts`, with a warning giving their number.
+//!   [`SourceOptions::include_service_accounts`] (`--include-service-accounts`), with a warning
+//!   giving their number.
 //!
 //! A user without `username` is a `missing_field` error. Records are numbered by their place in
 //! the `users` array, skipped ones included.
@@ -47,6 +53,8 @@ pub(crate) fn open(
         Keycloak {
             include_service_accounts: opts.include_service_accounts,
             skipped_service_accounts: 0,
+            clear_text: 0,
+            no_hash_data: 0,
         },
     )))
 }
@@ -54,6 +62,10 @@ pub(crate) fn open(
 pub(crate) struct Keycloak {
     include_service_accounts: bool,
     skipped_service_accounts: u64,
+    /// Password credentials holding a clear-text `value` (realm import files).
+    clear_text: u64,
+    /// Password credentials without usable hash data.
+    no_hash_data: u64,
 }
 
 impl JsonAdapter for Keycloak {
@@ -97,23 +109,10 @@ impl JsonAdapter for Keycloak {
                     types.push_str(kind);
                 }
                 if kind == "password" && user.password.is_none() {
-                    let secret = cred.get("secretData");
-                    let data = cred.get("credentialData");
-                    match (secret.and_then(Json::as_str), data.and_then(Json::as_str)) {
-                        (Some(s), Some(d)) => {
-                            user.password = Some(RawPassword::Keycloak {
-                                secret_data: s.to_string(),
-                                credential_data: d.to_string(),
-                            })
-                        }
-                        _ => {
-                            return Err(RecordError::new(
-                                pos,
-                                Reason::BadValue,
-                                "the password credential needs `secretData` and `credentialData` strings",
-                            )
-                            .with_field("credentials"))
-                        }
+                    match password_credential(cred) {
+                        Credential::Hash(p) => user.password = Some(p),
+                        Credential::ClearText => self.clear_text += 1,
+                        Credential::NoHashData => self.no_hash_data += 1,
                     }
                 }
             }
@@ -157,10 +156,65 @@ impl JsonAdapter for Keycloak {
     fn finish(&mut self, warnings: &mut Vec<String>) {
         if self.skipped_service_accounts > 0 {
             warnings.push(format!(
-                "{} service-account user(s) skipped (set include_service_accounts to read them)",
+                "{} service-account user(s) skipped (--include-service-accounts reads them)",
                 self.skipped_service_accounts
             ));
         }
+        if self.clear_text > 0 {
+            warnings.push(format!(
+                "{} user(s) have a password credential with a clear-text `value` and no hash parameters (a realm import file): read without a password",
+                self.clear_text
+            ));
+        }
+        if self.no_hash_data > 0 {
+            warnings.push(format!(
+                "{} user(s) have a password credential without `secretData`/`credentialData` or `hashedSaltedValue`/`salt`/`algorithm`: read without a password",
+                self.no_hash_data
+            ));
+        }
+    }
+}
+
+enum Credential {
+    Hash(RawPassword),
+    ClearText,
+    NoHashData,
+}
+
+/// The hash of a `password` credential in today's form (`secretData` + `credentialData`) or
+/// that of Keycloak before 11 (`hashedSaltedValue` or `value`, `salt`, `hashIterations`,
+/// `algorithm` as members of the credential).
+fn password_credential(cred: &Json<'_>) -> Credential {
+    let text = |key: &str| cred.get(key).and_then(Json::as_str);
+    if let (Some(secret), Some(data)) = (text("secretData"), text("credentialData")) {
+        return Credential::Hash(RawPassword::Keycloak {
+            secret_data: secret.to_string(),
+            credential_data: data.to_string(),
+        });
+    }
+    let value = text("hashedSaltedValue").or(text("value"));
+    match (value, text("salt"), text("algorithm")) {
+        (Some(value), Some(salt), Some(algorithm)) => {
+            let mut data = serde_json::Map::new();
+            if let Some(n) = cred.get("hashIterations").and_then(Json::scalar_text) {
+                if let Ok(n) = n.parse::<u64>() {
+                    data.insert("hashIterations".into(), n.into());
+                }
+            }
+            data.insert("algorithm".into(), algorithm.into());
+            data.insert("additionalParameters".into(), serde_json::Map::new().into());
+            let secret = serde_json::json!({
+                "value": value,
+                "salt": salt,
+                "additionalParameters": {},
+            });
+            Credential::Hash(RawPassword::Keycloak {
+                secret_data: secret.to_string(),
+                credential_data: serde_json::Value::Object(data).to_string(),
+            })
+        }
+        (Some(_), None, None) if cred.get("hashedSaltedValue").is_none() => Credential::ClearText,
+        _ => Credential::NoHashData,
     }
 }
 

@@ -262,15 +262,20 @@ pub async fn run(args: &RetryArgs, global: &GlobalArgs) -> anyhow::Result<Exit> 
         .as_str()
         .and_then(policy)
         .ok_or_else(|| unrecorded("--unimportable"))?;
+    let mut source = SourceArgs {
+        input: spec.input_location.clone(),
+        format,
+        mapping: options["mapping"].as_str().map(PathBuf::from),
+        hash_config: args.hash_config.clone(),
+        delimiter: args.delimiter,
+        firebase_layout: None,
+        include_service_accounts: false,
+        django_model: None,
+        s3_object: Default::default(),
+    };
+    source.apply_recorded(&options["reader"]);
     let run_args = RunArgs {
-        source: SourceArgs {
-            input: spec.input_location.clone(),
-            format,
-            mapping: options["mapping"].as_str().map(PathBuf::from),
-            hash_config: args.hash_config.clone(),
-            delimiter: args.delimiter,
-            s3_object: Default::default(),
-        },
+        source,
         pool_id: spec.pool_id.clone(),
         state: args.state.clone(),
         mode,

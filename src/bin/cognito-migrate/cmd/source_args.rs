@@ -29,12 +29,24 @@ pub struct SourceArgs {
     /// vendor formats). `cognito-migrate mapping init` writes a starting one.
     #[arg(long, value_name = "FILE")]
     pub mapping: Option<PathBuf>,
-    /// Firebase: the project's password hash parameters (the `hash_config` JSON from the console).
+    /// Firebase: the project's password hash parameters, as the console shows them
+    /// (`hash_config { algorithm: SCRYPT, base64_signer_key: …, … }`) or as JSON.
     #[arg(long, value_name = "FILE")]
     pub hash_config: Option<PathBuf>,
     /// CSV field delimiter (default: sniffed from the header: `,` `;` tab or `|`).
     #[arg(long, value_name = "CHAR")]
     pub delimiter: Option<char>,
+    /// Firebase CSV: the firebase-tools version whose column layout the export has (default:
+    /// recognised per row by its width and content).
+    #[arg(long, value_enum, value_name = "LAYOUT")]
+    pub firebase_layout: Option<source::FirebaseLayout>,
+    /// Keycloak: also read service-account users (skipped by default, with a warning).
+    #[arg(long)]
+    pub include_service_accounts: bool,
+    /// Django JSON: read only the entries of this model (e.g. `accounts.customuser`); by default
+    /// `auth.user` and every model with a `password` field.
+    #[arg(long, value_name = "APP.MODEL")]
+    pub django_model: Option<String>,
     /// The S3 object as first looked at (size, ETag): the run's fingerprint and what every read of
     /// it insists on (If-Match), so that a replaced object is refused.
     #[arg(skip)]
@@ -42,6 +54,27 @@ pub struct SourceArgs {
 }
 
 impl SourceArgs {
+    /// The reader options a run records in its state, so that `retry` reads the input the same
+    /// way ([`SourceArgs::apply_recorded`]).
+    pub fn recorded_options(&self) -> serde_json::Value {
+        serde_json::json!({
+            "firebase_layout": self.firebase_layout.map(|l| l.name()),
+            "include_service_accounts": self.include_service_accounts,
+            "django_model": self.django_model,
+        })
+    }
+
+    /// Sets the reader options from what [`SourceArgs::recorded_options`] wrote (absent members,
+    /// as in states of older versions, leave the defaults).
+    pub fn apply_recorded(&mut self, recorded: &serde_json::Value) {
+        use clap::ValueEnum;
+        self.firebase_layout = recorded["firebase_layout"]
+            .as_str()
+            .and_then(|s| source::FirebaseLayout::from_str(s, false).ok());
+        self.include_service_accounts = recorded["include_service_accounts"] == true;
+        self.django_model = recorded["django_model"].as_str().map(str::to_string);
+    }
+
     pub fn source_options(&self) -> anyhow::Result<SourceOptions> {
         let delimiter = match self.delimiter {
             None => None,
@@ -55,6 +88,9 @@ impl SourceArgs {
         };
         Ok(SourceOptions {
             delimiter,
+            firebase_layout: self.firebase_layout,
+            include_service_accounts: self.include_service_accounts,
+            django_model: self.django_model.clone(),
             ..Default::default()
         })
     }
@@ -226,8 +262,10 @@ impl SourceArgs {
                 let text = std::fs::read_to_string(path)
                     .with_context(|| format!("reading --hash-config {}", path.display()))
                     .map_err(|e| ConfigError::new(format!("{e:#}")))?;
-                Some(FirebaseHashConfig::from_json(&text).map_err(|e| {
-                    ConfigError::new(format!("--hash-config {}: {e}", path.display()))
+                Some(FirebaseHashConfig::parse(&text).map_err(|e| {
+                    ConfigError::new(format!("--hash-config {}: {e}", path.display())).with_hint(
+                        "paste the console's Password hash parameters (hash_config { algorithm: SCRYPT, base64_signer_key: …, base64_salt_separator: …, rounds: …, mem_cost: … }) or the same keys as JSON",
+                    )
                 })?)
             }
             None => None,
