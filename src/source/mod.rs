@@ -44,6 +44,7 @@ mod firebase;
 mod firebase_layout;
 mod generic;
 mod input;
+pub mod join;
 mod json;
 mod json_stream;
 mod keycloak;

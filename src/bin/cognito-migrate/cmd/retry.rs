@@ -271,6 +271,8 @@ pub async fn run(args: &RetryArgs, global: &GlobalArgs) -> anyhow::Result<Exit> 
         firebase_layout: None,
         include_service_accounts: false,
         django_model: None,
+        hashes: None,
+        join_on: None,
         s3_object: Default::default(),
     };
     source.apply_recorded(&options["reader"]);

@@ -43,6 +43,15 @@ pub struct SourceArgs {
     /// Keycloak: also read service-account users (skipped by default, with a warning).
     #[arg(long)]
     pub include_service_accounts: bool,
+    /// A second export with the users' password hashes (e.g. Auth0's password-hash export),
+    /// joined to --input by user id (--join-on); read in --format's reader. Users found in only
+    /// one of the two files are reported.
+    #[arg(long, value_name = "FILE")]
+    pub hashes: Option<PathBuf>,
+    /// The field --hashes joins on, in both files (default: user_id for auth0, localId for
+    /// firebase, id for keycloak and django; required for csv, json and ndjson).
+    #[arg(long, value_name = "FIELD", requires = "hashes")]
+    pub join_on: Option<String>,
     /// Django JSON: read only the entries of this model (e.g. `accounts.customuser`); by default
     /// `auth.user` and every model with a `password` field.
     #[arg(long, value_name = "APP.MODEL")]
@@ -61,6 +70,8 @@ impl SourceArgs {
             "firebase_layout": self.firebase_layout.map(|l| l.name()),
             "include_service_accounts": self.include_service_accounts,
             "django_model": self.django_model,
+            "hashes": self.hashes.as_ref().map(|p| p.display().to_string()),
+            "join_on": self.join_on,
         })
     }
 
@@ -73,6 +84,31 @@ impl SourceArgs {
             .and_then(|s| source::FirebaseLayout::from_str(s, false).ok());
         self.include_service_accounts = recorded["include_service_accounts"] == true;
         self.django_model = recorded["django_model"].as_str().map(str::to_string);
+        self.hashes = recorded["hashes"].as_str().map(PathBuf::from);
+        self.join_on = recorded["join_on"].as_str().map(str::to_string);
+    }
+
+    /// The --hashes file opened in --format's reader, with the field to join on.
+    fn open_hashes(&self) -> anyhow::Result<Option<HashesInput>> {
+        let Some(path) = &self.hashes else {
+            return Ok(None);
+        };
+        let key = match (&self.join_on, source::join::default_key(self.format)) {
+            (Some(k), _) => k.clone(),
+            (None, Some(k)) => k.to_string(),
+            (None, None) => {
+                return Err(ConfigError::new(format!(
+                    "--hashes with --format {} needs --join-on FIELD",
+                    self.format
+                ))
+                .into())
+            }
+        };
+        let name = path.display().to_string();
+        let source = source::open(self.format, &name, &self.source_options()?).map_err(|e| {
+            ConfigError::new(format!("--hashes: {e:#}")).with_hint("check the --hashes path")
+        })?;
+        Ok(Some(HashesInput { source, key, name }))
     }
 
     pub fn source_options(&self) -> anyhow::Result<SourceOptions> {
@@ -111,13 +147,14 @@ impl SourceArgs {
             .into());
         }
         let opts = self.source_options()?;
-        source::open(self.format, &self.input, &opts).map_err(|e| {
+        let users = source::open(self.format, &self.input, &opts).map_err(|e| {
             let hint = match &e {
                 source::SourceError::Io { .. } => "check the --input path",
                 _ => "check --format",
             };
             anyhow::Error::new(ConfigError::new(format!("{e:#}")).with_hint(hint))
-        })
+        })?;
+        join(users, self.open_hashes()?)
     }
 
     /// The S3 object named by --input, looked up once (HeadObject) and then kept.
@@ -159,9 +196,10 @@ impl SourceArgs {
         let client = global.clients().await?.s3;
         let format = self.format;
         let opts = self.source_options()?;
+        let hashes = self.open_hashes()?;
         let runtime = tokio::runtime::Handle::current();
         tokio::task::spawn_blocking(move || {
-            source::open_s3(
+            let users = source::open_s3(
                 format,
                 client,
                 &object,
@@ -169,13 +207,14 @@ impl SourceArgs {
                 &opts,
                 &runtime,
             )
+            .map_err(|e| {
+                anyhow::Error::new(
+                    ConfigError::new(format!("{e:#}")).with_hint("check --input and --format"),
+                )
+            })?;
+            join(users, hashes)
         })
         .await?
-        .map_err(|e| {
-            ConfigError::new(format!("{e:#}"))
-                .with_hint("check --input and --format")
-                .into()
-        })
     }
 
     /// The input's size and content fingerprint, for a run's state file: a file's size and
@@ -199,7 +238,15 @@ impl SourceArgs {
         let size = std::fs::metadata(path)
             .map_err(|e| ConfigError::new(format!("cannot read --input {}: {e}", self.input)))?
             .len();
-        Ok((size, checkpoint::fingerprint_file(path)?))
+        let mut fingerprint = checkpoint::fingerprint_file(path)?;
+        if let Some(hashes) = &self.hashes {
+            // A run's passwords come from this file too: a changed one is another input.
+            fingerprint = format!(
+                "{fingerprint}+hashes:{}",
+                checkpoint::fingerprint_file(hashes)?
+            );
+        }
+        Ok((size, fingerprint))
     }
 
     /// The built-in mapping of the format with the user's file laid over it. Attributes of the
@@ -277,6 +324,23 @@ impl SourceArgs {
         }
         Ok(HashContext { firebase })
     }
+}
+
+/// An opened --hashes file.
+struct HashesInput {
+    source: Box<dyn Source>,
+    key: String,
+    name: String,
+}
+
+/// `users` joined with the --hashes file, if there is one.
+fn join(users: Box<dyn Source>, hashes: Option<HashesInput>) -> anyhow::Result<Box<dyn Source>> {
+    let Some(h) = hashes else {
+        return Ok(users);
+    };
+    let joined = source::join::Joined::new(users, h.source, &h.key, &h.name)
+        .map_err(|e| ConfigError::new(format!("--hashes {}: {e:#}", h.name)))?;
+    Ok(Box::new(joined))
 }
 
 /// The pool's schema, from the pool itself or from a file saved with `header --save`.
