@@ -398,3 +398,108 @@ impl fmt::Debug for FirebaseScryptHash {
             .finish()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The key of github.com/firebase/scrypt's published example, in the block the Firebase
+    /// console shows (Authentication → Users → ⋮ → Password hash parameters; its layout as in
+    /// firebase.google.com/docs/cli/auth).
+    const CONSOLE: &str = "hash_config {
+  algorithm: SCRYPT,
+  base64_signer_key: jxspr8Ki0RYycVU8zykbdLGjFQ3McFUH0uiiTvC8pVMXAn210wjLNmdZJzxUECKbm0QsEmYUSDzZvpjeJ9WmXA==,
+  base64_salt_separator: Bw==,
+  rounds: 8,
+  mem_cost: 14,
+}
+";
+
+    #[test]
+    fn the_consoles_hash_config_text_reads_like_the_json() {
+        let text = FirebaseHashConfig::parse(CONSOLE).unwrap();
+        let json = FirebaseHashConfig::parse(
+            r#"{"algorithm":"SCRYPT","base64_signer_key":"jxspr8Ki0RYycVU8zykbdLGjFQ3McFUH0uiiTvC8pVMXAn210wjLNmdZJzxUECKbm0QsEmYUSDzZvpjeJ9WmXA==","base64_salt_separator":"Bw==","rounds":8,"mem_cost":14}"#,
+        )
+        .unwrap();
+        assert_eq!(text, json);
+        assert_eq!((text.rounds, text.mem_cost), (8, 14));
+        assert_eq!(text.salt_separator, [7]);
+        // The same on one line, without the wrapper, and with quoted values.
+        let one_line = "algorithm: SCRYPT, base64_signer_key: \"jxspr8Ki0RYycVU8zykbdLGjFQ3McFUH0uiiTvC8pVMXAn210wjLNmdZJzxUECKbm0QsEmYUSDzZvpjeJ9WmXA==\", base64_salt_separator: Bw==, rounds: 8, mem_cost: 14";
+        assert_eq!(FirebaseHashConfig::parse(one_line).unwrap(), json);
+        // The published example user verifies with it.
+        let hash = FirebaseScryptHash::from_export(
+            "lSrfV15cpx95/sZS2W9c9Kp6i/LVgQNDNC/qzrCnh1SAyZvqmZqAjTdn3aoItz+VHjoZilo78198JAdRuid5lQ==",
+            "42xEC+ixf3L2lw==",
+            &text,
+        )
+        .unwrap();
+        assert!(hash.verify("user1password"));
+        assert!(!hash.verify("user2password"));
+    }
+
+    #[test]
+    fn hash_config_errors_name_the_key_and_never_the_secret() {
+        let without = |key: &str| -> String {
+            CONSOLE
+                .lines()
+                .filter(|l| !l.trim_start().starts_with(key))
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
+        for (text, expected) in [
+            (without("rounds"), "missing key `rounds`"),
+            (
+                without("base64_signer_key"),
+                "missing key `base64_signer_key`",
+            ),
+            (without("mem_cost"), "missing key `mem_cost`"),
+            (
+                CONSOLE.replace("rounds: 8", "rounds: eight"),
+                "`rounds` is not a whole number",
+            ),
+            (
+                CONSOLE.replace("mem_cost: 14", "mem_cost: 15"),
+                "`mem_cost` is outside 1..=14",
+            ),
+            (
+                CONSOLE.replace("algorithm: SCRYPT", "algorithm: BCRYPT"),
+                "`algorithm` is not SCRYPT",
+            ),
+            (
+                CONSOLE.replace("jxspr8Ki0", "jx!pr8Ki0"),
+                "`base64_signer_key` is not base64",
+            ),
+            (
+                CONSOLE.replace("rounds: 8", "rounds: 8,\n  round: 8"),
+                "unknown key `round`",
+            ),
+            (
+                CONSOLE.replace("mem_cost: 14", "mem_cost: 14, memCost: 14"),
+                "key `mem_cost` is given twice",
+            ),
+            (
+                CONSOLE.replace("rounds: 8", "rounds 8"),
+                "line 5 of the hash_config text is not `key: value`",
+            ),
+            (
+                CONSOLE.trim_end().trim_end_matches('}').to_string(),
+                "has no closing `}`",
+            ),
+            (
+                r#"{"base64_signer_key": "AA==", "rounds": 8"#.to_string(),
+                "not a JSON object",
+            ),
+            (
+                r#"{"base64_signer_key":"AA==","base64_salt_separator":"Bw==","mem_cost":14}"#
+                    .to_string(),
+                "missing key `rounds`",
+            ),
+        ] {
+            let err = FirebaseHashConfig::parse(&text).unwrap_err().to_string();
+            assert!(err.contains(expected), "{err} (wanted {expected})");
+            assert!(!err.contains("pr8Ki0"), "{err}");
+        }
+    }
+}

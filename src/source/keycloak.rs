@@ -278,4 +278,41 @@ mod tests {
         assert_eq!(errors[0].position.line, 20);
         assert!(warnings.iter().any(|w| w.contains("1 service-account")));
     }
+
+    /// Keycloak before 11 exported the hash in the credential itself (CredentialRepresentation's
+    /// deprecated `hashedSaltedValue`, `salt`, `hashIterations`, `algorithm`); realm import
+    /// files carry a clear-text `value`. The hash below is Python's
+    /// `hashlib.pbkdf2_hmac("sha256", b"Blue-Kettle-42", b"keycloak-old-salt", 27500, 64)`
+    /// (512 bits, as Keycloak derived them then).
+    #[test]
+    fn pre_11_credentials_and_clear_text_values_keep_the_user() {
+        use crate::password::{HashContext, PasswordHash};
+        let text = r#"{"users": [
+  {"username": "old", "credentials": [{"type": "password",
+    "hashedSaltedValue": "FMw81Mhe8/P+y5rGA+0rJxhe49iKZUlsOEIRLFxZvj0rrw7jP7pru3FfMMNuG6zH3wrrUi/pvacJPr/wPXw+BA==",
+    "salt": "a2V5Y2xvYWstb2xkLXNhbHQ=", "hashIterations": 27500, "algorithm": "pbkdf2-sha256",
+    "digits": 0, "period": 0, "createdDate": 1500000000000, "config": {}}]},
+  {"username": "older", "credentials": [{"type": "password",
+    "value": "FMw81Mhe8/P+y5rGA+0rJxhe49iKZUlsOEIRLFxZvj0rrw7jP7pru3FfMMNuG6zH3wrrUi/pvacJPr/wPXw+BA==",
+    "salt": "a2V5Y2xvYWstb2xkLXNhbHQ=", "hashIterations": 27500, "algorithm": "pbkdf2-sha256"}]},
+  {"username": "imported", "credentials": [{"type": "password", "value": "password", "temporary": false}]},
+  {"username": "half", "credentials": [{"type": "password", "secretData": "{}"}]}
+]}"#;
+        let (users, errors, warnings) = read_all(Format::Keycloak, text);
+        assert!(errors.is_empty(), "{errors:?}");
+        let names: Vec<_> = users.iter().map(|u| u.field("username").unwrap()).collect();
+        assert_eq!(names, ["old", "older", "imported", "half"]);
+        for u in &users[..2] {
+            let raw = u.password.as_ref().expect("a hash");
+            let hash = PasswordHash::from_raw(raw, &HashContext::default()).unwrap();
+            assert!(hash.verify("Blue-Kettle-42"), "{:?}", u.field("username"));
+            assert!(!hash.verify("blue-kettle-42"));
+        }
+        assert!(users[2].password.is_none() && users[3].password.is_none());
+        assert_eq!(users[2].field("credentials.types"), Some("password"));
+        assert_eq!(warnings.len(), 2, "{warnings:?}");
+        assert!(warnings[0].starts_with("1 user(s) have a password credential with a clear-text"));
+        assert!(warnings[1].starts_with("1 user(s) have a password credential without"));
+        assert!(warnings.iter().all(|w| !w.contains("password\"")));
+    }
 }
