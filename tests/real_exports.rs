@@ -35,7 +35,11 @@ fn plan(args: &[&str]) -> Plan {
     let mut csv = csv::Reader::from_path(out.join("rejects.csv")).unwrap();
     for row in csv.records() {
         let row = row.unwrap();
-        rejects.push((row[0].parse().unwrap(), row[3].to_string(), row[4].to_string()));
+        rejects.push((
+            row[0].parse().unwrap(),
+            row[3].to_string(),
+            row[4].to_string(),
+        ));
     }
     std::fs::remove_dir_all(&out).unwrap();
     Plan {
@@ -95,7 +99,11 @@ fn firebase_csv_of_every_firebase_tools_layout() {
             "tests/fixtures/real/firebase/hash_config.txt",
         ]);
         assert_eq!(p.exit, 1, "{version}");
-        assert_eq!(p.routes, routes(&[("import:none", 1), ("trigger", 1)]), "{version}");
+        assert_eq!(
+            p.routes,
+            routes(&[("import:none", 1), ("trigger", 1)]),
+            "{version}"
+        );
         let seven = if shifted {
             (7, "record", "malformed_record")
         } else {
@@ -111,7 +119,12 @@ fn firebase_csv_of_every_firebase_tools_layout() {
         ]);
         assert_eq!(p.rejects, expected, "{version}");
         let noted = p.warnings.iter().any(|w| w.contains("column layout"));
-        assert_eq!(noted, shifted || version == "v7.12", "{version}: {:?}", p.warnings);
+        assert_eq!(
+            noted,
+            shifted || version == "v7.12",
+            "{version}: {:?}",
+            p.warnings
+        );
     }
 }
 
@@ -140,9 +153,17 @@ fn auth0_user_export_with_its_password_hash_export() {
     assert!(p.warnings[0].starts_with("1 user(s) have no password record"));
     assert!(p.warnings[1].contains("match no user of the input"));
     // Without --hashes the same users have no passwords at all.
-    let alone = plan(&["-i", "tests/fixtures/real/auth0/users-export.ndjson", "-f", "auth0"]);
+    let alone = plan(&[
+        "-i",
+        "tests/fixtures/real/auth0/users-export.ndjson",
+        "-f",
+        "auth0",
+    ]);
     assert_eq!(alone.routes, routes(&[("import:none", 2)]));
-    assert_eq!(alone.rejects, rejects(&[(1, "email_verified", "not_verifiable")]));
+    assert_eq!(
+        alone.rejects,
+        rejects(&[(1, "email_verified", "not_verifiable")])
+    );
 }
 
 /// Keycloak's own exports of its migration-test realms (1.9.8, 3.4.3, 4.8.3: hashes in the
@@ -158,8 +179,14 @@ fn keycloak_exports_of_keycloak_1_3_and_4() {
         "keycloak",
     ]);
     assert_eq!((p.exit, p.routes), (1, routes(&[("trigger", 1)])));
-    assert_eq!(p.rejects, rejects(&[(2, "email_verified", "not_verifiable")]));
-    for file in ["migration-realm-3.4.3.Final-users.json", "migration-realm-4.8.3.Final-users.json"] {
+    assert_eq!(
+        p.rejects,
+        rejects(&[(2, "email_verified", "not_verifiable")])
+    );
+    for file in [
+        "migration-realm-3.4.3.Final-users.json",
+        "migration-realm-4.8.3.Final-users.json",
+    ] {
         let p = plan(&["-i", &format!("{dir}/{file}"), "-f", "keycloak"]);
         assert_eq!((p.exit, p.routes), (0, routes(&[("trigger", 2)])), "{file}");
         assert!(p.rejects.is_empty(), "{file}");
@@ -173,10 +200,20 @@ fn keycloak_exports_of_keycloak_1_3_and_4() {
 /// the empty password rejected for the unverified email.
 #[test]
 fn django_auth_test_fixtures() {
-    let p = plan(&["-i", "tests/fixtures/real/django/regular.json", "-f", "django"]);
+    let p = plan(&[
+        "-i",
+        "tests/fixtures/real/django/regular.json",
+        "-f",
+        "django",
+    ]);
     assert_eq!((p.exit, p.routes), (0, routes(&[("trigger", 1)])));
     assert!(p.rejects.is_empty());
-    let p = plan(&["-i", "tests/fixtures/real/django/authtestdata.json", "-f", "django"]);
+    let p = plan(&[
+        "-i",
+        "tests/fixtures/real/django/authtestdata.json",
+        "-f",
+        "django",
+    ]);
     assert_eq!((p.exit, p.routes), (1, routes(&[])));
     assert_eq!(
         p.rejects,
