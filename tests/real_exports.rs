@@ -13,6 +13,8 @@ struct Plan {
     /// (record, field, reason) of each row of rejects.csv.
     rejects: Vec<(u64, String, String)>,
     warnings: Vec<String>,
+    /// The rows of every import file (`import-*.csv`), by column name, in file name order.
+    imported: Vec<BTreeMap<String, String>>,
 }
 
 fn plan(args: &[&str]) -> Plan {
@@ -41,12 +43,47 @@ fn plan(args: &[&str]) -> Plan {
             row[4].to_string(),
         ));
     }
+    let mut files: Vec<_> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("import-")
+        })
+        .collect();
+    files.sort();
+    let mut imported = Vec::new();
+    for f in files {
+        // Cognito's CSV writes a comma inside a value as `\,`: such rows have more fields
+        // than the header and are not needed here.
+        let mut csv = csv::ReaderBuilder::new()
+            .flexible(true)
+            .from_path(&f)
+            .unwrap();
+        let header = csv.headers().unwrap().clone();
+        for row in csv.records() {
+            let row = row.unwrap();
+            if row.len() != header.len() {
+                continue;
+            }
+            imported.push(
+                header
+                    .iter()
+                    .zip(row.iter())
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            );
+        }
+    }
     std::fs::remove_dir_all(&out).unwrap();
     Plan {
         exit: output.status.code().unwrap(),
         routes,
         rejects,
         warnings,
+        imported,
     }
 }
 
@@ -152,6 +189,21 @@ fn auth0_user_export_with_its_password_hash_export() {
     assert_eq!(p.warnings.len(), 2, "{:?}", p.warnings);
     assert!(p.warnings[0].starts_with("1 user(s) have no password record"));
     assert!(p.warnings[1].contains("match no user of the input"));
+    // Auth0's `locale` reaches Cognito's `locale`; the joined hash is in the BCRYPT file.
+    let by_user = |p: &Plan, user: &str| {
+        p.imported
+            .iter()
+            .find(|r| r["cognito:username"] == user)
+            .cloned()
+            .unwrap_or_else(|| panic!("{user} not imported"))
+    };
+    let euclid = by_user(&p, "auth0|euclid");
+    assert_eq!(euclid["locale"], "en");
+    assert!(euclid["password_hash"].starts_with("$2b$10$"));
+    assert_eq!(
+        by_user(&p, "google-oauth2|104857392018475619283")["locale"],
+        "pt-BR"
+    );
     // Without --hashes the same users have no passwords at all.
     let alone = plan(&[
         "-i",
@@ -164,6 +216,45 @@ fn auth0_user_export_with_its_password_hash_export() {
         alone.rejects,
         rejects(&[(1, "email_verified", "not_verifiable")])
     );
+}
+
+/// Management API user objects (`GET /api/v2/users/{id}`, as an open-source app's test
+/// fixtures hold them) read as a JSON array: both users are unverified and have no password, so
+/// an import job cannot create them (rejected with the hint) and `--mode auto` creates them with
+/// AdminCreateUser.
+#[test]
+fn auth0_management_api_users() {
+    let file = "tests/fixtures/real/auth0/management-api-users.json";
+    let p = plan(&["-i", file, "-f", "auth0"]);
+    assert_eq!((p.exit, p.routes), (1, routes(&[])));
+    assert_eq!(
+        p.rejects,
+        rejects(&[
+            (1, "email_verified", "not_verifiable"),
+            (2, "email_verified", "not_verifiable")
+        ])
+    );
+    let p = plan(&["-i", file, "-f", "auth0", "--mode", "auto"]);
+    assert_eq!((p.exit, p.routes), (0, routes(&[("admin-create", 2)])));
+    assert!(p.rejects.is_empty());
+}
+
+/// The Keycloak warning about skipped service accounts names a flag that exists, and the flag
+/// reads them (the project's sample realm export, which has one).
+#[test]
+fn keycloak_service_accounts_flag_is_the_one_the_warning_names() {
+    let file = "samples/keycloak/realm-export.json";
+    let p = plan(&["-i", file, "-f", "keycloak"]);
+    let warning = p
+        .warnings
+        .iter()
+        .find(|w| w.contains("service-account"))
+        .expect("a warning");
+    assert!(warning.contains("--include-service-accounts"), "{warning}");
+    let with = plan(&["-i", file, "-f", "keycloak", "--include-service-accounts"]);
+    assert!(with.warnings.iter().all(|w| !w.contains("service-account")));
+    let total = |p: &Plan| p.routes.values().sum::<u64>() + p.rejects.len() as u64;
+    assert_eq!(total(&with), total(&p) + 1);
 }
 
 /// Keycloak's own exports of its migration-test realms (1.9.8, 3.4.3, 4.8.3: hashes in the
