@@ -284,7 +284,7 @@ fn keycloak_exports_of_keycloak_1_3_and_4() {
     }
 }
 
-/// Django's own auth test fixtures. regular.json: a pbkdf2_sha256 user, to the trigger.
+/// Django's own test fixtures. regular.json: a pbkdf2_sha256 user, to the trigger.
 /// authtestdata.json: Django's legacy `sha1$` hashes, an empty password, `$` and `foo$bar`.
 /// What they become is being changed by the unknown-hash work (issue #15: unknown and legacy
 /// hashes follow --unimportable); this pins today's behaviour: rejected with the hash's reason,
@@ -315,6 +315,22 @@ fn django_auth_test_fixtures() {
             (4, "email_verified", "not_verifiable"),
             (5, "password", "invalid_password_hash"),
             (6, "password", "invalid_password_hash"),
+        ])
+    );
+    // Three users sharing one email: the second and third are duplicates whatever their hash.
+    let p = plan(&[
+        "-i",
+        "tests/fixtures/real/django/testdata.json",
+        "-f",
+        "django",
+    ]);
+    assert_eq!((p.exit, p.routes), (1, routes(&[])));
+    assert_eq!(
+        p.rejects,
+        rejects(&[
+            (1, "password", "invalid_password_hash"),
+            (2, "email", "duplicate_email"),
+            (3, "email", "duplicate_email"),
         ])
     );
 }
