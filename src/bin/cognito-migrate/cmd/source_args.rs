@@ -176,6 +176,12 @@ impl SourceArgs {
     /// range if the connection breaks, refused if the object changes), or a user pool.
     pub async fn open_source(&self, global: &super::GlobalArgs) -> anyhow::Result<Box<dyn Source>> {
         if self.format == Format::Cognito {
+            if self.hashes.is_some() {
+                return Err(ConfigError::new(
+                    "--hashes does not apply to --format cognito (a pool gives out no hashes)",
+                )
+                .into());
+            }
             let clients = global.clients().await?;
             return cognito::open(
                 clients.cognito_without_sdk_retries(),
