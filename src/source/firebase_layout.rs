@@ -26,8 +26,6 @@
 //! it. A row that fits no layout is rejected with the reason; no row is read with shifted
 //! columns. `--firebase-layout` skips the detection.
 
-use std::collections::BTreeMap;
-
 use super::csv_reader::Row;
 use super::error::{Reason, RecordError};
 
@@ -270,19 +268,19 @@ pub(crate) struct LayoutPicker {
     chosen: Option<FirebaseLayout>,
     /// The layouts every row of the file so far has fitted, and the record that last narrowed
     /// them.
-    possible: Vec<FirebaseLayout>,
+    possible: Layouts,
     narrowed_at: u64,
-    /// Rows read per layout, for the closing note.
-    counts: BTreeMap<FirebaseLayout, u64>,
+    /// Rows read per layout (by [`FirebaseLayout::ALL`] index), for the closing note.
+    counts: [u64; 6],
 }
 
 impl LayoutPicker {
     pub(crate) fn new(chosen: Option<FirebaseLayout>) -> Self {
         LayoutPicker {
             chosen,
-            possible: FirebaseLayout::ALL.to_vec(),
+            possible: Layouts::of(|_| true),
             narrowed_at: 0,
-            counts: BTreeMap::new(),
+            counts: [0; 6],
         }
     }
 
@@ -304,33 +302,26 @@ impl LayoutPicker {
             }
             return Ok(self.count(layout));
         }
-        let by_width: Vec<FirebaseLayout> = FirebaseLayout::ALL
-            .into_iter()
-            .filter(|l| l.width_fits(row))
-            .collect();
+        let by_width = Layouts::of(|l| l.width_fits(row));
         if by_width.is_empty() {
             return reject(format!(
                 "row has {} fields; no firebase-tools CSV layout has that many (26, 27, 28 or 52 columns, and a trailing comma)",
                 row.len()
             ));
         }
-        let fitting: Vec<FirebaseLayout> = by_width
-            .iter()
-            .copied()
-            .filter(|l| l.misfit(row).is_none())
-            .collect();
+        let fitting = by_width.filter(|l| l.misfit(row).is_none());
         if fitting.is_empty() {
             let why: Vec<String> = by_width
                 .iter()
-                .map(|&l| {
-                    let (i, kind) = l.misfit(row).expect("filtered above");
-                    format!(
+                .filter_map(|l| {
+                    let (i, kind) = l.misfit(row)?;
+                    Some(format!(
                         "{}: column {} ({}) is not {}",
                         l.name(),
                         i + 1,
                         l.field(i),
                         kind.expected()
-                    )
+                    ))
                 })
                 .collect();
             return reject(format!(
@@ -341,47 +332,45 @@ impl LayoutPicker {
         }
         // One export comes from one firebase-tools version: the layouts still possible for the
         // file are those every row so far has fitted.
-        let possible: Vec<FirebaseLayout> = fitting
-            .iter()
-            .copied()
-            .filter(|l| self.possible.contains(l))
-            .collect();
+        let possible = fitting.filter(|l| self.possible.contains(l));
         if possible.is_empty() {
-            let (names_left, since) = (names(&self.possible), self.narrowed_at);
             return reject(format!(
-                "row fits the {} layout, but the rows up to record {since} fit only the {names_left} layout (one export comes from one firebase-tools version; an unquoted comma in a name shifts the columns); choose with --firebase-layout",
-                names(&fitting),
+                "row fits the {} layout, but the rows up to record {} fit only the {} layout (one export comes from one firebase-tools version; an unquoted comma in a name shifts the columns); choose with --firebase-layout",
+                fitting.names(),
+                self.narrowed_at,
+                self.possible.names(),
             ));
         }
-        if possible.len() < self.possible.len() {
-            self.possible = possible.clone();
+        if possible != self.possible {
+            self.possible = possible;
             self.narrowed_at = pos.record;
         }
         // Several layouts fit: harmless when they put every non-empty cell in the same field.
-        let first = possible[0];
-        let agree = (0..row.len()).filter(|&i| !row.get(i).is_empty()).all(|i| {
-            possible
-                .iter()
-                .all(|l| i < l.width() && l.field(i) == first.field(i))
-        });
+        let first = possible.iter().next().expect("not empty");
+        let agree = possible.len() == 1
+            || (0..row.len()).filter(|&i| !row.get(i).is_empty()).all(|i| {
+                possible
+                    .iter()
+                    .all(|l| i < l.width() && l.field(i) == first.field(i))
+            });
         if agree {
             return Ok(self.count(first));
         }
         reject(format!(
             "row fits the {} layouts, which read its columns differently; choose with --firebase-layout",
-            names(&possible)
+            possible.names()
         ))
     }
 
     fn count(&mut self, layout: FirebaseLayout) -> FirebaseLayout {
-        *self.counts.entry(layout).or_default() += 1;
+        self.counts[layout as usize] += 1;
         layout
     }
 
     /// A note for each older layout the rows were read in (today's layouts go without one).
     pub(crate) fn finish(&self, warnings: &mut Vec<String>) {
-        for (layout, n) in &self.counts {
-            if *layout < FirebaseLayout::V8_13 {
+        for (layout, n) in FirebaseLayout::ALL.iter().zip(self.counts) {
+            if *layout < FirebaseLayout::V8_13 && n > 0 {
                 warnings.push(format!(
                     "{n} CSV row(s) read in the column layout of firebase-tools {} (see --firebase-layout)",
                     layout.name()
@@ -391,9 +380,45 @@ impl LayoutPicker {
     }
 }
 
-fn names(layouts: &[FirebaseLayout]) -> String {
-    let names: Vec<&str> = layouts.iter().map(|l| l.name()).collect();
-    names.join(" and ")
+/// A set of layouts (bit `i` for `FirebaseLayout::ALL[i]`).
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Layouts(u8);
+
+impl Layouts {
+    fn of(mut pred: impl FnMut(FirebaseLayout) -> bool) -> Layouts {
+        Layouts::from_iter(FirebaseLayout::ALL.into_iter().filter(|&l| pred(l)))
+    }
+
+    fn from_iter(layouts: impl Iterator<Item = FirebaseLayout>) -> Layouts {
+        Layouts(layouts.fold(0, |m, l| m | 1 << l as u8))
+    }
+
+    fn filter(self, pred: impl FnMut(&FirebaseLayout) -> bool) -> Layouts {
+        Layouts::from_iter(self.iter().filter(pred))
+    }
+
+    fn iter(self) -> impl Iterator<Item = FirebaseLayout> {
+        FirebaseLayout::ALL
+            .into_iter()
+            .filter(move |&l| self.0 & 1 << l as u8 != 0)
+    }
+
+    fn contains(self, l: &FirebaseLayout) -> bool {
+        self.0 & 1 << *l as u8 != 0
+    }
+
+    fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    fn len(self) -> u32 {
+        self.0.count_ones()
+    }
+
+    fn names(self) -> String {
+        let names: Vec<&str> = self.iter().map(|l| l.name()).collect();
+        names.join(" and ")
+    }
 }
 
 fn misfit_error(
