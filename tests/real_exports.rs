@@ -165,6 +165,30 @@ fn firebase_csv_of_every_firebase_tools_layout() {
     }
 }
 
+/// The JSON export of the same accounts (firebase-tools' own transUserJson and file framing)
+/// routes and rejects the same users as its CSV.
+#[test]
+fn firebase_json_export_matches_its_csv() {
+    let run = |file: &str| {
+        plan(&[
+            "-i",
+            file,
+            "-f",
+            "firebase",
+            "--hash-config",
+            "tests/fixtures/real/firebase/hash_config.txt",
+        ])
+    };
+    let json = run("tests/fixtures/real/firebase/firebase-tools-v15.19.json");
+    let csv = run("tests/fixtures/real/firebase/firebase-tools-v15.19.csv");
+    assert_eq!(json.routes, routes(&[("import:none", 1), ("trigger", 1)]));
+    assert_eq!(
+        (json.exit, &json.routes, &json.rejects),
+        (csv.exit, &csv.routes, &csv.rejects)
+    );
+    assert_eq!(json.imported, csv.imported);
+}
+
 /// Auth0's user export joined with the password-hash export (the format of Auth0's support
 /// article): the two database users get their bcrypt hash (the verified one imported as
 /// BCRYPT, the unverified one left to the trigger since an import job cannot create it), the
