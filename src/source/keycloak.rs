@@ -315,4 +315,25 @@ mod tests {
         assert!(warnings[1].starts_with("1 user(s) have a password credential without"));
         assert!(warnings.iter().all(|w| !w.contains("password\"")));
     }
+
+    /// Keycloak 1.9.8's own export (tests/fixtures/real/keycloak): its `admin` user's
+    /// `hashedSaltedValue` (pbkdf2, HMAC-SHA1, 20000 iterations, 512 bits) verifies `admin`.
+    #[test]
+    fn keycloak_1_9_8_export_admin_password_verifies() {
+        use crate::password::{HashContext, PasswordHash};
+        let path = format!(
+            "{}/tests/fixtures/real/keycloak/migration-realm-1.9.8.Final-master-users.json",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let text = std::fs::read_to_string(path).unwrap();
+        let (users, errors, _) = read_all(Format::Keycloak, &text);
+        assert!(errors.is_empty());
+        assert_eq!(users[0].field("username"), Some("admin"));
+        let raw = users[0].password.as_ref().expect("a hash");
+        let hash = PasswordHash::from_raw(raw, &HashContext::default()).unwrap();
+        assert!(hash.verify("admin"));
+        assert!(!hash.verify("Admin"));
+        assert!(users[1].password.is_none());
+        assert_eq!(users[1].groups, ["master-test-group"]);
+    }
 }
