@@ -148,6 +148,16 @@ impl JsonAdapter for Keycloak {
         }
         user.fields = fields;
         if user.field("username").is_none() {
+            if user.field("realm").is_some() {
+                // An array of whole realms (the migration files of Keycloak's own tests, or an
+                // old export of all realms) read as an array of users.
+                return Err(RecordError::new(
+                    pos,
+                    Reason::MalformedRecord,
+                    "this entry is a realm, not a user: the file is an array of realms; export one realm (kc.sh export --realm NAME) or take one realm's object out of the array",
+                )
+                .with_field("realm"));
+            }
             return Err(RecordError::missing(pos, "username"));
         }
         Ok(Some(user))
@@ -335,5 +345,17 @@ mod tests {
         assert!(!hash.verify("Admin"));
         assert!(users[1].password.is_none());
         assert_eq!(users[1].groups, ["master-test-group"]);
+    }
+
+    #[test]
+    fn an_array_of_realms_is_named_as_such() {
+        let text = r#"[ {"id": "master", "realm": "master", "users": [{"username": "admin"}]},
+  {"id": "Migration", "realm": "Migration", "users": []} ]"#;
+        let (users, errors, _) = read_all(Format::Keycloak, text);
+        assert!(users.is_empty());
+        assert_eq!(errors.len(), 2);
+        assert!(errors.iter().all(|e| e.reason == Reason::MalformedRecord
+            && e.message.contains("array of realms")
+            && e.field.as_deref() == Some("realm")));
     }
 }
