@@ -358,3 +358,79 @@ fn django_auth_test_fixtures() {
         ])
     );
 }
+
+/// `--firebase-layout` through the CLI: the right layout reads the file as detection does; a
+/// wrong one rejects every row, saying why, instead of reading shifted columns.
+#[test]
+fn firebase_layout_flag() {
+    let file = "tests/fixtures/real/firebase/firebase-tools-v4.1.csv";
+    let cfg = "tests/fixtures/real/firebase/hash_config.txt";
+    let auto = plan(&["-i", file, "-f", "firebase", "--hash-config", cfg]);
+    let chosen = plan(&[
+        "-i",
+        file,
+        "-f",
+        "firebase",
+        "--hash-config",
+        cfg,
+        "--firebase-layout",
+        "v4.1",
+    ]);
+    assert_eq!(
+        (&chosen.routes, &chosen.rejects),
+        (&auto.routes, &auto.rejects)
+    );
+    let wrong = plan(&[
+        "-i",
+        file,
+        "-f",
+        "firebase",
+        "--hash-config",
+        cfg,
+        "--firebase-layout",
+        "v8.13",
+    ]);
+    assert_eq!((wrong.exit, wrong.routes), (1, routes(&[])));
+    // 27 fields where v8.13 has 28 columns (and a trailing comma); the shifted comma-user row
+    // has 28, and its column 26 holds a time where v8.13 has the phone number.
+    let expected: Vec<(u64, String, String)> = (1..=8)
+        .map(|r| {
+            let field = if r == 7 { "phoneNumber" } else { "record" };
+            (r, field.to_string(), "malformed_record".to_string())
+        })
+        .collect();
+    assert_eq!(wrong.rejects, expected);
+}
+
+/// A --hash-config the CLI cannot use stops before anything is read (exit 2), naming the key.
+#[test]
+fn hash_config_error_names_the_key() {
+    let dir = tempdir();
+    let cfg = dir.join("hash_config.txt");
+    let text = std::fs::read_to_string(format!(
+        "{}/tests/fixtures/real/firebase/hash_config.txt",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    std::fs::write(&cfg, text.replace("  rounds: 8,\n", "")).unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_cognito-migrate"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["plan", "--pool-schema", POOL, "--out"])
+        .arg(dir.join("out"))
+        .args([
+            "-i",
+            "tests/fixtures/real/firebase/firebase-tools-v8.13.csv",
+            "-f",
+            "firebase",
+            "--hash-config",
+        ])
+        .arg(&cfg)
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("missing key `rounds`"), "{stderr}");
+    assert!(!stderr.contains("jxspr8"), "{stderr}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
