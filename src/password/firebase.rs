@@ -21,7 +21,6 @@
 use std::fmt;
 
 use aes::cipher::{KeyIvInit, StreamCipher};
-use serde::Deserialize;
 
 use super::encoding::{b64_decode, b64_nopad, parse_u32, phc_params};
 use super::{ct_eq, HashError};
@@ -45,45 +44,130 @@ pub struct FirebaseHashConfig {
     pub mem_cost: u32,
 }
 
-#[derive(Deserialize)]
-struct ConfigJson {
-    #[serde(default)]
-    algorithm: Option<String>,
-    #[serde(alias = "signerKey", alias = "base64SignerKey")]
-    base64_signer_key: String,
-    #[serde(alias = "saltSeparator", alias = "base64SaltSeparator")]
-    base64_salt_separator: String,
-    rounds: u32,
-    #[serde(alias = "memCost", alias = "memoryCost")]
-    mem_cost: u32,
+/// Why a `--hash-config` could not be read. Never contains the key material.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum HashConfigError {
+    /// Neither a JSON object nor the console's text block.
+    #[error("{0}")]
+    Syntax(String),
+    #[error("missing key `{0}`")]
+    Missing(&'static str),
+    #[error("unknown key `{0}`")]
+    Unknown(String),
+    #[error("key `{0}` is given twice")]
+    Repeated(&'static str),
+    #[error("`{key}` {problem}")]
+    Bad {
+        key: &'static str,
+        problem: &'static str,
+    },
+}
+
+/// The keys of a `hash_config`, with the other spellings accepted for each.
+const KEYS: [(&str, &[&str]); 5] = [
+    ("algorithm", &[]),
+    (
+        "base64_signer_key",
+        &["signerKey", "base64SignerKey", "signer_key"],
+    ),
+    (
+        "base64_salt_separator",
+        &["saltSeparator", "base64SaltSeparator", "salt_separator"],
+    ),
+    ("rounds", &[]),
+    ("mem_cost", &["memCost", "memoryCost", "memory_cost"]),
+];
+
+fn canonical_key(key: &str) -> Option<&'static str> {
+    KEYS.iter()
+        .find(|(k, aliases)| *k == key || aliases.contains(&key))
+        .map(|(k, _)| *k)
 }
 
 impl FirebaseHashConfig {
-    /// Reads the `hash_config` as JSON: `{"algorithm": "SCRYPT", "base64_signer_key": "…",
-    /// "base64_salt_separator": "…", "rounds": 8, "mem_cost": 14}` (camelCase keys accepted).
-    pub fn from_json(s: &str) -> Result<Self, HashError> {
-        let c: ConfigJson = serde_json::from_str(s).map_err(|_| {
-            HashError::FirebaseConfig(
-                "expected JSON with base64_signer_key, base64_salt_separator, rounds, mem_cost",
-            )
-        })?;
-        if let Some(alg) = &c.algorithm {
-            if !alg.eq_ignore_ascii_case("SCRYPT") {
-                return Err(HashError::FirebaseConfig("algorithm is not SCRYPT"));
+    /// Reads the `hash_config` in either form:
+    /// - the text the Firebase console shows (Authentication → Users → ⋮ → Password hash
+    ///   parameters): `hash_config { algorithm: SCRYPT, base64_signer_key: …,
+    ///   base64_salt_separator: …, rounds: 8, mem_cost: 14, }` (one `key: value` per line or
+    ///   separated by commas; the `hash_config { … }` wrapper is optional);
+    /// - JSON: `{"algorithm": "SCRYPT", "base64_signer_key": "…", "base64_salt_separator": "…",
+    ///   "rounds": 8, "mem_cost": 14}` (camelCase keys accepted).
+    pub fn parse(text: &str) -> Result<Self, HashConfigError> {
+        let pairs = if text.trim_start().starts_with('{') {
+            json_pairs(text)?
+        } else {
+            text_pairs(text)?
+        };
+        let mut values: [Option<String>; 5] = Default::default();
+        for (key, value) in pairs {
+            let canonical =
+                canonical_key(&key).ok_or_else(|| HashConfigError::Unknown(sanitize_key(&key)))?;
+            let slot = KEYS
+                .iter()
+                .position(|(k, _)| *k == canonical)
+                .expect("a known key");
+            if values[slot].replace(value).is_some() {
+                return Err(HashConfigError::Repeated(canonical));
             }
         }
-        let signer_key = b64_decode(&c.base64_signer_key, SCHEME, "")
-            .map_err(|_| HashError::FirebaseConfig("base64_signer_key is not base64"))?;
-        let salt_separator = b64_decode(&c.base64_salt_separator, SCHEME, "")
-            .map_err(|_| HashError::FirebaseConfig("base64_salt_separator is not base64"))?;
-        let config = FirebaseHashConfig {
-            signer_key,
-            salt_separator,
-            rounds: c.rounds,
-            mem_cost: c.mem_cost,
+        let [algorithm, signer_key, salt_separator, rounds, mem_cost] = values;
+        if let Some(alg) = algorithm {
+            if !alg.eq_ignore_ascii_case("SCRYPT") {
+                return Err(HashConfigError::Bad {
+                    key: "algorithm",
+                    problem: "is not SCRYPT (Firebase exports are hashed with its scrypt)",
+                });
+            }
+        }
+        let base64 = |key: &'static str, v: Option<String>| {
+            let v = v.ok_or(HashConfigError::Missing(key))?;
+            b64_decode(&v, SCHEME, "").map_err(|_| HashConfigError::Bad {
+                key,
+                problem: "is not base64",
+            })
         };
-        config.validate()?;
+        let number = |key: &'static str, v: Option<String>| {
+            v.ok_or(HashConfigError::Missing(key))?
+                .parse::<u32>()
+                .map_err(|_| HashConfigError::Bad {
+                    key,
+                    problem: "is not a whole number",
+                })
+        };
+        let config = FirebaseHashConfig {
+            signer_key: base64("base64_signer_key", signer_key)?,
+            salt_separator: base64("base64_salt_separator", salt_separator)?,
+            rounds: number("rounds", rounds)?,
+            mem_cost: number("mem_cost", mem_cost)?,
+        };
+        if !ROUNDS.contains(&config.rounds) {
+            return Err(HashConfigError::Bad {
+                key: "rounds",
+                problem: "is outside 1..=8",
+            });
+        }
+        if !MEM_COST.contains(&config.mem_cost) {
+            return Err(HashConfigError::Bad {
+                key: "mem_cost",
+                problem: "is outside 1..=14",
+            });
+        }
+        if config.signer_key.is_empty() {
+            return Err(HashConfigError::Bad {
+                key: "base64_signer_key",
+                problem: "is empty",
+            });
+        }
         Ok(config)
+    }
+
+    /// [`FirebaseHashConfig::parse`] with the error as a [`HashError`] (without the detail).
+    pub fn from_json(s: &str) -> Result<Self, HashError> {
+        Self::parse(s).map_err(|_| {
+            HashError::FirebaseConfig(
+                "expected base64_signer_key, base64_salt_separator, rounds, mem_cost (JSON or the console's hash_config text)",
+            )
+        })
     }
 
     fn validate(&self) -> Result<(), HashError> {
@@ -109,6 +193,80 @@ impl fmt::Debug for FirebaseHashConfig {
             .field("salt_separator", &"<redacted>")
             .finish()
     }
+}
+
+/// The members of a JSON `hash_config`, numbers and strings as text.
+fn json_pairs(text: &str) -> Result<Vec<(String, String)>, HashConfigError> {
+    let map: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(text).map_err(|e| {
+            HashConfigError::Syntax(format!(
+                "not a JSON object (line {}, column {})",
+                e.line(),
+                e.column()
+            ))
+        })?;
+    map.into_iter()
+        .map(|(k, v)| {
+            let text = match v {
+                serde_json::Value::String(s) => s,
+                serde_json::Value::Number(n) => n.to_string(),
+                _ => {
+                    let key =
+                        canonical_key(&k).ok_or(HashConfigError::Unknown(sanitize_key(&k)))?;
+                    return Err(HashConfigError::Bad {
+                        key,
+                        problem: "is neither a string nor a number",
+                    });
+                }
+            };
+            Ok((k, text))
+        })
+        .collect()
+}
+
+/// The `key: value` pairs of the console's text block, with or without its
+/// `hash_config { … }` wrapper; values may be quoted.
+fn text_pairs(text: &str) -> Result<Vec<(String, String)>, HashConfigError> {
+    let mut body = text.trim();
+    if let Some(rest) = body.strip_prefix("hash_config") {
+        body = rest.trim_start();
+    }
+    if let Some(rest) = body.strip_prefix('{') {
+        body = rest
+            .trim_end()
+            .strip_suffix('}')
+            .ok_or_else(|| HashConfigError::Syntax("`hash_config {` has no closing `}`".into()))?;
+    }
+    let mut pairs = Vec::new();
+    for (n, line) in body.lines().enumerate() {
+        for item in line.split(',') {
+            let item = item.trim();
+            if item.is_empty() {
+                continue;
+            }
+            let (key, value) = item.split_once(':').ok_or_else(|| {
+                HashConfigError::Syntax(format!(
+                    "line {} of the hash_config text is not `key: value` (neither is it JSON)",
+                    n + 1
+                ))
+            })?;
+            let value = value.trim();
+            let value = value
+                .strip_prefix('"')
+                .and_then(|v| v.strip_suffix('"'))
+                .unwrap_or(value);
+            pairs.push((key.trim().to_string(), value.to_string()));
+        }
+    }
+    Ok(pairs)
+}
+
+/// A key name fit for a message (it is never a secret, but it may be garbage).
+fn sanitize_key(key: &str) -> String {
+    key.chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
+        .take(40)
+        .collect()
 }
 
 /// One user's Firebase scrypt hash together with the project parameters.
@@ -238,5 +396,110 @@ impl fmt::Debug for FirebaseScryptHash {
             .field("rounds", &self.config.rounds)
             .field("mem_cost", &self.config.mem_cost)
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The key of github.com/firebase/scrypt's published example, in the block the Firebase
+    /// console shows (Authentication → Users → ⋮ → Password hash parameters; its layout as in
+    /// firebase.google.com/docs/cli/auth).
+    const CONSOLE: &str = "hash_config {
+  algorithm: SCRYPT,
+  base64_signer_key: jxspr8Ki0RYycVU8zykbdLGjFQ3McFUH0uiiTvC8pVMXAn210wjLNmdZJzxUECKbm0QsEmYUSDzZvpjeJ9WmXA==,
+  base64_salt_separator: Bw==,
+  rounds: 8,
+  mem_cost: 14,
+}
+";
+
+    #[test]
+    fn the_consoles_hash_config_text_reads_like_the_json() {
+        let text = FirebaseHashConfig::parse(CONSOLE).unwrap();
+        let json = FirebaseHashConfig::parse(
+            r#"{"algorithm":"SCRYPT","base64_signer_key":"jxspr8Ki0RYycVU8zykbdLGjFQ3McFUH0uiiTvC8pVMXAn210wjLNmdZJzxUECKbm0QsEmYUSDzZvpjeJ9WmXA==","base64_salt_separator":"Bw==","rounds":8,"mem_cost":14}"#,
+        )
+        .unwrap();
+        assert_eq!(text, json);
+        assert_eq!((text.rounds, text.mem_cost), (8, 14));
+        assert_eq!(text.salt_separator, [7]);
+        // The same on one line, without the wrapper, and with quoted values.
+        let one_line = "algorithm: SCRYPT, base64_signer_key: \"jxspr8Ki0RYycVU8zykbdLGjFQ3McFUH0uiiTvC8pVMXAn210wjLNmdZJzxUECKbm0QsEmYUSDzZvpjeJ9WmXA==\", base64_salt_separator: Bw==, rounds: 8, mem_cost: 14";
+        assert_eq!(FirebaseHashConfig::parse(one_line).unwrap(), json);
+        // The published example user verifies with it.
+        let hash = FirebaseScryptHash::from_export(
+            "lSrfV15cpx95/sZS2W9c9Kp6i/LVgQNDNC/qzrCnh1SAyZvqmZqAjTdn3aoItz+VHjoZilo78198JAdRuid5lQ==",
+            "42xEC+ixf3L2lw==",
+            &text,
+        )
+        .unwrap();
+        assert!(hash.verify("user1password"));
+        assert!(!hash.verify("user2password"));
+    }
+
+    #[test]
+    fn hash_config_errors_name_the_key_and_never_the_secret() {
+        let without = |key: &str| -> String {
+            CONSOLE
+                .lines()
+                .filter(|l| !l.trim_start().starts_with(key))
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
+        for (text, expected) in [
+            (without("rounds"), "missing key `rounds`"),
+            (
+                without("base64_signer_key"),
+                "missing key `base64_signer_key`",
+            ),
+            (without("mem_cost"), "missing key `mem_cost`"),
+            (
+                CONSOLE.replace("rounds: 8", "rounds: eight"),
+                "`rounds` is not a whole number",
+            ),
+            (
+                CONSOLE.replace("mem_cost: 14", "mem_cost: 15"),
+                "`mem_cost` is outside 1..=14",
+            ),
+            (
+                CONSOLE.replace("algorithm: SCRYPT", "algorithm: BCRYPT"),
+                "`algorithm` is not SCRYPT",
+            ),
+            (
+                CONSOLE.replace("jxspr8Ki0", "jx!pr8Ki0"),
+                "`base64_signer_key` is not base64",
+            ),
+            (
+                CONSOLE.replace("rounds: 8", "rounds: 8,\n  round: 8"),
+                "unknown key `round`",
+            ),
+            (
+                CONSOLE.replace("mem_cost: 14", "mem_cost: 14, memCost: 14"),
+                "key `mem_cost` is given twice",
+            ),
+            (
+                CONSOLE.replace("rounds: 8", "rounds 8"),
+                "line 5 of the hash_config text is not `key: value`",
+            ),
+            (
+                CONSOLE.trim_end().trim_end_matches('}').to_string(),
+                "has no closing `}`",
+            ),
+            (
+                r#"{"base64_signer_key": "AA==", "rounds": 8"#.to_string(),
+                "not a JSON object",
+            ),
+            (
+                r#"{"base64_signer_key":"AA==","base64_salt_separator":"Bw==","mem_cost":14}"#
+                    .to_string(),
+                "missing key `rounds`",
+            ),
+        ] {
+            let err = FirebaseHashConfig::parse(&text).unwrap_err().to_string();
+            assert!(err.contains(expected), "{err} (wanted {expected})");
+            assert!(!err.contains("pr8Ki0"), "{err}");
+        }
     }
 }

@@ -53,7 +53,7 @@ pub use self::cognito::{ImportAlgorithm, NotImportable, ParseImportAlgorithmErro
 pub use self::cost::{CostCap, WorkEstimate};
 pub use self::crypt::{Md5CryptHash, ShaCryptHash};
 pub use self::django_legacy::DjangoLegacyHash;
-pub use self::firebase::{FirebaseHashConfig, FirebaseScryptHash};
+pub use self::firebase::{FirebaseHashConfig, FirebaseScryptHash, HashConfigError};
 pub use self::pbkdf2::{Pbkdf2Digest, Pbkdf2Hash};
 pub use self::phpass::PhpassHash;
 pub use self::scrypt::ScryptHash;

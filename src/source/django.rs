@@ -7,7 +7,8 @@
 //!   is_superuser, username, first_name, last_name, email, is_staff, is_active, date_joined`, as
 //!   written by `COPY auth_user TO ... CSV HEADER` or a MySQL/SQLite export; delimiter sniffed).
 //!
-//! Which JSON entries are users: with `django_model` set, exactly that model's; otherwise
+//! Which JSON entries are users: with [`SourceOptions::django_model`] (`--django-model`) set,
+//! exactly that model's; otherwise
 //! `auth.user` and any model whose fields have a `password` (custom user models all inherit it
 //! from `AbstractBaseUser`). Other entries (groups, permissions, content types of a whole-database
 //! dump) are skipped with one closing warning counting them by model; they keep their place in

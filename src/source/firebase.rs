@@ -2,20 +2,22 @@
 //!
 //! Two shapes, told apart by the first non-blank byte:
 //! - JSON (`{"users": [ {...}, ... ]}`, pretty-printed): the `users` array is streamed.
-//! - CSV (`--format=csv`): no header row, columns by position as firebase-tools writes them:
-//!   UID, Email, Email Verified, Password Hash, Password Salt, Name, Photo URL, then Google,
-//!   Facebook, Twitter and GitHub (ID, Email, Display Name, Photo URL each), User Creation Time,
-//!   Last Sign-In Time, Phone Number, Disabled, Custom Attributes — 28 columns, each line ending in
-//!   a comma (older CLI versions have no Custom Attributes). A first row starting with `UID` is
-//!   taken as a header someone added.
+//! - CSV (`--format=csv`): no header row, columns by position, each row ending in a comma. Columns
+//!   1–23 (UID, Email, Email Verified, Password Hash, Password Salt, Name, Photo URL, then Google,
+//!   Facebook, Twitter and GitHub: ID, Email, Display Name, Photo URL each) are the same in every
+//!   firebase-tools version; the columns after them changed five times (disabled, creation and
+//!   sign-in times, phone number, custom claims, six more providers, in varying order). Each
+//!   row's layout is recognised by its width and content, or set with `--firebase-layout`; see
+//!   [`super::firebase_layout`]. A row that fits no layout is rejected with the reason. A first
+//!   row starting with `UID` is taken as a header someone added.
 //!
 //! Both give the same field names (the JSON ones), so one mapping serves both: `localId`,
 //! `email`, `emailVerified`, `displayName`, `photoUrl`, `phoneNumber`, `disabled`, `createdAt`,
 //! `lastSignedInAt` (epoch milliseconds as text), `customAttributes` (the raw JSON text) plus its
 //! top-level claims flattened as `customAttributes.<claim>`, and per linked provider
 //! `google.rawId`, `google.email`, `google.displayName`, `google.photoUrl` (likewise `facebook`,
-//! `twitter`, `github`; other provider ids lose a trailing `.com` and have dots made `_`) with
-//! all provider ids joined in `providers`.
+//! `twitter`, `github`; other provider ids lose a trailing `.com` and have dots made `_`, e.g.
+//! `apple`, `gc_apple`, `playgames_google`) with all provider ids joined in `providers`.
 //!
 //! `passwordHash` + `salt` become [`RawPassword::Firebase`] (standard base64, as firebase-tools
 //! writes them; URL-safe input is normalised). `disabled: true` makes the user disabled. A user
@@ -23,51 +25,12 @@
 
 use super::csv_reader::{CsvRows, Row};
 use super::error::{Reason, RecordError, SourceError};
+use super::firebase_layout::LayoutPicker;
 use super::input::Input;
 use super::json::{flatten_members_at, flatten_value, parse, take, Fields, Json, Obj};
 use super::json_stream::JsonRecords;
 use super::{cell, CsvAdapter, CsvSource, JsonAdapter, JsonSource, Source, SourceOptions};
 use crate::record::{LegacyUser, Position, RawPassword};
-
-/// Field names of the CSV columns, in firebase-tools' order.
-const CSV_COLUMNS: [&str; 28] = [
-    "localId",
-    "email",
-    "emailVerified",
-    "passwordHash",
-    "salt",
-    "displayName",
-    "photoUrl",
-    "google.rawId",
-    "google.email",
-    "google.displayName",
-    "google.photoUrl",
-    "facebook.rawId",
-    "facebook.email",
-    "facebook.displayName",
-    "facebook.photoUrl",
-    "twitter.rawId",
-    "twitter.email",
-    "twitter.displayName",
-    "twitter.photoUrl",
-    "github.rawId",
-    "github.email",
-    "github.displayName",
-    "github.photoUrl",
-    "createdAt",
-    "lastSignedInAt",
-    "phoneNumber",
-    "disabled",
-    "customAttributes",
-];
-
-/// Provider columns of the CSV: (index of the ID column, provider id).
-const CSV_PROVIDERS: [(usize, &str); 4] = [
-    (7, "google.com"),
-    (11, "facebook.com"),
-    (15, "twitter.com"),
-    (19, "github.com"),
-];
 
 pub(crate) fn open(
     mut input: Input,
@@ -103,7 +66,13 @@ pub(crate) fn open(
             return Err(SourceError::invalid(&location, e.to_string()));
         }
     }
-    Ok(Box::new(CsvSource::new(rows, FirebaseCsv::default())))
+    Ok(Box::new(CsvSource::new(
+        rows,
+        FirebaseCsv {
+            notes: Notes::default(),
+            layouts: LayoutPicker::new(opts.firebase_layout),
+        },
+    )))
 }
 
 /// Counts of claims that could not be parsed, for the closing warning.
@@ -195,43 +164,31 @@ impl JsonAdapter for FirebaseJson {
     }
 }
 
-#[derive(Default)]
 pub(crate) struct FirebaseCsv {
     notes: Notes,
+    layouts: LayoutPicker,
 }
 
 impl CsvAdapter for FirebaseCsv {
     fn convert(&mut self, row: &Row<'_>) -> Result<Option<LegacyUser>, RecordError> {
         let pos = row.position;
-        // 28 columns, plus the empty one after the trailing comma.
-        let trailing_ok = row.len() <= CSV_COLUMNS.len()
-            || (row.len() == CSV_COLUMNS.len() + 1 && row.get(CSV_COLUMNS.len()).is_empty());
-        if !trailing_ok {
-            return Err(RecordError::new(
-                pos,
-                Reason::MalformedRecord,
-                format!(
-                    "row has {} fields; a Firebase CSV row has at most {} (and a trailing comma)",
-                    row.len(),
-                    CSV_COLUMNS.len()
-                ),
-            ));
-        }
+        let layout = self.layouts.pick(row)?;
         let mut user = LegacyUser::new(pos);
         let mut fields = Fields::with_capacity(256, 16);
         let mut hash = None;
         let mut salt = None;
-        for (i, name) in CSV_COLUMNS.iter().enumerate().take(row.len()) {
-            let v = cell(row, i, name)?;
-            if v.is_empty() {
+        for i in 0..layout.width() {
+            if row.get(i).is_empty() {
                 continue;
             }
-            match *name {
+            let name = layout.field(i);
+            let v = cell(row, i, name)?;
+            match name {
                 "passwordHash" => hash = Some(v),
                 "salt" => salt = Some(v),
                 "customAttributes" => custom_attributes(&mut fields, v, &mut self.notes),
                 _ => {
-                    if *name == "disabled" && v == "true" {
+                    if name == "disabled" && v == "true" {
                         user.enabled = false;
                     }
                     fields.push(name, v);
@@ -240,8 +197,8 @@ impl CsvAdapter for FirebaseCsv {
         }
         set_password(&mut user, hash, salt);
         let mut providers = String::new();
-        for (col, id) in CSV_PROVIDERS {
-            if col < row.len() && !row.get(col).is_empty() {
+        for (col, id) in layout.providers() {
+            if !row.get(col).is_empty() {
                 if !providers.is_empty() {
                     providers.push(',');
                 }
@@ -259,6 +216,7 @@ impl CsvAdapter for FirebaseCsv {
     }
 
     fn finish(&mut self, warnings: &mut Vec<String>) {
+        self.layouts.finish(warnings);
         self.notes.finish(warnings);
     }
 }
@@ -363,7 +321,7 @@ mod tests {
     fn csv_export_by_position_with_trailing_comma() {
         let row1 = "uid1,a@x.io,true,aGFzaA==,c2FsdA==,\"Lee, Ann\",,g-1,a@gmail.com,Ann,,,,,,,,,,,,,,1680000000000,1690000000000,+14155550100,false,\"{\"\"role\"\":\"\"admin\"\"}\",";
         let row2 = "uid2,b@x.io,false,,,Bob,,,,,,,,,,,,,,gh-2,,,,1680000000001,,,true,,";
-        let row3 = "uid3,c@x.io,false,,,,,,,,,,,,,,,,,,,,,1,2,,,,,extra";
+        let row3 = "uid3,c@x.io,false,,,,,,,,,,,,,,,,,,,,,1680000000002,2,,,,extra";
         let text = format!("{row1}\r\n{row2}\r\n{row3}\r\n");
         let (users, errors, _) = read_all(Format::Firebase, &text);
         assert_eq!(users.len(), 2);
@@ -386,12 +344,170 @@ mod tests {
 
     #[test]
     fn csv_with_an_added_header_row_skips_it() {
-        let text = "UID,Email\nuid1,a@x.io\n";
+        let text = "UID,Email\nuid1,a@x.io,false,,,,,,,,,,,,,,,,,,,,,1,2,,,,\n";
         let (users, errors, warnings) = read_all(Format::Firebase, text);
         assert!(errors.is_empty());
         assert_eq!(users.len(), 1);
         assert_eq!(users[0].position.record, 1);
         assert_eq!(users[0].position.line, 2);
         assert!(warnings.iter().any(|w| w.contains("header")));
+    }
+
+    fn real(name: &str) -> String {
+        format!(
+            "{}/tests/fixtures/real/firebase/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        )
+    }
+
+    fn read_real(
+        name: &str,
+        opts: &SourceOptions,
+    ) -> (Vec<LegacyUser>, Vec<RecordError>, Vec<String>) {
+        let bytes = std::fs::read(real(name)).unwrap();
+        super::super::tests::read_all_with(Format::Firebase, &bytes, opts)
+    }
+
+    fn ids(users: &[LegacyUser]) -> Vec<&str> {
+        users.iter().map(|u| u.field("localId").unwrap()).collect()
+    }
+
+    /// The rows each historical firebase-tools version wrote (generate.js runs their own row
+    /// function): every layout is recognised, the fields land in the same names, and a display
+    /// name with an unquoted comma (before v6.11) is rejected, not read shifted.
+    #[test]
+    fn every_historical_csv_layout_is_recognised() {
+        let all = [
+            "0",
+            "1",
+            "6",
+            "scrypt-user",
+            "phone-user",
+            "google-user",
+            "comma-user",
+            "claims-user",
+        ];
+        for (file, layout, shifted) in [
+            ("firebase-tools-v3.3.csv", "v3.3", true),
+            ("firebase-tools-v3.12.csv", "v3.12", true),
+            ("firebase-tools-v4.1.csv", "v4.1", true),
+            ("firebase-tools-v7.12.csv", "v7.12", false),
+            ("firebase-tools-v8.13.csv", "v8.13", false),
+            ("firebase-tools-v15.19.csv", "v15.19", false),
+        ] {
+            let (users, errors, warnings) = read_real(file, &SourceOptions::default());
+            let expected: Vec<&str> = all
+                .iter()
+                .copied()
+                .filter(|id| !(shifted && *id == "comma-user"))
+                .collect();
+            assert_eq!(ids(&users), expected, "{file}");
+            if shifted {
+                assert_eq!(errors.len(), 1, "{file}: {errors:?}");
+                assert_eq!(errors[0].position.record, 7, "{file}");
+                assert_eq!(errors[0].reason, Reason::MalformedRecord, "{file}");
+                assert!(
+                    errors[0].message.contains("unquoted comma"),
+                    "{file}: {}",
+                    errors[0].message
+                );
+            } else {
+                assert!(errors.is_empty(), "{file}: {errors:?}");
+            }
+            let by_id = |id: &str| {
+                users
+                    .iter()
+                    .find(|u| u.field("localId") == Some(id))
+                    .unwrap()
+            };
+            let scrypt = by_id("scrypt-user");
+            assert_eq!(scrypt.field("createdAt"), Some("1486324027000"), "{file}");
+            assert_eq!(
+                scrypt.field("lastSignedInAt"),
+                Some("1486324027001"),
+                "{file}"
+            );
+            assert!(matches!(
+                scrypt.password,
+                Some(RawPassword::Firebase { .. })
+            ));
+            let google = by_id("google-user");
+            assert_eq!(google.field("google.rawId"), Some("104857392018475619283"));
+            assert_eq!(google.field("providers"), Some("google.com"));
+            assert_eq!(google.field("createdAt"), Some("1600000000000"), "{file}");
+            // v3.3 had no phone column; `disabled` was dropped from v4.1 to v7.12.
+            let phone = by_id("phone-user").field("phoneNumber");
+            assert_eq!(
+                phone,
+                (layout != "v3.3").then_some("+15555550100"),
+                "{file}"
+            );
+            let has_disabled = layout != "v4.1";
+            assert_eq!(by_id("0").enabled, !has_disabled, "{file}");
+            assert!(by_id("1").enabled, "{file}");
+            assert!(by_id("0").field("lastSignedInAt").is_none(), "{file}");
+            let claims = by_id("claims-user").field("customAttributes.role");
+            let has_claims = matches!(layout, "v8.13" | "v15.19");
+            assert_eq!(claims, has_claims.then_some("admin"), "{file}");
+            let microsoft = by_id("6").field("microsoft.rawId");
+            assert_eq!(microsoft, (layout == "v15.19").then_some("123234234"));
+            let noted = warnings.iter().any(|w| w.contains(layout));
+            assert_eq!(
+                noted, !has_claims,
+                "{file}: older layouts are noted: {warnings:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_chosen_layout_is_used_and_a_row_that_does_not_fit_it_names_the_column() {
+        let opts = SourceOptions {
+            firebase_layout: Some(super::super::FirebaseLayout::V3_12),
+            ..Default::default()
+        };
+        // v4.1 rows read as v3.12: 27 fields are v3.12 without its trailing comma, but the
+        // creation time is not a boolean.
+        let (users, errors, _) = read_real("firebase-tools-v4.1.csv", &opts);
+        assert_eq!(ids(&users), ["0", "1", "6", "comma-user"]);
+        let bad: Vec<(u64, Option<&str>)> = errors
+            .iter()
+            .map(|e| (e.position.record, e.field.as_deref()))
+            .collect();
+        assert_eq!(
+            bad,
+            [
+                (4, Some("disabled")),
+                (5, Some("disabled")),
+                (6, Some("disabled")),
+                (8, Some("disabled"))
+            ]
+        );
+        assert!(errors[0].message.contains("column 24 is not true or false"));
+        assert_eq!(users[3].field("phoneNumber"), None);
+    }
+
+    #[test]
+    fn rows_of_another_layout_than_the_file_and_ambiguous_rows_are_rejected() {
+        let v8 = "a,a@x.io,false,,,,,,,,,,,,,,,,,,,,,1600000000000,1600000000001,,false,,";
+        let v3_12 = "b,b@x.io,false,,,,,,,,,,,,,,,,,,,,,true,1600000000000,1600000000001,,";
+        // 27 fields: v3.12 (disabled, createdAt, lastLoginAt, phone) or v4.1 + trailing comma
+        // would read column 25 as sign-in resp. creation time differently.
+        let short = "c,c@x.io,false,,,,,,,,,,,,,,,,,,,,,,1600000000000,,";
+        let text = format!("{v8}\n{v3_12}\n");
+        let (users, errors, _) = read_all(Format::Firebase, &text);
+        assert_eq!(users.len(), 1);
+        assert_eq!(errors[0].position.record, 2);
+        assert!(errors[0]
+            .message
+            .contains("up to record 1 fit only the v8.13"));
+        let (users, errors, _) = read_all(Format::Firebase, &format!("{short}\n"));
+        assert!(users.is_empty());
+        assert!(
+            errors[0].message.contains("read its columns differently"),
+            "{}",
+            errors[0].message
+        );
+        let (_, errors, _) = read_all(Format::Firebase, "a,b,c\n");
+        assert!(errors[0].message.contains("row has 3 fields"));
     }
 }

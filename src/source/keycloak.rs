@@ -13,12 +13,18 @@
 //! types of all credentials, e.g. `password,otp`).
 //!
 //! - The credential of type `password` becomes [`RawPassword::Keycloak`] with its `secretData`
-//!   and `credentialData` JSON strings as exported; other credentials are not kept.
+//!   and `credentialData` JSON strings as exported; other credentials are not kept. Exports of
+//!   Keycloak before 11 keep the hash in the credential itself (`hashedSaltedValue`, or `value`,
+//!   with `salt`, `hashIterations`, `algorithm`): the same two strings are built from those. A
+//!   password credential with a bare `value` (a realm import file's clear-text password) or
+//!   without usable hash data leaves the user without a password, counted in a warning; the user
+//!   is still read.
 //! - `groups` (paths like `/staff/admins`) become [`LegacyUser::groups`] without the leading `/`
 //!   (`staff/admins`): the full path is kept so that subgroups of the same name stay distinct.
 //! - `enabled: false` makes the user disabled.
 //! - Service-account users (with `serviceAccountClientId`) are skipped unless
-//!   `include_service_accounts`, with a warning giving their number.
+//!   [`SourceOptions::include_service_accounts`] (`--include-service-accounts`), with a warning
+//!   giving their number.
 //!
 //! A user without `username` is a `missing_field` error. Records are numbered by their place in
 //! the `users` array, skipped ones included.
@@ -47,6 +53,8 @@ pub(crate) fn open(
         Keycloak {
             include_service_accounts: opts.include_service_accounts,
             skipped_service_accounts: 0,
+            clear_text: 0,
+            no_hash_data: 0,
         },
     )))
 }
@@ -54,6 +62,10 @@ pub(crate) fn open(
 pub(crate) struct Keycloak {
     include_service_accounts: bool,
     skipped_service_accounts: u64,
+    /// Password credentials holding a clear-text `value` (realm import files).
+    clear_text: u64,
+    /// Password credentials without usable hash data.
+    no_hash_data: u64,
 }
 
 impl JsonAdapter for Keycloak {
@@ -97,23 +109,10 @@ impl JsonAdapter for Keycloak {
                     types.push_str(kind);
                 }
                 if kind == "password" && user.password.is_none() {
-                    let secret = cred.get("secretData");
-                    let data = cred.get("credentialData");
-                    match (secret.and_then(Json::as_str), data.and_then(Json::as_str)) {
-                        (Some(s), Some(d)) => {
-                            user.password = Some(RawPassword::Keycloak {
-                                secret_data: s.to_string(),
-                                credential_data: d.to_string(),
-                            })
-                        }
-                        _ => {
-                            return Err(RecordError::new(
-                                pos,
-                                Reason::BadValue,
-                                "the password credential needs `secretData` and `credentialData` strings",
-                            )
-                            .with_field("credentials"))
-                        }
+                    match password_credential(cred) {
+                        Credential::Hash(p) => user.password = Some(p),
+                        Credential::ClearText => self.clear_text += 1,
+                        Credential::NoHashData => self.no_hash_data += 1,
                     }
                 }
             }
@@ -149,6 +148,16 @@ impl JsonAdapter for Keycloak {
         }
         user.fields = fields;
         if user.field("username").is_none() {
+            if user.field("realm").is_some() {
+                // An array of whole realms (the migration files of Keycloak's own tests, or an
+                // old export of all realms) read as an array of users.
+                return Err(RecordError::new(
+                    pos,
+                    Reason::MalformedRecord,
+                    "this entry is a realm, not a user: the file is an array of realms; export one realm (kc.sh export --realm NAME) or take one realm's object out of the array",
+                )
+                .with_field("realm"));
+            }
             return Err(RecordError::missing(pos, "username"));
         }
         Ok(Some(user))
@@ -157,10 +166,65 @@ impl JsonAdapter for Keycloak {
     fn finish(&mut self, warnings: &mut Vec<String>) {
         if self.skipped_service_accounts > 0 {
             warnings.push(format!(
-                "{} service-account user(s) skipped (set include_service_accounts to read them)",
+                "{} service-account user(s) skipped (--include-service-accounts reads them)",
                 self.skipped_service_accounts
             ));
         }
+        if self.clear_text > 0 {
+            warnings.push(format!(
+                "{} user(s) have a password credential with a clear-text `value` and no hash parameters (a realm import file): read without a password",
+                self.clear_text
+            ));
+        }
+        if self.no_hash_data > 0 {
+            warnings.push(format!(
+                "{} user(s) have a password credential without `secretData`/`credentialData` or `hashedSaltedValue`/`salt`/`algorithm`: read without a password",
+                self.no_hash_data
+            ));
+        }
+    }
+}
+
+enum Credential {
+    Hash(RawPassword),
+    ClearText,
+    NoHashData,
+}
+
+/// The hash of a `password` credential in today's form (`secretData` + `credentialData`) or
+/// that of Keycloak before 11 (`hashedSaltedValue` or `value`, `salt`, `hashIterations`,
+/// `algorithm` as members of the credential).
+fn password_credential(cred: &Json<'_>) -> Credential {
+    let text = |key: &str| cred.get(key).and_then(Json::as_str);
+    if let (Some(secret), Some(data)) = (text("secretData"), text("credentialData")) {
+        return Credential::Hash(RawPassword::Keycloak {
+            secret_data: secret.to_string(),
+            credential_data: data.to_string(),
+        });
+    }
+    let value = text("hashedSaltedValue").or(text("value"));
+    match (value, text("salt"), text("algorithm")) {
+        (Some(value), Some(salt), Some(algorithm)) => {
+            let mut data = serde_json::Map::new();
+            if let Some(n) = cred.get("hashIterations").and_then(Json::scalar_text) {
+                if let Ok(n) = n.parse::<u64>() {
+                    data.insert("hashIterations".into(), n.into());
+                }
+            }
+            data.insert("algorithm".into(), algorithm.into());
+            data.insert("additionalParameters".into(), serde_json::Map::new().into());
+            let secret = serde_json::json!({
+                "value": value,
+                "salt": salt,
+                "additionalParameters": {},
+            });
+            Credential::Hash(RawPassword::Keycloak {
+                secret_data: secret.to_string(),
+                credential_data: serde_json::Value::Object(data).to_string(),
+            })
+        }
+        (Some(_), None, None) if cred.get("hashedSaltedValue").is_none() => Credential::ClearText,
+        _ => Credential::NoHashData,
     }
 }
 
@@ -223,5 +287,75 @@ mod tests {
         assert_eq!(errors[0].position.record, 3);
         assert_eq!(errors[0].position.line, 20);
         assert!(warnings.iter().any(|w| w.contains("1 service-account")));
+    }
+
+    /// Keycloak before 11 exported the hash in the credential itself (CredentialRepresentation's
+    /// deprecated `hashedSaltedValue`, `salt`, `hashIterations`, `algorithm`); realm import
+    /// files carry a clear-text `value`. The hash below is Python's
+    /// `hashlib.pbkdf2_hmac("sha256", b"Blue-Kettle-42", b"keycloak-old-salt", 27500, 64)`
+    /// (512 bits, as Keycloak derived them then).
+    #[test]
+    fn pre_11_credentials_and_clear_text_values_keep_the_user() {
+        use crate::password::{HashContext, PasswordHash};
+        let text = r#"{"users": [
+  {"username": "old", "credentials": [{"type": "password",
+    "hashedSaltedValue": "FMw81Mhe8/P+y5rGA+0rJxhe49iKZUlsOEIRLFxZvj0rrw7jP7pru3FfMMNuG6zH3wrrUi/pvacJPr/wPXw+BA==",
+    "salt": "a2V5Y2xvYWstb2xkLXNhbHQ=", "hashIterations": 27500, "algorithm": "pbkdf2-sha256",
+    "digits": 0, "period": 0, "createdDate": 1500000000000, "config": {}}]},
+  {"username": "older", "credentials": [{"type": "password",
+    "value": "FMw81Mhe8/P+y5rGA+0rJxhe49iKZUlsOEIRLFxZvj0rrw7jP7pru3FfMMNuG6zH3wrrUi/pvacJPr/wPXw+BA==",
+    "salt": "a2V5Y2xvYWstb2xkLXNhbHQ=", "hashIterations": 27500, "algorithm": "pbkdf2-sha256"}]},
+  {"username": "imported", "credentials": [{"type": "password", "value": "password", "temporary": false}]},
+  {"username": "half", "credentials": [{"type": "password", "secretData": "{}"}]}
+]}"#;
+        let (users, errors, warnings) = read_all(Format::Keycloak, text);
+        assert!(errors.is_empty(), "{errors:?}");
+        let names: Vec<_> = users.iter().map(|u| u.field("username").unwrap()).collect();
+        assert_eq!(names, ["old", "older", "imported", "half"]);
+        for u in &users[..2] {
+            let raw = u.password.as_ref().expect("a hash");
+            let hash = PasswordHash::from_raw(raw, &HashContext::default()).unwrap();
+            assert!(hash.verify("Blue-Kettle-42"), "{:?}", u.field("username"));
+            assert!(!hash.verify("blue-kettle-42"));
+        }
+        assert!(users[2].password.is_none() && users[3].password.is_none());
+        assert_eq!(users[2].field("credentials.types"), Some("password"));
+        assert_eq!(warnings.len(), 2, "{warnings:?}");
+        assert!(warnings[0].starts_with("1 user(s) have a password credential with a clear-text"));
+        assert!(warnings[1].starts_with("1 user(s) have a password credential without"));
+        assert!(warnings.iter().all(|w| !w.contains("password\"")));
+    }
+
+    /// Keycloak 1.9.8's own export (tests/fixtures/real/keycloak): its `admin` user's
+    /// `hashedSaltedValue` (pbkdf2, HMAC-SHA1, 20000 iterations, 512 bits) verifies `admin`.
+    #[test]
+    fn keycloak_1_9_8_export_admin_password_verifies() {
+        use crate::password::{HashContext, PasswordHash};
+        let path = format!(
+            "{}/tests/fixtures/real/keycloak/migration-realm-1.9.8.Final-master-users.json",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let text = std::fs::read_to_string(path).unwrap();
+        let (users, errors, _) = read_all(Format::Keycloak, &text);
+        assert!(errors.is_empty());
+        assert_eq!(users[0].field("username"), Some("admin"));
+        let raw = users[0].password.as_ref().expect("a hash");
+        let hash = PasswordHash::from_raw(raw, &HashContext::default()).unwrap();
+        assert!(hash.verify("admin"));
+        assert!(!hash.verify("Admin"));
+        assert!(users[1].password.is_none());
+        assert_eq!(users[1].groups, ["master-test-group"]);
+    }
+
+    #[test]
+    fn an_array_of_realms_is_named_as_such() {
+        let text = r#"[ {"id": "master", "realm": "master", "users": [{"username": "admin"}]},
+  {"id": "Migration", "realm": "Migration", "users": []} ]"#;
+        let (users, errors, _) = read_all(Format::Keycloak, text);
+        assert!(users.is_empty());
+        assert_eq!(errors.len(), 2);
+        assert!(errors.iter().all(|e| e.reason == Reason::MalformedRecord
+            && e.message.contains("array of realms")
+            && e.field.as_deref() == Some("realm")));
     }
 }

@@ -41,8 +41,10 @@ mod csv_reader;
 mod django;
 mod error;
 mod firebase;
+mod firebase_layout;
 mod generic;
 mod input;
+pub mod join;
 mod json;
 mod json_stream;
 mod keycloak;
@@ -55,6 +57,7 @@ use std::io::BufRead;
 use std::str::FromStr;
 
 pub use error::{Reason, RecordError, SourceError};
+pub use firebase_layout::FirebaseLayout;
 pub use input::{decompress_if_gzip, open_reader};
 
 use crate::record::{LegacyUser, Position};
@@ -159,6 +162,9 @@ pub struct SourceOptions {
     /// Django JSON: read only entries of this model (e.g. `accounts.customuser`). By default
     /// entries of `auth.user` and of any model whose fields have a `password` are read.
     pub django_model: Option<String>,
+    /// Firebase CSV: read every row in this firebase-tools layout instead of recognising each
+    /// row's layout (see [`FirebaseLayout`]).
+    pub firebase_layout: Option<FirebaseLayout>,
 }
 
 impl SourceOptions {

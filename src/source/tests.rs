@@ -195,19 +195,21 @@ fn sample_firebase_json_and_csv_give_the_same_fields() {
 #[test]
 fn sample_keycloak() {
     let (users, errors, warnings) = read_sample(Format::Keycloak, "keycloak/realm-export.json");
-    assert_eq!(users.len(), 8);
-    assert_eq!(
-        summary(&errors),
-        vec![(9, 310, "bad_value", Some("credentials".into()))]
-    );
+    assert_eq!(users.len(), 9);
+    // ivan's password credential has no secretData: he is read, without a password.
+    assert!(errors.is_empty(), "{errors:?}");
     assert_eq!(
         warnings,
-        vec!["1 service-account user(s) skipped (set include_service_accounts to read them)"]
+        vec![
+            "1 service-account user(s) skipped (--include-service-accounts reads them)",
+            "1 user(s) have a password credential without `secretData`/`credentialData` or `hashedSaltedValue`/`salt`/`algorithm`: read without a password"
+        ]
     );
     assert_eq!(
         usernames(&users, "username"),
-        vec!["alice", "bob", "carol", "dave", "frank", "grace", "heidi", "judy"]
+        vec!["alice", "bob", "carol", "dave", "frank", "grace", "heidi", "ivan", "judy"]
     );
+    assert!(users[7].password.is_none());
     let keycloak_passwords = users
         .iter()
         .filter(|u| matches!(u.password, Some(RawPassword::Keycloak { .. })))
@@ -238,8 +240,9 @@ fn sample_keycloak() {
         )
         .unwrap(),
     );
-    assert_eq!(all.len(), 9);
-    assert!(warnings.is_empty());
+    assert_eq!(all.len(), 10);
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(warnings[0].contains("without `secretData`"));
 }
 
 #[test]

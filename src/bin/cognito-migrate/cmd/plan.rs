@@ -23,6 +23,7 @@ use crate::exit::Exit;
   cognito-migrate header --pool-id us-east-1_AbCdEf123 --save pool.json   # once, with credentials
   cognito-migrate plan -i users.json -f firebase --hash-config hash_config.json --pool-schema pool.json --out plan/ --json
   cognito-migrate plan -i s3://exports/users.ndjson.gz -f auth0 --pool-id us-east-1_AbCdEf123 --out plan/
+  cognito-migrate plan -i users.ndjson -f auth0 --hashes password-hashes.ndjson --pool-schema pool.json --out plan/
   cognito-migrate plan -i us-east-1_OldPool12 -f cognito --pool-id us-east-1_AbCdEf123 --out plan/")]
 pub struct PlanArgs {
     #[command(flatten)]

@@ -268,15 +268,22 @@ pub async fn run(args: &RetryArgs, global: &GlobalArgs) -> anyhow::Result<Exit> 
         Some("Reset") => UnknownHashPolicy::Reset,
         Some(_) => return Err(unrecorded("--unknown-hash").into()),
     };
+    let mut source = SourceArgs {
+        input: spec.input_location.clone(),
+        format,
+        mapping: options["mapping"].as_str().map(PathBuf::from),
+        hash_config: args.hash_config.clone(),
+        delimiter: args.delimiter,
+        firebase_layout: None,
+        include_service_accounts: false,
+        django_model: None,
+        hashes: None,
+        join_on: None,
+        s3_object: Default::default(),
+    };
+    source.apply_recorded(&options["reader"]);
     let run_args = RunArgs {
-        source: SourceArgs {
-            input: spec.input_location.clone(),
-            format,
-            mapping: options["mapping"].as_str().map(PathBuf::from),
-            hash_config: args.hash_config.clone(),
-            delimiter: args.delimiter,
-            s3_object: Default::default(),
-        },
+        source,
         pool_id: spec.pool_id.clone(),
         state: args.state.clone(),
         mode,

@@ -444,6 +444,7 @@ pub async fn run_scoped(
         "unknown_hash": format!("{:?}", args.unknown_hash),
         "mapping": args.source.mapping.as_ref().map(|p| p.display().to_string()),
         "hash_config": args.source.hash_config.is_some(),
+        "reader": args.source.recorded_options(),
     });
     let spec = RunSpec {
         input_location: args.source.input.clone(),

@@ -30,12 +30,33 @@ pub struct SourceArgs {
     /// vendor formats). `cognito-migrate mapping init` writes a starting one.
     #[arg(long, value_name = "FILE")]
     pub mapping: Option<PathBuf>,
-    /// Firebase: the project's password hash parameters (the `hash_config` JSON from the console).
+    /// Firebase: the project's password hash parameters, as the console shows them
+    /// (`hash_config { algorithm: SCRYPT, base64_signer_key: …, … }`) or as JSON.
     #[arg(long, value_name = "FILE")]
     pub hash_config: Option<PathBuf>,
     /// CSV field delimiter (default: sniffed from the header: `,` `;` tab or `|`).
     #[arg(long, value_name = "CHAR")]
     pub delimiter: Option<char>,
+    /// Firebase CSV: the firebase-tools version whose column layout the export has (default:
+    /// recognised per row by its width and content).
+    #[arg(long, value_enum, value_name = "LAYOUT")]
+    pub firebase_layout: Option<source::FirebaseLayout>,
+    /// Keycloak: also read service-account users (skipped by default, with a warning).
+    #[arg(long)]
+    pub include_service_accounts: bool,
+    /// A second export with the users' password hashes (e.g. Auth0's password-hash export),
+    /// joined to --input by user id (--join-on); read in --format's reader. Users found in only
+    /// one of the two files are reported.
+    #[arg(long, value_name = "FILE")]
+    pub hashes: Option<PathBuf>,
+    /// The field --hashes joins on, in both files (default: user_id for auth0, localId for
+    /// firebase, id for keycloak and django; required for csv, json and ndjson).
+    #[arg(long, value_name = "FIELD", requires = "hashes")]
+    pub join_on: Option<String>,
+    /// Django JSON: read only the entries of this model (e.g. `accounts.customuser`); by default
+    /// `auth.user` and every model with a `password` field.
+    #[arg(long, value_name = "APP.MODEL")]
+    pub django_model: Option<String>,
     /// The S3 object as first looked at (size, ETag): the run's fingerprint and what every read of
     /// it insists on (If-Match), so that a replaced object is refused.
     #[arg(skip)]
@@ -43,6 +64,54 @@ pub struct SourceArgs {
 }
 
 impl SourceArgs {
+    /// The reader options a run records in its state, so that `retry` reads the input the same
+    /// way ([`SourceArgs::apply_recorded`]).
+    pub fn recorded_options(&self) -> serde_json::Value {
+        serde_json::json!({
+            "firebase_layout": self.firebase_layout.map(|l| l.name()),
+            "include_service_accounts": self.include_service_accounts,
+            "django_model": self.django_model,
+            "hashes": self.hashes.as_ref().map(|p| p.display().to_string()),
+            "join_on": self.join_on,
+        })
+    }
+
+    /// Sets the reader options from what [`SourceArgs::recorded_options`] wrote (absent members,
+    /// as in states of older versions, leave the defaults).
+    pub fn apply_recorded(&mut self, recorded: &serde_json::Value) {
+        use clap::ValueEnum;
+        self.firebase_layout = recorded["firebase_layout"]
+            .as_str()
+            .and_then(|s| source::FirebaseLayout::from_str(s, false).ok());
+        self.include_service_accounts = recorded["include_service_accounts"] == true;
+        self.django_model = recorded["django_model"].as_str().map(str::to_string);
+        self.hashes = recorded["hashes"].as_str().map(PathBuf::from);
+        self.join_on = recorded["join_on"].as_str().map(str::to_string);
+    }
+
+    /// The --hashes file opened in --format's reader, with the field to join on.
+    fn open_hashes(&self) -> anyhow::Result<Option<HashesInput>> {
+        let Some(path) = &self.hashes else {
+            return Ok(None);
+        };
+        let key = match (&self.join_on, source::join::default_key(self.format)) {
+            (Some(k), _) => k.clone(),
+            (None, Some(k)) => k.to_string(),
+            (None, None) => {
+                return Err(ConfigError::new(format!(
+                    "--hashes with --format {} needs --join-on FIELD",
+                    self.format
+                ))
+                .into())
+            }
+        };
+        let name = path.display().to_string();
+        let source = source::open(self.format, &name, &self.source_options()?).map_err(|e| {
+            ConfigError::new(format!("--hashes: {e:#}")).with_hint("check the --hashes path")
+        })?;
+        Ok(Some(HashesInput { source, key, name }))
+    }
+
     pub fn source_options(&self) -> anyhow::Result<SourceOptions> {
         let delimiter = match self.delimiter {
             None => None,
@@ -56,6 +125,9 @@ impl SourceArgs {
         };
         Ok(SourceOptions {
             delimiter,
+            firebase_layout: self.firebase_layout,
+            include_service_accounts: self.include_service_accounts,
+            django_model: self.django_model.clone(),
             ..Default::default()
         })
     }
@@ -76,13 +148,14 @@ impl SourceArgs {
             .into());
         }
         let opts = self.source_options()?;
-        source::open(self.format, &self.input, &opts).map_err(|e| {
+        let users = source::open(self.format, &self.input, &opts).map_err(|e| {
             let hint = match &e {
                 source::SourceError::Io { .. } => "check the --input path",
                 _ => "check --format",
             };
             anyhow::Error::new(ConfigError::new(chain(&e)).with_hint(hint))
-        })
+        })?;
+        join(users, self.open_hashes()?)
     }
 
     /// The S3 object named by --input, looked up once (HeadObject) and then kept.
@@ -104,6 +177,12 @@ impl SourceArgs {
     /// range if the connection breaks, refused if the object changes), or a user pool.
     pub async fn open_source(&self, global: &super::GlobalArgs) -> anyhow::Result<Box<dyn Source>> {
         if self.format == Format::Cognito {
+            if self.hashes.is_some() {
+                return Err(ConfigError::new(
+                    "--hashes does not apply to --format cognito (a pool gives out no hashes)",
+                )
+                .into());
+            }
             let clients = global.clients().await?;
             return cognito::open(
                 clients.cognito_without_sdk_retries(),
@@ -124,9 +203,10 @@ impl SourceArgs {
         let client = global.clients().await?.s3;
         let format = self.format;
         let opts = self.source_options()?;
+        let hashes = self.open_hashes()?;
         let runtime = tokio::runtime::Handle::current();
         tokio::task::spawn_blocking(move || {
-            source::open_s3(
+            let users = source::open_s3(
                 format,
                 client,
                 &object,
@@ -134,13 +214,14 @@ impl SourceArgs {
                 &opts,
                 &runtime,
             )
+            .map_err(|e| {
+                anyhow::Error::new(
+                    ConfigError::new(chain(&e)).with_hint("check --input and --format"),
+                )
+            })?;
+            join(users, hashes)
         })
         .await?
-        .map_err(|e| {
-            ConfigError::new(chain(&e))
-                .with_hint("check --input and --format")
-                .into()
-        })
     }
 
     /// The input's size and content fingerprint, for a run's state file: a file's size and
@@ -164,7 +245,15 @@ impl SourceArgs {
         let size = std::fs::metadata(path)
             .map_err(|e| ConfigError::new(format!("cannot read --input {}: {e}", self.input)))?
             .len();
-        Ok((size, checkpoint::fingerprint_file(path)?))
+        let mut fingerprint = checkpoint::fingerprint_file(path)?;
+        if let Some(hashes) = &self.hashes {
+            // A run's passwords come from this file too: a changed one is another input.
+            fingerprint = format!(
+                "{fingerprint}+hashes:{}",
+                checkpoint::fingerprint_file(hashes)?
+            );
+        }
+        Ok((size, fingerprint))
     }
 
     /// The built-in mapping of the format with the user's file laid over it. Attributes of the
@@ -228,8 +317,10 @@ impl SourceArgs {
                 let text = std::fs::read_to_string(path)
                     .with_context(|| format!("reading --hash-config {}", path.display()))
                     .map_err(|e| ConfigError::new(format!("{e:#}")))?;
-                Some(FirebaseHashConfig::from_json(&text).map_err(|e| {
-                    ConfigError::new(format!("--hash-config {}: {e}", path.display()))
+                Some(FirebaseHashConfig::parse(&text).map_err(|e| {
+                    ConfigError::new(format!("--hash-config {}: {e}", path.display())).with_hint(
+                        "paste the console's Password hash parameters (hash_config { algorithm: SCRYPT, base64_signer_key: …, base64_salt_separator: …, rounds: …, mem_cost: … }) or the same keys as JSON",
+                    )
                 })?)
             }
             None => None,
@@ -241,6 +332,23 @@ impl SourceArgs {
         }
         Ok(HashContext { firebase })
     }
+}
+
+/// An opened --hashes file.
+struct HashesInput {
+    source: Box<dyn Source>,
+    key: String,
+    name: String,
+}
+
+/// `users` joined with the --hashes file, if there is one.
+fn join(users: Box<dyn Source>, hashes: Option<HashesInput>) -> anyhow::Result<Box<dyn Source>> {
+    let Some(h) = hashes else {
+        return Ok(users);
+    };
+    let joined = source::join::Joined::new(users, h.source, &h.key, &h.name)
+        .map_err(|e| ConfigError::new(format!("--hashes {}: {e:#}", h.name)))?;
+    Ok(Box::new(joined))
 }
 
 /// The pool's schema, from the pool itself or from a file saved with `header --save`.
