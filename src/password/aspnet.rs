@@ -40,7 +40,7 @@ pub(crate) fn parse_blob(b64: &str) -> Result<Pbkdf2Hash, HashError> {
 /// password column is recognised without naming its scheme.
 pub(crate) fn detect(s: &str) -> Option<Pbkdf2Hash> {
     use base64::Engine as _;
-    if s.len() % 4 != 0 {
+    if !s.len().is_multiple_of(4) {
         return None;
     }
     let blob = base64::engine::general_purpose::STANDARD.decode(s).ok()?;
