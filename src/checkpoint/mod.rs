@@ -74,6 +74,7 @@
 //! `status`) may read concurrently; `busy_timeout` covers short write contention. Running two
 //! migrations against one state file at the same time is not supported.
 
+mod canary;
 mod chunks;
 mod recorder;
 mod run;
@@ -94,6 +95,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use rusqlite::types::{FromSql, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 
+pub use canary::CanaryVerdict;
 pub use chunks::{ChunkResume, ChunkRow, ChunkSpec, ChunkStatus, JobCounts, LineOutcome, Step};
 pub use recorder::{ChunkUser, Recorder, RecorderError};
 pub use run::{fingerprint_file, fingerprint_s3, job_name, Run, RunSpec, MODES};
