@@ -25,7 +25,7 @@ use std::str::FromStr;
 use serde::Serialize;
 
 use crate::mapping::{MappedUser, Reason, Rejection};
-use crate::password::{HashContext, ImportAlgorithm, PasswordHash};
+use crate::password::{HashContext, ImportAlgorithm, Notations, PasswordHash};
 use crate::pool::PoolSchema;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, clap::ValueEnum)]
@@ -127,6 +127,8 @@ pub struct Router {
     ctx: HashContext,
     /// `<attribute>_verified` for each of the pool's auto-verified attributes.
     verified_flags: Vec<String>,
+    /// The `password_hash` notation per algorithm (see `cognito-migrate preflight`).
+    notations: Notations,
 }
 
 impl Router {
@@ -145,7 +147,14 @@ impl Router {
                 .iter()
                 .map(|a| format!("{a}_verified"))
                 .collect(),
+            notations: Notations::default(),
         }
+    }
+
+    /// Writes imported hashes in these notations instead of the defaults.
+    pub fn with_notations(mut self, notations: Notations) -> Router {
+        self.notations = notations;
+        self
     }
 
     pub fn mode(&self) -> Mode {
@@ -177,7 +186,7 @@ impl Router {
         let mut import = None;
         let mut not_imported_because = None;
         if let Some(h) = &parsed {
-            match h.cognito_import() {
+            match h.cognito_import_with(&self.notations) {
                 Ok(v) => import = Some(v),
                 Err(e) => not_imported_because = Some(e.to_string()),
             }
