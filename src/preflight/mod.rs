@@ -299,12 +299,14 @@ pub fn pool_checks(facts: &PoolFacts, needs: &Needs, client_id: Option<&str>) ->
         .filter(|a| a.required)
         .map(|a| a.name.as_str())
         .collect();
+    // `missing_required` also counts records lacking a field their source needs; with no
+    // required attribute in the pool those are not the pool's concern.
     let missing = needs
         .rejections
         .get("missing_required")
         .copied()
         .unwrap_or(0);
-    if missing > 0 {
+    if missing > 0 && !required.is_empty() {
         out.push(Check::fail(
             "required attributes",
             format!(

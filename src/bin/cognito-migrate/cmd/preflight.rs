@@ -15,6 +15,7 @@ use cognito_migrate::plan::{self, NoSink, PlanConfig};
 use cognito_migrate::pool::PoolSchema;
 use cognito_migrate::preflight::canary::{self, CanaryOptions, CanaryResult};
 use cognito_migrate::preflight::{self, Check, Needs, PoolFacts, Status};
+use cognito_migrate::source::Format;
 
 use super::source_args::SourceArgs;
 use super::GlobalArgs;
@@ -50,10 +51,22 @@ pub struct PreflightArgs {
     /// The CloudWatch Logs role of import jobs (CloudWatchLogsRoleArn), as `run` will use it.
     #[arg(long, env = "COGNITO_MIGRATE_ROLE_ARN", value_name = "ARN")]
     pub role_arn: Option<String>,
-    /// The input to migrate (as for `plan`): its routes decide what is checked and which hash
-    /// algorithms get a canary.
-    #[command(flatten)]
-    pub source: Option<SourceArgs>,
+    /// The input to migrate, as for `plan` (path, `-` or s3://bucket/key): its routes decide
+    /// what is checked and which hash algorithms get a canary.
+    #[arg(long, short = 'i', value_name = "LOCATION", requires = "format")]
+    pub input: Option<String>,
+    /// The input's format, as for `plan`.
+    #[arg(long, short = 'f', value_enum, requires = "input")]
+    pub format: Option<Format>,
+    /// A TOML mapping file, as for `plan`.
+    #[arg(long, value_name = "FILE", requires = "input")]
+    pub mapping: Option<PathBuf>,
+    /// Firebase: the project's password hash parameters, as for `plan`.
+    #[arg(long, value_name = "FILE", requires = "input")]
+    pub hash_config: Option<PathBuf>,
+    /// CSV field delimiter, as for `plan`.
+    #[arg(long, value_name = "CHAR", requires = "input")]
+    pub delimiter: Option<char>,
     /// How users will be written (as for `plan` and `run`).
     #[arg(long, value_enum, default_value = "import-job")]
     pub mode: Mode,
@@ -110,8 +123,16 @@ pub async fn run(args: &PreflightArgs, global: &GlobalArgs) -> anyhow::Result<Ex
     let clients = global.clients().await?;
     let schema = PoolSchema::fetch(&clients.cognito, &args.pool_id).await?;
     let mut needs = Needs::default();
-    if let Some(source) = &args.source {
-        let summary = plan_input(args, source, &schema, global).await?;
+    if let (Some(input), Some(format)) = (&args.input, args.format) {
+        let source = SourceArgs {
+            input: input.clone(),
+            format,
+            mapping: args.mapping.clone(),
+            hash_config: args.hash_config.clone(),
+            delimiter: args.delimiter,
+            s3_object: Default::default(),
+        };
+        let summary = plan_input(args, &source, &schema, global).await?;
         algorithms.extend(Needs::planned_algorithms(&summary.routes));
         needs.routes = Some(summary.routes);
         needs.rejections = summary.rejections;
