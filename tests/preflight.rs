@@ -54,6 +54,28 @@ fn preflight(emu: &Emulator, pool: &str, extra: &[&str]) -> (i32, Value, String)
     (code, v, err)
 }
 
+/// Creates the role `ROLE_ARN` names in the emulator's IAM (moto), trusting Cognito.
+async fn create_log_role(emu: &Emulator) {
+    let iam = aws_sdk_iam::Client::new(&emu.sdk_config().await);
+    iam.create_role()
+        .role_name("CognitoImport")
+        .assume_role_policy_document(
+            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"cognito-idp.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#,
+        )
+        .send()
+        .await
+        .expect("create the log role");
+}
+
+fn check<'a>(findings: &'a Value, name: &str) -> &'a Value {
+    findings["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == name)
+        .unwrap_or_else(|| panic!("no {name} check in {findings}"))
+}
+
 fn canary<'a>(findings: &'a Value, alg: &str) -> &'a Value {
     findings["canaries"]
         .as_array()
@@ -201,11 +223,18 @@ async fn accepted_notation_passes_first_try_is_recorded_and_run_uses_it_without_
     ]);
     let c = emu.cognito().await;
     let pool = pool(&c, true).await;
+    create_log_role(&emu).await;
     let dir = tempdir("preflight-ok");
     let state = dir.join("state.db");
     let (code, findings, err) = preflight(&emu, &pool, &["--state", state.to_str().unwrap()]);
     assert_eq!(code, 0, "{findings:#}\n{err}");
     assert!(err.contains("each attempt costs one import job"), "{err}");
+    let role = check(&findings, "log role");
+    assert_eq!(
+        role["status"],
+        json!("ok"),
+        "read from the emulator's IAM: {role:#}"
+    );
     for alg in ["PBKDF2_SHA256", "ARGON2ID"] {
         let c = canary(&findings, alg);
         assert_eq!(c["found"], json!("phc"), "{c:#}");
@@ -249,6 +278,7 @@ async fn refused_notation_falls_back_records_the_one_found_and_run_writes_it() {
     let emu = Emulator::start_with(&["--hash-notation", "PBKDF2_SHA256=passlib"]);
     let c = emu.cognito().await;
     let pool = pool(&c, true).await;
+    create_log_role(&emu).await;
     let dir = tempdir("preflight-fallback");
     let state = dir.join("state.db");
     let (code, findings, err) = preflight(&emu, &pool, &["--state", state.to_str().unwrap()]);
@@ -406,6 +436,13 @@ async fn a_pool_without_auto_verified_attributes_fails_and_no_job_is_started() {
         json!([]),
         "no import job for a pool that cannot start one"
     );
+    // The role was never created: IAM (moto) says so.
+    let role = check(&findings, "log role");
+    assert_eq!(role["status"], json!("fail"), "{role:#}");
+    assert!(
+        role["message"].as_str().unwrap().contains("does not exist"),
+        "{role:#}"
+    );
 }
 
 #[tokio::test]
@@ -417,6 +454,7 @@ async fn the_canary_user_and_temporary_client_are_removed_when_the_sign_in_fails
         "/_emulator/config",
         json!({"faults": {"rules": {"AdminInitiateAuth": {"internal_error": 1.0}}}}),
     );
+    create_log_role(&emu).await;
     let dir = tempdir("preflight-cleanup");
     let state = dir.join("state.db");
     let mut env = emu.cli_env();

@@ -385,29 +385,161 @@ pub fn pool_checks(facts: &PoolFacts, needs: &Needs, client_id: Option<&str>) ->
     out
 }
 
-/// The CloudWatch Logs role an import job needs (`CloudWatchLogsRoleArn`).
-///
-/// This build does not call IAM, so the role's trust policy is not read: a well-formed ARN is a
-/// warn that says what to check by hand; a missing or malformed one fails when import jobs run.
-pub fn role_check(role_arn: Option<&str>, needs: &Needs) -> Check {
-    let what = "trust policy allowing cognito-idp.amazonaws.com to assume it, and \
+/// What IAM said about the import jobs' CloudWatch Logs role.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RoleLookup {
+    /// GetRole answered: the role's trust policy document (JSON, URL-decoded).
+    Found { trust_policy: String },
+    /// IAM says the role does not exist.
+    NotFound,
+    /// IAM could not be read (no iam:GetRole permission, no endpoint): why.
+    Unreadable(String),
+    /// Not looked up (no well-formed role ARN).
+    NotLooked,
+}
+
+/// Looks the role up with `iam:GetRole` (by the name after the last `/` of the ARN).
+pub async fn lookup_role(iam: &aws_sdk_iam::Client, arn: &str) -> RoleLookup {
+    if !is_role_arn(arn) {
+        return RoleLookup::NotLooked;
+    }
+    let name = arn.rsplit('/').next().unwrap_or_default();
+    match iam.get_role().role_name(name).send().await {
+        Ok(out) => match out.role().and_then(|r| r.assume_role_policy_document()) {
+            Some(doc) => RoleLookup::Found {
+                trust_policy: percent_decode(doc),
+            },
+            None => RoleLookup::Found {
+                trust_policy: String::new(),
+            },
+        },
+        Err(e) if e.code() == Some("NoSuchEntity") => RoleLookup::NotFound,
+        Err(e) => RoleLookup::Unreadable(match (e.code(), e.message()) {
+            (Some(c), Some(m)) => format!("{c}: {m}"),
+            _ => DisplayErrorContext(&e).to_string(),
+        }),
+    }
+}
+
+/// IAM answers policy documents URL-encoded; a document that already is JSON is kept.
+fn percent_decode(s: &str) -> String {
+    if s.trim_start().starts_with('{') {
+        return s.to_owned();
+    }
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |c: u8| (c as char).to_digit(16);
+        match (
+            b[i],
+            b.get(i + 1).copied().and_then(hex),
+            b.get(i + 2).copied().and_then(hex),
+        ) {
+            (b'%', Some(h), Some(l)) => {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+            }
+            (b'+', _, _) => {
+                out.push(b' ');
+                i += 1;
+            }
+            (c, _, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Whether a trust policy lets `cognito-idp.amazonaws.com` assume the role (an Allow statement
+/// naming that service principal for `sts:AssumeRole`).
+fn trusts_cognito(policy: &str) -> Result<bool, String> {
+    let doc: serde_json::Value =
+        serde_json::from_str(policy).map_err(|e| format!("the trust policy is not JSON: {e}"))?;
+    let list = |v: &serde_json::Value| -> Vec<String> {
+        match v {
+            serde_json::Value::String(s) => vec![s.clone()],
+            serde_json::Value::Array(a) => a
+                .iter()
+                .filter_map(|x| x.as_str().map(str::to_owned))
+                .collect(),
+            _ => vec![],
+        }
+    };
+    let statements = match &doc["Statement"] {
+        serde_json::Value::Array(a) => a.clone(),
+        s @ serde_json::Value::Object(_) => vec![s.clone()],
+        _ => vec![],
+    };
+    Ok(statements.iter().any(|st| {
+        st["Effect"] == "Allow"
+            && list(&st["Principal"]["Service"])
+                .iter()
+                .any(|p| p == "cognito-idp.amazonaws.com")
+            && list(&st["Action"])
+                .iter()
+                .any(|a| a == "sts:AssumeRole" || a == "sts:*" || a == "*")
+    }))
+}
+
+/// The CloudWatch Logs role an import job needs (`CloudWatchLogsRoleArn`): present, an IAM role
+/// ARN, existing, and trusting `cognito-idp.amazonaws.com` (when IAM can be read; a warn when
+/// it cannot). Its permissions (logs:CreateLogGroup, …) are not evaluated.
+pub fn role_check(role_arn: Option<&str>, needs: &Needs, lookup: &RoleLookup) -> Check {
+    let what = "trust policy allowing cognito-idp.amazonaws.com to sts:AssumeRole, and \
                 logs:CreateLogGroup, logs:CreateLogStream, logs:DescribeLogStreams, logs:PutLogEvents";
-    match role_arn {
-        None if needs.import_jobs() => Check::fail(
+    let arn = match role_arn {
+        None if needs.import_jobs() => return Check::fail(
             "log role",
             "no --role-arn: every import job (and the hash canary) needs a CloudWatch Logs role",
             format!("create a role with a {what}, and pass it with --role-arn"),
         ),
-        None => Check::ok("log role", "no import jobs planned: no CloudWatch Logs role needed"),
-        Some(arn) if !is_role_arn(arn) => Check::fail(
+        None => {
+            return Check::ok(
+                "log role",
+                "no import jobs planned: no CloudWatch Logs role needed",
+            )
+        }
+        Some(arn) if !is_role_arn(arn) => {
+            return Check::fail(
+                "log role",
+                format!(
+                    "--role-arn {arn} is not an IAM role ARN (arn:aws:iam::<account>:role/<name>)"
+                ),
+                "pass the role's ARN as IAM shows it",
+            )
+        }
+        Some(arn) => arn,
+    };
+    match lookup {
+        RoleLookup::Found { trust_policy } => match trusts_cognito(trust_policy) {
+            Ok(true) => Check::ok(
+                "log role",
+                format!("{arn} trusts cognito-idp.amazonaws.com (its logs: permissions are not evaluated)"),
+            ),
+            Ok(false) => Check::fail(
+                "log role",
+                format!("{arn}: its trust policy does not let cognito-idp.amazonaws.com assume it; import jobs cannot log"),
+                format!("give the role a {what}"),
+            ),
+            Err(e) => Check::fail("log role", format!("{arn}: {e}"), format!("give the role a {what}")),
+        },
+        RoleLookup::NotFound => Check::fail(
             "log role",
-            format!("--role-arn {arn} is not an IAM role ARN (arn:aws:iam::<account>:role/<name>)"),
-            "pass the role's ARN as IAM shows it",
+            format!("{arn} does not exist in this account"),
+            format!("create it with a {what}, or pass the right ARN"),
         ),
-        Some(arn) => Check::warn(
+        RoleLookup::Unreadable(why) => Check::warn(
             "log role",
-            format!("{arn}: its trust policy was not read (this build does not call IAM)"),
-            format!("check by hand that the role has a {what}; a passed hash canary shows Cognito accepted it for a job"),
+            format!("{arn}: IAM could not be read ({why}), so its trust policy was not checked"),
+            format!("allow iam:GetRole on it, or check by hand that it has a {what}"),
+        ),
+        RoleLookup::NotLooked => Check::warn(
+            "log role",
+            format!("{arn}: not looked up in IAM"),
+            format!("check by hand that it has a {what}"),
         ),
     }
 }

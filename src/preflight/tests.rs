@@ -121,27 +121,89 @@ fn trigger_routes_need_the_trigger_and_a_client_allowing_user_password_auth() {
 }
 
 #[test]
-fn the_role_is_required_for_import_jobs_and_its_trust_policy_is_not_claimed_checked() {
+fn the_role_must_exist_and_trust_cognito_and_an_unreadable_iam_is_a_warning() {
     let imports = planned(&[("import:BCRYPT", 1)]);
-    assert_eq!(role_check(None, &imports).status, Status::Fail);
+    let arn = "arn:aws:iam::123456789012:role/CognitoImport";
+    let found = |policy: &str| RoleLookup::Found {
+        trust_policy: policy.to_string(),
+    };
+    let cognito = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":["lambda.amazonaws.com","cognito-idp.amazonaws.com"]},"Action":"sts:AssumeRole"}]}"#;
+    let lambda = r#"{"Version":"2012-10-17","Statement":{"Effect":"Allow","Principal":{"Service":"lambda.amazonaws.com"},"Action":"sts:AssumeRole"}}"#;
+    let denied = r#"{"Statement":[{"Effect":"Deny","Principal":{"Service":"cognito-idp.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
     assert_eq!(
-        role_check(None, &planned(&[("admin-create", 1)])).status,
+        role_check(None, &imports, &RoleLookup::NotLooked).status,
+        Status::Fail
+    );
+    assert_eq!(
+        role_check(
+            None,
+            &planned(&[("admin-create", 1)]),
+            &RoleLookup::NotLooked
+        )
+        .status,
         Status::Ok
     );
     assert_eq!(
-        role_check(Some("arn:aws:iam::12345:role/x"), &imports).status,
+        role_check(
+            Some("arn:aws:iam::12345:role/x"),
+            &imports,
+            &RoleLookup::NotLooked
+        )
+        .status,
         Status::Fail
     );
     assert_eq!(
-        role_check(Some("arn:aws:s3:::bucket"), &imports).status,
+        role_check(
+            Some("arn:aws:s3:::bucket"),
+            &imports,
+            &RoleLookup::NotLooked
+        )
+        .status,
+        Status::Fail
+    );
+    assert_eq!(
+        role_check(Some(arn), &imports, &found(cognito)).status,
+        Status::Ok
+    );
+    // IAM's answer is URL-encoded.
+    let encoded: String = cognito
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect();
+    assert_eq!(
+        role_check(Some(arn), &imports, &found(&percent_decode(&encoded))).status,
+        Status::Ok
+    );
+    assert_eq!(percent_decode(&encoded), cognito);
+    assert_eq!(
+        role_check(Some(arn), &imports, &found(lambda)).status,
+        Status::Fail
+    );
+    assert_eq!(
+        role_check(Some(arn), &imports, &found(denied)).status,
+        Status::Fail
+    );
+    assert_eq!(
+        role_check(Some(arn), &imports, &found("not json")).status,
+        Status::Fail
+    );
+    assert_eq!(
+        role_check(Some(arn), &imports, &RoleLookup::NotFound).status,
         Status::Fail
     );
     let c = role_check(
-        Some("arn:aws:iam::123456789012:role/CognitoImport"),
+        Some(arn),
         &imports,
+        &RoleLookup::Unreadable("AccessDenied: no".into()),
     );
     assert_eq!(c.status, Status::Warn);
-    assert!(c.message.contains("not read"), "{c:?}");
+    assert!(c.message.contains("not checked") && c.fix.unwrap().contains("iam:GetRole"));
 }
 
 #[test]

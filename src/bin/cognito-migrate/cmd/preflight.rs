@@ -145,7 +145,15 @@ pub async fn run(args: &PreflightArgs, global: &GlobalArgs) -> anyhow::Result<Ex
         .await
         .map_err(|e| ConfigError::new(e.to_string()))?;
     let mut checks = preflight::pool_checks(&facts, &needs, args.client_id.as_deref());
-    checks.push(preflight::role_check(args.role_arn.as_deref(), &needs));
+    let lookup = match &args.role_arn {
+        Some(arn) => preflight::lookup_role(&aws_sdk_iam::Client::new(&clients.sdk), arn).await,
+        None => preflight::RoleLookup::NotLooked,
+    };
+    checks.push(preflight::role_check(
+        args.role_arn.as_deref(),
+        &needs,
+        &lookup,
+    ));
 
     let mut canaries: Vec<CanaryResult> = Vec::new();
     if !algorithms.is_empty() && !args.no_canary {
