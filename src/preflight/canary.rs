@@ -31,6 +31,7 @@ use crate::checkpoint::{CanaryVerdict, Checkpoint, CheckpointError};
 use crate::password::{ImportAlgorithm, Notation, Notations, PasswordHash};
 use crate::plan::chunks::{create_private, encode_row};
 use crate::pool::{DataType, PoolSchema};
+use crate::sink::import_job::logs;
 use crate::sink::import_job::service::{upload, ImportJobs, JobStatus};
 
 /// How the canary runs.
@@ -47,6 +48,8 @@ pub struct CanaryOptions {
     pub poll_max: Duration,
     /// How long one job may take before the attempt gives up (the job is stopped).
     pub job_timeout: Duration,
+    /// Reads a refused row's reason from the job's CloudWatch log (`logs:GetLogEvents`), when set.
+    pub logs: Option<aws_sdk_cloudwatchlogs::Client>,
 }
 
 /// One notation tried.
@@ -340,7 +343,7 @@ impl Canary<'_> {
                 } else {
                     Err(format!(
                         "the import job ended {:?} ({} imported, {} skipped, {} failed{}): Cognito \
-                         did not take the row",
+                         did not take the row{}",
                         now.status,
                         now.imported,
                         now.skipped,
@@ -348,7 +351,8 @@ impl Canary<'_> {
                         now.completion_message
                             .as_deref()
                             .map(|m| format!("; {m}"))
-                            .unwrap_or_default()
+                            .unwrap_or_default(),
+                        self.row_reason(&now).await
                     ))
                 };
             }
@@ -359,6 +363,24 @@ impl Canary<'_> {
                     self.opts.job_timeout
                 ));
             }
+        }
+    }
+
+    /// `; the job's log says: <reason>` for the canary's row (line 2; `logs::parse_line` scrubs
+    /// anything hash-like); empty when there is no logs client or no such line.
+    async fn row_reason(&self, job: &crate::sink::import_job::service::Job) -> String {
+        let Some(client) = &self.opts.logs else {
+            return String::new();
+        };
+        let group = logs::log_group(&self.schema.pool_id, &self.schema.pool_name);
+        let stream = logs::log_stream(&job.id, &job.name);
+        match logs::fetch_results(client, &group, &stream).await {
+            Ok(lines) => lines
+                .iter()
+                .find(|l| l.file_line == 2)
+                .map(|l| format!("; the job's log says: {}", l.reason))
+                .unwrap_or_default(),
+            Err(e) => format!("; its log could not be read ({e})"),
         }
     }
 

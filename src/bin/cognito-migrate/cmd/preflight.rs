@@ -190,6 +190,7 @@ pub async fn run(args: &PreflightArgs, global: &GlobalArgs) -> anyhow::Result<Ex
                 poll_min: Duration::from_millis(500).min(poll_max),
                 poll_max,
                 job_timeout: Duration::from_secs(args.canary_timeout.max(1)),
+                logs: Some(clients.logs.clone()),
             };
             let candidates = |alg: ImportAlgorithm| {
                 let mut list = Notation::candidates(alg);
