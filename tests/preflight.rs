@@ -486,3 +486,46 @@ async fn the_canary_user_and_temporary_client_are_removed_when_the_sign_in_fails
     assert_eq!(verdicts(&state), vec![verdict("BCRYPT", "mcf", false)]);
     assert!(!err.contains("X-Amz-Signature"), "no presigned URL: {err}");
 }
+
+#[tokio::test]
+async fn the_canary_signs_in_and_is_deleted_in_a_pool_with_email_as_username() {
+    use aws_sdk_cognitoidentityprovider::types::UsernameAttributeType;
+    let emu = Emulator::start();
+    let c = emu.cognito().await;
+    let pool = create_pool(
+        c.create_user_pool()
+            .pool_name("cm-email-username")
+            .username_attributes(UsernameAttributeType::Email)
+            .auto_verified_attributes(VerifiedAttributeType::Email),
+    )
+    .await;
+    create_log_role(&emu).await;
+    let mut env = emu.cli_env();
+    env.push(("COGNITO_MIGRATE_POLL_MAX_SECONDS", "0.2".into()));
+    let (code, out, err) = run_cli(
+        &[
+            "preflight",
+            "--pool-id",
+            &pool,
+            "--role-arn",
+            ROLE_ARN,
+            "--algorithm",
+            "BCRYPT",
+            "--json",
+        ],
+        &env,
+    );
+    assert_eq!(code, 0, "{out}\n{err}");
+    let findings: Value = serde_json::from_str(&out).unwrap();
+    let bcrypt = canary(&findings, "BCRYPT");
+    assert_eq!(bcrypt["found"], json!("mcf"), "{bcrypt:#}");
+    assert!(bcrypt["attempts"][0]["cleaned_up"].as_bool().unwrap());
+    // No --state: the verdict is reported, and the line says nothing recorded it.
+    let line = check(&findings, "canary BCRYPT");
+    assert_eq!(line["status"], json!("warn"), "{line:#}");
+    assert!(
+        line["fix"].as_str().unwrap().contains("--state"),
+        "{line:#}"
+    );
+    assert_eq!(users_and_clients(&c, &pool).await, (0, 0));
+}
