@@ -18,6 +18,7 @@ pub mod mapping;
 pub mod password;
 pub mod plan;
 pub mod pool;
+pub mod preflight;
 pub mod progress;
 pub mod record;
 pub mod report;

@@ -75,6 +75,7 @@
 //! covers short write contention. Two writers on one state file are kept apart by a lease held
 //! beside it for a writer's whole life (see `crate::lease`), not by anything in this schema.
 
+mod canary;
 mod chunks;
 mod recorder;
 mod run;
@@ -95,6 +96,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use rusqlite::types::{FromSql, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 
+pub use canary::CanaryVerdict;
 pub use chunks::{ChunkResume, ChunkRow, ChunkSpec, ChunkStatus, JobCounts, LineOutcome, Step};
 pub use recorder::{ChunkUser, Recorder, RecorderError};
 pub use run::{fingerprint_file, fingerprint_s3, job_name, Run, RunSpec, MODES};

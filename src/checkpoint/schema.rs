@@ -141,8 +141,27 @@ FROM users AS u LEFT JOIN chunks AS c ON c.id = u.chunk_id
 WHERE c.writing IS NULL OR c.writing = 0;
 "#;
 
+/// Version 3: verdicts of `preflight`'s hash canary. One row per canary attempt: in `pool_id`, a
+/// user whose password was hashed with `algorithm` and written in `notation` was imported by a
+/// one-row import job and then signed in (`passed` = 1: Cognito verified the notation) or not
+/// (`passed` = 0, `message` says which step failed). `run` writes the notation of the newest
+/// passed verdict for the pool and algorithm. Additive: no existing table changes.
+const V3: &str = r#"
+CREATE TABLE canary_verdicts (
+    id         INTEGER PRIMARY KEY,
+    pool_id    TEXT    NOT NULL,
+    algorithm  TEXT    NOT NULL CHECK (algorithm IN ('BCRYPT', 'SCRYPT', 'ARGON2ID', 'PBKDF2_SHA256')),
+    notation   TEXT    NOT NULL,
+    passed     INTEGER NOT NULL CHECK (passed IN (0, 1)),
+    job_id     TEXT,                     -- the canary's import job, when one was created
+    message    TEXT,                     -- why it failed; never a password or hash
+    checked_at INTEGER NOT NULL          -- Unix milliseconds
+);
+CREATE INDEX canary_verdicts_lookup ON canary_verdicts(pool_id, algorithm, passed, checked_at);
+"#;
+
 /// All migrations, in order.
-const MIGRATIONS: &[&str] = &[V1, V2];
+const MIGRATIONS: &[&str] = &[V1, V2, V3];
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

@@ -253,3 +253,268 @@ pub(crate) fn import(hash: &PasswordHash) -> Result<(ImportAlgorithm, String), N
         )),
     }
 }
+
+/// How a `password_hash` value is written for Cognito: the notation the preflight hash canary
+/// proves on the real pool. [`Notation::default_for`] is the project's assumption (the table in
+/// the module documentation); the others are the plausible alternatives the canary tries when
+/// the default does not sign in.
+///
+/// Every notation is derived from the default string of the same hash (same salt, digest and
+/// parameters), so a notation changes the text only, never what the KDF computes. Reference
+/// strings for each notation come from passlib, argon2-cffi and hashlib
+/// (`tests/fixtures/passwords/notations.py` → `notations.json`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Notation {
+    /// bcrypt's modular crypt string as is (`$2a$`/`$2b$`/`$2y$`); the only bcrypt notation.
+    Mcf,
+    /// PHC string, standard base64 without padding; PBKDF2 with `l=<hash length>`.
+    Phc,
+    /// PBKDF2: PHC without the `l=` parameter (`$pbkdf2-sha256$i=<n>$<salt>$<hash>`).
+    PhcNoLength,
+    /// argon2id: PHC without the `v=19` field (`$argon2id$m=…,t=…,p=…$<salt>$<hash>`).
+    PhcNoVersion,
+    /// PHC layout, standard base64 with `=` padding.
+    PhcPadded,
+    /// PHC layout, URL-safe base64 (`-`, `_`) without padding.
+    PhcUrlSafe,
+    /// PHC layout, salt and hash in lowercase hex.
+    PhcHex,
+    /// PBKDF2: passlib's `$pbkdf2-sha256$<rounds>$<salt>$<hash>` in its adapted base64 (`.` for
+    /// `+`, no padding).
+    Passlib,
+}
+
+impl Notation {
+    /// Every notation, in the order the canary tries them.
+    pub const ALL: [Notation; 8] = [
+        Notation::Mcf,
+        Notation::Phc,
+        Notation::PhcNoLength,
+        Notation::PhcNoVersion,
+        Notation::Passlib,
+        Notation::PhcPadded,
+        Notation::PhcUrlSafe,
+        Notation::PhcHex,
+    ];
+
+    /// The name used on the command line, in the state file and by the emulator.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Notation::Mcf => "mcf",
+            Notation::Phc => "phc",
+            Notation::PhcNoLength => "phc-no-length",
+            Notation::PhcNoVersion => "phc-no-version",
+            Notation::PhcPadded => "phc-padded",
+            Notation::PhcUrlSafe => "phc-urlsafe",
+            Notation::PhcHex => "phc-hex",
+            Notation::Passlib => "passlib",
+        }
+    }
+
+    /// The project's assumed notation for `alg` (what `run` writes unless told otherwise).
+    pub fn default_for(alg: ImportAlgorithm) -> Notation {
+        match alg {
+            ImportAlgorithm::Bcrypt => Notation::Mcf,
+            _ => Notation::Phc,
+        }
+    }
+
+    /// Whether the notation can write hashes of `alg`.
+    pub fn applies_to(self, alg: ImportAlgorithm) -> bool {
+        match self {
+            Notation::Mcf => alg == ImportAlgorithm::Bcrypt,
+            Notation::PhcNoLength | Notation::Passlib => alg == ImportAlgorithm::Pbkdf2Sha256,
+            Notation::PhcNoVersion => alg == ImportAlgorithm::Argon2id,
+            Notation::Phc | Notation::PhcPadded | Notation::PhcUrlSafe | Notation::PhcHex => {
+                alg != ImportAlgorithm::Bcrypt
+            }
+        }
+    }
+
+    /// The notations of `alg`, the default first: what the canary tries, in order.
+    pub fn candidates(alg: ImportAlgorithm) -> Vec<Notation> {
+        Notation::ALL
+            .into_iter()
+            .filter(|n| n.applies_to(alg))
+            .collect()
+    }
+
+    /// Rewrites `default`, a hash of `alg` in [`Notation::default_for`] (as [`import`] writes
+    /// it), into this notation. `None` when the notation does not apply to `alg` or `default` is
+    /// not a string [`import`] writes.
+    pub fn rewrite(self, alg: ImportAlgorithm, default: &str) -> Option<String> {
+        use base64::Engine as _;
+        if !self.applies_to(alg) {
+            return None;
+        }
+        if self == Notation::default_for(alg) {
+            return Some(default.to_owned());
+        }
+        // `$<id>[$v=19]$<params>$<salt>$<hash>`
+        let fields: Vec<&str> = default.split('$').collect();
+        let (id, version, params, salt, hash) = match fields.as_slice() {
+            ["", id, v, p, s, h] if v.starts_with("v=") => (*id, Some(*v), *p, *s, *h),
+            ["", id, p, s, h] => (*id, None, *p, *s, *h),
+            _ => return None,
+        };
+        let std = base64::engine::general_purpose::STANDARD_NO_PAD;
+        let salt = std.decode(salt).ok()?;
+        let hash = std.decode(hash).ok()?;
+        let phc = |params: &str, encode: &dyn Fn(&[u8]) -> String| {
+            let version = version.map(|v| format!("${v}")).unwrap_or_default();
+            format!(
+                "${id}{version}${params}${}${}",
+                encode(&salt),
+                encode(&hash)
+            )
+        };
+        Some(match self {
+            Notation::Mcf | Notation::Phc => unreachable!("the defaults are returned above"),
+            Notation::PhcNoLength => {
+                let kept: Vec<&str> = params.split(',').filter(|p| !p.starts_with("l=")).collect();
+                phc(&kept.join(","), &|b| std.encode(b))
+            }
+            Notation::PhcNoVersion => {
+                format!("${id}${params}${}${}", std.encode(&salt), std.encode(&hash))
+            }
+            Notation::PhcPadded => phc(params, &|b| {
+                base64::engine::general_purpose::STANDARD.encode(b)
+            }),
+            Notation::PhcUrlSafe => phc(params, &|b| {
+                base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)
+            }),
+            Notation::PhcHex => phc(params, &|b| {
+                b.iter().map(|x| format!("{x:02x}")).collect::<String>()
+            }),
+            Notation::Passlib => {
+                let rounds = params.split(',').find_map(|p| p.strip_prefix("i="))?;
+                let ab64 = |b: &[u8]| std.encode(b).replace('+', ".");
+                format!("${id}${rounds}${}${}", ab64(&salt), ab64(&hash))
+            }
+        })
+    }
+}
+
+impl fmt::Display for Notation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An unknown notation name given to [`Notation::from_str`].
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "unknown hash notation (expected mcf, phc, phc-no-length, phc-no-version, passlib, \
+     phc-padded, phc-urlsafe or phc-hex)"
+)]
+pub struct ParseNotationError;
+
+impl FromStr for Notation {
+    type Err = ParseNotationError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let lower = s.trim().to_ascii_lowercase().replace('_', "-");
+        Notation::ALL
+            .into_iter()
+            .find(|n| n.as_str() == lower)
+            .ok_or(ParseNotationError)
+    }
+}
+
+/// Which notation to write for each algorithm: the defaults unless set (by a passed canary
+/// recorded in the state file, or by `--hash-encoding`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Notations {
+    chosen: std::collections::BTreeMap<ImportAlgorithm, Notation>,
+}
+
+/// A bad `--hash-encoding ALG=NOTATION` value.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum NotationsError {
+    #[error("{0:?} is not ALGORITHM=NOTATION (e.g. PBKDF2_SHA256=passlib)")]
+    Syntax(String),
+    #[error("{given:?}: {source}")]
+    Algorithm {
+        given: String,
+        source: ParseImportAlgorithmError,
+    },
+    #[error("{given:?}: {source}")]
+    Notation {
+        given: String,
+        source: ParseNotationError,
+    },
+    #[error("the notation {notation} cannot write {algorithm} hashes (it can: {options})")]
+    NotApplicable {
+        algorithm: ImportAlgorithm,
+        notation: Notation,
+        options: String,
+    },
+}
+
+impl Notations {
+    /// Sets `alg`'s notation; refuses one that cannot write `alg`.
+    pub fn set(&mut self, alg: ImportAlgorithm, notation: Notation) -> Result<(), NotationsError> {
+        if !notation.applies_to(alg) {
+            return Err(NotationsError::NotApplicable {
+                algorithm: alg,
+                notation,
+                options: Notation::candidates(alg)
+                    .iter()
+                    .map(|n| n.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            });
+        }
+        self.chosen.insert(alg, notation);
+        Ok(())
+    }
+
+    /// Reads one `ALGORITHM=NOTATION` (e.g. `PBKDF2_SHA256=passlib`) and sets it.
+    pub fn set_from_arg(&mut self, arg: &str) -> Result<(), NotationsError> {
+        let (a, n) = arg
+            .split_once('=')
+            .ok_or_else(|| NotationsError::Syntax(arg.to_owned()))?;
+        let alg = a.parse().map_err(|source| NotationsError::Algorithm {
+            given: a.to_owned(),
+            source,
+        })?;
+        let notation = n.parse().map_err(|source| NotationsError::Notation {
+            given: n.to_owned(),
+            source,
+        })?;
+        self.set(alg, notation)
+    }
+
+    /// The notation written for `alg`.
+    pub fn get(&self, alg: ImportAlgorithm) -> Notation {
+        self.chosen
+            .get(&alg)
+            .copied()
+            .unwrap_or_else(|| Notation::default_for(alg))
+    }
+
+    /// Whether `alg`'s notation was set (else it is the default).
+    pub fn is_set(&self, alg: ImportAlgorithm) -> bool {
+        self.chosen.contains_key(&alg)
+    }
+
+    /// The notations set, by algorithm.
+    pub fn iter(&self) -> impl Iterator<Item = (ImportAlgorithm, Notation)> + '_ {
+        self.chosen.iter().map(|(a, n)| (*a, *n))
+    }
+}
+
+/// [`import`], with the hash written in `notations`' notation for its algorithm.
+pub(crate) fn import_with(
+    hash: &PasswordHash,
+    notations: &Notations,
+) -> Result<(ImportAlgorithm, String), NotImportable> {
+    let (alg, default) = import(hash)?;
+    let notation = notations.get(alg);
+    match notation.rewrite(alg, &default) {
+        Some(s) => Ok((alg, s)),
+        None => refuse(format!(
+            "the {alg} hash cannot be written in the {notation} notation"
+        )),
+    }
+}

@@ -49,7 +49,10 @@ use crate::record::RawPassword;
 
 pub use self::argon2::{Argon2Hash, Argon2Variant};
 pub use self::bcrypt::{BcryptHash, BcryptVersion};
-pub use self::cognito::{ImportAlgorithm, NotImportable, ParseImportAlgorithmError};
+pub use self::cognito::{
+    ImportAlgorithm, NotImportable, Notation, Notations, NotationsError, ParseImportAlgorithmError,
+    ParseNotationError,
+};
 pub use self::cost::{CostCap, WorkEstimate};
 pub use self::crypt::{Md5CryptHash, ShaCryptHash};
 pub use self::django_legacy::DjangoLegacyHash;
@@ -269,6 +272,15 @@ impl PasswordHash {
     /// hash cannot be imported. See [`cognito`](self::cognito).
     pub fn cognito_import(&self) -> Result<(ImportAlgorithm, String), NotImportable> {
         cognito::import(self)
+    }
+
+    /// [`cognito_import`](Self::cognito_import) in the notation `notations` gives the hash's
+    /// algorithm (the one a passed preflight canary proved, or `--hash-encoding`).
+    pub fn cognito_import_with(
+        &self,
+        notations: &Notations,
+    ) -> Result<(ImportAlgorithm, String), NotImportable> {
+        cognito::import_with(self, notations)
     }
 
     /// A lossless string form that [`parse`](Self::parse) reads back into an equal value; it

@@ -637,3 +637,75 @@ fn django_legacy_malformed() {
         Err(HashError::UnknownFormat)
     );
 }
+
+/// Every notation of `Notation` against the strings passlib, argon2-cffi, bcrypt and hashlib
+/// wrote (`tests/fixtures/passwords/notations.py` → `notations.json`).
+#[test]
+fn notations_match_the_reference_libraries() {
+    let data: Value = serde_json::from_str(include_str!(
+        "../../tests/fixtures/passwords/notations.json"
+    ))
+    .unwrap();
+    let password = s(&data, "password");
+    let mut checked = 0;
+    for v in data["vectors"].as_array().unwrap() {
+        let alg = ImportAlgorithm::from_str(s(v, "algorithm")).unwrap();
+        let h = PasswordHash::parse(s(v, "input")).unwrap();
+        assert!(h.verify(password), "{alg}");
+        let expected = v["notations"].as_object().unwrap();
+        let names: Vec<&str> = Notation::candidates(alg)
+            .iter()
+            .map(|n| n.as_str())
+            .collect();
+        let mut want: Vec<&str> = expected.keys().map(String::as_str).collect();
+        want.sort();
+        let mut got = names.clone();
+        got.sort();
+        assert_eq!(got, want, "{alg}: the notations of the algorithm");
+        assert_eq!(
+            names[0],
+            Notation::default_for(alg).as_str(),
+            "the default is tried first"
+        );
+        for (name, text) in expected {
+            let notation = Notation::from_str(name).unwrap();
+            let mut chosen = Notations::default();
+            chosen.set(alg, notation).unwrap();
+            let (a, out) = h.cognito_import_with(&chosen).unwrap();
+            assert_eq!(a, alg);
+            assert_eq!(&out, text.as_str().unwrap(), "{alg} {name}");
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 16);
+}
+
+#[test]
+fn hash_encoding_arguments_are_checked() {
+    let mut n = Notations::default();
+    n.set_from_arg("pbkdf2_sha256=passlib").unwrap();
+    n.set_from_arg("SCRYPT=phc-hex").unwrap();
+    assert_eq!(n.get(ImportAlgorithm::Pbkdf2Sha256), Notation::Passlib);
+    assert_eq!(n.get(ImportAlgorithm::Scrypt), Notation::PhcHex);
+    assert_eq!(n.get(ImportAlgorithm::Bcrypt), Notation::Mcf);
+    assert!(!n.is_set(ImportAlgorithm::Bcrypt));
+    assert!(matches!(
+        n.set_from_arg("BCRYPT=passlib"),
+        Err(NotationsError::NotApplicable { .. })
+    ));
+    assert!(matches!(
+        n.set_from_arg("BCRYPT"),
+        Err(NotationsError::Syntax(_))
+    ));
+    assert!(matches!(
+        n.set_from_arg("MD5=phc"),
+        Err(NotationsError::Algorithm { .. })
+    ));
+    assert!(matches!(
+        n.set_from_arg("SCRYPT=base32"),
+        Err(NotationsError::Notation { .. })
+    ));
+    for notation in Notation::ALL {
+        assert_eq!(Notation::from_str(notation.as_str()), Ok(notation));
+    }
+}

@@ -215,7 +215,8 @@ pub fn push_field(buf: &mut Vec<u8>, first: bool, v: &str) {
     }
 }
 
-fn encode_row<'a>(buf: &mut Vec<u8>, fields: impl Iterator<Item = &'a str>) {
+/// Appends one row of fields (see [`push_field`]) and its line end.
+pub fn encode_row<'a>(buf: &mut Vec<u8>, fields: impl Iterator<Item = &'a str>) {
     for (i, v) in fields.enumerate() {
         push_field(buf, i == 0, v);
     }

@@ -36,7 +36,7 @@ use std::str::FromStr;
 use serde::Serialize;
 
 use crate::mapping::{MappedUser, Reason, Rejection};
-use crate::password::{HashContext, ImportAlgorithm, PasswordHash};
+use crate::password::{HashContext, ImportAlgorithm, Notations, PasswordHash};
 use crate::pool::PoolSchema;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, clap::ValueEnum)]
@@ -155,6 +155,8 @@ pub struct Router {
     ctx: HashContext,
     /// `<attribute>_verified` for each of the pool's auto-verified attributes.
     verified_flags: Vec<String>,
+    /// The `password_hash` notation per algorithm (see `cognito-migrate preflight`).
+    notations: Notations,
 }
 
 impl Router {
@@ -174,12 +176,19 @@ impl Router {
                 .iter()
                 .map(|a| format!("{a}_verified"))
                 .collect(),
+            notations: Notations::default(),
         }
     }
 
     /// Sets what happens to users whose hash cannot be used (default: reset).
     pub fn with_unknown_hash(mut self, unknown: UnknownHashPolicy) -> Router {
         self.unknown = unknown;
+        self
+    }
+
+    /// Writes imported hashes in these notations instead of the defaults.
+    pub fn with_notations(mut self, notations: Notations) -> Router {
+        self.notations = notations;
         self
     }
 
@@ -229,7 +238,7 @@ impl Router {
         let mut import = None;
         let mut not_imported_because = None;
         if let Some(h) = &parsed {
-            match h.cognito_import() {
+            match h.cognito_import_with(&self.notations) {
                 Ok(v) => import = Some(v),
                 Err(e) => not_imported_because = Some(e.to_string()),
             }

@@ -38,6 +38,10 @@ _DEFAULTS = {
     # Injected row failures: {"<cognito:username>": "<reason>"} makes an import job log that row
     # "[FAILED] Line Number N - <reason>" however valid it is (tests of per-user results).
     "import_row_failures": {},
+    # The only password_hash notation accepted per algorithm, e.g. {"PBKDF2_SHA256": "passlib"}
+    # (names as in hashes.NOTATIONS); an algorithm not named accepts every notation hashes.py
+    # knows. Lets the preflight hash canary's fallback be tested.
+    "import_hash_notations": {},
 }
 
 
@@ -85,6 +89,8 @@ class Settings:
             ):
                 raise ValueError('import_row_failures must be an object {"username": "reason"}')
             values["import_row_failures"] = dict(failures)
+        if "import_hash_notations" in body:
+            values["import_hash_notations"] = _notations(body["import_hash_notations"])
         if "import_pending_delay_seconds" in body:
             values["import_pending_delay_seconds"] = _number(
                 body["import_pending_delay_seconds"], "import_pending_delay_seconds", minimum=0.0
@@ -120,6 +126,22 @@ class Settings:
         values["quotas"] = quotas.QUOTAS.snapshot()
         values["faults"] = faults.FAULTS.snapshot()
         return values
+
+
+def _notations(value) -> dict:
+    from hashes import NOTATIONS
+
+    if not isinstance(value, dict):
+        raise ValueError('import_hash_notations must be an object {"ALGORITHM": "notation"}')
+    for algorithm, notation in value.items():
+        if algorithm not in NOTATIONS:
+            raise ValueError(f"import_hash_notations: unknown algorithm {algorithm!r}")
+        if notation not in NOTATIONS[algorithm]:
+            raise ValueError(
+                f"import_hash_notations: {algorithm} takes one of "
+                f"{', '.join(NOTATIONS[algorithm])}, not {notation!r}"
+            )
+    return dict(value)
 
 
 def _number(value, key: str, minimum: float) -> float:

@@ -34,7 +34,8 @@ custom attribute constraints from the pool's schema; the pool's required attribu
 the pool has auto-verified attributes, at least one of them verified (Cognito's message:
 ``The User Record does not set any of the auto verified attributes to true. (Example:
 email_verified to true).``); ``password_hash`` empty or valid for the job's algorithm
-(:func:`hashes.parse_import_hash`).
+(:func:`hashes.parse_import_hash`; only the configured notation when ``import_hash_notations``
+names one for that algorithm).
 
 User pools with ``UsernameAttributes`` (email and/or phone number as username): ``cognito:username``
 must be an email address or phone number ("Username should be either an email or a phone number.",
@@ -182,9 +183,12 @@ class RowChecker:
         algorithm: str | None,
         require_auto_verified: bool,
         quoting: str = "documented",
+        notation: str | None = None,
     ):
         config = pool.extended_config
         self.algorithm = algorithm
+        # The only password_hash notation accepted (None: every notation hashes.py knows).
+        self.notation = notation
         self.quoting = quoting
         self.ncols = len(columns)
         self.index = {name: i for i, name in enumerate(columns)}
@@ -302,7 +306,7 @@ class RowChecker:
             encoded = get(HASH_COLUMN)
             if encoded:
                 try:
-                    imported_hash = parse_import_hash(self.algorithm, encoded)
+                    imported_hash = parse_import_hash(self.algorithm, encoded, self.notation)
                 except InvalidHash as error:
                     return f"The password_hash value is not a valid {self.algorithm} hash: {error}."
 

@@ -19,6 +19,15 @@ are easy to change:
   ``$pbkdf2-sha256$<iterations>$<ab64 salt>$<ab64 hash>`` (``.`` instead of ``+``).
 * SCRYPT: PHC ``$scrypt$ln=<log2 N>,r=<r>,p=<p>$<b64 salt>$<b64 hash>``.
 
+Strict notations (the ``import_hash_notations`` knob, ``--hash-notation ALG=NOTATION``): when a
+notation is configured for an algorithm, ONLY that notation is accepted for it, so that
+cognito-migrate's preflight hash canary can be tested in both outcomes (its first notation
+accepted, or refused and a fallback found). The names are those of ``Notation`` in
+``src/password/cognito.rs``: ``mcf`` (bcrypt), ``phc`` (standard base64 without padding, PBKDF2
+with ``l=``, argon2 with ``v=19``), ``phc-no-length`` (PBKDF2 without ``l=``), ``phc-no-version``
+(argon2id without ``v=``), ``passlib`` (PBKDF2 in passlib's form), ``phc-padded`` (base64 with
+``=`` padding), ``phc-urlsafe`` (URL-safe base64 without padding), ``phc-hex`` (lowercase hex).
+
 The salt used by the KDF is the *decoded* salt bytes. Cognito's caps (from AWS documentation):
 bcrypt cost <= 12; argon2id m <= 19456, t <= 2, p <= 1; PBKDF2-SHA256 <= 600,000 iterations;
 scrypt N <= 65536, r <= 8, p <= 1. Messages never contain the hash itself.
@@ -34,6 +43,14 @@ import re
 from dataclasses import dataclass, field
 
 ALGORITHMS = ("BCRYPT", "SCRYPT", "ARGON2ID", "PBKDF2_SHA256")
+
+# The notations each algorithm can be written in (``import_hash_notations`` picks one).
+NOTATIONS = {
+    "BCRYPT": ("mcf",),
+    "ARGON2ID": ("phc", "phc-no-version", "phc-padded", "phc-urlsafe", "phc-hex"),
+    "PBKDF2_SHA256": ("phc", "phc-no-length", "passlib", "phc-padded", "phc-urlsafe", "phc-hex"),
+    "SCRYPT": ("phc", "phc-padded", "phc-urlsafe", "phc-hex"),
+}
 
 # Cognito's documented caps.
 BCRYPT_MAX_COST = 12
@@ -99,14 +116,73 @@ def _phc_params(text: str, allowed: tuple[str, ...], required: tuple[str, ...]) 
     return params
 
 
-def parse_import_hash(algorithm: str, s: str) -> ImportedHash:
+_STRICT_FIELD = {
+    "phc": (re.compile(r"^[A-Za-z0-9+/]+$"), "unpadded standard base64"),
+    "phc-no-length": (re.compile(r"^[A-Za-z0-9+/]+$"), "unpadded standard base64"),
+    "phc-no-version": (re.compile(r"^[A-Za-z0-9+/]+$"), "unpadded standard base64"),
+    "phc-padded": (re.compile(r"^[A-Za-z0-9+/]+={0,2}$"), "padded standard base64"),
+    "phc-urlsafe": (re.compile(r"^[A-Za-z0-9_-]+$"), "unpadded URL-safe base64"),
+    "phc-hex": (re.compile(r"^(?:[0-9a-f]{2})+$"), "lowercase hex"),
+}
+
+
+def _strict_field(text: str, what: str, notation: str) -> bytes:
+    pattern, name = _STRICT_FIELD[notation]
+    if not pattern.match(text):
+        raise InvalidHash(f"the {what} is not {name} ({notation} notation)")
+    if notation == "phc-hex":
+        return bytes.fromhex(text)
+    if notation == "phc-padded":
+        if len(text) % 4:
+            raise InvalidHash(f"the {what} is not {name} ({notation} notation)")
+        return base64.b64decode(text, validate=True)
+    if len(text) % 4 == 1:
+        raise InvalidHash(f"the {what} is not {name} ({notation} notation)")
+    padded = text + "=" * (-len(text) % 4)
+    if notation == "phc-urlsafe":
+        return base64.urlsafe_b64decode(padded)
+    return base64.b64decode(padded, validate=True)
+
+
+def _strict_phc(algorithm: str, s: str, notation: str) -> str:
+    """Rewrites a hash in a configured notation into the lenient default form (PHC, unpadded
+    standard base64, with ``l=``/``v=19``), refusing anything else written in another notation."""
+    wrong = InvalidHash(f"not a {algorithm} hash in the {notation} notation")
+    if notation == "mcf" or notation == "passlib":
+        if notation == "passlib" and not _PASSLIB_PBKDF2.match(s):
+            raise wrong
+        return s
+    match = _PHC.match(s)
+    if not match:
+        raise wrong
+    ident, version, params, salt, digest = match.groups()
+    names = [item.partition("=")[0] for item in params.split(",")] if params else []
+    if algorithm == "PBKDF2_SHA256" and ("l" in names) == (notation == "phc-no-length"):
+        raise wrong
+    if algorithm == "ARGON2ID" and (version is None) != (notation == "phc-no-version"):
+        raise wrong
+    salt_bytes = _strict_field(salt, "salt", notation)
+    digest_bytes = _strict_field(digest, "hash", notation)
+    if algorithm == "ARGON2ID" and version is None:
+        version = "19"
+    nopad = lambda b: base64.b64encode(b).decode().rstrip("=")  # noqa: E731
+    version_field = f"v={version}$" if version is not None else ""
+    return f"${ident}${version_field}{params}${nopad(salt_bytes)}${nopad(digest_bytes)}"
+
+
+def parse_import_hash(algorithm: str, s: str, notation: str | None = None) -> ImportedHash:
     """Parses the ``password_hash`` value of a row of an import job created with ``algorithm``.
 
+    With ``notation`` (the ``import_hash_notations`` knob), only that notation is accepted.
     Raises :class:`InvalidHash` when the string is not in an accepted encoding of that algorithm or
     exceeds Cognito's caps. This is the single place that defines the accepted formats."""
     if algorithm not in ALGORITHMS:
         raise InvalidHash(f"unknown algorithm {algorithm}")
     s = s.strip()
+    if notation is not None:
+        if notation not in NOTATIONS[algorithm]:
+            raise InvalidHash(f"the notation {notation} cannot write {algorithm} hashes")
+        s = _strict_phc(algorithm, s, notation)
 
     if algorithm == "BCRYPT":
         match = _BCRYPT.match(s)

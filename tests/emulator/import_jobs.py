@@ -491,7 +491,12 @@ def _process(job: ImportJob) -> None:
             _finish(job, "Failed", MSG_POOL_DELETED)
             return
         checker = csv_import.RowChecker(
-            pool, parsed.columns, job.algorithm, SETTINGS.get("require_auto_verified"), quoting
+            pool,
+            parsed.columns,
+            job.algorithm,
+            SETTINGS.get("require_auto_verified"),
+            quoting,
+            notation=SETTINGS.get("import_hash_notations").get(job.algorithm or ""),
         )
         existing = _existing_keys(pool, checker)
         factory = _UserFactory(pool)

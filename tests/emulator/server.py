@@ -24,6 +24,7 @@ Usage::
         [--presign-expiry-seconds 900] [--job-expiry-seconds 86400]
         [--import-rows-per-second 20000] [--import-pending-delay-seconds 0.2]
         [--csv-quoting documented|rfc4180] [--no-require-auto-verified]
+        [--hash-notation PBKDF2_SHA256=passlib]
         [--fault-seed 7] [--config JSON] [--log-requests]
 
 ``--config`` (and the environment variable ``COGNITO_MIGRATE_EMULATOR_CONFIG``) take the JSON of
@@ -67,6 +68,13 @@ def _rate(text: str) -> tuple[str, float]:
         raise argparse.ArgumentTypeError(f"--rate takes CATEGORY=RPS, not {text!r}") from None
 
 
+def _notation(text: str) -> tuple[str, str]:
+    algorithm, sep, notation = text.partition("=")
+    if not sep or not algorithm or not notation:
+        raise argparse.ArgumentTypeError(f"--hash-notation takes ALGORITHM=NOTATION, not {text!r}")
+    return algorithm, notation
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--port", type=int,
@@ -85,6 +93,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="CSV value delimiting (default: Cognito's documented backslash format)")
     parser.add_argument("--no-require-auto-verified", action="store_true",
                         help="accept rows and pools without a verified auto-verified attribute")
+    parser.add_argument("--hash-notation", type=_notation, action="append", default=[],
+                        metavar="ALGORITHM=NOTATION",
+                        help="accept only this password_hash notation for the algorithm")
     parser.add_argument("--fault-seed", type=int, help="seed the fault draws (rules via --config)")
     parser.add_argument("--log-requests", action="store_true", help="log every HTTP request")
     return parser.parse_args(argv)
@@ -103,6 +114,8 @@ def initial_config(args: argparse.Namespace) -> list[dict]:
             flags[key] = getattr(args, key)
     if args.no_require_auto_verified:
         flags["require_auto_verified"] = False
+    if args.hash_notation:
+        flags["import_hash_notations"] = dict(args.hash_notation)
     quota_flags: dict = {}
     if args.quotas:
         quota_flags["enabled"] = True

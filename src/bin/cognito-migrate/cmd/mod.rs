@@ -4,6 +4,7 @@ mod directory;
 mod header;
 mod mapping;
 mod plan;
+mod preflight;
 mod report;
 mod retry;
 mod run;
@@ -113,6 +114,7 @@ pub async fn interrupted() -> &'static str {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    Preflight(preflight::PreflightArgs),
     Header(header::HeaderArgs),
     Plan(plan::PlanArgs),
     Mapping(mapping::MappingArgs),
@@ -126,6 +128,7 @@ pub enum Command {
 impl Command {
     pub async fn execute(&self, global: &GlobalArgs) -> anyhow::Result<Exit> {
         match self {
+            Command::Preflight(args) => preflight::run(args, global).await,
             Command::Header(args) => header::run(args, global).await,
             Command::Plan(args) => plan::run(args, global).await,
             Command::Mapping(args) => mapping::run(args, global).await,

@@ -297,6 +297,7 @@ pub async fn run(args: &RetryArgs, global: &GlobalArgs) -> anyhow::Result<Exit> 
         fetch_job_logs: args.fetch_job_logs,
         poll_max_seconds: 20.0,
         max_file_users: None,
+        hash_encoding: Vec::new(), // the notations a preflight canary recorded in the state
         admin: args.admin.clone(),
     };
 

@@ -100,6 +100,10 @@ pub struct RunArgs {
     /// their job (Cognito's limit: 500,000).
     #[arg(long, hide = true, env = "COGNITO_MIGRATE_MAX_FILE_USERS")]
     pub max_file_users: Option<u64>,
+    /// Write the password_hash of ALGORITHM in NOTATION (e.g. PBKDF2_SHA256=passlib), instead of
+    /// the notation a passed `preflight` canary recorded in --state, or the default. Repeatable.
+    #[arg(long = "hash-encoding", value_name = "ALGORITHM=NOTATION")]
+    pub hash_encoding: Vec<String>,
     #[command(flatten)]
     pub admin: AdminArgs,
 }
@@ -430,15 +434,20 @@ pub async fn run_scoped(
     let clients = global.clients().await?;
     let schema = cognito_migrate::pool::PoolSchema::fetch(&clients.cognito, &args.pool_id).await?;
     let mut mapper = args.source.mapper(&schema)?;
-    let router = Router::new(
-        args.mode,
-        args.unimportable,
-        args.source.hash_context()?,
-        &schema,
-    )
-    .with_unknown_hash(args.unknown_hash);
+    let by_hand = super::preflight::hash_encodings(&args.hash_encoding)?;
+    let hash_context = args.source.hash_context()?;
 
     let (size, fp) = args.source.input_fingerprint(global).await?;
+    // The password_hash notation per algorithm: --hash-encoding, else what a passed preflight
+    // canary proved for this pool (recorded in this state file), else the default.
+    let proved = cp.canary_notations(&args.pool_id)?;
+    let mut notations = proved.clone();
+    for (alg, n) in by_hand.iter() {
+        notations.set(alg, n)?;
+    }
+    let router = Router::new(args.mode, args.unimportable, hash_context, &schema)
+        .with_unknown_hash(args.unknown_hash)
+        .with_notations(notations.clone());
     let options = serde_json::json!({
         "unimportable": format!("{:?}", args.unimportable),
         "unknown_hash": format!("{:?}", args.unknown_hash),
@@ -564,6 +573,22 @@ pub async fn run_scoped(
                 "read {} records: {} to migrate, {} rejected",
                 summary.records, summary.routed, summary.rejected
             ));
+        }
+        for alg in cognito_migrate::preflight::Needs::planned_algorithms(&summary.routes) {
+            if !proved.is_set(alg) && !by_hand.is_set(alg) {
+                tracing::warn!(
+                    "{}",
+                    format!(
+                        "no hash canary has passed for pool {} and {alg} in {}: the {} \
+                     notation of its password_hash values is unproven; run `cognito-migrate \
+                     preflight --state {}` first (or set it with --hash-encoding {alg}=NOTATION)",
+                        args.pool_id,
+                        args.state.display(),
+                        notations.get(alg),
+                        args.state.display()
+                    )
+                );
+            }
         }
         let f = std::fs::File::create(&read_marker)
             .with_context(|| format!("creating {}", read_marker.display()))?;
