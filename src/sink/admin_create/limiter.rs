@@ -17,6 +17,11 @@
 //! - **Pacing.** Each caller reserves the next free send slot: `slot = max(next, now)`,
 //!   `next = slot + 1/rate`. Calls leave evenly spaced; after a pause the next call goes at once and
 //!   the rest follow at the rate, never a catch-up burst; timer lateness is never carried over.
+//! - **A window on the actual send times.** A caller can leave late (a busy machine deschedules
+//!   it), and a late call followed by punctual ones is a burst at the server. So a call also waits
+//!   until the call ⌊quota⌋ sends before it left at least 1 s + [`Tuning::guard`] (10 ms) earlier:
+//!   no ⌊quota⌋ + 1 calls ever leave within 1.01 s, whatever the lateness. Punctual calls at the
+//!   ceiling are 1/0.98 s ≈ 1.02 s apart per ⌊quota⌋ + 1 and never wait for it.
 //! - **On a throttle** the rate is cut ×[`Tuning::decrease`] (0.9), once per episode: a throttled
 //!   call that was paced before the last cut says nothing about the new rate (it was in flight, or
 //!   the server's window still held the calls of the second before).
@@ -27,6 +32,7 @@
 //!   the rate returns to, so the rate settles just under what is left instead of hitting it twice a
 //!   second.
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -70,6 +76,8 @@ pub struct Tuning {
     pub probe: f64,
     /// The rate never falls below this fraction of the configured rate.
     pub min_fraction: f64,
+    /// No ⌊quota⌋ + 1 calls leave within 1 s + this.
+    pub guard: Duration,
 }
 
 impl Default for Tuning {
@@ -81,6 +89,7 @@ impl Default for Tuning {
             fast: Duration::from_millis(500),
             probe: 0.01,
             min_fraction: 0.1,
+            guard: Duration::from_millis(10),
         }
     }
 }
@@ -115,6 +124,11 @@ pub struct Pacer {
     next: Duration,
     seq: u64,
     cut: Option<Cut>,
+    /// The actual send times of the last ⌊quota⌋ calls.
+    sent: VecDeque<Duration>,
+    window_calls: usize,
+    /// How long ago the call ⌊quota⌋ sends back must have left.
+    window: Duration,
 }
 
 /// The spacing of calls at `rate`, rounded up to the nanosecond: ⌈r⌉ periods then always span a
@@ -128,6 +142,7 @@ impl Pacer {
     pub fn new(rate: f64, tuning: Tuning) -> Pacer {
         let rate = rate.max(0.01);
         let ceiling = rate * tuning.headroom.clamp(0.01, 1.0);
+        let window_calls = (rate.floor() as usize).clamp(1, u32::MAX as usize);
         Pacer {
             tuning,
             ceiling,
@@ -135,6 +150,12 @@ impl Pacer {
             next: Duration::ZERO,
             seq: 0,
             cut: None,
+            sent: VecDeque::new(),
+            window_calls,
+            // 1 s + guard, unless punctual calls at the ceiling would wait for it (a quota with a
+            // fraction, e.g. 10.5: ten periods at 10.29/s are 0.97 s).
+            window: (Duration::from_secs(1) + tuning.guard)
+                .min(period(ceiling) * window_calls as u32),
         }
     }
 
@@ -167,6 +188,20 @@ impl Pacer {
             seq: self.seq,
             slot,
         }
+    }
+
+    /// A caller whose slot has come asks to send at `now`: `Ok` records the send, `Err(t)` says
+    /// to ask again at `t` (the call ⌊quota⌋ sends back left less than 1 s + guard ago).
+    pub fn send(&mut self, now: Duration) -> Result<(), Duration> {
+        if self.sent.len() >= self.window_calls {
+            let earliest = self.sent[0] + self.window;
+            if now < earliest {
+                return Err(earliest);
+            }
+            self.sent.pop_front();
+        }
+        self.sent.push_back(now);
+        Ok(())
     }
 
     /// The call of `ticket` was throttled; the answer came at `now`. Returns whether the rate was
@@ -227,11 +262,19 @@ impl AdaptiveLimiter {
         self.origin.elapsed()
     }
 
-    /// Waits for this caller's send slot. Give the ticket to [`AdaptiveLimiter::on_throttle`] if
-    /// the call is throttled.
+    /// Waits for this caller's send slot (and, if it comes late, for the window of actual send
+    /// times). Give the ticket to [`AdaptiveLimiter::on_throttle`] if the call is throttled.
     pub async fn acquire(&self) -> Ticket {
         let ticket = self.pacer.lock().expect("pacer").reserve(self.now());
-        tokio::time::sleep_until(self.origin + ticket.slot).await;
+        let mut at = ticket.slot;
+        loop {
+            tokio::time::sleep_until(self.origin + at).await;
+            let now = self.now();
+            match self.pacer.lock().expect("pacer").send(now) {
+                Ok(()) => break,
+                Err(later) => at = later,
+            }
+        }
         self.calls.fetch_add(1, Ordering::Relaxed);
         ticket
     }
