@@ -24,7 +24,9 @@
 //!   ceiling are 1/0.98 s ≈ 1.02 s apart per ⌊quota⌋ + 1 and never wait for it.
 //! - **On a throttle** the rate is cut ×[`Tuning::decrease`] (0.9), once per episode: a throttled
 //!   call that was paced before the last cut says nothing about the new rate (it was in flight, or
-//!   the server's window still held the calls of the second before).
+//!   the server's window still held the calls of the second before). A throttle during the fast
+//!   climb after a cut cuts from that cut's level, so repeated throttles compound (a quota far
+//!   below `--rate` is found in a few episodes).
 //! - **Recovery** is linear in time: back to [`Tuning::recover_to`] (98%) of the rate that was
 //!   throttled within [`Tuning::fast`] (0.5 s), then probing upwards by [`Tuning::probe`] (1% of
 //!   the ceiling per second) up to the ceiling. A throttle caused by jitter alone costs a few
@@ -210,7 +212,15 @@ impl Pacer {
         if self.cut.is_some_and(|c| ticket.seq < c.first_seq) {
             return false;
         }
-        let rate = self.rate(now);
+        let mut rate = self.rate(now);
+        if let Some(c) = self
+            .cut
+            .filter(|c| now.saturating_sub(c.at) < self.tuning.fast)
+        {
+            // Throttled again while still climbing back: the last cut was not enough, cut from
+            // its level (repeated throttles compound instead of being undone by the climb).
+            rate = rate.min(c.to);
+        }
         let to = (rate * self.tuning.decrease).max(self.floor);
         let target = (rate * self.tuning.recover_to).clamp(to, self.ceiling);
         self.cut = Some(Cut {
