@@ -796,3 +796,65 @@ async fn a_quota_below_the_configured_rate_slows_the_writer_down_without_failing
         "{throttled} of {calls} calls throttled"
     );
 }
+
+#[tokio::test]
+async fn at_a_strict_sliding_window_quota_the_writer_is_almost_never_throttled() {
+    // Issue #14, finding 9: at most 20 AdminCreateUser in ANY one-second window (no burst) and
+    // `--rate 20`. Pacing at the quota itself trips such a window whenever arrivals jitter; the
+    // writer paces at 98% and never sends 21 calls within 1.01 s. Bounds are loose on purpose: on
+    // a 2-core machine at load average 18 the emulator's own arrival times jitter by tens of ms
+    // and 2-3 of ~100 calls were throttled; the rate belongs to `scripts/bench admin_create`.
+    let emu = Emulator::start();
+    emu.control(
+        "/_emulator/config",
+        json!({"quotas": {"enabled": true, "rates": {"UserCreation": 20},
+                          "modes": {"UserCreation": "sliding_window"}}}),
+    );
+    let c = emu.cognito().await;
+    let pool = pool(&c, false).await;
+    create_group(&c, &pool, "staff").await;
+    create_group(&c, &pool, "admins").await;
+    let users: Vec<Legacy> = (1..=100)
+        .map(|i| Legacy {
+            active: true,
+            roles: vec![],
+            ..Legacy::new(i)
+        })
+        .collect();
+    let dir = tempdir("window");
+    let (input, mapping) = write_input(&dir, &users, &[]);
+    let state = dir.join("state.db");
+    let mut args = run_args(
+        input.to_str().unwrap(),
+        mapping.to_str().unwrap(),
+        &pool,
+        state.to_str().unwrap(),
+        "admin-create",
+    );
+    args.extend(["--rate", "20", "--concurrency", "4"]);
+    let started = Instant::now();
+    let (code, _out, err) = run_cli(&args, &emu.cli_env());
+    let seconds = started.elapsed().as_secs_f64();
+    assert_eq!(code, 0, "stderr: {err}");
+    let s = status(&emu, &state);
+    assert_eq!(
+        (s["created"].clone(), s["failed"].clone()),
+        (json!(100), json!(0)),
+        "{s}"
+    );
+    let stats = emu.stats();
+    let op = &stats["operations"]["AdminCreateUser"];
+    let (calls, throttled) = (
+        op["calls"].as_u64().unwrap(),
+        op["throttled"].as_u64().unwrap(),
+    );
+    eprintln!("{throttled} of {calls} calls throttled; 100 users in {seconds:.1} s");
+    assert_eq!(calls - throttled, 100, "{stats}");
+    assert!(throttled <= 5, "{throttled} of {calls} calls throttled");
+    // 100 users at 19.6/s take 5.1 s; the whole process, start-up included, within twice that.
+    assert!(
+        seconds < 10.2,
+        "{seconds:.1} s for 100 users at a quota of 20/s"
+    );
+    assert_pool_holds(&c, &pool, &users).await;
+}

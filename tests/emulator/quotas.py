@@ -13,15 +13,25 @@ UserToken 120. Operations the table below does not name fall into ``Other`` (100
 Not modelled: the extra 5 RPS per-user-pool limit on some categories, per-user limits (10 reads
 and 10 writes per second per user) and RespondToAuthChallenge's tripled allowance.
 
-A bucket holds ``rate * burst_seconds`` tokens (default burst 1 s) and refills at ``rate`` per
-second; a call finding it empty is answered HTTP 400
+Two ways to enforce a rate, chosen per category (``mode`` for all, ``modes`` per category):
+
+* ``token_bucket`` (the default): a bucket holds ``rate * burst_seconds`` tokens (default burst
+  1 s) and refills at ``rate`` per second, so a caller that paused may send a burst.
+* ``sliding_window``: at most ``floor(rate)`` (at least 1) admitted calls in ANY one-second window
+  (t - 1 s, t], with no burst allowance: the strictest reading of "N requests per second", which a
+  client pacing exactly at N with any jitter in its calls' arrival trips. Refused calls do not count.
+
+A call over the quota is answered HTTP 400
 ``{"__type":"TooManyRequestsException","message":"Rate exceeded"}``.
 """
 
 from __future__ import annotations
 
+import collections
 import threading
 import time
+
+MODES = ("token_bucket", "sliding_window")
 
 DEFAULT_RATES = {
     "UserAuthentication": 120.0,
@@ -115,13 +125,16 @@ class Quotas:
             self.enabled = False
             self.burst_seconds = 1.0
             self.rates = dict(DEFAULT_RATES)
+            self.mode = "token_bucket"
+            self.modes: dict[str, str] = {}
             self._buckets: dict[str, list[float]] = {}
+            self._windows: dict[str, collections.deque] = {}
 
     def validate(self, update) -> dict:
         """Checks a ``"quotas"`` configuration object; returns it normalised."""
         if not isinstance(update, dict):
             raise ValueError("quotas must be a JSON object")
-        unknown = set(update) - {"enabled", "burst_seconds", "rates"}
+        unknown = set(update) - {"enabled", "burst_seconds", "rates", "mode", "modes"}
         if unknown:
             raise ValueError(f"unknown quotas key(s): {', '.join(sorted(unknown))}")
         normalised: dict = {}
@@ -150,6 +163,22 @@ class Quotas:
                     if isinstance(rate, bool) or not isinstance(rate, (int, float)) or rate <= 0:
                         raise ValueError(f"quotas.rates.{category} must be a positive number")
                     normalised["rates"][category] = float(rate)
+        if "mode" in update:
+            normalised["mode"] = _mode(update["mode"], "quotas.mode")
+        if "modes" in update:
+            modes = update["modes"]
+            if modes is None:
+                normalised["modes"] = None
+            else:
+                if not isinstance(modes, dict):
+                    raise ValueError("quotas.modes must be an object {category: mode}, or null")
+                for category, mode in modes.items():
+                    if category not in DEFAULT_RATES:
+                        raise ValueError(
+                            f"unknown quota category {category}; known: {', '.join(DEFAULT_RATES)}"
+                        )
+                    _mode(mode, f"quotas.modes.{category}")
+                normalised["modes"] = dict(modes)
         return normalised
 
     def apply(self, update: dict) -> None:
@@ -160,7 +189,16 @@ class Quotas:
                 self.burst_seconds = update["burst_seconds"]
             if "rates" in update:
                 self.rates.update(update["rates"])
-            self._buckets = {}  # start every bucket full under the new numbers
+            if "mode" in update:
+                self.mode = update["mode"]
+            if "modes" in update:
+                if update["modes"] is None:
+                    self.modes = {}
+                else:
+                    self.modes.update(update["modes"])
+            # Start every bucket full and every window empty under the new numbers.
+            self._buckets = {}
+            self._windows = {}
 
     def snapshot(self) -> dict:
         with self._lock:
@@ -168,17 +206,28 @@ class Quotas:
                 "enabled": self.enabled,
                 "burst_seconds": self.burst_seconds,
                 "rates": dict(self.rates),
+                "mode": self.mode,
+                "modes": dict(self.modes),
                 "operation_categories": dict(OPERATION_CATEGORY),
             }
 
-    def try_acquire(self, operation: str) -> bool:
-        """Takes one token from the operation's category; False when the call is over quota."""
+    def mode_of(self, category: str) -> str:
+        return self.modes.get(category, self.mode)
+
+    def try_acquire(self, operation: str, now: float | None = None) -> bool:
+        """Admits one call of the operation's category; False when the call is over quota.
+
+        ``now`` (``time.monotonic()`` read under the lock, so admitted times are in order, by
+        default) lets a test drive the clock."""
         category = category_of(operation)
-        now = time.monotonic()
         with self._lock:
+            if now is None:
+                now = time.monotonic()
             if not self.enabled:
                 return True
             rate = self.rates[category]
+            if self.mode_of(category) == "sliding_window":
+                return self._window_admit(category, rate, now)
             capacity = max(1.0, rate * self.burst_seconds)
             bucket = self._buckets.get(category)
             if bucket is None:
@@ -190,6 +239,22 @@ class Quotas:
                 return True
             bucket[0] = tokens
             return False
+
+    def _window_admit(self, category: str, rate: float, now: float) -> bool:
+        """At most floor(rate) admitted calls in the window (now - 1 s, now]."""
+        window = self._windows.setdefault(category, collections.deque())
+        while window and window[0] <= now - 1.0:
+            window.popleft()
+        if len(window) < max(1, int(rate)):
+            window.append(now)
+            return True
+        return False
+
+
+def _mode(value, key: str) -> str:
+    if value not in MODES:
+        raise ValueError(f"{key} must be one of {', '.join(MODES)}")
+    return value
 
 
 QUOTAS = Quotas()

@@ -21,6 +21,7 @@ fails). Accepted hash encodings: ``hashes.parse_import_hash``. The other rules: 
 Usage::
 
     python tests/emulator/server.py --port 5005 [--quotas] [--rate UserCreation=10]
+        [--quota-mode sliding_window] [--quota-mode UserCreation=sliding_window]
         [--presign-expiry-seconds 900] [--job-expiry-seconds 86400]
         [--import-rows-per-second 20000] [--import-pending-delay-seconds 0.2]
         [--csv-quoting documented|rfc4180] [--no-require-auto-verified]
@@ -75,6 +76,12 @@ def _notation(text: str) -> tuple[str, str]:
     return algorithm, notation
 
 
+def _quota_mode(text: str) -> tuple[str | None, str]:
+    """``MODE`` (every category) or ``CATEGORY=MODE``; checked when applied."""
+    category, sep, mode = text.rpartition("=")
+    return (category if sep else None), mode
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--port", type=int,
@@ -84,6 +91,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--quotas", action="store_true", help="enforce Cognito's request-rate quotas")
     parser.add_argument("--rate", type=_rate, action="append", default=[],
                         metavar="CATEGORY=RPS", help="override one quota category's rate")
+    parser.add_argument("--quota-mode", type=_quota_mode, action="append", default=[],
+                        metavar="[CATEGORY=]MODE",
+                        help="token_bucket (default) or sliding_window, for every category or one")
     parser.add_argument("--burst-seconds", type=float)
     parser.add_argument("--presign-expiry-seconds", type=float)
     parser.add_argument("--job-expiry-seconds", type=float)
@@ -123,6 +133,11 @@ def initial_config(args: argparse.Namespace) -> list[dict]:
         quota_flags["rates"] = dict(args.rate)
     if args.burst_seconds is not None:
         quota_flags["burst_seconds"] = args.burst_seconds
+    for category, mode in args.quota_mode:
+        if category is None:
+            quota_flags["mode"] = mode
+        else:
+            quota_flags.setdefault("modes", {})[category] = mode
     if quota_flags:
         flags["quotas"] = quota_flags
     if args.fault_seed is not None:

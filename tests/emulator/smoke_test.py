@@ -663,6 +663,51 @@ def _():
     configure(quotas={"enabled": False, "rates": None})
 
 
+@check("quotas: sliding_window admits at most N in ANY one-second window, a bucket bursts")
+def _():
+    # The window's semantics on a driven clock (the module itself; exact, not timing-dependent).
+    import quotas
+
+    q = quotas.Quotas()
+    q.apply(q.validate({"enabled": True, "rates": {"UserCreation": 5},
+                        "modes": {"UserCreation": "sliding_window"}}))
+    admit = lambda t: q.try_acquire("AdminCreateUser", now=t)  # noqa: E731
+    assert [admit(10.0 + 0.1 * i) for i in range(5)] == [True] * 5  # 10.0 .. 10.4
+    assert not admit(10.5) and not admit(10.99)  # a token bucket at 5/s would admit these
+    assert admit(11.0)  # 10.0 left the window (11.0 - 1 s, 11.0]: it is half-open
+    assert not admit(11.05)  # 10.1 .. 10.4 and 11.0
+    assert admit(11.15)  # 10.1 has left
+    assert [admit(20.0 + 0.21 * i) for i in range(10)] == [True] * 10  # evenly spaced: never 6
+    assert not admit(21.95)  # 21.05 .. 21.89 (5) are in (20.95, 21.95]
+    assert q.try_acquire("AdminGetUser", now=20.0)  # other categories keep their bucket
+    b = quotas.Quotas()
+    b.apply(b.validate({"enabled": True, "rates": {"UserCreation": 5}}))
+    assert [b.try_acquire("AdminCreateUser", now=10.0) for _ in range(6)] == [True] * 5 + [False]
+    assert b.try_acquire("AdminCreateUser", now=10.21)  # refilled one token after 0.2 s
+
+    # Through the server: configured by mode, shown in the config, counted in stats, reset.
+    pool_id = new_pool("window")
+    control("POST", "/_emulator/stats/reset")
+    config = configure(quotas={"enabled": True, "rates": {"UserCreation": 3},
+                               "modes": {"UserCreation": "sliding_window"}})
+    assert config["quotas"]["modes"] == {"UserCreation": "sliding_window"}
+    assert config["quotas"]["mode"] == "token_bucket"
+    codes = []
+    for i in range(4):  # well within one second of the first
+        try:
+            idp.admin_create_user(UserPoolId=pool_id, Username=f"w{i}", MessageAction="SUPPRESS")
+            codes.append("ok")
+        except botocore.exceptions.ClientError as error:
+            codes.append(error.response["Error"]["Code"])
+            assert error.response["Error"]["Message"] == "Rate exceeded"
+    assert codes == ["ok", "ok", "ok", "TooManyRequestsException"], codes
+    assert control("GET", "/_emulator/stats")[1]["categories"]["UserCreation"]["throttled"] == 1
+    status, answer = control("POST", "/_emulator/config", {"quotas": {"mode": "leaky"}})
+    assert status == 400 and "token_bucket" in answer["error"], answer
+    config = configure(quotas={"enabled": False, "rates": None, "modes": None})
+    assert config["quotas"]["modes"] == {} and config["quotas"]["mode"] == "token_bucket"
+
+
 @check("faults: drop_after creates the user unanswered; drop_before does not; 500; throttle; delay")
 def _():
     pool_id = new_pool("faults")

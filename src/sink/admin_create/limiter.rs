@@ -1,20 +1,44 @@
-//! Rate limiters per Cognito quota category, slowing down on throttling and recovering (AIMD).
+//! Rate limiters per Cognito quota category: calls evenly spaced a little under the quota, a gentle
+//! slowdown on throttling and a fast recovery.
 //!
-//! Two layers per category. A `governor` GCRA limiter at the configured rate is the hard cap: no
-//! call leaves faster than that over any second (its burst, a tenth of a second's calls, only
-//! absorbs timer lateness). Under it, an adaptive pacer hands out evenly spaced send times at the
-//! rate in force: every caller reserves the next slot, so a rate change applies to the very next
-//! reservation and timer lateness is never lost. Quotas are per account and Region, shared with
-//! other callers, so a `TooManyRequestsException` still happens; then the rate is cut
-//! multiplicatively (×0.7, at most once per half second, never below a floor) and grows back
-//! additively with every call that goes through, up to the configured rate.
+//! Why it exists: Cognito refuses calls over a category's quota with `TooManyRequestsException`,
+//! and the quota may act as a token bucket with a burst or as a strict "at most N calls in any
+//! one-second window". Calls evenly spaced at rate r never put more than ⌈r⌉ *send* times in a
+//! one-second window, but calls reach the server with jitter (connection pools, scheduling, the
+//! server's own queueing): a window of *arrival* times holds the calls sent within 1 s + J, where J
+//! is how much the delays of calls about a second apart differ. Pacing at the quota itself is
+//! therefore throttled now and then; pacing at [`Tuning::headroom`] (98%) of it absorbs J up to
+//! 1/0.98 − 1 ≈ 20 ms with no throttle at all, and never empties a bucket.
+//!
+//! The logic is [`Pacer`], a state machine on an injected clock (a [`Duration`] since an origin),
+//! so it is unit-tested on a virtual clock against simulated servers; [`AdaptiveLimiter`] runs it
+//! on tokio's clock for the writer.
+//!
+//! - **Pacing.** Each caller reserves the next free send slot: `slot = max(next, now)`,
+//!   `next = slot + 1/rate`. Calls leave evenly spaced; after a pause the next call goes at once and
+//!   the rest follow at the rate, never a catch-up burst; timer lateness is never carried over.
+//! - **A window on the actual send times.** A caller can leave late (a busy machine deschedules
+//!   it), and a late call followed by punctual ones is a burst at the server. So a call also waits
+//!   until the call ⌊quota⌋ sends before it left at least 1 s + [`Tuning::guard`] (10 ms) earlier:
+//!   no ⌊quota⌋ + 1 calls ever leave within 1.01 s, whatever the lateness. Punctual calls at the
+//!   ceiling are 1/0.98 s ≈ 1.02 s apart per ⌊quota⌋ + 1 and never wait for it.
+//! - **On a throttle** the rate is cut ×[`Tuning::decrease`] (0.9), once per episode: a throttled
+//!   call that was paced before the last cut says nothing about the new rate (it was in flight, or
+//!   the server's window still held the calls of the second before). A throttle during the fast
+//!   climb after a cut cuts from that cut's level, so repeated throttles compound (a quota far
+//!   below `--rate` is found in a few episodes).
+//! - **Recovery** is linear in time: back to [`Tuning::recover_to`] (98%) of the rate that was
+//!   throttled within [`Tuning::fast`] (0.5 s), then probing upwards by [`Tuning::probe`] (1% of
+//!   the ceiling per second) up to the ceiling. A throttle caused by jitter alone costs a few
+//!   calls' worth of time; with a quota shared with another caller each throttle lowers the level
+//!   the rate returns to, so the rate settles just under what is left instead of hitting it twice a
+//!   second.
 
-use std::num::NonZeroU32;
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use tokio::time::Instant;
 
 /// The quota categories the writer uses.
@@ -39,94 +63,246 @@ impl Category {
     }
 }
 
-const DECREASE: f64 = 0.7;
-const DECREASE_WINDOW: Duration = Duration::from_millis(500);
-
-struct Pacer {
-    rate: f64,
-    /// The next free send time.
-    next: Instant,
-    last_decrease: Option<Instant>,
+/// The pacing constants (see the module documentation).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Tuning {
+    /// The highest rate used, as a fraction of the configured rate (the quota).
+    pub headroom: f64,
+    /// A throttle multiplies the rate by this.
+    pub decrease: f64,
+    /// After a cut the rate climbs back to this fraction of the rate that was throttled...
+    pub recover_to: f64,
+    /// ...within this time, linearly...
+    pub fast: Duration,
+    /// ...then grows by this fraction of the ceiling per second, up to the ceiling.
+    pub probe: f64,
+    /// The rate never falls below this fraction of the configured rate.
+    pub min_fraction: f64,
+    /// No ⌊quota⌋ + 1 calls leave within 1 s + this.
+    pub guard: Duration,
 }
 
-/// One category's adaptive limiter.
+impl Default for Tuning {
+    fn default() -> Self {
+        Tuning {
+            headroom: 0.98,
+            decrease: 0.9,
+            recover_to: 0.98,
+            fast: Duration::from_millis(500),
+            probe: 0.01,
+            min_fraction: 0.1,
+            guard: Duration::from_millis(10),
+        }
+    }
+}
+
+/// A reserved send slot. Hand it back to [`Pacer::on_throttle`] when its call was throttled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Ticket {
+    /// Reservations are numbered; a cut remembers the first number paced after it.
+    seq: u64,
+    /// When the call may leave (since the pacer's origin).
+    pub slot: Duration,
+}
+
+/// The last cut: when, the first reservation paced after it, down to which rate, and the rate the
+/// fast recovery climbs to.
+#[derive(Clone, Copy, Debug)]
+struct Cut {
+    at: Duration,
+    first_seq: u64,
+    to: f64,
+    target: f64,
+}
+
+/// The pacing state machine of one category, on an injected clock: every method takes the time
+/// now as a [`Duration`] since an origin of the caller's choice, and none reads a clock itself.
+#[derive(Clone, Debug)]
+pub struct Pacer {
+    tuning: Tuning,
+    ceiling: f64,
+    floor: f64,
+    /// The next free send slot.
+    next: Duration,
+    seq: u64,
+    cut: Option<Cut>,
+    /// The actual send times of the last ⌊quota⌋ calls.
+    sent: VecDeque<Duration>,
+    window_calls: usize,
+    /// How long ago the call ⌊quota⌋ sends back must have left.
+    window: Duration,
+}
+
+/// The spacing of calls at `rate`, rounded up to the nanosecond: ⌈r⌉ periods then always span a
+/// whole second, so no window of one second holds more than ⌈r⌉ slots.
+fn period(rate: f64) -> Duration {
+    Duration::from_nanos((1e9 / rate.max(0.001)).ceil() as u64)
+}
+
+impl Pacer {
+    /// A pacer for a quota of `rate` calls per second.
+    pub fn new(rate: f64, tuning: Tuning) -> Pacer {
+        let rate = rate.max(0.01);
+        let ceiling = rate * tuning.headroom.clamp(0.01, 1.0);
+        let window_calls = (rate.floor() as usize).clamp(1, u32::MAX as usize);
+        Pacer {
+            tuning,
+            ceiling,
+            floor: (rate * tuning.min_fraction.clamp(0.001, 1.0)).min(ceiling),
+            next: Duration::ZERO,
+            seq: 0,
+            cut: None,
+            sent: VecDeque::new(),
+            window_calls,
+            // 1 s + guard, unless punctual calls at the ceiling would wait for it (a quota with a
+            // fraction, e.g. 10.5: ten periods at 10.29/s are 0.97 s).
+            window: (Duration::from_secs(1) + tuning.guard)
+                .min(period(ceiling) * window_calls as u32),
+        }
+    }
+
+    /// The highest rate it paces at.
+    pub fn ceiling(&self) -> f64 {
+        self.ceiling
+    }
+
+    /// The rate in force at `now`.
+    pub fn rate(&self, now: Duration) -> f64 {
+        let Some(c) = self.cut else {
+            return self.ceiling;
+        };
+        let dt = now.saturating_sub(c.at).as_secs_f64();
+        let fast = self.tuning.fast.as_secs_f64();
+        let rate = if dt < fast {
+            c.to + (c.target - c.to) * dt / fast
+        } else {
+            c.target + self.tuning.probe * self.ceiling * (dt - fast)
+        };
+        rate.min(self.ceiling)
+    }
+
+    /// Reserves the next send slot for a caller asking at `now`.
+    pub fn reserve(&mut self, now: Duration) -> Ticket {
+        let slot = self.next.max(now);
+        self.next = slot + period(self.rate(slot));
+        self.seq += 1;
+        Ticket {
+            seq: self.seq,
+            slot,
+        }
+    }
+
+    /// A caller whose slot has come asks to send at `now`: `Ok` records the send, `Err(t)` says
+    /// to ask again at `t` (the call ⌊quota⌋ sends back left less than 1 s + guard ago).
+    pub fn send(&mut self, now: Duration) -> Result<(), Duration> {
+        if self.sent.len() >= self.window_calls {
+            let earliest = self.sent[0] + self.window;
+            if now < earliest {
+                return Err(earliest);
+            }
+            self.sent.pop_front();
+        }
+        self.sent.push_back(now);
+        Ok(())
+    }
+
+    /// The call of `ticket` was throttled; the answer came at `now`. Returns whether the rate was
+    /// cut (it is not for a call paced before the last cut).
+    pub fn on_throttle(&mut self, ticket: &Ticket, now: Duration) -> bool {
+        if self.cut.is_some_and(|c| ticket.seq < c.first_seq) {
+            return false;
+        }
+        let mut rate = self.rate(now);
+        if let Some(c) = self
+            .cut
+            .filter(|c| now.saturating_sub(c.at) < self.tuning.fast)
+        {
+            // Throttled again while still climbing back: the last cut was not enough, cut from
+            // its level (repeated throttles compound instead of being undone by the climb).
+            rate = rate.min(c.to);
+        }
+        let to = (rate * self.tuning.decrease).max(self.floor);
+        let target = (rate * self.tuning.recover_to).clamp(to, self.ceiling);
+        self.cut = Some(Cut {
+            at: now,
+            first_seq: self.seq + 1,
+            to,
+            target,
+        });
+        true
+    }
+
+    /// How long after a throttle at the ceiling, with no further throttle, the rate is back at it.
+    pub fn recovery_time(&self) -> Duration {
+        let t = self.tuning;
+        let probe = (1.0 - t.recover_to.min(1.0)) / t.probe.max(1e-9);
+        t.fast + Duration::from_secs_f64(probe)
+    }
+}
+
+/// One category's adaptive limiter: a [`Pacer`] on tokio's clock, with counters.
 pub struct AdaptiveLimiter {
     pub category: Category,
     max_rate: f64,
-    min_rate: f64,
-    cap: DefaultDirectRateLimiter,
+    origin: Instant,
     pacer: Mutex<Pacer>,
     calls: AtomicU64,
     throttled: AtomicU64,
 }
 
-fn period(rate: f64) -> Duration {
-    Duration::from_secs_f64(1.0 / rate.max(0.001))
-}
-
 impl AdaptiveLimiter {
+    /// A limiter for a quota of `rate` calls per second that never slows below `min_fraction` of
+    /// it.
     pub fn new(category: Category, rate: f64, min_fraction: f64) -> AdaptiveLimiter {
-        let rate = rate.max(0.01);
-        let burst =
-            NonZeroU32::new((rate / 10.0).clamp(1.0, 10.0) as u32).unwrap_or(NonZeroU32::MIN);
-        let quota = Quota::with_period(period(rate))
-            .expect("a positive period")
-            .allow_burst(burst);
+        let tuning = Tuning {
+            min_fraction,
+            ..Tuning::default()
+        };
         AdaptiveLimiter {
             category,
             max_rate: rate,
-            min_rate: (rate * min_fraction.clamp(0.001, 1.0)).max(0.01),
-            cap: RateLimiter::direct(quota),
-            pacer: Mutex::new(Pacer {
-                rate,
-                next: Instant::now(),
-                last_decrease: None,
-            }),
+            origin: Instant::now(),
+            pacer: Mutex::new(Pacer::new(rate, tuning)),
             calls: AtomicU64::new(0),
             throttled: AtomicU64::new(0),
         }
     }
 
-    /// Waits until a call may be made: the next slot at the rate in force, then the hard cap.
-    pub async fn acquire(&self) {
-        let slot = {
-            let mut p = self.pacer.lock().expect("pacer");
-            let now = Instant::now();
-            let slot = p.next.max(now);
-            p.next = slot + period(p.rate);
-            slot
-        };
-        tokio::time::sleep_until(slot).await;
-        self.cap.until_ready().await;
+    fn now(&self) -> Duration {
+        self.origin.elapsed()
+    }
+
+    /// Waits for this caller's send slot (and, if it comes late, for the window of actual send
+    /// times). Give the ticket to [`AdaptiveLimiter::on_throttle`] if the call is throttled.
+    pub async fn acquire(&self) -> Ticket {
+        let ticket = self.pacer.lock().expect("pacer").reserve(self.now());
+        let mut at = ticket.slot;
+        loop {
+            tokio::time::sleep_until(self.origin + at).await;
+            let now = self.now();
+            match self.pacer.lock().expect("pacer").send(now) {
+                Ok(()) => break,
+                Err(later) => at = later,
+            }
+        }
         self.calls.fetch_add(1, Ordering::Relaxed);
+        ticket
     }
 
-    /// A call went through: grow the rate back towards the configured one.
-    pub fn on_success(&self) {
-        let mut p = self.pacer.lock().expect("pacer");
-        if p.rate < self.max_rate {
-            p.rate = (p.rate + self.max_rate / 200.0).min(self.max_rate);
-        }
-    }
-
-    /// A call was throttled: cut the rate (once per window: the calls in flight were sent at the
-    /// old rate and say nothing new).
-    pub fn on_throttle(&self) {
+    /// The call sent with `ticket` was throttled: slow down (once per episode).
+    pub fn on_throttle(&self, ticket: &Ticket) {
         self.throttled.fetch_add(1, Ordering::Relaxed);
-        let mut p = self.pacer.lock().expect("pacer");
-        let now = Instant::now();
-        if p.last_decrease.is_some_and(|t| now - t < DECREASE_WINDOW) {
-            return;
-        }
-        p.last_decrease = Some(now);
-        p.rate = (p.rate * DECREASE).max(self.min_rate);
+        let now = self.now();
+        self.pacer.lock().expect("pacer").on_throttle(ticket, now);
     }
 
     /// The rate in force now.
     pub fn rate(&self) -> f64 {
-        self.pacer.lock().expect("pacer").rate
+        let now = self.now();
+        self.pacer.lock().expect("pacer").rate(now)
     }
 
+    /// The configured rate (the quota).
     pub fn max_rate(&self) -> f64 {
         self.max_rate
     }
@@ -141,43 +317,4 @@ impl AdaptiveLimiter {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn throttling_cuts_the_rate_once_per_window_and_successes_restore_it() {
-        let l = AdaptiveLimiter::new(Category::UserCreation, 50.0, 0.1);
-        l.on_throttle();
-        l.on_throttle();
-        assert!((l.rate() - 35.0).abs() < 1e-9, "{}", l.rate());
-        assert_eq!(l.throttled(), 2);
-        for _ in 0..10_000 {
-            l.on_success();
-        }
-        assert_eq!(l.rate(), 50.0);
-    }
-
-    #[test]
-    fn the_rate_never_falls_below_its_floor() {
-        let l = AdaptiveLimiter::new(Category::UserUpdate, 25.0, 0.1);
-        for _ in 0..50 {
-            l.pacer.lock().unwrap().last_decrease = None;
-            l.on_throttle();
-        }
-        assert!((l.rate() - 2.5).abs() < 1e-9, "{}", l.rate());
-    }
-
-    #[tokio::test]
-    async fn calls_are_spaced_at_the_rate() {
-        let l = AdaptiveLimiter::new(Category::UserCreation, 100.0, 0.1);
-        let t = Instant::now();
-        for _ in 0..21 {
-            l.acquire().await;
-        }
-        let e = t.elapsed();
-        // 21 calls paced at 100/s: the first at once, then 20 × 10 ms.
-        assert!(e >= Duration::from_millis(195), "{e:?}");
-        assert!(e < Duration::from_millis(600), "{e:?}");
-        assert_eq!(l.calls(), 21);
-    }
-}
+mod tests;

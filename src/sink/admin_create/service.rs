@@ -188,35 +188,25 @@ impl AdminService {
         let (mut transient, mut throttled) = (0u32, 0u32);
         let mut applied = false;
         loop {
-            limiter.acquire().await;
+            let ticket = limiter.acquire().await;
             let e = match f().await {
-                Ok(v) => {
-                    limiter.on_success();
-                    return Ok(v);
-                }
+                Ok(v) => return Ok(v),
                 Err(e) => e,
             };
             applied |= maybe_applied(&e);
             let verdict = classify(&e);
-            match verdict {
-                Verdict::Throttled => {
-                    limiter.on_throttle();
-                    throttled += 1;
-                    if throttled >= self.cfg.max_throttled_attempts {
-                        return Err(call_error(operation, &e, applied));
-                    }
-                }
-                Verdict::Transient => {
-                    transient += 1;
-                    if transient >= self.cfg.max_attempts {
-                        return Err(call_error(operation, &e, applied));
-                    }
-                }
-                Verdict::Permanent => {
-                    // Cognito answered: the rate was fine.
-                    limiter.on_success();
-                    return Err(call_error(operation, &e, applied));
-                }
+            if !verdict.is_retriable() {
+                return Err(call_error(operation, &e, applied));
+            }
+            let (tries, max) = if verdict == Verdict::Throttled {
+                limiter.on_throttle(&ticket);
+                (&mut throttled, self.cfg.max_throttled_attempts)
+            } else {
+                (&mut transient, self.cfg.max_attempts)
+            };
+            *tries += 1;
+            if *tries >= max {
+                return Err(call_error(operation, &e, applied));
             }
             tracing::debug!("{operation}: {}; retrying", DisplayErrorContext(&e));
             self.retries.fetch_add(1, Ordering::Relaxed);
