@@ -4,7 +4,7 @@
 use std::io::Cursor;
 
 use cognito_migrate::record::LegacyUser;
-use cognito_migrate::source::{self, Format, SourceOptions};
+use cognito_migrate::source::{self, Format, RecordError, SourceOptions};
 
 /// All records of `text` read as `format` (panics on an error).
 fn read(format: Format, text: &str, opts: &SourceOptions) -> Vec<LegacyUser> {
@@ -32,4 +32,57 @@ fn leading_empty_strings_keep_their_place_in_a_joined_array() {
     assert_eq!(u.fields.get("c"), None, "one empty string joins to nothing");
     assert_eq!(u.fields.get("d"), Some(","));
     assert_eq!(u.fields.get("e"), None);
+}
+
+/// All items (records and errors) of `bytes` read as `format` through reads of at most `chunk`
+/// bytes.
+fn read_in_pieces(
+    format: Format,
+    bytes: &[u8],
+    chunk: usize,
+) -> Vec<Result<LegacyUser, RecordError>> {
+    let reader = Box::new(std::io::BufReader::with_capacity(
+        chunk,
+        Cursor::new(bytes.to_vec()),
+    ));
+    let mut src = source::from_reader(format, reader, &SourceOptions::default()).expect("opens");
+    std::iter::from_fn(|| src.next_record()).collect()
+}
+
+fn fixture(name: &str) -> Vec<u8> {
+    std::fs::read(format!(
+        "{}/tests/fixtures/sources/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .expect("fixture")
+}
+
+/// Fuzz finding: formats are recognised by an input's first bytes, but a stream whose first
+/// read returned one byte (a pipe, a network body) hid them: a gzip file was read as text, a
+/// byte-order mark and the CSV delimiter went unseen.
+#[test]
+fn formats_are_recognised_when_the_input_arrives_a_byte_at_a_time() {
+    for (format, name) in [
+        (Format::Ndjson, "users.ndjson.gz"),
+        (Format::Csv, "bom_semicolon.csv"),
+    ] {
+        let bytes = fixture(name);
+        let whole = read_in_pieces(format, &bytes, 1 << 16);
+        assert!(whole.iter().filter(|r| r.is_ok()).count() >= 2, "{whole:?}");
+        for chunk in [1, 2, 3] {
+            assert_eq!(
+                read_in_pieces(format, &bytes, chunk),
+                whole,
+                "{name} by {chunk}"
+            );
+        }
+    }
+    let utf16 = Box::new(std::io::BufReader::with_capacity(
+        1,
+        Cursor::new(b"\xff\xfe{\0}\0".to_vec()),
+    ));
+    let err = source::from_reader(Format::Json, utf16, &SourceOptions::default())
+        .err()
+        .expect("UTF-16 is refused");
+    assert!(err.to_string().contains("UTF-16"), "{err}");
 }
