@@ -86,3 +86,38 @@ fn formats_are_recognised_when_the_input_arrives_a_byte_at_a_time() {
         .expect("UTF-16 is refused");
     assert!(err.to_string().contains("UTF-16"), "{err}");
 }
+
+/// Fuzz finding: scrypt parameters whose product r·p passes 2^32 overflowed inside the scrypt
+/// crate's own check (a panic in debug builds, a wrong answer in release).
+#[test]
+fn scrypt_parameters_whose_product_overflows_are_refused() {
+    use cognito_migrate::password::{HashError, PasswordHash};
+    for s in [
+        "$scrypt$ln=4,r=8,p=4294967295$6XF/43pn5lEhQ2tutuU8AQ$PMWCb8rvH4RW1zQZlIxa/TqlwJZgBWdu7whI8PVaR3A",
+        "$scrypt$ln=4,r=65536,p=65536$6XF/43pn5lEhQ2tutuU8AQ$PMWCb8rvH4RW1zQZlIxa/TqlwJZgBWdu7whI8PVaR3A",
+        "scrypt$16384$salt$4294967295$2$PMWCb8rvH4RW1zQZlIxa/TqlwJZgBWdu7whI8PVaR3A=",
+    ] {
+        assert!(
+            matches!(PasswordHash::parse(s), Err(HashError::Malformed { .. })),
+            "{s}"
+        );
+    }
+}
+
+/// Fuzz finding: a Firebase `hash_config` whose signer key is shorter than 8 bytes was accepted,
+/// although every hash made with it is refused (a hash is as long as the key, and at least 8
+/// bytes): one clear configuration error instead of one per user.
+#[test]
+fn a_firebase_signer_key_shorter_than_a_hash_can_be_is_refused() {
+    use cognito_migrate::password::{FirebaseHashConfig, HashError};
+    let config = |key: &str| {
+        format!(
+            r#"{{"base64_signer_key":"{key}","base64_salt_separator":"Bw==","rounds":8,"mem_cost":14}}"#
+        )
+    };
+    assert!(matches!(
+        FirebaseHashConfig::from_json(&config("c2hvcnQ=")),
+        Err(HashError::FirebaseConfig(_))
+    ));
+    assert!(FirebaseHashConfig::from_json(&config("ZWlnaHRieXQ=")).is_ok());
+}
