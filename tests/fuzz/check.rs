@@ -197,14 +197,22 @@ pub fn read_checked(
     Ok(out)
 }
 
-/// The bytes positions refer to: the input, gunzipped if it is gzip (as far as it decompresses).
+/// The bytes positions refer to: the input, gunzipped if it is gzip. A broken gzip stream
+/// gives as much as decompresses before the break, which depends on how it is read: here a byte
+/// in and a byte out at a time, for the longest such prefix (a reader sees a prefix of it).
 fn decompressed(data: &[u8]) -> Vec<u8> {
     if !data.starts_with(&[0x1f, 0x8b]) {
         return data.to_vec();
     }
+    let mut decoder = flate2::bufread::MultiGzDecoder::new(BufReader::with_capacity(1, data));
     let mut out = Vec::new();
-    // A broken stream keeps what decompressed before the break, as the reader does.
-    let _ = flate2::read::MultiGzDecoder::new(data).read_to_end(&mut out);
+    let mut byte = [0u8; 1];
+    while out.len() < 64 << 20 {
+        match decoder.read(&mut byte) {
+            Ok(1) => out.push(byte[0]),
+            _ => break,
+        }
+    }
     out
 }
 
