@@ -116,6 +116,9 @@ pub fn read_checked(
         buffer.max(1),
         Cursor::new(data.to_vec()),
     ));
+    // Messages never quote record content: no run of salt- or hash-like text from the input.
+    let secrets = secret_runs(&String::from_utf8_lossy(&text));
+    let secrets: Vec<&str> = secrets.iter().map(String::as_str).collect();
     let mut out = Outcome::default();
     let mut src = match source::from_reader(format, reader, opts) {
         Ok(src) => src,
@@ -123,6 +126,7 @@ pub fn read_checked(
             if e.to_string().is_empty() {
                 return Err("a source error with no message".into());
             }
+            not_shown(&e.to_string(), &secrets, "a source error")?;
             return Ok(out);
         }
     };
@@ -180,6 +184,7 @@ pub fn read_checked(
                 if e.message.is_empty() || e.to_string().is_empty() {
                     return Err(format!("an error with no message at {pos:?}"));
                 }
+                not_shown(&e.message, &secrets, "a record error")?;
                 if e.fatal {
                     out.fatal = true;
                     if src.next_record().is_some() {
