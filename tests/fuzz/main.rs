@@ -7,7 +7,8 @@
 //! of the seed corpus (`samples/`, `tests/fixtures/`), random bytes and token soups through every
 //! reader with random options and buffer sizes, mutated reference hashes through every hash
 //! parser, and generated JSON documents compared with serde_json's reading of them. The
-//! properties themselves are in [`check`], shared with the libFuzzer targets in `fuzz/`.
+//! properties themselves are in [`check`], shared with the libFuzzer targets in `fuzz/`. The CSV
+//! reader is compared with the `csv` crate in the same way.
 //!
 //! `COGNITO_FUZZ_CASES=N` sets the cases per property (default: a quick run); with
 //! `COGNITO_FUZZ_SECONDS=S` each property runs batches of random cases for about `S` seconds
@@ -16,6 +17,7 @@
 
 mod check;
 mod corpus;
+mod csv_differential;
 mod hashes;
 mod json_differential;
 mod mutate;
