@@ -177,8 +177,10 @@ impl FirebaseHashConfig {
         if !MEM_COST.contains(&self.mem_cost) {
             return Err(HashError::FirebaseConfig("mem_cost outside 1..=14"));
         }
-        if self.signer_key.is_empty() {
-            return Err(HashError::FirebaseConfig("empty signer key"));
+        // A hash is as long as the signer key and at least 8 bytes: a shorter key would refuse
+        // every user's hash, one by one.
+        if self.signer_key.len() < 8 {
+            return Err(HashError::FirebaseConfig("signer key shorter than 8 bytes"));
         }
         Ok(())
     }

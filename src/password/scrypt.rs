@@ -47,6 +47,11 @@ impl ScryptHash {
         if log_n == 0 || log_n > 40 {
             return Err(HashError::malformed(scheme, "N out of range"));
         }
+        // The scrypt crate checks r·p < 2^30 (RFC 7914's bound on p) in 32 bits, which
+        // overflows for hostile values (a panic in debug builds, a wrong answer in release).
+        if u64::from(r) * u64::from(p) >= 1 << 30 {
+            return Err(HashError::malformed(scheme, "parameters out of range"));
+        }
         ::scrypt::Params::new(log_n, r, p)
             .map_err(|_| HashError::malformed(scheme, "parameters out of range"))?;
         if h.hash.len() < 8 {

@@ -7,7 +7,7 @@
 //! from. Remote inputs (S3) plug in through [`decompress_if_gzip`] and `from_reader`.
 
 use std::fs::File;
-use std::io::{self, BufRead, BufReader};
+use std::io::{self, BufRead, BufReader, Read};
 
 use super::error::SourceError;
 
@@ -76,8 +76,9 @@ pub(crate) fn read_from_buffer<R: BufRead + ?Sized>(
 /// nothing is lost when the input is not compressed. Meant for inputs that do not come from
 /// [`open_reader`], e.g. an S3 object body.
 pub fn decompress_if_gzip(
-    mut reader: Box<dyn BufRead + Send>,
+    reader: Box<dyn BufRead + Send>,
 ) -> io::Result<(Box<dyn BufRead + Send>, bool)> {
+    let mut reader = with_first_line(reader)?;
     let head = reader.fill_buf()?;
     if head.len() >= 2 && head[..2] == GZIP_MAGIC {
         let decoder = flate2::bufread::MultiGzDecoder::new(reader);
@@ -88,6 +89,50 @@ pub fn decompress_if_gzip(
     } else {
         Ok((reader, false))
     }
+}
+
+/// Longest start of an input that [`with_first_line`] gathers.
+const HEAD_MAX: usize = 64 * 1024;
+
+/// Makes the first `fill_buf` of `reader` show the input's whole first line (at most 64 KiB;
+/// less only where the input ends). Formats are recognised by their first bytes — gzip's magic
+/// number, a byte-order mark, UTF-16, the CSV delimiter, a header row — but a stream may hand
+/// its start out in pieces (a pipe, a network body, a gzip member boundary): one byte at first
+/// made a gzip input read as text. Costs nothing when the first read holds a line already.
+pub(crate) fn with_first_line(
+    mut reader: Box<dyn BufRead + Send>,
+) -> io::Result<Box<dyn BufRead + Send>> {
+    let buf = fill_buf_retrying(&mut *reader)?;
+    if buf.is_empty() || buf.len() >= HEAD_MAX || memchr::memchr(b'\n', buf).is_some() {
+        return Ok(reader);
+    }
+    let mut head = Vec::new();
+    loop {
+        let buf = fill_buf_retrying(&mut *reader)?;
+        if buf.is_empty() {
+            break;
+        }
+        let line = memchr::memchr(b'\n', buf).map(|i| i + 1);
+        let take = line.unwrap_or(buf.len()).min(HEAD_MAX - head.len());
+        head.extend_from_slice(&buf[..take]);
+        reader.consume(take);
+        if line.is_some_and(|n| n == take) || head.len() == HEAD_MAX {
+            break;
+        }
+    }
+    Ok(Box::new(io::Cursor::new(head).chain(reader)))
+}
+
+/// `fill_buf`, retried while a signal interrupts it.
+#[inline]
+fn fill_buf_retrying(r: &mut (dyn BufRead + Send)) -> io::Result<&[u8]> {
+    // The second call returns the buffer the first one filled.
+    while let Err(e) = r.fill_buf() {
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+    r.fill_buf()
 }
 
 /// A byte stream that knows where it is: the offset and the 1-based line of its next byte.
@@ -114,13 +159,7 @@ impl Input {
     /// The buffered bytes not yet consumed; empty at the end of the input.
     #[inline]
     pub fn fill(&mut self) -> io::Result<&[u8]> {
-        // Retry reads interrupted by a signal; the second call returns the buffer just filled.
-        while let Err(e) = self.inner.fill_buf() {
-            if e.kind() != io::ErrorKind::Interrupted {
-                return Err(e);
-            }
-        }
-        self.inner.fill_buf()
+        fill_buf_retrying(&mut *self.inner)
     }
 
     /// Consumes `n` buffered bytes of which the caller already counted `newlines` `\n` bytes.

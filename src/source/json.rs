@@ -626,14 +626,14 @@ pub(crate) fn flatten_value(prefix: &mut String, v: Json<'_>, out: &mut Fields) 
         Json::Obj(members) => flatten_members_at(prefix, members, out),
         Json::Arr(items) => {
             if items.iter().all(Json::is_scalar) {
+                // Every item but null, each after a comma but the first (an empty string too:
+                // `["", "a"]` is `,a`, not `a`).
                 let mut joined = String::new();
-                for item in &items {
-                    if let Some(t) = item.scalar_text() {
-                        if !joined.is_empty() {
-                            joined.push(',');
-                        }
-                        joined.push_str(t);
+                for (i, t) in items.iter().filter_map(Json::scalar_text).enumerate() {
+                    if i > 0 {
+                        joined.push(',');
                     }
+                    joined.push_str(t);
                 }
                 if !joined.is_empty() {
                     out.push(prefix, &joined);

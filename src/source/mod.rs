@@ -224,6 +224,8 @@ pub fn from_reader_named(
         return Err(cognito_unsupported());
     }
     let (reader, _) = decompress_if_gzip(reader).map_err(|e| SourceError::io(location, e))?;
+    // The decompressed text may start in pieces too.
+    let reader = input::with_first_line(reader).map_err(|e| SourceError::io(location, e))?;
     let mut input = Input::new(reader, location);
     let head = input.fill().map_err(|e| SourceError::io(location, e))?;
     if head.starts_with(&[0xff, 0xfe]) || head.starts_with(&[0xfe, 0xff]) {
@@ -274,10 +276,11 @@ pub fn open_s3(
     }
     let name = object.location.to_string();
     let reader = s3::open_reader(client, object, read, runtime)?;
-    let mut reader: Box<dyn BufRead + Send> = Box::new(std::io::BufReader::with_capacity(
+    let reader: Box<dyn BufRead + Send> = Box::new(std::io::BufReader::with_capacity(
         input::BUFFER_SIZE,
         reader,
     ));
+    let mut reader = input::with_first_line(reader).map_err(|e| SourceError::io(&name, e))?;
     let head = reader.fill_buf().map_err(|e| SourceError::io(&name, e))?;
     let gzip = head.starts_with(&[0x1f, 0x8b]);
     if !gzip && read.start_offset == 0 && name.to_ascii_lowercase().ends_with(".gz") {

@@ -1,0 +1,10 @@
+//! libFuzzer target: the `django` reader (see `tests/fuzz/check.rs` for the properties).
+#![no_main]
+
+#[path = "../../tests/fuzz/check.rs"]
+mod check;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| check::fuzz_reader(
+    cognito_migrate::source::Format::Django,
+    data
+));
