@@ -152,10 +152,12 @@ impl FirebaseHashConfig {
                 problem: "is outside 1..=14",
             });
         }
-        if config.signer_key.is_empty() {
+        // A hash is as long as the signer key and at least 8 bytes: a shorter key would refuse
+        // every user's hash, one by one (a fuzz finding).
+        if config.signer_key.len() < 8 {
             return Err(HashConfigError::Bad {
                 key: "base64_signer_key",
-                problem: "is empty",
+                problem: "is shorter than 8 bytes (a Firebase hash is as long as its key)",
             });
         }
         Ok(config)
