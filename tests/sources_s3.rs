@@ -108,11 +108,19 @@ async fn plain_and_gzipped_objects_read_like_the_local_file() {
     let err = read_s3(&c, "fake.ndjson.gz", S3ReadOptions::default())
         .await
         .unwrap_err();
-    assert!(err.to_string().contains("not gzip"), "{err}");
+    assert!(
+        cognito_migrate::display_chain(&err).contains("not gzip"),
+        "{}",
+        cognito_migrate::display_chain(&err)
+    );
     let err = read_s3(&c, "missing.ndjson", S3ReadOptions::default())
         .await
         .unwrap_err();
-    assert!(err.to_string().contains("no such object"), "{err}");
+    assert!(
+        cognito_migrate::display_chain(&err).contains("no such object"),
+        "{}",
+        cognito_migrate::display_chain(&err)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -168,7 +176,7 @@ async fn retries_are_bounded_and_a_changed_object_is_refused() {
     };
     let err = read_s3(&c, "users.ndjson", read).await.unwrap_err();
     assert!(
-        err.to_string().contains("giving up after 3 attempts"),
+        cognito_migrate::display_chain(&err).contains("giving up after 3 attempts"),
         "{err}"
     );
     assert_eq!(fault_stats(&emu).0, 3, "exactly three GETs");
@@ -228,7 +236,11 @@ async fn a_read_can_start_at_a_byte_offset() {
         ..Default::default()
     };
     let err = read_s3(&c, "users.ndjson", read).await.unwrap_err();
-    assert!(err.to_string().contains("cannot start at byte"), "{err}");
+    assert!(
+        cognito_migrate::display_chain(&err).contains("cannot start at byte"),
+        "{}",
+        cognito_migrate::display_chain(&err)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
