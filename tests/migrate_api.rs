@@ -58,7 +58,11 @@ async fn pool_usernames(c: &Client, pool: &str) -> Vec<String> {
             .send()
             .await
             .unwrap();
-        names.extend(page.users().iter().filter_map(|u| u.username().map(String::from)));
+        names.extend(
+            page.users()
+                .iter()
+                .filter_map(|u| u.username().map(String::from)),
+        );
         token = page.pagination_token().map(String::from);
         if token.is_none() {
             return names;
@@ -67,13 +71,7 @@ async fn pool_usernames(c: &Client, pool: &str) -> Vec<String> {
 }
 
 /// A run of `input` into `pool` in mode admin-create at `rate` AdminCreateUser calls per second.
-async fn migration(
-    emu: &Emulator,
-    pool: &str,
-    state: &Path,
-    input: &Path,
-    rate: f64,
-) -> Migration {
+async fn migration(emu: &Emulator, pool: &str, state: &Path, input: &Path, rate: f64) -> Migration {
     let clients = Clients::from_sdk_config(emu.sdk_config().await, true);
     let schema = PoolSchema::fetch(&clients.cognito, pool).await.unwrap();
     let mapping = MappingFile::parse(MAPPING, "test mapping").unwrap();
@@ -122,7 +120,13 @@ async fn migration(
 
 fn opener(input: &Path) -> impl Fn() -> Result<Box<dyn Source>, BoxError> + Sync {
     let location = input.display().to_string();
-    move || Ok(source::open(Format::Csv, &location, &SourceOptions::default())?)
+    move || {
+        Ok(source::open(
+            Format::Csv,
+            &location,
+            &SourceOptions::default(),
+        )?)
+    }
 }
 
 #[tokio::test]
@@ -184,7 +188,11 @@ async fn an_admin_create_run_cancelled_by_its_token_resumes_to_each_user_once() 
     let counts = cp.counts(report.run.id).unwrap();
     assert_eq!(counts.total, N as u64, "{counts:?}");
     assert_eq!(counts.created, N as u64, "{counts:?}");
-    assert_eq!(counts.pending + counts.failed + counts.rejected, 0, "{counts:?}");
+    assert_eq!(
+        counts.pending + counts.failed + counts.rejected,
+        0,
+        "{counts:?}"
+    );
     let names = pool_usernames(&c, &pool).await;
     assert_eq!(names.len(), N, "no user was created twice");
     let want: BTreeSet<String> = (0..N).map(|i| format!("user{i:04}")).collect();
@@ -207,7 +215,10 @@ async fn a_run_cancelled_before_it_starts_stops_in_the_reading_pass_and_writes_n
     let cp = m.checkpoint.clone();
     let r = migrate::run(m, &opener(&input), None, &cancel, &lease).await;
     assert!(matches!(r, Err(MigrateError::Interrupted)), "{r:?}");
-    assert!(pool_usernames(&c, &pool).await.is_empty(), "nothing written");
+    assert!(
+        pool_usernames(&c, &pool).await.is_empty(),
+        "nothing written"
+    );
     let run = cp.current_run().unwrap().unwrap();
     assert_eq!(cp.counts(run.id).unwrap().created, 0);
     let spills = std::fs::read_dir(dir.join("state.db.files"))
@@ -217,5 +228,8 @@ async fn a_run_cancelled_before_it_starts_stops_in_the_reading_pass_and_writes_n
             name.to_string_lossy().starts_with(".admin-create-")
         })
         .count();
-    assert_eq!(spills, 0, "an interrupted reading pass leaves no spill file");
+    assert_eq!(
+        spills, 0,
+        "an interrupted reading pass leaves no spill file"
+    );
 }

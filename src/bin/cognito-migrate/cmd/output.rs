@@ -5,8 +5,19 @@ use std::io::Write;
 use cognito_migrate::checkpoint::{Checkpoint, Run, Verdict};
 use cognito_migrate::migrate::{self, Report};
 use cognito_migrate::progress::Output;
+use cognito_migrate::sink::admin_create::FollowupSummary;
 
 use crate::exit::Exit;
+
+/// Says what the follow-ups (disable, groups) did, if they did anything.
+pub fn print_followups(f: &FollowupSummary) {
+    if f.applied + f.failed > 0 {
+        eprintln!(
+            "follow-ups (disable, groups): {} users done, {} failed",
+            f.applied, f.failed
+        );
+    }
+}
 
 /// Prints the end of a run: follow-ups done, the per-job table, the status, and why `unknown`
 /// users make the exit code 1.
@@ -17,13 +28,7 @@ pub fn print_report(
     json: bool,
     fetch_job_logs: bool,
 ) -> anyhow::Result<Exit> {
-    let f = report.followups;
-    if f.applied + f.failed > 0 {
-        eprintln!(
-            "follow-ups (disable, groups): {} users done, {} failed",
-            f.applied, f.failed
-        );
-    }
+    print_followups(&report.followups);
     let table = migrate::job_table(cp, &report.run)?;
     if !table.is_empty() && output != Output::Off {
         eprint!("\nimport jobs\n{}", table.render());

@@ -73,12 +73,7 @@ pub async fn run(args: &RetryArgs, global: &GlobalArgs) -> anyhow::Result<Exit> 
         let clients = global.clients().await?;
         let s =
             migrate::apply_followups(&admin, &clients, &pool_id, cp.clone(), run.id, true).await?;
-        if s.applied + s.failed > 0 {
-            eprintln!(
-                "follow-ups (disable, groups): {} users done, {} failed",
-                s.applied, s.failed
-            );
-        }
+        super::output::print_followups(&s);
     }
     if split.only.is_empty() {
         return super::output::print_status(&cp, &run, args.json);
