@@ -10,7 +10,9 @@ use crate::checkpoint::{Checkpoint, RecordSet, Run, RunId};
 use crate::plan::route::Route;
 use crate::progress::{Progress, Unit};
 use crate::sink::admin_create::service::AdminService;
-use crate::sink::admin_create::{self, spill, AdminCreateConfig, FollowupSummary};
+use crate::sink::admin_create::{
+    self, spill, AdminCreateConfig, AdminCreateError, FollowupSummary,
+};
 
 use super::{view, CancelToken, MigrateError};
 
@@ -80,13 +82,21 @@ pub(super) async fn write_spilled(
     // Every user handed in is settled and recorded before returning, also when feeding failed.
     let finished = pipeline.finish().await;
     reporter.abort();
-    let snap = finished?;
+    // Cancelled, the writer stops taking users: its stages and the feeder then end `Closed`,
+    // and what it did is recorded.
+    let stopped = |e: MigrateError| match e {
+        MigrateError::AdminCreate(AdminCreateError::Closed) if cancel.is_cancelled() => {
+            MigrateError::Interrupted
+        }
+        e => e,
+    };
+    let snap = finished.map_err(|e| stopped(e.into()))?;
     view::show_admin(&task, &snap);
     task.finish("done");
     if snap.queued > 0 {
         progress.println(snap.line());
     }
-    fed??;
+    fed?.map_err(stopped)?;
     Ok(())
 }
 
