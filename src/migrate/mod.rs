@@ -21,6 +21,8 @@
 mod admin;
 mod retry;
 mod sink;
+#[cfg(test)]
+mod tests;
 mod view;
 
 use std::path::{Path, PathBuf};
