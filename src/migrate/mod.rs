@@ -146,8 +146,8 @@ pub struct Migration {
     pub mapper: Mapper,
     pub hash_context: HashContext,
     pub input: InputSpec,
-    /// Where the run's notices go that are not progress (resuming, unproven notations): the CLI
-    /// prints them on stderr.
+    /// Where the run's notices go that must show whatever the progress output (that a run is
+    /// resumed): the CLI prints them on stderr.
     pub say: Arc<dyn Fn(&str) + Send + Sync>,
 }
 
