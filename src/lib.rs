@@ -15,6 +15,7 @@ mod error_chain;
 pub mod lease;
 pub mod logging;
 pub mod mapping;
+pub mod migrate;
 pub mod password;
 pub mod plan;
 pub mod pool;

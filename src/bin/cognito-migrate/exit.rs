@@ -3,6 +3,7 @@
 use cognito_migrate::aws::AwsError;
 use cognito_migrate::checkpoint::CheckpointError;
 use cognito_migrate::lease::LeaseError;
+use cognito_migrate::migrate::MigrateError;
 use cognito_migrate::pool::PoolError;
 use cognito_migrate::source::RecordError;
 
@@ -51,6 +52,11 @@ pub fn classify(err: &anyhow::Error) -> (Exit, Option<String>) {
     for cause in err.chain() {
         if let Some(e) = cause.downcast_ref::<ConfigError>() {
             return (Exit::Usage, e.hint.clone());
+        }
+        if let Some(e) = cause.downcast_ref::<MigrateError>() {
+            if e.is_configuration() {
+                return (Exit::Usage, None);
+            }
         }
         if let Some(e) = cause.downcast_ref::<AwsError>() {
             return (Exit::Usage, Some(e.hint().to_string()));

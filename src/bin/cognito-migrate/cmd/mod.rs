@@ -1,8 +1,10 @@
 //! The subcommands, one file each, and the options they share.
 
+mod args;
 mod directory;
 mod header;
 mod mapping;
+mod output;
 mod plan;
 mod preflight;
 mod report;
@@ -16,6 +18,7 @@ use std::path::Path;
 use clap::{Args, Subcommand};
 use cognito_migrate::aws::{AwsOptions, Clients};
 use cognito_migrate::lease::Lease;
+use cognito_migrate::migrate::CancelToken;
 
 use crate::exit::Exit;
 
@@ -110,6 +113,24 @@ pub async fn interrupted() -> &'static str {
         Ok(()) => "Ctrl-C",
         Err(_) => std::future::pending().await,
     }
+}
+
+/// A cancellation token for a run, cancelled at the first Ctrl-C or SIGTERM (the run then stops
+/// cleanly and records what it did: exit 3, the same command resumes); a second one quits at
+/// once. Abort the returned listener when the run is over.
+pub fn cancel_on_signals() -> (CancelToken, tokio::task::JoinHandle<()>) {
+    let token = CancelToken::new();
+    let cancel = token.clone();
+    let listener = tokio::spawn(async move {
+        let signal = interrupted().await;
+        eprintln!(
+            "interrupted ({signal}): finishing the calls in flight, stopping the running import job and recording them (Ctrl-C or SIGTERM again to quit at once)"
+        );
+        cancel.cancel();
+        interrupted().await;
+        std::process::exit(Exit::Fatal as i32);
+    });
+    (token, listener)
 }
 
 #[derive(Debug, Subcommand)]

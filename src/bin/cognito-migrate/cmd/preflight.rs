@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Args;
 use cognito_migrate::checkpoint::Checkpoint;
-use cognito_migrate::password::{ImportAlgorithm, Notation, Notations};
+use cognito_migrate::password::{ImportAlgorithm, Notation};
 use cognito_migrate::plan::route::{Mode, Router, UnimportablePolicy};
 use cognito_migrate::plan::{self, NoSink, PlanConfig};
 use cognito_migrate::pool::PoolSchema;
@@ -17,6 +17,7 @@ use cognito_migrate::preflight::canary::{self, CanaryOptions, CanaryResult};
 use cognito_migrate::preflight::{self, Check, Needs, PoolFacts, Status};
 use cognito_migrate::source::Format;
 
+use super::args::hash_encodings;
 use super::source_args::SourceArgs;
 use super::GlobalArgs;
 use crate::exit::{ConfigError, Exit};
@@ -114,16 +115,6 @@ pub struct PreflightArgs {
     /// How long one canary job may take before it is stopped, in seconds.
     #[arg(long, value_name = "SECONDS", default_value_t = 1800)]
     pub canary_timeout: u64,
-}
-
-/// Reads `--hash-encoding` values (shared with `run`).
-pub fn hash_encodings(args: &[String]) -> anyhow::Result<Notations> {
-    let mut n = Notations::default();
-    for a in args {
-        n.set_from_arg(a)
-            .map_err(|e| ConfigError::new(format!("--hash-encoding {e}")))?;
-    }
-    Ok(n)
 }
 
 pub async fn run(args: &PreflightArgs, global: &GlobalArgs) -> anyhow::Result<Exit> {
