@@ -203,6 +203,15 @@ fn attribute_from_sdk(a: &SchemaAttributeType) -> Option<Attribute> {
 }
 
 impl PoolSchema {
+    /// The names of the attributes the pool requires, in schema order.
+    pub fn required_attributes(&self) -> Vec<&str> {
+        self.attributes
+            .iter()
+            .filter(|a| a.required)
+            .map(|a| a.name.as_str())
+            .collect()
+    }
+
     /// Reads the pool's header and schema (`GetCSVHeader`, `DescribeUserPool`).
     pub async fn fetch(client: &Client, pool_id: &str) -> Result<PoolSchema, PoolError> {
         let region = client

@@ -471,12 +471,7 @@ pub fn suggest(schema: &PoolSchema, stats: &FieldStats, ctx: &InitContext<'_>) -
             let _ = writeln!(tail, "#   {}", chunk.join(", "));
         }
     }
-    let required: Vec<&str> = schema
-        .attributes
-        .iter()
-        .filter(|a| a.required)
-        .map(|a| a.name.as_str())
-        .collect();
+    let required = schema.required_attributes();
     let _ = writeln!(
         tail,
         "\n# Attributes the pool requires: {}",

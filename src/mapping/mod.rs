@@ -534,13 +534,7 @@ impl Mapper {
             }
             (None, None) => None,
         };
-        let required: Vec<String> = schema
-            .attributes
-            .iter()
-            .filter(|a| a.required)
-            .map(|a| a.name.clone())
-            .collect();
-        for r in &required {
+        for r in schema.required_attributes() {
             if !mapping.attributes.contains_key(r) {
                 return Err(MappingError::Invalid {
                     target: r.clone(),

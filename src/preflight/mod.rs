@@ -293,12 +293,7 @@ pub fn pool_checks(facts: &PoolFacts, needs: &Needs, client_id: Option<&str>) ->
         ));
     }
     // Required attributes.
-    let required: Vec<&str> = schema
-        .attributes
-        .iter()
-        .filter(|a| a.required)
-        .map(|a| a.name.as_str())
-        .collect();
+    let required = schema.required_attributes();
     // `missing_required` also counts records lacking a field their source needs; with no
     // required attribute in the pool those are not the pool's concern.
     let missing = needs
