@@ -45,7 +45,7 @@ async fn check_end(
     context: &str,
 ) {
     assert_pool_holds(c, pool, &expected(), context).await;
-    let st = emu.status(&state).1;
+    let st = emu.status(state).1;
     assert_eq!(n(&st, "total"), USERS as u64, "{context}: {st}");
     assert_eq!(n(&st, "pending"), 0, "{context}: {st}");
     assert_eq!(n(&st, "unknown"), 0, "{context}: {st}");
