@@ -525,16 +525,7 @@ async fn existing_users_alias_conflicts_and_missing_groups_are_recorded_and_retr
 
     // report --failed lists the rejected and failed users with their reasons.
     let report = dir.join("failed.csv");
-    let (code, _, err) = run_cli(
-        &[
-            "report",
-            "--state",
-            state.to_str().unwrap(),
-            "--failed",
-            report.to_str().unwrap(),
-        ],
-        &emu.cli_env(),
-    );
+    let (code, _, err) = crate::common::report_failed(&state, &report, &emu.cli_env());
     assert_eq!(code, 1, "{err}");
     let text = std::fs::read_to_string(&report).unwrap();
     assert_eq!(text.lines().count(), 1 + 4, "{text}");

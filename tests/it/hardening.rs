@@ -319,16 +319,8 @@ async fn report_cells_are_neutralised_and_import_files_stay_exact() {
     let (code, stderr) = case.run_admin_create(&emu, &pool);
     assert_eq!(code, 1, "{stderr}");
     let failed = dir.join("failed.csv");
-    let (code, _stdout, stderr) = run_cli(
-        &[
-            "report",
-            "--state",
-            dir.join("state.db").to_str().unwrap(),
-            "--failed",
-            failed.to_str().unwrap(),
-        ],
-        &emu.cli_env(),
-    );
+    let (code, _stdout, stderr) =
+        crate::common::report_failed(&dir.join("state.db"), &failed, &emu.cli_env());
     assert_eq!(code, 1, "{stderr}");
     let (rows, report) = read_report(&failed);
     let one = rows

@@ -275,16 +275,7 @@ async fn a_failed_job_is_reported_per_user_with_its_log() {
 
     // The report names each failed/skipped user with Cognito's reason, never a hash.
     let report = dir.join("failed.csv");
-    let (_code, _o, stderr) = crate::common::run_cli(
-        &[
-            "report",
-            "--state",
-            state.to_str().unwrap(),
-            "--failed",
-            report.to_str().unwrap(),
-        ],
-        &emu.cli_env(),
-    );
+    let (_code, _o, stderr) = crate::common::report_failed(&state, &report, &emu.cli_env());
     let text = std::fs::read_to_string(&report).unwrap_or_else(|e| panic!("{e}: {stderr}"));
     assert!(!text.contains("$2b$"), "{text}");
     for (i, why) in [(5, "auto verified"), (6, "not a valid BCRYPT hash")] {

@@ -190,16 +190,7 @@ fn status_and_report_do_not_change_a_state() {
     assert_eq!(code, 1, "{out}{err}");
     assert!(out.contains("failed"), "{out}");
     let report = dir.join("failed.csv");
-    let (code, _, err) = run_cli(
-        &[
-            "report",
-            "--state",
-            state.to_str().unwrap(),
-            "--failed",
-            report.to_str().unwrap(),
-        ],
-        &[],
-    );
+    let (code, _, err) = crate::common::report_failed(&state, &report, &[]);
     assert_eq!(code, 1, "{err}");
     assert!(std::fs::read_to_string(&report).unwrap().contains("user2"));
     assert_eq!(snapshot(&state), before);

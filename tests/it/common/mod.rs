@@ -386,6 +386,12 @@ pub fn run_cli(args: &[&str], env: &[(&str, String)]) -> (i32, String, String) {
     )
 }
 
+/// `cognito-migrate report --state STATE --failed OUT`: (exit code, stdout, stderr).
+pub fn report_failed(state: &Path, out: &Path, env: &[(&str, String)]) -> (i32, String, String) {
+    let (state, out) = (state.to_str().unwrap(), out.to_str().unwrap());
+    run_cli(&["report", "--state", state, "--failed", out], env)
+}
+
 /// `bytes` gzip-compressed.
 pub fn gzip(bytes: &[u8]) -> Vec<u8> {
     let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
