@@ -1,5 +1,8 @@
-//! Test support: starts the project's Cognito + S3 emulator (tests/emulator, moto-based) on a free
-//! loopback port for one test, and stops it when the test ends.
+//! The helpers every test module shares, written once: the project's Cognito + S3 emulator
+//! (tests/emulator, moto-based) started on a free loopback port for one test and stopped when the
+//! test ends, its SDK clients and `status --json`; the CLI runners; pool setup and what a pool
+//! holds; temporary directories. [`import_job`] adds the import-job tests' inputs and settings,
+//! [`trigger`] the fake Lambda Runtime API the trigger binary runs under.
 //!
 //! The emulator's venv is created by `scripts/emulator setup` (which `scripts/test` runs). Tests fail,
 //! never skip, when it is missing.
