@@ -1,7 +1,8 @@
-//! libFuzzer target: the `ndjson` reader (see `tests/fuzz/check.rs` for the properties).
+//! libFuzzer target: the `ndjson` reader (see `tests/it/fuzz/check.rs` for the properties).
 #![no_main]
 
-#[path = "../../tests/fuzz/check.rs"]
+#[path = "../../tests/it/fuzz/check.rs"]
+#[allow(dead_code)] // a target uses a part of the properties
 mod check;
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| check::fuzz_reader(

@@ -534,10 +534,11 @@ impl Mapper {
             }
             (None, None) => None,
         };
-        for r in schema.required_attributes() {
+        let required = schema.required_attributes();
+        for &r in &required {
             if !mapping.attributes.contains_key(r) {
                 return Err(MappingError::Invalid {
-                    target: r.clone(),
+                    target: r.to_string(),
                     message: "the pool requires this attribute but the mapping does not set it"
                         .into(),
                 });
@@ -572,7 +573,7 @@ impl Mapper {
         // Every required attribute is a target (checked above), so it has a slot.
         let required = required
             .into_iter()
-            .filter_map(|r| slot(&r).map(|i| (r, i)))
+            .filter_map(|r| slot(r).map(|i| (r.to_string(), i)))
             .collect();
         let slots = Slots {
             email: slot("email"),

@@ -1,5 +1,5 @@
 //! TESTING HOOK ONLY: kill the process with SIGKILL at a named step boundary of the import-job
-//! writer, so the crash-safety tests (`tests/import_job_crash.rs`) can crash the CLI at exactly the
+//! writer, so the crash-safety tests (`tests/it/import_job_crash.rs`) can crash the CLI at exactly the
 //! moment they mean, deterministically.
 //!
 //! It does nothing unless the environment variable `COGNITO_MIGRATE_TEST_KILL_AT` is set, which no

@@ -3,15 +3,13 @@
 //! file that is not a state with exit 2 naming it, and exit 0 only when every user is settled
 //! (1 some failed, 5 some still pending). Issue #14, findings 5 and 7.
 
-mod support;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::SystemTime;
 
+use crate::common::{run_cli, tempdir};
 use cognito_migrate::checkpoint::{Checkpoint, Outcome, RunSpec, UserRow};
 use cognito_migrate::record::Position;
-use support::{run_cli, tempdir};
 
 fn spec() -> RunSpec {
     RunSpec {
@@ -192,16 +190,7 @@ fn status_and_report_do_not_change_a_state() {
     assert_eq!(code, 1, "{out}{err}");
     assert!(out.contains("failed"), "{out}");
     let report = dir.join("failed.csv");
-    let (code, _, err) = run_cli(
-        &[
-            "report",
-            "--state",
-            state.to_str().unwrap(),
-            "--failed",
-            report.to_str().unwrap(),
-        ],
-        &[],
-    );
+    let (code, _, err) = crate::common::report_failed(&state, &report, &[]);
     assert_eq!(code, 1, "{err}");
     assert!(std::fs::read_to_string(&report).unwrap().contains("user2"));
     assert_eq!(snapshot(&state), before);
@@ -221,7 +210,7 @@ fn status_reads_a_state_in_a_read_only_directory() {
     );
     assert!(!side(&state, "-shm").exists(), "the writer closed cleanly");
     let root = std::fs::metadata(&state).unwrap().uid() == 0;
-    let bin = env!("CARGO_BIN_EXE_cognito-migrate");
+    let bin = crate::common::CLI;
     let mut cmd = if root {
         // nobody may read the state, and nothing else in its directory.
         std::os::unix::fs::chown(&state, Some(65534), Some(65534)).unwrap();
@@ -284,7 +273,7 @@ fn run_refuses_a_corrupt_state_with_exit_2_before_any_call() {
         ("AWS_EC2_METADATA_DISABLED", "true".to_string()),
     ];
     let (code, out, err) = run_cli(
-        &support::run_args(
+        &crate::common::run_args(
             input.to_str().unwrap(),
             "auth0",
             "us-east-1_AAAA",

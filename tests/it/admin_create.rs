@@ -3,14 +3,13 @@
 //! follow-ups of imported users. User counts are small and quotas off (except where quotas are the
 //! point) so the whole file stays well under three minutes.
 
-mod support;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::common::{self, attr, create_pool, run_cli, tempdir, Emulator};
 use aws_sdk_cognitoidentityprovider::types::{
     AliasAttributeType, AttributeType, UserType, VerifiedAttributeType,
 };
@@ -20,8 +19,7 @@ use cognito_migrate::checkpoint::{Checkpoint, Outcome, RunId, RunSpec};
 use cognito_migrate::mapping::MappedUser;
 use cognito_migrate::record::Position;
 use cognito_migrate::sink::admin_create::{self, service::AdminService, AdminCreateConfig};
-use serde_json::{json, Value};
-use support::{attr, create_pool, run_cli, tempdir, Emulator};
+use serde_json::json;
 
 const MAPPING: &str = r#"
 username = "username"
@@ -105,35 +103,6 @@ async fn create_group(c: &Client, pool: &str, name: &str) {
         .expect("create group");
 }
 
-/// Every user of the pool: username → (attributes, enabled).
-async fn pool_users(c: &Client, pool: &str) -> Vec<(String, BTreeMap<String, String>, bool)> {
-    let users: Vec<UserType> = c
-        .list_users()
-        .user_pool_id(pool)
-        .into_paginator()
-        .items()
-        .send()
-        .collect::<Result<_, _>>()
-        .await
-        .expect("list users");
-    users
-        .iter()
-        .map(|u| {
-            let attrs = u
-                .attributes()
-                .iter()
-                .map(|a| {
-                    (
-                        a.name().to_string(),
-                        a.value().unwrap_or_default().to_string(),
-                    )
-                })
-                .collect();
-            (u.username().unwrap().to_string(), attrs, u.enabled())
-        })
-        .collect()
-}
-
 async fn group_members(c: &Client, pool: &str, group: &str) -> BTreeSet<String> {
     let users: Vec<UserType> = c
         .list_users_in_group()
@@ -153,23 +122,28 @@ async fn group_members(c: &Client, pool: &str, group: &str) -> BTreeSet<String> 
 
 /// The pool holds exactly `users`, once each, with their attributes, enabled state and groups.
 async fn assert_pool_holds(c: &Client, pool: &str, users: &[Legacy]) {
-    let got = pool_users(c, pool).await;
-    let names: Vec<&str> = got.iter().map(|(n, _, _)| n.as_str()).collect();
-    let unique: BTreeSet<&str> = names.iter().copied().collect();
-    assert_eq!(unique.len(), names.len(), "a user is in the pool twice");
-    let want: BTreeSet<&str> = users.iter().map(|u| u.username.as_str()).collect();
-    assert_eq!(unique, want, "the pool's users differ from the input's");
-    let by_name: BTreeMap<&str, &(String, BTreeMap<String, String>, bool)> =
-        got.iter().map(|u| (u.0.as_str(), u)).collect();
+    let names: Vec<String> = users.iter().map(|u| u.username.clone()).collect();
+    let got =
+        common::assert_pool_holds(c, pool, &names, "the pool's users differ from the input's")
+            .await;
+    let by_name: BTreeMap<&str, &UserType> =
+        got.iter().map(|u| (u.username().unwrap(), u)).collect();
     for u in users {
-        let (_, attrs, enabled) = by_name[u.username.as_str()];
-        assert_eq!(attrs.get("email"), Some(&u.email), "{}", u.username);
-        assert_eq!(attrs.get("name"), Some(&u.name), "{}", u.username);
+        let user = by_name[u.username.as_str()];
+        let attrs: BTreeMap<&str, &str> = user
+            .attributes()
+            .iter()
+            .map(|a| (a.name(), a.value().unwrap_or_default()))
+            .collect();
         assert_eq!(
-            attrs.get("email_verified").map(String::as_str),
-            Some("true")
+            attrs.get("email"),
+            Some(&u.email.as_str()),
+            "{}",
+            u.username
         );
-        assert_eq!(*enabled, u.active, "{}: enabled", u.username);
+        assert_eq!(attrs.get("name"), Some(&u.name.as_str()), "{}", u.username);
+        assert_eq!(attrs.get("email_verified").copied(), Some("true"));
+        assert_eq!(user.enabled(), u.active, "{}: enabled", u.username);
     }
     for g in ["staff", "admins"] {
         let want: BTreeSet<String> = users
@@ -181,10 +155,6 @@ async fn assert_pool_holds(c: &Client, pool: &str, users: &[Legacy]) {
     }
 }
 
-fn status(emu: &Emulator, state: &Path) -> Value {
-    emu.status(state).1
-}
-
 /// `run` on the CSV input with its mapping in `mode`.
 fn run_args<'a>(
     input: &'a str,
@@ -193,7 +163,7 @@ fn run_args<'a>(
     state: &'a str,
     mode: &'a str,
 ) -> Vec<&'a str> {
-    let mut args = support::run_args(input, "csv", pool, state, mode);
+    let mut args = common::run_args(input, "csv", pool, state, mode);
     args.extend(["--mapping", mapping]);
     args
 }
@@ -315,7 +285,7 @@ async fn a_throttling_storm_creates_every_user_once_and_fails_none() {
     ]);
     let (code, _out, err) = run_cli(&args, &emu.cli_env());
     assert_eq!(code, 0, "stderr: {err}");
-    let s = status(&emu, &state);
+    let s = emu.status(&state).1;
     assert_eq!(s["created"], json!(60), "{s}");
     assert_eq!(s["failed"], json!(0), "{s}");
     assert_eq!(s["skipped"], json!(0), "{s}");
@@ -384,15 +354,11 @@ async fn sigkill_at_random_moments_then_resume_ends_with_each_user_once() {
         x ^= x >> 7;
         x ^= x << 17;
         let after = Duration::from_millis(150 + x % 900);
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_cognito-migrate"));
-        cmd.args(&args)
-            .stdin(Stdio::null())
+        let mut child = common::cli_command(&args, &emu.cli_env())
             .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        for (k, v) in emu.cli_env() {
-            cmd.env(k, v);
-        }
-        let mut child = cmd.spawn().unwrap();
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
         let t = Instant::now();
         while t.elapsed() < after {
             if child.try_wait().unwrap().is_some() {
@@ -407,14 +373,14 @@ async fn sigkill_at_random_moments_then_resume_ends_with_each_user_once() {
         child.wait().unwrap();
     }
     assert!(killed >= 5, "only {killed} runs were killed mid-way");
-    let pending_before = status(&emu, &state)["pending"].as_u64().unwrap();
+    let pending_before = emu.status(&state).1["pending"].as_u64().unwrap();
     eprintln!("{killed} kills; {pending_before} users pending before the last run");
     let (code, _out, err) = run_cli(
         &args.iter().map(String::as_str).collect::<Vec<_>>(),
         &emu.cli_env(),
     );
     assert_eq!(code, 1, "one row is rejected, so exit 1; stderr: {err}");
-    let s = status(&emu, &state);
+    let s = emu.status(&state).1;
     assert_eq!(s["total"], json!(241), "{s}");
     assert_eq!(s["created"], json!(240), "{s}");
     assert_eq!(s["rejected"], json!(1), "{s}");
@@ -508,7 +474,7 @@ async fn existing_users_alias_conflicts_and_missing_groups_are_recorded_and_retr
     );
     let (code, _out, err) = run_cli(&args, &emu.cli_env());
     assert_eq!(code, 1, "stderr: {err}");
-    let s = status(&emu, &state);
+    let s = emu.status(&state).1;
     assert_eq!(s["skipped"], json!(2), "{s}");
     assert_eq!(s["failed"], json!(2), "{s}");
     assert_eq!(s["rejected"], json!(2), "{s}");
@@ -559,16 +525,7 @@ async fn existing_users_alias_conflicts_and_missing_groups_are_recorded_and_retr
 
     // report --failed lists the rejected and failed users with their reasons.
     let report = dir.join("failed.csv");
-    let (code, _, err) = run_cli(
-        &[
-            "report",
-            "--state",
-            state.to_str().unwrap(),
-            "--failed",
-            report.to_str().unwrap(),
-        ],
-        &emu.cli_env(),
-    );
+    let (code, _, err) = crate::common::report_failed(&state, &report, &emu.cli_env());
     assert_eq!(code, 1, "{err}");
     let text = std::fs::read_to_string(&report).unwrap();
     assert_eq!(text.lines().count(), 1 + 4, "{text}");
@@ -594,7 +551,7 @@ async fn existing_users_alias_conflicts_and_missing_groups_are_recorded_and_retr
         &emu.cli_env(),
     );
     assert_eq!(code, 1, "rejections remain; stderr: {err}");
-    let s = status(&emu, &state);
+    let s = emu.status(&state).1;
     assert_eq!(s["failed"], json!(0), "{s}");
     assert_eq!(s["created"], json!(4), "{s}");
     assert_eq!(s["skipped"], json!(2), "{s}");
@@ -626,7 +583,7 @@ async fn existing_users_alias_conflicts_and_missing_groups_are_recorded_and_retr
     );
     args.extend(["--on-existing", "update", "--create-groups"]);
     let (_, _, err) = run_cli(&args, &emu.cli_env());
-    let s = status(&emu, &state2);
+    let s = emu.status(&state2).1;
     assert_eq!(s["updated"], json!(1), "{s} {err}");
     assert_eq!(
         attribute(&c, &pool, "user0002", "name").await.as_deref(),
@@ -666,10 +623,9 @@ async fn attributes_cognito_refuses_fail_that_user_with_its_reason_and_the_rest_
         "{u3:?}"
     );
     assert_eq!(u3.attempts, 1);
-    let names: BTreeSet<String> = pool_users(&c, &pool)
+    let names: BTreeSet<String> = common::pool_usernames(&c, &pool)
         .await
-        .into_iter()
-        .map(|u| u.0)
+        .into_keys()
         .collect();
     assert_eq!(names, ["u1", "u2", "u4", "u5"].map(String::from).into());
 }
@@ -717,7 +673,7 @@ async fn auto_mode_imports_hashes_creates_the_rest_and_applies_follow_ups_to_imp
     env.push(("COGNITO_MIGRATE_POLL_MAX_SECONDS", "0.2".into()));
     let (code, _out, err) = run_cli(&args, &env);
     assert_eq!(code, 0, "stderr: {err}");
-    let s = status(&emu, &state);
+    let s = emu.status(&state).1;
     assert_eq!(
         s["imported"].as_u64().unwrap() as usize,
         imported.len(),
@@ -836,7 +792,7 @@ async fn at_a_strict_sliding_window_quota_the_writer_is_almost_never_throttled()
     let (code, _out, err) = run_cli(&args, &emu.cli_env());
     let seconds = started.elapsed().as_secs_f64();
     assert_eq!(code, 0, "stderr: {err}");
-    let s = status(&emu, &state);
+    let s = emu.status(&state).1;
     assert_eq!(
         (s["created"].clone(), s["failed"].clone()),
         (json!(100), json!(0)),

@@ -1,17 +1,17 @@
 //! `s3://` inputs against the emulator's S3: streamed, gzip decompressed, resumed by range when
 //! the body breaks off mid-way, refused when the object changes, and usable by `plan` and `run`.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::common::{
+    auth0_export, create_pool, gzip, run_args, run_cli, tempdir, Emulator, ROLE_ARN,
+};
 use aws_sdk_s3::primitives::ByteStream;
 use cognito_migrate::aws::Clients;
 use cognito_migrate::record::LegacyUser;
 use cognito_migrate::source::s3::{S3Object, S3ReadOptions};
 use cognito_migrate::source::{self, Format, RecordError, SourceOptions};
 use serde_json::json;
-use support::{auth0_export, create_pool, gzip, run_args, run_cli, tempdir, Emulator, ROLE_ARN};
 
 const BUCKET: &str = "exports";
 
@@ -248,7 +248,7 @@ async fn plan_and_run_read_s3_inputs_end_to_end() {
     use aws_sdk_cognitoidentityprovider::types::VerifiedAttributeType;
     let emu = Emulator::start();
     let c = clients(&emu).await;
-    let sample = support::repo_root().join("samples/auth0/users.ndjson");
+    let sample = crate::common::repo_root().join("samples/auth0/users.ndjson");
     let bytes = std::fs::read(&sample).unwrap();
     put(&c, "auth0/users.ndjson.gz", gzip(&bytes)).await;
     let pool = create_pool(

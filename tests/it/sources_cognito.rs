@@ -1,16 +1,14 @@
 //! `--format cognito`: another user pool read with ListUsers (paginated) and group membership,
 //! paced under the UserList quota and retrying throttles, against the emulator.
 
-mod support;
-
 use std::collections::BTreeMap;
 
+use crate::common::{attr, create_pool, run_cli, string_attribute, Emulator};
 use aws_sdk_cognitoidentityprovider::types::VerifiedAttributeType;
 use aws_sdk_cognitoidentityprovider::Client;
 use cognito_migrate::record::LegacyUser;
 use cognito_migrate::source::cognito::{self, CognitoOptions};
 use serde_json::json;
-use support::{attr, create_pool, run_cli, string_attribute, Emulator};
 
 const USERS: usize = 130;
 

@@ -1,34 +1,22 @@
-//! Helpers shared by the import-job fault and crash tests (`tests/import_job_*.rs`): a pool in the
+//! Helpers shared by the import-job fault and crash tests (`import_job_*`, `state_lease`): a pool in the
 //! emulator, generated Auth0 inputs, running `cognito-migrate run` with fast settings, and reading
 //! what the pool and the state file hold.
 
-#![allow(dead_code)]
-
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use aws_sdk_cognitoidentityprovider::types::VerifiedAttributeType;
 use aws_sdk_cognitoidentityprovider::Client;
 use serde_json::json;
 
-use crate::support::{self, run_cli, Emulator};
+use crate::common::{self, run_cli, Emulator};
 
-pub use crate::support::{tempdir, ROLE_ARN as ROLE};
+pub use crate::common::{
+    assert_pool_holds, pool_usernames, tempdir, verified_email_pool as pool, ROLE_ARN as ROLE,
+};
 /// A bcrypt hash (cost 10) Cognito imports; its password does not matter here.
 pub const BCRYPT: &str = "$2b$10$BvjxuTfzJw4LRKIq4kPBJus3C2LYUeEAv41PJsQBCGXHcOVZV.q6y";
 
 pub async fn client(emu: &Emulator) -> Client {
     Client::new(&emu.sdk_config().await)
-}
-
-/// A pool like the ones the import job needs (email auto-verified); returns its id.
-pub async fn pool(c: &Client, name: &str) -> String {
-    support::create_pool(
-        c.create_user_pool()
-            .pool_name(name)
-            .auto_verified_attributes(VerifiedAttributeType::Email),
-    )
-    .await
 }
 
 /// Fast emulator settings: jobs start at once and process quickly.
@@ -73,24 +61,11 @@ pub fn write_users(dir: &Path, prefix: &str, n: usize, mixed: bool) -> PathBuf {
 
 /// The arguments of `run --mode import-job` for an input, pool and state file.
 pub fn run_args(input: &Path, pool: &str, state: &Path) -> Vec<String> {
-    [
-        "run",
-        "-i",
-        input.to_str().unwrap(),
-        "-f",
-        "auth0",
-        "--pool-id",
-        pool,
-        "--state",
-        state.to_str().unwrap(),
-        "--mode",
-        "import-job",
-        "--role-arn",
-        ROLE,
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect()
+    let input = input.to_str().unwrap();
+    let state = state.to_str().unwrap();
+    let mut args = common::run_args(input, "auth0", pool, state, "import-job");
+    args.extend(["--role-arn", ROLE]);
+    args.iter().map(|s| s.to_string()).collect()
 }
 
 /// The CLI's environment for these tests: the emulator, fast polling, plain progress lines.
@@ -114,58 +89,8 @@ pub fn run(
     run_cli(&args, &env(emu, extra))
 }
 
-/// `status --state DB --json`.
-pub fn status(emu: &Emulator, state: &Path) -> serde_json::Value {
-    let (_code, stdout, stderr) = run_cli(
-        &["status", "--state", state.to_str().unwrap(), "--json"],
-        &emu.cli_env(),
-    );
-    serde_json::from_str(&stdout)
-        .unwrap_or_else(|e| panic!("status --json: {e}: {stdout} {stderr}"))
-}
-
 pub fn n(v: &serde_json::Value, key: &str) -> u64 {
     v[key].as_u64().unwrap_or_else(|| panic!("no {key} in {v}"))
-}
-
-/// Every username in the pool with how often it occurs (ListUsers, all pages).
-pub async fn pool_users(c: &Client, pool: &str) -> BTreeMap<String, u32> {
-    let mut users = BTreeMap::new();
-    let mut token: Option<String> = None;
-    loop {
-        let out = c
-            .list_users()
-            .user_pool_id(pool)
-            .limit(60)
-            .set_pagination_token(token.clone())
-            .send()
-            .await
-            .expect("ListUsers");
-        for u in out.users() {
-            *users.entry(u.username().unwrap().to_string()).or_insert(0) += 1;
-        }
-        match out.pagination_token() {
-            Some(t) if !t.is_empty() => token = Some(t.to_string()),
-            _ => return users,
-        }
-    }
-}
-
-/// Asserts that the pool holds exactly `expected`, each once.
-pub async fn assert_pool_holds(c: &Client, pool: &str, expected: &[String], context: &str) {
-    let users = pool_users(c, pool).await;
-    let twice: Vec<_> = users.iter().filter(|(_, k)| **k > 1).collect();
-    assert!(
-        twice.is_empty(),
-        "{context}: users in the pool more than once: {twice:?}"
-    );
-    let got: Vec<&String> = users.keys().collect();
-    let mut want: Vec<&String> = expected.iter().collect();
-    want.sort();
-    assert_eq!(
-        got, want,
-        "{context}: the pool must hold exactly the input's users"
-    );
 }
 
 /// The emulator's import jobs (oldest first).

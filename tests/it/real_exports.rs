@@ -5,6 +5,8 @@
 use std::collections::BTreeMap;
 use std::process::Command;
 
+use crate::common::{tempdir, CLI};
+
 const POOL: &str = "samples/pool-schema.json";
 
 struct Plan {
@@ -19,8 +21,8 @@ struct Plan {
 
 fn plan(args: &[&str]) -> Plan {
     let root = env!("CARGO_MANIFEST_DIR");
-    let out = tempdir();
-    let output = Command::new(env!("CARGO_BIN_EXE_cognito-migrate"))
+    let out = tempdir("real-exports");
+    let output = Command::new(CLI)
         .current_dir(root)
         .args(["plan", "--pool-schema", POOL, "--json", "--out"])
         .arg(&out)
@@ -77,7 +79,6 @@ fn plan(args: &[&str]) -> Plan {
             );
         }
     }
-    std::fs::remove_dir_all(&out).unwrap();
     Plan {
         exit: output.status.code().unwrap(),
         routes,
@@ -85,18 +86,6 @@ fn plan(args: &[&str]) -> Plan {
         warnings,
         imported,
     }
-}
-
-fn tempdir() -> std::path::PathBuf {
-    use std::sync::atomic::{AtomicU32, Ordering};
-    static N: AtomicU32 = AtomicU32::new(0);
-    let dir = std::env::temp_dir().join(format!(
-        "cm-real-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::SeqCst)
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
 }
 
 fn routes(pairs: &[(&str, u64)]) -> BTreeMap<String, u64> {
@@ -402,7 +391,7 @@ fn firebase_layout_flag() {
 /// A --hash-config the CLI cannot use stops before anything is read (exit 2), naming the key.
 #[test]
 fn hash_config_error_names_the_key() {
-    let dir = tempdir();
+    let dir = tempdir("hash-config");
     let cfg = dir.join("hash_config.txt");
     let text = std::fs::read_to_string(format!(
         "{}/tests/fixtures/real/firebase/hash_config.txt",
@@ -410,7 +399,7 @@ fn hash_config_error_names_the_key() {
     ))
     .unwrap();
     std::fs::write(&cfg, text.replace("  rounds: 8,\n", "")).unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_cognito-migrate"))
+    let output = Command::new(CLI)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .args(["plan", "--pool-schema", POOL, "--out"])
         .arg(dir.join("out"))
@@ -429,5 +418,4 @@ fn hash_config_error_names_the_key() {
     assert_eq!(output.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("missing key `rounds`"), "{stderr}");
     assert!(!stderr.contains("jxspr8"), "{stderr}");
-    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -5,24 +5,23 @@
 //! reach the Runtime API in the shape Lambda expects, that the process keeps serving after an
 //! error, and that its logs hold no secrets even with `RUST_LOG=trace`.
 //!
-//! The fake (`trigger_support/mod.rs`) is a tiny HTTP/1.1 server on 127.0.0.1; every wait is
+//! The fake (`common/trigger.rs`) is a tiny HTTP/1.1 server on 127.0.0.1; every wait is
 //! bounded and the child is killed at the end.
 //!
 //! The `#[ignore]`d `bench_one_million_users` is the benchmark run by `scripts/trigger/bench`.
-
-mod trigger_support;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::common::tempdir;
+use crate::common::trigger::{
+    event, Answer, FakeRuntime, Trigger, AUTH_EVENT, BCRYPT4, BCRYPT4_PASSWORD, FORGOT_EVENT,
+    TRIGGER, WAIT,
+};
 use cognito_migrate::directory::{DirectoryEntry, DirectoryWriter, SignIn};
 use serde_json::{json, Value};
-use trigger_support::{
-    event, scratch, Answer, FakeRuntime, Trigger, AUTH_EVENT, BCRYPT4, BCRYPT4_PASSWORD,
-    FORGOT_EVENT, TRIGGER, WAIT,
-};
 
 fn small_directory(dir: &Path) -> PathBuf {
     let path = dir.join("directory.db");
@@ -56,7 +55,7 @@ fn body_json(a: &Answer) -> Value {
 
 #[test]
 fn the_binary_answers_a_sequence_of_events_including_after_errors() {
-    let dir = scratch("sequence");
+    let dir = tempdir("sequence");
     let directory = small_directory(&dir);
     let runtime = FakeRuntime::start();
     let trigger = Trigger::spawn(
@@ -142,7 +141,7 @@ fn the_binary_answers_a_sequence_of_events_including_after_errors() {
 
 #[test]
 fn configuration_errors_stop_the_process_with_a_clear_message() {
-    let dir = scratch("config");
+    let dir = tempdir("config");
     let runtime = FakeRuntime::start();
     let cases: [(&[(&str, &str)], &str); 3] = [
         (&[], "COGNITO_MIGRATE_DIRECTORY"),
@@ -178,7 +177,7 @@ fn configuration_errors_stop_the_process_with_a_clear_message() {
 
 #[test]
 fn init_errors_are_reported_through_the_runtime_api() {
-    let dir = scratch("init-error");
+    let dir = tempdir("init-error");
     // (environment, errorType, what errorMessage contains)
     type Case<'a> = (&'a [(&'a str, &'a str)], &'a str, &'a str);
     let cases: [Case; 4] = [
@@ -252,7 +251,7 @@ const DECLINED: &str =
 
 #[test]
 fn malformed_events_are_declined_and_none_of_their_values_is_echoed() {
-    let dir = scratch("malformed");
+    let dir = tempdir("malformed");
     let directory = small_directory(&dir);
     let runtime = FakeRuntime::start();
     let trigger = Trigger::spawn(
@@ -341,7 +340,7 @@ fn malformed_events_are_declined_and_none_of_their_values_is_echoed() {
 
 #[test]
 fn an_event_from_another_user_pool_is_declined() {
-    let dir = scratch("other-pool");
+    let dir = tempdir("other-pool");
     let directory = small_directory(&dir);
     let runtime = FakeRuntime::start();
     let trigger = Trigger::spawn(
@@ -380,7 +379,7 @@ fn tamper(path: &Path, from: &str, to: &str) {
 
 #[test]
 fn a_tampered_local_directory_answers_unavailable_for_every_event() {
-    let dir = scratch("tampered");
+    let dir = tempdir("tampered");
     let directory = small_directory(&dir);
     tamper(
         &directory,
@@ -419,7 +418,7 @@ fn a_tampered_local_directory_answers_unavailable_for_every_event() {
 // ------------------------------------------------------------------------------------------------
 // Benchmark (ignored by default; `scripts/trigger/bench` runs it in release mode).
 
-const VECTORS: &str = include_str!("fixtures/passwords/vectors.json");
+const VECTORS: &str = include_str!("../fixtures/passwords/vectors.json");
 
 /// Every reference vector as (scheme, encoded hash, password), for a directory at real parameters.
 fn vector_hashes() -> Vec<(String, String, String)> {

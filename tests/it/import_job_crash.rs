@@ -4,15 +4,12 @@
 //! again. Each time the pool must end with exactly the input's users, each once, and `status`
 //! must add up.
 
-mod import_job_support;
-mod support;
-
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use import_job_support::*;
+use crate::common::import_job::*;
+use crate::common::Emulator;
 use serde_json::json;
-use support::Emulator;
 
 const USERS: usize = 15;
 
@@ -48,7 +45,7 @@ async fn check_end(
     context: &str,
 ) {
     assert_pool_holds(c, pool, &expected(), context).await;
-    let st = status(emu, state);
+    let st = emu.status(state).1;
     assert_eq!(n(&st, "total"), USERS as u64, "{context}: {st}");
     assert_eq!(n(&st, "pending"), 0, "{context}: {st}");
     assert_eq!(n(&st, "unknown"), 0, "{context}: {st}");
@@ -110,7 +107,7 @@ async fn killed_at_each_step_boundary_then_resumed() {
         assert!(stderr.contains("testing hook"), "{point}: {stderr}");
         if point == "chunk-writing" {
             // The users recorded into chunks still writing count nowhere, and no job exists.
-            let st = status(&emu, &state);
+            let st = emu.status(&state).1;
             assert_eq!(n(&st, "total"), 0, "{point}: {st}");
             assert!(jobs(&emu).is_empty(), "{point}");
         }
@@ -174,17 +171,13 @@ async fn killed_at_random_moments_then_resumed() {
         // Up to three kills per round, each after a random delay, then a run to the end.
         for _ in 0..3 {
             let delay = Duration::from_millis(rng.below(1500));
-            let mut cmd = Command::new(env!("CARGO_BIN_EXE_cognito-migrate"));
-            cmd.args(&args)
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null());
             // Chunk users committed per user message: kills also land in chunks still writing.
-            for (k, v) in env(&emu, &[("COGNITO_MIGRATE_TEST_CHUNK_COMMIT_ROWS", "1")]) {
-                cmd.env(k, v);
-            }
-            cmd.env_remove("AWS_PROFILE");
-            let mut child = cmd.spawn().unwrap();
+            let env = env(&emu, &[("COGNITO_MIGRATE_TEST_CHUNK_COMMIT_ROWS", "1")]);
+            let mut child = crate::common::cli_command(&args, &env)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap();
             let began = Instant::now();
             let mut finished = false;
             while began.elapsed() < delay {

@@ -4,30 +4,22 @@
 //! stops a running import job like Ctrl-C and the same command resumes; a run given
 //! --fetch-job-logs does not advise running again with it.
 
-mod import_job_support;
-mod support;
-
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use import_job_support::*;
+use crate::common::import_job::*;
+use crate::common::Emulator;
 use serde_json::{json, Value};
-use support::Emulator;
 
 /// Starts `cognito-migrate` in the background, its stderr in `stderr_file`.
 fn spawn(emu: &Emulator, args: &[String], stderr_file: &Path) -> Child {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cognito-migrate"));
-    cmd.args(args)
-        .stdin(Stdio::null())
+    crate::common::cli_command(args, &env(emu, &[]))
         .stdout(Stdio::null())
-        .stderr(std::fs::File::create(stderr_file).unwrap());
-    for (k, v) in env(emu, &[]) {
-        cmd.env(k, v);
-    }
-    cmd.env_remove("AWS_PROFILE");
-    cmd.spawn().expect("start cognito-migrate")
+        .stderr(std::fs::File::create(stderr_file).unwrap())
+        .spawn()
+        .expect("start cognito-migrate")
 }
 
 /// Waits (at most 60 s) until `done` holds, failing with `what`.
@@ -129,7 +121,7 @@ async fn admin_create_a_second_run_is_refused_and_a_killed_runs_lease_is_taken_o
     );
     let expected: Vec<String> = (0..500).map(|i| username("a", i)).collect();
     assert_pool_holds(&c, &pool, &expected, "after the takeover").await;
-    let st = status(&emu, &state);
+    let st = emu.status(&state).1;
     assert_eq!(n(&st, "total"), 500, "{st}");
     assert_eq!(n(&st, "pending") + n(&st, "failed"), 0, "{st}");
 }
@@ -180,7 +172,7 @@ async fn import_job_a_second_run_is_refused_and_sigterm_stops_the_job_then_it_re
         json!("Stopped"),
         "the job was stopped: {all:?}"
     );
-    let st: Value = status(&emu, &state);
+    let st: Value = emu.status(&state).1;
     assert!(n(&st, "pending") > 0, "{st}");
 
     emu.control(
@@ -232,7 +224,7 @@ async fn a_run_given_fetch_job_logs_does_not_advise_running_again_with_it() {
     with_logs.push("--fetch-job-logs".into());
     let (code, _, stderr) = run(&emu, &with_logs, &[]);
     assert_eq!(code, 1, "{stderr}");
-    let st = status(&emu, &state);
+    let st = emu.status(&state).1;
     assert!(n(&st, "unknown") > 0, "{st}");
     assert!(
         !stderr.contains("run again with --fetch-job-logs"),

@@ -1,6 +1,5 @@
 //! A local fake of the Lambda Runtime API, a handle on the trigger process, and the event fixtures,
-//! shared by the `trigger_*` integration tests (`mod trigger_support;`; a directory under tests/,
-//! so it is not a test target of its own).
+//! shared by the `trigger_*` modules of the integration tests.
 //!
 //! Why: `lambda_runtime` talks HTTP/1.1 to `AWS_LAMBDA_RUNTIME_API`; serving that API from the test
 //! runs the real binary exactly as Lambda would, on loopback, without Docker or AWS. The server
@@ -8,8 +7,6 @@
 //! queue of events with the `Lambda-Runtime-Aws-Request-Id`, `Lambda-Runtime-Deadline-Ms` and
 //! `Lambda-Runtime-Invoked-Function-Arn` headers, and records `POST …/{id}/response`,
 //! `…/{id}/error` and `…/init/error`. Every wait is bounded; the process is killed on drop.
-
-#![allow(dead_code)]
 
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -21,21 +18,13 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 pub const TRIGGER: &str = env!("CARGO_BIN_EXE_cognito-migrate-trigger");
-pub const AUTH_EVENT: &str = include_str!("../fixtures/trigger/migrate-user-authentication.json");
+pub const AUTH_EVENT: &str =
+    include_str!("../../fixtures/trigger/migrate-user-authentication.json");
 pub const FORGOT_EVENT: &str =
-    include_str!("../fixtures/trigger/migrate-user-forgot-password.json");
+    include_str!("../../fixtures/trigger/migrate-user-forgot-password.json");
 /// bcrypt cost 4 of [`BCRYPT4_PASSWORD`] (a reference vector).
 pub const BCRYPT4: &str = "$2b$04$t/ab7kONqOqKnhfETA.iaevpqlwAedghEw96rFjx//jN58SGV8O.i";
 pub const BCRYPT4_PASSWORD: &str = "correct horse";
-
-/// A fresh scratch directory under the test target's temporary directory.
-pub fn scratch(name: &str) -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("trigger-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
 
 /// One of AWS's documented events with another user and password.
 pub fn event(template: &str, user: &str, password: Option<&str>) -> String {

@@ -4,6 +4,7 @@
 //! and pool options, writes private files, lists rejections without secrets, honours
 //! `--only-unimported` with and without the run's state file, and exits with the documented codes.
 
+use crate::common::{repo_root, tempdir, CLI};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -11,20 +12,6 @@ use cognito_migrate::checkpoint::{fingerprint_file, Checkpoint, Outcome, RunSpec
 use cognito_migrate::directory::DirectoryFile;
 use cognito_migrate::record::Position;
 use serde_json::Value;
-
-const CLI: &str = env!("CARGO_BIN_EXE_cognito-migrate");
-
-fn repo(path: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
-}
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("trigger-cli-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
 
 fn pool_schema(dir: &Path) -> PathBuf {
     let path = dir.join("pool.json");
@@ -42,9 +29,9 @@ fn pool_schema(dir: &Path) -> PathBuf {
 fn build(dir: &Path, out: &str, extra: &[&str]) -> Output {
     Command::new(CLI)
         .args(["directory", "build", "-f", "ndjson", "-i"])
-        .arg(repo("samples/ndjson/users.ndjson"))
+        .arg(repo_root().join("samples/ndjson/users.ndjson"))
         .arg("--mapping")
-        .arg(repo("samples/ndjson/mapping.toml"))
+        .arg(repo_root().join("samples/ndjson/mapping.toml"))
         .arg("--pool-schema")
         .arg(pool_schema(dir))
         .arg("--out")
@@ -72,7 +59,7 @@ fn mode(p: &Path) -> u32 {
 
 #[test]
 fn build_writes_a_private_directory_and_lists_rejections_without_secrets() {
-    let dir = scratch("build");
+    let dir = tempdir("build");
     let o = build(&dir, "directory.db", &[]);
     assert_eq!(
         o.status.code(),
@@ -124,7 +111,7 @@ fn build_writes_a_private_directory_and_lists_rejections_without_secrets() {
 
 #[test]
 fn only_unimported_by_routing_and_by_state_file() {
-    let dir = scratch("unimported");
+    let dir = tempdir("unimported");
     // By routing: the samples' bcrypt cost-10 hashes are imported with the user.
     let o = build(&dir, "routed.db", &["--only-unimported", "--json"]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
@@ -145,7 +132,7 @@ fn only_unimported_by_routing_and_by_state_file() {
 
     // By the run's checkpoint: only what it records as imported with a hash is left out.
     let state = dir.join("state.db");
-    let input = repo("samples/ndjson/users.ndjson");
+    let input = repo_root().join("samples/ndjson/users.ndjson");
     {
         let cp = Checkpoint::open(&state).unwrap();
         let run = cp

@@ -1,24 +1,7 @@
 //! `cognito-migrate mapping init`, offline (`--pool-schema`) on the samples: the starting mapping
 //! names the right fields, holds no value from the input, and `plan` accepts it.
 
-mod support;
-
-use std::path::PathBuf;
-
-use support::{repo_root, run_cli};
-
-fn tempdir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "cm-mapping-init-{name}-{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
+use crate::common::{repo_root, run_cli, tempdir};
 
 fn sample(p: &str) -> String {
     repo_root().join(p).display().to_string()

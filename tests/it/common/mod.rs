@@ -1,10 +1,14 @@
-//! Test support: starts the project's Cognito + S3 emulator (tests/emulator, moto-based) on a free
-//! loopback port for one test, and stops it when the test ends.
+//! The helpers every test module shares, written once: the project's Cognito + S3 emulator
+//! (tests/emulator, moto-based) started on a free loopback port for one test and stopped when the
+//! test ends, its SDK clients and `status --json`; the CLI runners; pool setup and what a pool
+//! holds; temporary directories. [`import_job`] adds the import-job tests' inputs and settings,
+//! [`trigger`] the fake Lambda Runtime API the trigger binary runs under.
 //!
 //! The emulator's venv is created by `scripts/emulator setup` (which `scripts/test` runs). Tests fail,
 //! never skip, when it is missing.
 
-#![allow(dead_code)]
+pub mod import_job;
+pub mod trigger;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -18,6 +22,9 @@ pub struct Emulator {
     pub endpoint: String,
     log: PathBuf,
 }
+
+/// The `cognito-migrate` binary cargo built for these tests.
+pub const CLI: &str = env!("CARGO_BIN_EXE_cognito-migrate");
 
 pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -182,16 +189,47 @@ impl Drop for Emulator {
     }
 }
 
-/// A fresh directory under `target/test-tmp` for one test's files.
-pub fn tempdir(name: &str) -> PathBuf {
-    use std::hash::{BuildHasher, RandomState};
-    let d = repo_root().join("target/test-tmp").join(format!(
-        "{name}-{}-{}",
-        std::process::id(),
-        RandomState::new().hash_one(std::time::SystemTime::now())
-    ));
-    std::fs::create_dir_all(&d).unwrap();
-    d
+/// A test's own directory (`tempfile`), under cargo's temporary directory for integration tests;
+/// it is removed when dropped, and kept when the test fails so that its files can be read. It
+/// dereferences to its [`Path`].
+pub struct TempDir(Option<tempfile::TempDir>);
+
+impl std::ops::Deref for TempDir {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        self.0.as_ref().expect("a live temporary directory").path()
+    }
+}
+
+impl AsRef<Path> for TempDir {
+    fn as_ref(&self) -> &Path {
+        self
+    }
+}
+
+impl AsRef<std::ffi::OsStr> for TempDir {
+    fn as_ref(&self) -> &std::ffi::OsStr {
+        self.as_os_str()
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        if let Some(dir) = self.0.take() {
+            if std::thread::panicking() {
+                eprintln!("kept the failed test's directory {}", dir.keep().display());
+            }
+        }
+    }
+}
+
+/// A fresh directory for one test's files, named after `name`.
+pub fn tempdir(name: &str) -> TempDir {
+    let dir = tempfile::Builder::new()
+        .prefix(&format!("{name}-"))
+        .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+        .expect("create a temporary directory");
+    TempDir(Some(dir))
 }
 
 /// The role ARN the import-job tests give `run` (the emulator accepts any).
@@ -212,6 +250,21 @@ pub async fn create_pool(
         .to_string()
 }
 
+/// A pool that auto-verifies email, as import jobs need; returns its id.
+pub async fn verified_email_pool(
+    c: &aws_sdk_cognitoidentityprovider::Client,
+    name: &str,
+) -> String {
+    create_pool(
+        c.create_user_pool()
+            .pool_name(name)
+            .auto_verified_attributes(
+                aws_sdk_cognitoidentityprovider::types::VerifiedAttributeType::Email,
+            ),
+    )
+    .await
+}
+
 /// A mutable custom string attribute for a pool's schema (`custom:{name}` in the pool); add
 /// constraints, then build.
 pub fn string_attribute(
@@ -230,6 +283,62 @@ pub fn attr(name: &str, value: &str) -> aws_sdk_cognitoidentityprovider::types::
         .value(value)
         .build()
         .unwrap()
+}
+
+/// Every user of the pool (ListUsers, all pages of 60).
+pub async fn pool_users(
+    c: &aws_sdk_cognitoidentityprovider::Client,
+    pool: &str,
+) -> Vec<aws_sdk_cognitoidentityprovider::types::UserType> {
+    c.list_users()
+        .user_pool_id(pool)
+        .limit(60)
+        .into_paginator()
+        .items()
+        .send()
+        .collect::<Result<_, _>>()
+        .await
+        .expect("ListUsers")
+}
+
+/// Every username in the pool with how often it occurs.
+pub async fn pool_usernames(
+    c: &aws_sdk_cognitoidentityprovider::Client,
+    pool: &str,
+) -> std::collections::BTreeMap<String, u32> {
+    let mut names = std::collections::BTreeMap::new();
+    for u in pool_users(c, pool).await {
+        *names.entry(u.username().unwrap().to_string()).or_insert(0) += 1;
+    }
+    names
+}
+
+/// Asserts that the pool holds exactly the users named in `expected`, each once; returns the
+/// pool's users.
+pub async fn assert_pool_holds(
+    c: &aws_sdk_cognitoidentityprovider::Client,
+    pool: &str,
+    expected: &[String],
+    context: &str,
+) -> Vec<aws_sdk_cognitoidentityprovider::types::UserType> {
+    let users = pool_users(c, pool).await;
+    let mut counts = std::collections::BTreeMap::new();
+    for u in &users {
+        *counts.entry(u.username().unwrap()).or_insert(0) += 1;
+    }
+    let twice: Vec<_> = counts.iter().filter(|(_, k)| **k > 1).collect();
+    assert!(
+        twice.is_empty(),
+        "{context}: users in the pool more than once: {twice:?}"
+    );
+    let got: Vec<&str> = counts.keys().copied().collect();
+    let mut want: Vec<&str> = expected.iter().map(String::as_str).collect();
+    want.sort();
+    assert_eq!(
+        got, want,
+        "{context}: the pool must hold exactly the input's users"
+    );
+    users
 }
 
 /// The arguments of `cognito-migrate run` reading `input` as `format` into `pool` with the state
@@ -256,20 +365,34 @@ pub fn run_args<'a>(
     ]
 }
 
-/// Runs the CLI binary with arguments and environment; returns (exit code, stdout, stderr).
-pub fn run_cli(args: &[&str], env: &[(&str, String)]) -> (i32, String, String) {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cognito-migrate"));
+/// The CLI binary with arguments and environment (and no `AWS_PROFILE`), stdin closed; callers
+/// choose stdout and stderr, then run or spawn it.
+pub fn cli_command<S: AsRef<std::ffi::OsStr>>(args: &[S], env: &[(&str, String)]) -> Command {
+    let mut cmd = Command::new(CLI);
     cmd.args(args).stdin(Stdio::null());
     for (k, v) in env {
         cmd.env(k, v);
     }
     cmd.env_remove("AWS_PROFILE");
-    let out = cmd.output().expect("run cognito-migrate");
+    cmd
+}
+
+/// Runs the CLI binary with arguments and environment; returns (exit code, stdout, stderr).
+pub fn run_cli(args: &[&str], env: &[(&str, String)]) -> (i32, String, String) {
+    let out = cli_command(args, env)
+        .output()
+        .expect("run cognito-migrate");
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).to_string(),
         String::from_utf8_lossy(&out.stderr).to_string(),
     )
+}
+
+/// `cognito-migrate report --state STATE --failed OUT`: (exit code, stdout, stderr).
+pub fn report_failed(state: &Path, out: &Path, env: &[(&str, String)]) -> (i32, String, String) {
+    let (state, out) = (state.to_str().unwrap(), out.to_str().unwrap());
+    run_cli(&["report", "--state", state, "--failed", out], env)
 }
 
 /// `bytes` gzip-compressed.

@@ -3,7 +3,7 @@
 //!
 //! The readers parse untrusted bytes (exports of other systems) with their own code: SIMD/SWAR
 //! string scans, a streaming record splitter, a csv-core row reader, vendor adapters, and a
-//! dozen hash notations. This test binary runs a bounded campaign inside `cargo test`: mutations
+//! dozen hash notations. This module runs a bounded campaign inside `cargo test`: mutations
 //! of the seed corpus (`samples/`, `tests/fixtures/`), random bytes and token soups through every
 //! reader with random options and buffer sizes, mutated reference hashes through every hash
 //! parser, and generated JSON documents compared with serde_json's reading of them. The

@@ -3,18 +3,9 @@
 //! password and warned about (never the hash itself), and a group name Cognito refuses is a
 //! rejection with its record, field and reason.
 
-use std::path::{Path, PathBuf};
+use crate::common::{repo_root, tempdir, CLI};
+use std::path::Path;
 use std::process::{Command, Stdio};
-
-const CLI: &str = env!("CARGO_BIN_EXE_cognito-migrate");
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("plan-messages-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
 
 const USERS: &str = r#"{"id":"1","username":"ada","email":"ada@example.com","hash":"{SSHA}c2VjcmV0c2FsdHNlY3JldA==","roles":"staff"}
 {"id":"2","username":"bob","email":"bob@example.com","hash":"!Qm4vT8zXk2LpR7sWn1YbC5dHf9JgA3eKu6iOo0","roles":"staff"}
@@ -37,7 +28,7 @@ fn plan(dir: &Path) -> (i32, String, String) {
     std::fs::write(dir.join("mapping.toml"), MAPPING).unwrap();
     let stderr_path = dir.join("stderr.log");
     let stderr = std::fs::File::create(&stderr_path).unwrap();
-    let pool = Path::new(env!("CARGO_MANIFEST_DIR")).join("samples/pool-schema.json");
+    let pool = repo_root().join("samples/pool-schema.json");
     let out = Command::new(CLI)
         .args(["plan", "--format", "ndjson", "--input"])
         .arg(dir.join("users.ndjson"))
@@ -62,7 +53,7 @@ fn plan(dir: &Path) -> (i32, String, String) {
 
 #[test]
 fn plan_warns_without_colour_or_secrets_and_rejects_bad_group_names() {
-    let dir = scratch("plan");
+    let dir = tempdir("plan");
     let (code, stdout, stderr) = plan(&dir);
     // Record 3's group name has a space: rejected, so exit 1.
     assert_eq!(code, 1, "stdout:\n{stdout}\nstderr:\n{stderr}");
@@ -96,7 +87,6 @@ fn plan_warns_without_colour_or_secrets_and_rejects_bad_group_names() {
             assert!(!text.contains(secret), "{what} shows {secret}");
         }
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// An `AspNetUsers` table exported as a generic CSV: `PasswordHash` holds bare base64 blobs. The
@@ -118,7 +108,7 @@ fn plan_aspnet(dir: &Path, scheme_line: &str) -> serde_json::Value {
          \"custom:legacy_id\" = \"Id\"\n"
     );
     std::fs::write(dir.join("mapping.toml"), mapping).unwrap();
-    let pool = Path::new(env!("CARGO_MANIFEST_DIR")).join("samples/pool-schema.json");
+    let pool = repo_root().join("samples/pool-schema.json");
     let out = Command::new(CLI)
         .args(["plan", "--format", "csv", "--json", "--input"])
         .arg(dir.join("users.csv"))
@@ -143,7 +133,7 @@ fn aspnet_identity_blobs_in_a_generic_csv() {
         ("detected", ""),
         ("named", "password_scheme = \"aspnet-identity\""),
     ] {
-        let dir = scratch(name);
+        let dir = tempdir(name);
         let summary = plan_aspnet(&dir, scheme_line);
         let schemes = &summary["hash_schemes"];
         assert_eq!(
@@ -172,6 +162,5 @@ fn aspnet_identity_blobs_in_a_generic_csv() {
                 assert!(why.contains("aspnet-identity"), "{why}");
             }
         }
-        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -4,10 +4,13 @@
 //! so CI does not turn red by chance. A campaign (`COGNITO_FUZZ_SECONDS`) draws fresh random
 //! cases batch after batch until its time is up and prints how many it ran. Either way a case
 //! that runs for more than [`HANG`] aborts the process after printing the case, since a reader
-//! that never returns would otherwise hang the test run.
+//! that never returns would otherwise hang the test run. The watchdog keeps one running case per
+//! test thread: the fuzz tests share the `it` test binary with the other tests and run in parallel.
 
+use std::collections::HashMap;
 use std::fmt::Debug;
 use std::sync::{Arc, Mutex, OnceLock};
+use std::thread::ThreadId;
 use std::time::{Duration, Instant};
 
 use proptest::strategy::Strategy;
@@ -20,8 +23,9 @@ fn env_number(name: &str) -> Option<u64> {
     std::env::var(name).ok()?.trim().parse().ok()
 }
 
-/// The case that is running now, for the watchdog: when it started and how to show it.
-type Current = Arc<Mutex<Option<(Instant, String)>>>;
+/// The cases running now, one per test thread, for the watchdog: when each started and how to
+/// show it.
+type Current = Arc<Mutex<HashMap<ThreadId, (Instant, String)>>>;
 
 fn watchdog() -> &'static Current {
     static CURRENT: OnceLock<Current> = OnceLock::new();
@@ -31,7 +35,7 @@ fn watchdog() -> &'static Current {
         std::thread::spawn(move || loop {
             std::thread::sleep(Duration::from_secs(1));
             let guard = watched.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some((started, case)) = guard.as_ref() {
+            for (started, case) in guard.values() {
                 if started.elapsed() > HANG {
                     eprintln!("a case ran for more than {HANG:?} (a hang?): {case}");
                     std::process::abort();
@@ -40,6 +44,29 @@ fn watchdog() -> &'static Current {
         });
         current
     })
+}
+
+/// A case the watchdog sees, until dropped (also when the case panics, so that a failed test does
+/// not look like a hang to the watchdog while the other tests go on).
+struct Running<'a> {
+    current: &'a Current,
+    thread: ThreadId,
+}
+
+impl<'a> Running<'a> {
+    fn start(current: &'a Current, shown: String) -> Running<'a> {
+        let thread = std::thread::current().id();
+        let mut cases = current.lock().unwrap_or_else(|e| e.into_inner());
+        cases.insert(thread, (Instant::now(), shown));
+        Running { current, thread }
+    }
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        let mut cases = self.current.lock().unwrap_or_else(|e| e.into_inner());
+        cases.remove(&self.thread);
+    }
 }
 
 /// Runs `test` on values of `strategy`: `default_cases` deterministic cases, or what the
@@ -74,9 +101,9 @@ pub fn run<S>(
         };
         let result = runner.run(&strategy, |value| {
             let shown = format!("{value:?}");
-            *current.lock().unwrap_or_else(|e| e.into_inner()) = Some((Instant::now(), shown));
+            let running = Running::start(current, shown);
             let outcome = test(value);
-            *current.lock().unwrap_or_else(|e| e.into_inner()) = None;
+            drop(running);
             outcome.map_err(TestCaseError::fail)
         });
         if let Err(e) = result {

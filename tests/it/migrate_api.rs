@@ -3,13 +3,12 @@
 //! then resumed to the end with each user in the pool exactly once; and a cancellation during the
 //! reading pass, which writes nothing to the pool.
 
-mod support;
-
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::common::{create_pool, tempdir, Emulator};
 use aws_sdk_cognitoidentityprovider::Client;
 use cognito_migrate::aws::Clients;
 use cognito_migrate::checkpoint::Checkpoint;
@@ -26,7 +25,6 @@ use cognito_migrate::progress::Output;
 use cognito_migrate::sink::admin_create::{AdminCreateConfig, Rates};
 use cognito_migrate::sink::import_job::ImportJobConfig;
 use cognito_migrate::source::{self, Format, Source, SourceOptions};
-use support::{create_pool, tempdir, Emulator};
 
 const MAPPING: &str = r#"
 username = "username"

@@ -2,14 +2,11 @@
 //! before the upload, another (foreign) import job is active, a job ends Failed (with and without
 //! `--fetch-job-logs`), and a file over the per-file limits.
 
-mod import_job_support;
-mod support;
-
 use std::time::{Duration, Instant};
 
-use import_job_support::*;
+use crate::common::import_job::*;
+use crate::common::Emulator;
 use serde_json::json;
-use support::Emulator;
 
 /// The upload reaches S3 after the URL expired (403 "Request has expired"): the chunk gets a new
 /// job and the users are imported exactly once.
@@ -34,7 +31,7 @@ async fn an_expired_upload_url_gets_a_new_job_and_imports_once() {
         let env = env(&emu, &[]);
         std::thread::spawn(move || {
             let args: Vec<&str> = args.iter().map(String::as_str).collect();
-            support::run_cli(&args, &env)
+            crate::common::run_cli(&args, &env)
         })
     };
     // Once the first upload is being held, later jobs get a normal URL and no delay.
@@ -81,7 +78,7 @@ async fn an_expired_upload_url_gets_a_new_job_and_imports_once() {
 
     let expected: Vec<String> = (0..12).map(|i| username("e", i)).collect();
     assert_pool_holds(&c, &pool, &expected, "after an expired URL").await;
-    let st = status(&emu, &state);
+    let st = emu.status(&state).1;
     assert_eq!(
         (
             n(&st, "total"),
@@ -188,7 +185,7 @@ async fn a_foreign_active_job_is_waited_for() {
     let mut expected: Vec<String> = (0..8).map(|i| username("a", i)).collect();
     expected.extend((0..30).map(|i| format!("foreign{i}")));
     assert_pool_holds(&c, &pool, &expected, "after waiting").await;
-    let st = status(&emu, &state);
+    let st = emu.status(&state).1;
     assert_eq!((n(&st, "imported"), n(&st, "pending")), (8, 0), "{st}");
 }
 
@@ -239,7 +236,7 @@ async fn a_failed_job_is_reported_per_user_with_its_log() {
     let jobs = jobs(&emu);
     assert_eq!(jobs.len(), 1, "{jobs:?}");
     assert_eq!(jobs[0]["Status"], json!("Failed"), "{:?}", jobs[0]);
-    let st = status(&emu, &state);
+    let st = emu.status(&state).1;
     let routed = n(&st, "total") - n(&st, "rejected");
     assert_eq!(
         n(&st, "unknown"),
@@ -267,7 +264,7 @@ async fn a_failed_job_is_reported_per_user_with_its_log() {
         "{stderr}"
     );
     assert_eq!(jobs_len(&emu), 1, "resuming starts no new job");
-    let st = status(&emu, &state);
+    let st = emu.status(&state).1;
     assert_eq!(n(&st, "unknown"), 0, "{st}");
     assert_eq!(
         (n(&st, "imported"), n(&st, "skipped"), n(&st, "failed")),
@@ -278,16 +275,7 @@ async fn a_failed_job_is_reported_per_user_with_its_log() {
 
     // The report names each failed/skipped user with Cognito's reason, never a hash.
     let report = dir.join("failed.csv");
-    let (_code, _o, stderr) = support::run_cli(
-        &[
-            "report",
-            "--state",
-            state.to_str().unwrap(),
-            "--failed",
-            report.to_str().unwrap(),
-        ],
-        &emu.cli_env(),
-    );
+    let (_code, _o, stderr) = crate::common::report_failed(&state, &report, &emu.cli_env());
     let text = std::fs::read_to_string(&report).unwrap_or_else(|e| panic!("{e}: {stderr}"));
     assert!(!text.contains("$2b$"), "{text}");
     for (i, why) in [(5, "auto verified"), (6, "not a valid BCRYPT hash")] {
@@ -299,7 +287,7 @@ async fn a_failed_job_is_reported_per_user_with_its_log() {
         assert!(line.contains("import_failed"), "{line}");
     }
     // The pool holds each user once: the existing ones and those the job imported.
-    let users = pool_users(&c, &pool).await;
+    let users = pool_usernames(&c, &pool).await;
     assert!(users.values().all(|k| *k == 1), "{users:?}");
     assert_eq!(users.len() as u64, 5 + imp, "{users:?}");
 }
@@ -345,7 +333,7 @@ async fn a_chunk_over_the_limits_is_split() {
     assert_eq!(imported, 10, "{all:?}");
     let expected: Vec<String> = (0..10).map(|i| username("l", i)).collect();
     assert_pool_holds(&c, &pool, &expected, "after splitting").await;
-    let st = status(&emu, &state);
+    let st = emu.status(&state).1;
     assert_eq!(
         (n(&st, "imported"), n(&st, "pending"), n(&st, "failed")),
         (10, 0, 0),
@@ -359,7 +347,7 @@ async fn a_chunk_over_the_limits_is_split() {
     // The tool's own limit: 3 users per file, split before any job is created.
     emu.control("/_emulator/reset", json!({}));
     fast(&emu);
-    let pool = import_job_support::pool(&c, "cm-limits-2").await;
+    let pool = crate::common::import_job::pool(&c, "cm-limits-2").await;
     let state = dir.join("state2.db");
     let (code, _stdout, stderr) = run(
         &emu,

@@ -1,4 +1,4 @@
-//! The properties every fuzz input must keep, shared by the bounded proptest run (`tests/fuzz`,
+//! The properties every fuzz input must keep, shared by the bounded proptest run (`tests/it/fuzz`,
 //! part of `cargo test`) and the libFuzzer targets (`fuzz/`, for long campaigns), so that both
 //! check exactly the same thing.
 //!
@@ -8,8 +8,6 @@
 //! byte offset; a record starts where its position says. Password material a reader hands out is
 //! parsed too. Hash parsers: never panic, read back what they encode, verify cheaply parametrised
 //! hashes without panicking, and never show salt or hash material in a message.
-
-#![allow(dead_code)] // each user of this module (test binary, fuzz target) uses a part of it
 
 use std::io::{BufRead, BufReader, Cursor, Read};
 
@@ -31,7 +29,7 @@ pub const FORMATS: [Format; 7] = [
 ];
 
 /// The sample project's Firebase `hash_config`, for Firebase password material.
-const FIREBASE_CONFIG: &str = include_str!("../../samples/firebase/hash_config.json");
+const FIREBASE_CONFIG: &str = include_str!("../../../samples/firebase/hash_config.json");
 
 /// Caps under which verifying a fuzzed hash takes milliseconds, so that it can be tried.
 const CHEAP: CostCap = CostCap {
@@ -94,6 +92,7 @@ pub fn buffer_from_byte(b: u8) -> usize {
 
 /// The libFuzzer entry point for a reader: byte 0 the options, byte 1 the buffer, the rest the
 /// input. Panics (which is what libFuzzer reports) when a property fails.
+#[allow(dead_code)] // called by the libFuzzer targets in fuzz/ only
 pub fn fuzz_reader(format: Format, data: &[u8]) {
     let (opts, buffer, input) = match data {
         [o, b, rest @ ..] => (options_from_byte(*o), buffer_from_byte(*b), rest),
@@ -259,6 +258,7 @@ pub fn check_position(text: &[u8], pos: Position) -> Result<(), String> {
 /// The libFuzzer entry point for the hash parsers: byte 0 picks how the rest is handed over (a
 /// hash string, a Keycloak credential, an ASP.NET blob, a Firebase hash and salt, or a Firebase
 /// `hash_config`).
+#[allow(dead_code)] // called by the libFuzzer targets in fuzz/ only
 pub fn fuzz_hash(data: &[u8]) {
     let Some((&kind, rest)) = data.split_first() else {
         return;

@@ -6,11 +6,13 @@
 //! Why: these are the two paths of the trigger that talk to AWS; the emulator answers as the real
 //! services do, on loopback, so they are tested without an AWS account.
 
-mod support;
-mod trigger_support;
-
 use std::path::Path;
 
+use crate::common::tempdir;
+use crate::common::trigger::{
+    event, FakeRuntime, Trigger, AUTH_EVENT, BCRYPT4, BCRYPT4_PASSWORD, FORGOT_EVENT, WAIT,
+};
+use crate::common::Emulator;
 use aws_sdk_cognitoidentityprovider::types::{
     AttributeType, ExplicitAuthFlowsType, MessageActionType, UsernameAttributeType,
 };
@@ -18,10 +20,6 @@ use aws_sdk_cognitoidentityprovider::Client;
 use cognito_migrate::directory::{DirectoryEntry, DirectoryWriter, SignIn};
 use cognito_migrate::trigger::{PoolDirectory, Refusal, UserDirectory, Verdict};
 use serde_json::Value;
-use support::Emulator;
-use trigger_support::{
-    event, scratch, FakeRuntime, Trigger, AUTH_EVENT, BCRYPT4, BCRYPT4_PASSWORD, FORGOT_EVENT, WAIT,
-};
 
 fn directory_bytes(dir: &Path) -> Vec<u8> {
     let path = dir.join("built.db");
@@ -71,7 +69,7 @@ async fn s3_directory_is_downloaded_checked_and_served() {
         .send()
         .await
         .unwrap();
-    let dir = scratch("s3");
+    let dir = tempdir("s3");
     let good = directory_bytes(&dir);
     // Same length, different content: SQLite reads it fine, only the checksum can tell.
     let text = String::from_utf8_lossy(&good).to_string();
@@ -314,7 +312,7 @@ async fn another_user_pool_is_the_directory() {
     assert!(d.lookup("nobody").await.unwrap().is_none());
 
     // The binary with COGNITO_MIGRATE_LEGACY_POOL_ID.
-    let dir = scratch("pool");
+    let dir = tempdir("pool");
     let runtime = FakeRuntime::start();
     let env = env_of(
         &emu,

@@ -4,14 +4,12 @@
 //! attributes failing the check; and the canary user and temporary app client removed even when
 //! the sign-in fails.
 
-mod support;
-
+use crate::common::{create_pool, run_args, run_cli, tempdir, Emulator, ROLE_ARN};
 use aws_sdk_cognitoidentityprovider::types::{
     AuthFlowType, ExplicitAuthFlowsType, VerifiedAttributeType,
 };
 use aws_sdk_cognitoidentityprovider::Client;
 use serde_json::{json, Value};
-use support::{create_pool, run_args, run_cli, tempdir, Emulator, ROLE_ARN};
 
 const DJANGO: &str = "samples/django/auth_user.csv";
 /// Django has no "email verified" flag; an import job needs it (see the file).
@@ -27,8 +25,8 @@ async fn pool(c: &Client, auto_verified: bool) -> String {
 
 /// `preflight --json` on the Django sample: (exit code, findings, stderr).
 fn preflight(emu: &Emulator, pool: &str, extra: &[&str]) -> (i32, Value, String) {
-    let sample = support::repo_root().join(DJANGO);
-    let mapping = support::repo_root().join(VERIFIED);
+    let sample = crate::common::repo_root().join(DJANGO);
+    let mapping = crate::common::repo_root().join(VERIFIED);
     let mut args = vec![
         "preflight",
         "--pool-id",
@@ -124,7 +122,7 @@ async fn users_and_clients(c: &Client, pool: &str) -> (usize, usize) {
 
 /// `run` of the Django sample with the state file; returns its stderr.
 fn run_django(emu: &Emulator, pool: &str, state: &std::path::Path) -> String {
-    let sample = support::repo_root().join(DJANGO);
+    let sample = crate::common::repo_root().join(DJANGO);
     let mut args = run_args(
         sample.to_str().unwrap(),
         "django",
@@ -132,7 +130,7 @@ fn run_django(emu: &Emulator, pool: &str, state: &std::path::Path) -> String {
         state.to_str().unwrap(),
         "import-job",
     );
-    let mapping = support::repo_root().join(VERIFIED);
+    let mapping = crate::common::repo_root().join(VERIFIED);
     args.extend([
         "--role-arn",
         ROLE_ARN,
@@ -353,7 +351,7 @@ async fn run_without_a_passed_canary_warns_and_hash_encoding_sets_the_notation_b
 
     let pool2 = self::pool(&c, true).await;
     let state2 = dir.join("state2.db");
-    let sample = support::repo_root().join(DJANGO);
+    let sample = crate::common::repo_root().join(DJANGO);
     let mut args = run_args(
         sample.to_str().unwrap(),
         "django",
@@ -361,7 +359,7 @@ async fn run_without_a_passed_canary_warns_and_hash_encoding_sets_the_notation_b
         state2.to_str().unwrap(),
         "import-job",
     );
-    let mapping = support::repo_root().join(VERIFIED);
+    let mapping = crate::common::repo_root().join(VERIFIED);
     args.extend([
         "--role-arn",
         ROLE_ARN,

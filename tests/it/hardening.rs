@@ -3,38 +3,14 @@
 //! spreadsheet formulas, no log level shows a secret, and control characters never reach the
 //! pool or an import file.
 
-mod support;
-
 use std::path::Path;
 
-use aws_sdk_cognitoidentityprovider::types::VerifiedAttributeType;
-use aws_sdk_cognitoidentityprovider::Client;
-use serde_json::Value;
-use support::{
-    auth0_export, create_pool, gzip, run_args, run_cli, string_attribute, tempdir, Emulator,
-    ROLE_ARN,
+use crate::common::{
+    auth0_export, create_pool, gzip, pool_users, run_args, run_cli, string_attribute, tempdir,
+    verified_email_pool, Emulator, ROLE_ARN,
 };
-
-async fn pool(c: &Client) -> String {
-    create_pool(
-        c.create_user_pool()
-            .pool_name("hardening")
-            .auto_verified_attributes(VerifiedAttributeType::Email),
-    )
-    .await
-}
-
-async fn pool_size(c: &Client, pool: &str) -> usize {
-    c.list_users()
-        .user_pool_id(pool)
-        .into_paginator()
-        .items()
-        .send()
-        .collect::<Result<Vec<_>, _>>()
-        .await
-        .expect("list users")
-        .len()
-}
+use aws_sdk_cognitoidentityprovider::types::VerifiedAttributeType;
+use serde_json::Value;
 
 fn admin_create_calls(emu: &Emulator) -> u64 {
     emu.stats()["operations"]["AdminCreateUser"]["calls"]
@@ -66,7 +42,7 @@ async fn broken_then_fixed(
 ) -> (i32, String) {
     let emu = Emulator::start();
     let c = emu.cognito().await;
-    let pool = pool(&c).await;
+    let pool = verified_email_pool(&c, "hardening").await;
     let dir = tempdir(name);
     let input = dir.join(file);
     let state = dir.join("state.db");
@@ -111,7 +87,7 @@ async fn broken_then_fixed(
             "{stderr}"
         );
         assert_eq!(admin_create_calls(&emu), 0, "stderr: {stderr}");
-        assert_eq!(pool_size(&c, &pool).await, 0);
+        assert_eq!(pool_users(&c, &pool).await.len(), 0);
     }
     let work = dir.join("state.db.files");
     assert!(
@@ -148,7 +124,11 @@ async fn broken_then_fixed(
     let created = status["created"].as_u64().unwrap();
     assert!(created > 0, "{status}");
     assert_eq!(status["pending"].as_u64(), Some(0), "{status}");
-    assert_eq!(pool_size(&c, &pool).await as u64, created, "{status}");
+    assert_eq!(
+        pool_users(&c, &pool).await.len() as u64,
+        created,
+        "{status}"
+    );
     assert_eq!(admin_create_calls(&emu), created, "{status}");
     assert!(
         !files_in(&work)
@@ -163,8 +143,8 @@ async fn broken_then_fixed(
 /// Finding 2: a Firebase JSON export cut short.
 #[tokio::test]
 async fn a_truncated_firebase_export_writes_nothing_and_the_fixed_file_runs_with_the_same_state() {
-    let sample = support::repo_root().join("samples/firebase/users.json");
-    let hash_config = support::repo_root().join("samples/firebase/hash_config.json");
+    let sample = crate::common::repo_root().join("samples/firebase/users.json");
+    let hash_config = crate::common::repo_root().join("samples/firebase/hash_config.json");
     let full = std::fs::read(&sample).unwrap();
     let broken = &full[..full.len() * 3 / 4];
     broken_then_fixed(
@@ -262,7 +242,7 @@ fn read_report(path: &Path) -> (Vec<csv::StringRecord>, String) {
 async fn a_nul_in_a_name_is_rejected_and_never_reaches_an_import_file_or_admin_create_user() {
     let emu = Emulator::start();
     let c = emu.cognito().await;
-    let pool = pool(&c).await;
+    let pool = verified_email_pool(&c, "hardening").await;
     let dir = tempdir("nul");
     let case = CsvInput::write(
         &dir,
@@ -303,7 +283,7 @@ async fn a_nul_in_a_name_is_rejected_and_never_reaches_an_import_file_or_admin_c
 async fn report_cells_are_neutralised_and_import_files_stay_exact() {
     let emu = Emulator::start();
     let c = emu.cognito().await;
-    let pool = pool(&c).await;
+    let pool = verified_email_pool(&c, "hardening").await;
     let dir = tempdir("formula");
     let field = r#"=HYPERLINK("http://evil.example","x")"#;
     // A CSV header cell with a quote in it is written quoted, its quotes doubled.
@@ -339,16 +319,8 @@ async fn report_cells_are_neutralised_and_import_files_stay_exact() {
     let (code, stderr) = case.run_admin_create(&emu, &pool);
     assert_eq!(code, 1, "{stderr}");
     let failed = dir.join("failed.csv");
-    let (code, _stdout, stderr) = run_cli(
-        &[
-            "report",
-            "--state",
-            dir.join("state.db").to_str().unwrap(),
-            "--failed",
-            failed.to_str().unwrap(),
-        ],
-        &emu.cli_env(),
-    );
+    let (code, _stdout, stderr) =
+        crate::common::report_failed(&dir.join("state.db"), &failed, &emu.cli_env());
     assert_eq!(code, 1, "{stderr}");
     let (rows, report) = read_report(&failed);
     let one = rows
@@ -373,12 +345,13 @@ async fn report_cells_are_neutralised_and_import_files_stay_exact() {
 async fn an_import_job_run_at_trace_logs_no_secret() {
     let emu = Emulator::start();
     let c = emu.cognito().await;
-    let root = support::repo_root();
+    let root = crate::common::repo_root();
     let auth0 = root.join("samples/auth0/users.ndjson");
     let csv_sample = root.join("samples/csv/users.csv");
     // The CSV sample's mapping, with every email taken as verified so that its users are
     // importable with their hashes (Cognito's rule for import jobs).
-    let csv_mapping = tempdir("trace-mapping").join("mapping.toml");
+    let mapping_dir = tempdir("trace-mapping");
+    let csv_mapping = mapping_dir.join("mapping.toml");
     std::fs::write(
         &csv_mapping,
         std::fs::read_to_string(root.join("samples/csv/mapping.toml")).unwrap()
@@ -424,7 +397,8 @@ async fn an_import_job_run_at_trace_logs_no_secret() {
                 .schema(string_attribute("signup_date").build()),
         )
         .await;
-        let state = tempdir(name).join("state.db");
+        let state_dir = tempdir(name);
+        let state = state_dir.join("state.db");
         let mut args = run_args(
             input.to_str().unwrap(),
             format,

@@ -1,8 +1,9 @@
 //! End-to-end tests against the project's local Cognito + S3 emulator (tests/emulator): the Rust
 //! SDK sees the emulator's answers as Cognito's, and the CLI works against it.
 
-mod support;
-
+use crate::common::{
+    create_pool, run_args, run_cli, string_attribute, tempdir, Emulator, ROLE_ARN,
+};
 use aws_sdk_cognitoidentityprovider::error::SdkError;
 use aws_sdk_cognitoidentityprovider::operation::admin_create_user::AdminCreateUserError;
 use aws_sdk_cognitoidentityprovider::operation::start_user_import_job::StartUserImportJobError;
@@ -11,7 +12,6 @@ use aws_sdk_cognitoidentityprovider::types::{
 };
 use aws_sdk_cognitoidentityprovider::Client;
 use serde_json::json;
-use support::{create_pool, run_args, run_cli, string_attribute, tempdir, Emulator, ROLE_ARN};
 
 async fn demo_pool(c: &Client) -> String {
     create_pool(
@@ -251,7 +251,7 @@ async fn run_import_job_keeps_passwords_and_status_matches_the_pool() {
         .to_string();
     let dir = tempdir("run");
     let state = dir.join("state.db");
-    let sample = support::repo_root().join("samples/auth0/users.ndjson");
+    let sample = crate::common::repo_root().join("samples/auth0/users.ndjson");
     let mut args = run_args(
         sample.to_str().unwrap(),
         "auth0",

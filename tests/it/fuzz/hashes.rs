@@ -177,7 +177,7 @@ fn arbitrary_strings_keep_the_parser_properties() {
 
 #[test]
 fn mutated_firebase_configs_keep_the_parser_properties() {
-    const CONFIG: &str = include_str!("../../samples/firebase/hash_config.json");
+    const CONFIG: &str = include_str!("../../../samples/firebase/hash_config.json");
     let strategy = proptest::collection::vec(mutation(), 0..6);
     run("firebase hash_config", 200, strategy, |mutations| {
         check_firebase_config(&mutated_text(CONFIG, &mutations))
