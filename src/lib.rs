@@ -8,8 +8,6 @@
 pub mod aws;
 mod bytes;
 pub mod checkpoint;
-#[cfg(target_os = "linux")]
-mod direct_io;
 pub mod directory;
 mod error_chain;
 pub mod lease;

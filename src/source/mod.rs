@@ -48,8 +48,6 @@ pub mod join;
 mod json;
 mod json_stream;
 mod keycloak;
-#[cfg(target_os = "linux")]
-mod local_file;
 pub mod s3;
 
 use std::fmt;
