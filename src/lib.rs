@@ -10,6 +10,7 @@ mod bytes;
 pub mod checkpoint;
 pub mod directory;
 mod error_chain;
+pub mod fs;
 pub mod lease;
 pub mod logging;
 pub mod mapping;

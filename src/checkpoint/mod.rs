@@ -412,7 +412,7 @@ impl Checkpoint {
             source,
         };
         check_header(&path)?;
-        create_private(&path).map_err(io_err)?;
+        create_if_missing(&path).map_err(io_err)?;
         let conn = Connection::open_with_flags(
             &path,
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
@@ -424,7 +424,7 @@ impl Checkpoint {
             .ctx(&path)
             .map_err(|e| not_a_state_if_not_a_database(e, &path))?
             .check_is_state(&path)?;
-        chmod_private(&path).map_err(io_err)?;
+        crate::fs::make_private(&path).map_err(io_err)?;
         let mode: String = conn
             .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
             .ctx(&path)?;
@@ -446,7 +446,7 @@ impl Checkpoint {
         for suffix in ["-wal", "-shm"] {
             let mut side = path.clone().into_os_string();
             side.push(suffix);
-            chmod_private(Path::new(&side)).map_err(io_err)?;
+            crate::fs::make_private(Path::new(&side)).map_err(io_err)?;
         }
         Ok(Checkpoint {
             path,
@@ -630,35 +630,15 @@ fn immutable_uri(path: &Path) -> String {
 }
 
 /// Create `path` with mode 0600 if it does not exist (an existing file is chmodded once it is
-/// known to be a state).
-fn create_private(path: &Path) -> io::Result<()> {
-    let mut options = fs::OpenOptions::new();
-    options.read(true).write(true).create(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    drop(options.open(path)?);
-    Ok(())
-}
-
-fn chmod_private(path: &Path) -> io::Result<()> {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        match fs::metadata(path) {
-            Ok(meta) if meta.permissions().mode() & 0o777 != 0o600 => {
-                fs::set_permissions(path, fs::Permissions::from_mode(0o600))?;
-            }
-            Ok(_) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e),
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = path;
-    Ok(())
+/// known to be a state: one that is not is left untouched).
+fn create_if_missing(path: &Path) -> io::Result<()> {
+    crate::fs::private_options()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .map(drop)
 }
 
 /// Milliseconds since the Unix epoch, as stored in every `*_at` column.

@@ -28,8 +28,9 @@ use base64::Engine as _;
 use serde::Serialize;
 
 use crate::checkpoint::{CanaryVerdict, Checkpoint, CheckpointError};
+use crate::fs::create_private;
 use crate::password::{ImportAlgorithm, Notation, Notations, PasswordHash};
-use crate::plan::chunks::{create_private, encode_row};
+use crate::plan::chunks::encode_row;
 use crate::pool::{DataType, PoolSchema};
 use crate::sink::import_job::logs;
 use crate::sink::import_job::service::{upload, ImportJobs, JobStatus};

@@ -833,8 +833,9 @@ impl ImportJobWriter {
         for part in users.chunks(per) {
             let path = PathBuf::from(format!("{stem}-c{}r{}.csv", row.id.0, part[0].record));
             let mut bytes = header.len() as u64;
-            let mut f =
-                std::io::BufWriter::new(create_private(&path).map_err(|e| self.io(&path, e))?);
+            let mut f = std::io::BufWriter::new(
+                crate::fs::create_private(&path).map_err(|e| self.io(&path, e))?,
+            );
             f.write_all(header).map_err(|e| self.io(&path, e))?;
             for u in part {
                 let line = u
@@ -907,18 +908,6 @@ fn over_limits(message: &str) -> bool {
         || m.contains("exceed")
         || m.contains("limit"))
         && (m.contains("file") || m.contains("users") || m.contains("mb") || m.contains("size"))
-}
-
-/// A new file readable by its owner only (it holds personal data and hashes).
-fn create_private(path: &Path) -> std::io::Result<std::fs::File> {
-    let mut o = std::fs::OpenOptions::new();
-    o.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        o.mode(0o600);
-    }
-    o.open(path)
 }
 
 #[cfg(test)]
