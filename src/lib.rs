@@ -24,6 +24,8 @@ pub mod report;
 pub mod retry;
 pub mod sink;
 pub mod source;
+#[doc(hidden)]
+pub mod testing_hook;
 pub mod trigger;
 
 pub use error_chain::display_chain;

@@ -96,10 +96,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use rusqlite::types::{FromSql, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 
+pub use crate::source::fingerprint::{fingerprint_file, fingerprint_s3};
 pub use canary::CanaryVerdict;
 pub use chunks::{ChunkResume, ChunkRow, ChunkSpec, ChunkStatus, JobCounts, LineOutcome, Step};
 pub use recorder::{ChunkUser, Recorder, RecorderError};
-pub use run::{fingerprint_file, fingerprint_s3, job_name, Run, RunSpec, MODES};
+pub use run::{job_name, Run, RunSpec, MODES};
 pub use schema::SCHEMA_VERSION;
 pub use users::{Counts, Outcome, RecordSet, StoredUser, UserIter, UserRow, Verdict};
 pub use writer::Writer;

@@ -27,6 +27,7 @@ use aws_sdk_cognitoidentityprovider::Client;
 use base64::Engine as _;
 use serde::Serialize;
 
+use crate::bytes::hex;
 use crate::checkpoint::{CanaryVerdict, Checkpoint, CheckpointError};
 use crate::fs::create_private;
 use crate::password::{ImportAlgorithm, Notation, Notations, PasswordHash};
@@ -446,10 +447,6 @@ impl Canary<'_> {
             ),
         }
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// A throw-away user: random name and password, placeholder attributes.

@@ -40,6 +40,7 @@ pub mod cognito;
 mod csv_reader;
 mod django;
 mod error;
+pub mod fingerprint;
 mod firebase;
 mod firebase_layout;
 mod generic;

@@ -23,7 +23,7 @@
 pub mod logs;
 pub mod retry;
 pub mod service;
-pub mod testing_hook;
+pub use crate::testing_hook;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -37,9 +37,9 @@ use crate::checkpoint::{
     LineOutcome, Outcome, Run, StoredUser, UserRow,
 };
 use crate::password::ImportAlgorithm;
+use crate::testing_hook::testing_hook_kill_at;
 use retry::{Backoff, Verdict};
 use service::{upload, ImportJobs, Job, JobStatus, ServiceError, UploadError};
-use testing_hook::testing_hook_kill_at;
 
 /// Cognito's documented per-file limits of an import CSV.
 pub const MAX_FILE_USERS: u64 = 500_000;
