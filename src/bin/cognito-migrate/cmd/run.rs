@@ -16,7 +16,7 @@ use cognito_migrate::plan::chunks::ChunkFile;
 use cognito_migrate::plan::route::{
     Mode, Route, Routed, Router, UnimportablePolicy, UnknownHashPolicy,
 };
-use cognito_migrate::plan::{self, ChunkRow, PlanConfig, Sink};
+use cognito_migrate::plan::{self, ChunkRow, Observer, PlanConfig};
 use cognito_migrate::progress::{self, Output, Progress, Table, Task, Unit};
 use cognito_migrate::sink::admin_create::spill::{self, SpillWriter};
 use cognito_migrate::sink::import_job::service::{http_client, ImportJobs};
@@ -125,7 +125,7 @@ struct RunSink {
     only: Option<RecordSet>,
 }
 
-impl Sink for RunSink {
+impl Observer for RunSink {
     fn skip(&mut self, record: u64) -> bool {
         if let Some(only) = &self.only {
             return !only.contains(record);
