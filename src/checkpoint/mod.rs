@@ -76,6 +76,7 @@
 //! beside it for a writer's whole life (see `crate::lease`), not by anything in this schema.
 
 mod canary;
+mod chunk_state;
 mod chunks;
 mod recorder;
 mod run;
@@ -98,7 +99,9 @@ use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 
 pub use crate::source::fingerprint::{fingerprint_file, fingerprint_s3};
 pub use canary::CanaryVerdict;
-pub use chunks::{ChunkResume, ChunkRow, ChunkSpec, ChunkStatus, JobCounts, LineOutcome, Step};
+pub use chunk_state::{
+    ChunkResume, ChunkRow, ChunkSpec, ChunkStatus, JobCounts, LineOutcome, Step,
+};
 pub use recorder::{ChunkUser, Recorder, RecorderError};
 pub use run::{job_name, Run, RunSpec, MODES};
 pub use schema::SCHEMA_VERSION;
