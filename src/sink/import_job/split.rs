@@ -4,7 +4,7 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use crate::checkpoint::{CheckpointError, ChunkId, ChunkRow, ChunkSpec, Outcome, UserRow};
+use crate::checkpoint::{CheckpointError, ChunkId, ChunkRow, ChunkSpec, UserRow};
 
 use super::settle::to_user_row;
 use super::*;
@@ -16,17 +16,7 @@ impl ImportJobWriter {
             .chunk_users(row.id)
             .collect::<Result<Vec<_>, _>>()?
             .into_iter()
-            .map(|u| {
-                let mut r = UserRow::new(
-                    u.position(),
-                    u.username.clone(),
-                    u.route.clone(),
-                    Outcome::Pending,
-                );
-                r.needs_disable = u.needs_disable;
-                r.groups = u.groups.clone();
-                r
-            })
+            .map(|u| to_user_row(&u))
             .collect();
         if users.len() as u64 != row.row_count {
             return Err(CheckpointError::Invalid {
