@@ -1,7 +1,19 @@
-//! Small byte tests for the per-field hot paths (reading, mapping, writing import files).
+//! Small byte helpers: tests for the per-field hot paths (reading, mapping, writing import
+//! files), and the one lower-case hex encoder of the crate.
 //!
-//! Why they exist: the values of an export are short, and a call to `memcmp` or `memchr` per value
-//! cost more than the work itself; these run inline, eight bytes at a time.
+//! Why the tests exist: the values of an export are short, and a call to `memcmp` or `memchr` per
+//! value cost more than the work itself; these run inline, eight bytes at a time.
+
+/// Lower-case hex of `bytes`, two digits per byte.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push(DIGITS[(b >> 4) as usize] as char);
+        s.push(DIGITS[(b & 15) as usize] as char);
+    }
+    s
+}
 
 /// Byte-wise equality of two names, without a call to `memcmp` for the short names of an export
 /// (a call per comparison was a visible part of reading a record).

@@ -8,10 +8,9 @@
 pub mod aws;
 mod bytes;
 pub mod checkpoint;
-#[cfg(target_os = "linux")]
-mod direct_io;
 pub mod directory;
 mod error_chain;
+pub mod fs;
 pub mod lease;
 pub mod logging;
 pub mod mapping;
@@ -26,6 +25,8 @@ pub mod report;
 pub mod retry;
 pub mod sink;
 pub mod source;
+#[doc(hidden)]
+pub mod testing_hook;
 pub mod trigger;
 
 pub use error_chain::display_chain;

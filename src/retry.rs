@@ -1,14 +1,77 @@
-//! The one exponential backoff of every layer that retries AWS calls itself: the
-//! AdminCreateUser writer, the import-job writer, the `cognito` source, and the `s3://` reader
-//! when it reopens a download that broke off.
+//! The one classification of failed AWS calls and the one exponential backoff of every layer
+//! that retries AWS calls itself: the AdminCreateUser writer, the import-job writer, the
+//! `cognito` source, the CloudWatch Logs reader, and (backoff only) the `s3://` reader when it
+//! reopens a download that broke off.
 //!
 //! Their clients have the SDK's own retries off
 //! ([`crate::aws::Clients::cognito_without_sdk_retries`]), so each of them is the only layer that
-//! retries. Each keeps its own single decision of *what* is worth retrying (their `classify`);
-//! this module decides only *how long* to wait before the next attempt, so that the growth, the
-//! cap and the jitter are written once. The jitter is chosen per use ([`Jitter`]).
+//! retries. [`classify`] says what an error is (throttling, another transient failure, or a
+//! permanent refusal) by its AWS error code and HTTP status, so that all callers agree on every
+//! code; each caller keeps its single decision of what to do with it (the import-job writer waits
+//! on `LimitExceededException`, for example). [`Backoff`] decides *how long* to wait before the
+//! next attempt, so that the growth, the cap and the jitter are written once. The jitter is
+//! chosen per use ([`Jitter`]).
 
 use std::time::Duration;
+
+use aws_sdk_cognitoidentityprovider::config::http::HttpResponse;
+use aws_sdk_cognitoidentityprovider::error::{ProvideErrorMetadata, SdkError};
+
+/// What a failed AWS call is, as far as retrying goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// `TooManyRequestsException`, `ThrottlingException`, `RequestLimitExceeded` or HTTP 429:
+    /// slow down, then retry.
+    Throttled,
+    /// `InternalErrorException`, `InternalFailure`, `ServiceUnavailable(Exception)`, any other
+    /// 5xx, timeouts, dropped connections: retry with backoff.
+    Transient,
+    /// The request is wrong or not allowed (`InvalidParameterException`, …): do not retry.
+    Permanent,
+}
+
+impl Verdict {
+    pub fn is_retriable(self) -> bool {
+        self != Verdict::Permanent
+    }
+}
+
+/// Classifies an answer by its error code and HTTP status (`code`: the service's error code, if
+/// any). The code decides where it is known; otherwise 429 is throttling and 5xx transient.
+pub fn classify_code(code: Option<&str>, status: Option<u16>) -> Verdict {
+    match code {
+        Some("TooManyRequestsException" | "ThrottlingException" | "RequestLimitExceeded") => {
+            Verdict::Throttled
+        }
+        Some(
+            "InternalErrorException"
+            | "InternalFailure"
+            | "ServiceUnavailable"
+            | "ServiceUnavailableException",
+        ) => Verdict::Transient,
+        _ => match status {
+            Some(429) => Verdict::Throttled,
+            Some(s) if s >= 500 => Verdict::Transient,
+            _ => Verdict::Permanent,
+        },
+    }
+}
+
+/// Classifies an SDK error (of any AWS SDK): no answer at all (timeout, dispatch failure, a
+/// cut-off response) is transient; a service answer goes by [`classify_code`]; anything else
+/// (a request that could not be built) is permanent.
+pub fn classify<E>(e: &SdkError<E, HttpResponse>) -> Verdict
+where
+    E: ProvideErrorMetadata,
+{
+    match e {
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+            Verdict::Transient
+        }
+        SdkError::ServiceError(se) => classify_code(e.code(), Some(se.raw().status().as_u16())),
+        _ => Verdict::Permanent,
+    }
+}
 
 /// How the wait of one attempt is spread below its nominal delay d.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -71,8 +134,67 @@ impl Backoff {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+    use aws_sdk_cognitoidentityprovider::error::ErrorMetadata;
+    use aws_sdk_cognitoidentityprovider::operation::admin_create_user::AdminCreateUserError;
+
+    /// A service answer with HTTP `status` and error `code` (none: an answer without a code).
+    pub(crate) fn service_error(
+        code: Option<&str>,
+        status: u16,
+    ) -> SdkError<AdminCreateUserError, HttpResponse> {
+        let mut meta = ErrorMetadata::builder().message("test");
+        if let Some(code) = code {
+            meta = meta.code(code);
+        }
+        let raw = HttpResponse::new(status.try_into().unwrap(), "{}".into());
+        SdkError::service_error(AdminCreateUserError::generic(meta.build()), raw)
+    }
+
+    /// Codes worth asking about: every one named anywhere, and a few that must not retry.
+    pub(crate) const CODES: [&str; 14] = [
+        "TooManyRequestsException",
+        "ThrottlingException",
+        "RequestLimitExceeded",
+        "InternalErrorException",
+        "InternalFailure",
+        "ServiceUnavailable",
+        "ServiceUnavailableException",
+        "LimitExceededException",
+        "InvalidParameterException",
+        "InvalidPasswordException",
+        "UsernameExistsException",
+        "NotAuthorizedException",
+        "ResourceNotFoundException",
+        "UserImportInProgressException",
+    ];
+
+    #[test]
+    fn codes_and_statuses_are_classified() {
+        for (code, status, want) in [
+            (Some("TooManyRequestsException"), 400, Verdict::Throttled),
+            (Some("ThrottlingException"), 400, Verdict::Throttled),
+            (None, 429, Verdict::Throttled),
+            (Some("InternalErrorException"), 500, Verdict::Transient),
+            (Some("ServiceUnavailable"), 503, Verdict::Transient),
+            (Some("InternalFailure"), 500, Verdict::Transient),
+            (None, 503, Verdict::Transient),
+            (Some("SomethingNew"), 502, Verdict::Transient),
+            (Some("InvalidParameterException"), 400, Verdict::Permanent),
+            (Some("LimitExceededException"), 400, Verdict::Permanent),
+            (None, 400, Verdict::Permanent),
+        ] {
+            assert_eq!(classify_code(code, Some(status)), want, "{code:?} {status}");
+            assert_eq!(
+                classify(&service_error(code, status)),
+                want,
+                "{code:?} {status}"
+            );
+        }
+        let timeout: SdkError<AdminCreateUserError, HttpResponse> = SdkError::timeout_error("slow");
+        assert_eq!(classify(&timeout), Verdict::Transient);
+    }
 
     const MS: Duration = Duration::from_millis(1);
 

@@ -76,6 +76,7 @@
 //! beside it for a writer's whole life (see `crate::lease`), not by anything in this schema.
 
 mod canary;
+mod chunk_state;
 mod chunks;
 mod recorder;
 mod run;
@@ -96,10 +97,13 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use rusqlite::types::{FromSql, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 
+pub use crate::source::fingerprint::{fingerprint_file, fingerprint_s3};
 pub use canary::CanaryVerdict;
-pub use chunks::{ChunkResume, ChunkRow, ChunkSpec, ChunkStatus, JobCounts, LineOutcome, Step};
+pub use chunk_state::{
+    ChunkResume, ChunkRow, ChunkSpec, ChunkStatus, JobCounts, LineOutcome, Step,
+};
 pub use recorder::{ChunkUser, Recorder, RecorderError};
-pub use run::{fingerprint_file, fingerprint_s3, job_name, Run, RunSpec, MODES};
+pub use run::{job_name, Run, RunSpec, MODES};
 pub use schema::SCHEMA_VERSION;
 pub use users::{Counts, Outcome, RecordSet, StoredUser, UserIter, UserRow, Verdict};
 pub use writer::Writer;
@@ -412,7 +416,7 @@ impl Checkpoint {
             source,
         };
         check_header(&path)?;
-        create_private(&path).map_err(io_err)?;
+        create_if_missing(&path).map_err(io_err)?;
         let conn = Connection::open_with_flags(
             &path,
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
@@ -424,7 +428,7 @@ impl Checkpoint {
             .ctx(&path)
             .map_err(|e| not_a_state_if_not_a_database(e, &path))?
             .check_is_state(&path)?;
-        chmod_private(&path).map_err(io_err)?;
+        crate::fs::make_private(&path).map_err(io_err)?;
         let mode: String = conn
             .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
             .ctx(&path)?;
@@ -446,7 +450,7 @@ impl Checkpoint {
         for suffix in ["-wal", "-shm"] {
             let mut side = path.clone().into_os_string();
             side.push(suffix);
-            chmod_private(Path::new(&side)).map_err(io_err)?;
+            crate::fs::make_private(Path::new(&side)).map_err(io_err)?;
         }
         Ok(Checkpoint {
             path,
@@ -630,35 +634,15 @@ fn immutable_uri(path: &Path) -> String {
 }
 
 /// Create `path` with mode 0600 if it does not exist (an existing file is chmodded once it is
-/// known to be a state).
-fn create_private(path: &Path) -> io::Result<()> {
-    let mut options = fs::OpenOptions::new();
-    options.read(true).write(true).create(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    drop(options.open(path)?);
-    Ok(())
-}
-
-fn chmod_private(path: &Path) -> io::Result<()> {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        match fs::metadata(path) {
-            Ok(meta) if meta.permissions().mode() & 0o777 != 0o600 => {
-                fs::set_permissions(path, fs::Permissions::from_mode(0o600))?;
-            }
-            Ok(_) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e),
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = path;
-    Ok(())
+/// known to be a state: one that is not is left untouched).
+fn create_if_missing(path: &Path) -> io::Result<()> {
+    crate::fs::private_options()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .map(drop)
 }
 
 /// Milliseconds since the Unix epoch, as stored in every `*_at` column.

@@ -250,9 +250,7 @@ impl Writing {
             self.oldest.get_or_insert_with(Instant::now);
         }
         if self.pending_rows
-            >= crate::sink::import_job::testing_hook::testing_hook_chunk_commit_rows(
-                CHUNK_COMMIT_ROWS,
-            )
+            >= crate::testing_hook::testing_hook_chunk_commit_rows(CHUNK_COMMIT_ROWS)
         {
             self.commit()?;
         }
@@ -277,7 +275,7 @@ impl Writing {
         for (chunk, line, row) in held {
             self.held.entry(chunk).or_default().push((line, row));
         }
-        crate::sink::import_job::testing_hook::testing_hook_kill_at("chunk-writing");
+        crate::testing_hook::testing_hook_kill_at("chunk-writing");
         Ok(())
     }
 

@@ -70,7 +70,7 @@ impl DirectoryWriter {
             fs::create_dir_all(parent).map_err(io_err(parent))?;
         }
         let tmp = path.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
-        crate::plan::chunks::create_private(&tmp).map_err(io_err(&tmp))?;
+        crate::fs::create_private(&tmp).map_err(io_err(&tmp))?;
         let mut writer = DirectoryWriter {
             conn: None,
             tmp: tmp.clone(),

@@ -864,14 +864,11 @@ fn create_spill_file(dir: &Path) -> io::Result<(File, PathBuf)> {
         "cognito-migrate-duplicate-check.{}.{n}.run",
         std::process::id()
     ));
-    let mut o = std::fs::OpenOptions::new();
-    o.read(true).write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        o.mode(0o600);
-    }
-    let file = o.open(&path)?;
+    let file = crate::fs::private_options()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(&path)?;
     Ok((file, path))
 }
 

@@ -1,7 +1,13 @@
 //! Mapping and validation against a pool, case by case.
 
+use std::collections::BTreeMap;
+
+use super::config::{MappingError, MappingFile, Rule};
+use super::mapper::apply;
+use super::transform::Transform;
 use super::*;
-use crate::pool::{Attribute, PoolSchema};
+use crate::pool::{Attribute, DataType, PoolSchema};
+use crate::record::{LegacyUser, Position, RawPassword};
 
 fn schema(username_attributes: &[&str], aliases: &[&str]) -> PoolSchema {
     let custom = vec![

@@ -8,7 +8,7 @@ use crate::checkpoint::{ChunkSpec, ChunkUser, Outcome, RecordSet, Recorder, User
 use crate::mapping::Rejection;
 use crate::plan::chunks::ChunkFile;
 use crate::plan::route::{Route, Routed};
-use crate::plan::{ChunkRow, Sink};
+use crate::plan::{ChunkRow, Observer};
 use crate::progress::Task;
 use crate::sink::admin_create::spill::SpillWriter;
 
@@ -41,7 +41,7 @@ impl RunSink {
     }
 }
 
-impl Sink for RunSink {
+impl Observer for RunSink {
     fn skip(&mut self, record: u64) -> bool {
         if let Some(only) = &self.only {
             return !only.contains(record);

@@ -163,7 +163,9 @@ impl BcryptHash {
     pub(crate) fn verify(&self, password: &str) -> bool {
         let input: Vec<u8> = match self.flavor {
             BcryptFlavor::Plain | BcryptFlavor::Django => password.as_bytes().to_vec(),
-            BcryptFlavor::DjangoSha256 => hex_lower(&Sha256::digest(password.as_bytes())),
+            BcryptFlavor::DjangoSha256 => {
+                crate::bytes::hex(&Sha256::digest(password.as_bytes())).into_bytes()
+            }
             BcryptFlavor::WordPress => match wordpress::prehash(password) {
                 Some(p) => p,
                 None => return false,
@@ -199,14 +201,6 @@ fn scheme_of(flavor: BcryptFlavor) -> &'static str {
 /// computation.
 fn bcrypt_verify(input: &[u8], mcf: &str) -> bool {
     ::bcrypt::verify(input, mcf).unwrap_or(false)
-}
-
-fn hex_lower(bytes: &[u8]) -> Vec<u8> {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    bytes
-        .iter()
-        .flat_map(|b| [HEX[usize::from(b >> 4)], HEX[usize::from(b & 0xf)]])
-        .collect()
 }
 
 impl fmt::Debug for BcryptHash {

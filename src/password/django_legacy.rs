@@ -20,6 +20,8 @@ use std::fmt;
 use md5::{Digest, Md5};
 use sha1::Sha1;
 
+use crate::bytes::hex;
+
 use super::des_crypt::{des_crypt, is_des_crypt};
 use super::{ct_eq, HashError};
 
@@ -102,10 +104,6 @@ pub(crate) fn parse(s: &str) -> Result<DjangoLegacyHash, HashError> {
         ));
     }
     Ok(legacy)
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 impl DjangoLegacyHash {

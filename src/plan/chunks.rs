@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use super::route::{Route, Routed};
+use crate::fs::create_private;
 use crate::mapping::{Attributes, NameTable};
 
 /// Cognito's limits per import file.
@@ -34,24 +35,6 @@ pub struct ChunkFile {
 
 fn ser_route<S: serde::Serializer>(r: &Route, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(r.as_str())
-}
-
-/// Creates a file readable and writable by its owner only.
-pub fn create_private(path: &Path) -> io::Result<File> {
-    let mut o = std::fs::OpenOptions::new();
-    o.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        o.mode(0o600);
-    }
-    let f = o.open(path)?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
-    }
-    Ok(f)
 }
 
 /// A file written under a temporary name (its name + `.partial`, mode 0600) that gets its own name

@@ -2,7 +2,7 @@
 //! files — before anything touches the pool.
 //!
 //! [`execute`] drives one pass over a source. The same pass serves `plan` (files and a summary) and
-//! `run` (which also hands every outcome to a [`Sink`], e.g. the checkpoint and the AdminCreateUser
+//! `run` (which also hands every outcome to an [`Observer`], e.g. the checkpoint and the AdminCreateUser
 //! writer). It runs on one thread at a few hundred thousand records per second, in constant memory
 //! apart from the duplicate check (see [`crate::mapping`]).
 
@@ -32,7 +32,7 @@ pub struct ChunkRow {
 }
 
 /// Receives every outcome of the pass, in input order.
-pub trait Sink {
+pub trait Observer {
     fn routed(&mut self, user: Routed, row: Option<ChunkRow>) -> io::Result<()>;
     fn rejected(&mut self, rejection: &Rejection) -> io::Result<()>;
     /// Whether a record is already settled (a resumed run): it is still read and mapped, so that
@@ -46,10 +46,10 @@ pub trait Sink {
     }
 }
 
-/// A sink that keeps nothing (for `plan`).
-pub struct NoSink;
+/// An observer that keeps nothing (for `plan`).
+pub struct NoObserver;
 
-impl Sink for NoSink {
+impl Observer for NoObserver {
     fn routed(&mut self, _: Routed, _: Option<ChunkRow>) -> io::Result<()> {
         Ok(())
     }
@@ -122,7 +122,7 @@ pub enum PlanError {
     #[error("the input broke off, so the rest of it was not read")]
     Source(#[source] RecordError),
     #[error("recording an outcome failed")]
-    Sink(#[source] io::Error),
+    Observer(#[source] io::Error),
 }
 
 /// The rejection of a record the source could not read (`plan`, `run` and `directory build`).
@@ -201,19 +201,19 @@ impl RejectsFile {
 }
 
 /// One pass over `source`: map, validate, route; import rows go to files in `cfg.out_dir`,
-/// rejections to `rejects.csv` there; every outcome also goes to `sink`.
+/// rejections to `rejects.csv` there; every outcome also goes to `observer`.
 ///
 /// Records are mapped one ahead: record N is [prepared](Mapper::prepare) (mapped and validated on
 /// its own, its duplicate-check slots requested from memory) before record N-1 is
 /// [admitted](Mapper::admit), routed and written, so the table lookups of the duplicate check
 /// find their cache lines loaded instead of waiting for them. Outcomes still reach the files and
-/// `sink` in input order, and every duplicate check runs in input order.
+/// `observer` in input order, and every duplicate check runs in input order.
 pub fn execute(
     source: &mut dyn Source,
     mapper: &mut Mapper,
     router: &Router,
     cfg: &PlanConfig,
-    sink: &mut dyn Sink,
+    observer: &mut dyn Observer,
 ) -> Result<Summary, PlanError> {
     std::fs::create_dir_all(&cfg.out_dir).map_err(werr(&cfg.out_dir))?;
     let rejects_path = cfg.out_dir.join(format!("{}rejects.csv", cfg.file_prefix));
@@ -239,28 +239,28 @@ pub fn execute(
             Some(Err(e)) => Some(Err(e)),
         };
         if let Some(p) = pending.take() {
-            pass.admit(p, mapper, router, sink)?;
+            pass.admit(p, mapper, router, observer)?;
         }
         match next {
             None => break,
             Some(Err(e)) if e.fatal => return Err(PlanError::Source(e)),
             Some(Err(e)) => {
-                if !sink.skip(e.position.record) {
+                if !observer.skip(e.position.record) {
                     pass.summary.records += 1;
-                    pass.reject(source_rejection(&e), sink)?;
+                    pass.reject(source_rejection(&e), observer)?;
                 }
             }
             Some(Ok(Err(rej))) => {
-                if !sink.skip(rej.position.record) {
+                if !observer.skip(rej.position.record) {
                     pass.summary.records += 1;
-                    pass.reject(rej, sink)?;
+                    pass.reject(rej, observer)?;
                 }
             }
             Some(Ok(Ok(p))) => pending = Some(p),
         }
     }
     pass.summary.warnings.extend(source.take_warnings());
-    pass.finish(sink)
+    pass.finish(observer)
 }
 
 fn werr(path: &Path) -> impl Fn(io::Error) -> PlanError {
@@ -285,10 +285,10 @@ struct Pass<'c> {
 }
 
 impl Pass<'_> {
-    fn reject(&mut self, r: Rejection, sink: &mut dyn Sink) -> Result<(), PlanError> {
+    fn reject(&mut self, r: Rejection, observer: &mut dyn Observer) -> Result<(), PlanError> {
         count_rejection(&mut self.summary.rejected, &mut self.summary.rejections, &r);
         self.rejects.write(&r).map_err(werr(&self.rejects.path))?;
-        sink.rejected(&r).map_err(PlanError::Sink)
+        observer.rejected(&r).map_err(PlanError::Observer)
     }
 
     /// Admits a prepared record (duplicate check), routes it and writes its outcome.
@@ -297,9 +297,9 @@ impl Pass<'_> {
         p: Prepared,
         mapper: &mut Mapper,
         router: &Router,
-        sink: &mut dyn Sink,
+        observer: &mut dyn Observer,
     ) -> Result<(), PlanError> {
-        if sink.skip(p.position().record) {
+        if observer.skip(p.position().record) {
             // Already settled (a resumed run): still checked, so that later duplicates of it
             // are found, but not routed, written or counted again.
             let _ = mapper.admit(p);
@@ -308,7 +308,7 @@ impl Pass<'_> {
         self.summary.records += 1;
         let routed = match mapper.admit(p).and_then(|m| router.route(m)) {
             Ok(r) => r,
-            Err(rej) => return self.reject(rej, sink),
+            Err(rej) => return self.reject(rej, observer),
         };
         let summary = &mut self.summary;
         summary.routed += 1;
@@ -370,11 +370,11 @@ impl Pass<'_> {
             }
             _ => None,
         };
-        sink.routed(routed, row).map_err(PlanError::Sink)
+        observer.routed(routed, row).map_err(PlanError::Observer)
     }
 
     /// Names the counts, closes every file and returns the summary.
-    fn finish(mut self, sink: &mut dyn Sink) -> Result<Summary, PlanError> {
+    fn finish(mut self, observer: &mut dyn Observer) -> Result<Summary, PlanError> {
         let summary = &mut self.summary;
         for (route, n) in self.route_counts {
             summary.routes.insert(route.as_str().to_string(), n);
@@ -405,7 +405,7 @@ impl Pass<'_> {
         summary.rejects_file = Some(rejects_path);
         for (_, set) in self.sets {
             for f in set.finish().map_err(werr(&self.cfg.out_dir))? {
-                sink.file_done(&f).map_err(PlanError::Sink)?;
+                observer.file_done(&f).map_err(PlanError::Observer)?;
                 summary.files.push(f);
             }
         }
@@ -487,11 +487,11 @@ mod tests {
     use crate::source::{Format, SourceOptions};
     use route::{Mode, UnimportablePolicy};
 
-    /// Every outcome in the order the sink got it: (record, route or rejection reason).
+    /// Every outcome in the order the observer got it: (record, route or rejection reason).
     #[derive(Default)]
     struct Recorded(Vec<(u64, String)>);
 
-    impl Sink for Recorded {
+    impl Observer for Recorded {
         fn routed(&mut self, user: Routed, _: Option<ChunkRow>) -> io::Result<()> {
             let route = user.route.as_str().to_string();
             self.0.push((user.user.position.record, route));
@@ -565,17 +565,17 @@ mod tests {
         let (mapping, schema, router) = id_mail_verified();
         let mut mapper = Mapper::new(&mapping, &schema).unwrap();
         let dir = std::env::temp_dir().join(format!("cm-plan-order-{}", std::process::id()));
-        let mut sink = Recorded::default();
+        let mut observer = Recorded::default();
         let summary = execute(
             source.as_mut(),
             &mut mapper,
             &router,
             &PlanConfig::new(&dir),
-            &mut sink,
+            &mut observer,
         )
         .unwrap();
         let _ = std::fs::remove_dir_all(&dir);
-        let got: Vec<(u64, &str)> = sink.0.iter().map(|(r, o)| (*r, o.as_str())).collect();
+        let got: Vec<(u64, &str)> = observer.0.iter().map(|(r, o)| (*r, o.as_str())).collect();
         assert_eq!(
             got,
             vec![
@@ -627,7 +627,7 @@ mod tests {
             let mut source =
                 source::from_reader(Format::Ndjson, reader, &SourceOptions::default()).unwrap();
             let mut mapper = Mapper::new(&mapping, &schema).unwrap();
-            let result = execute(source.as_mut(), &mut mapper, &router, &cfg, &mut NoSink);
+            let result = execute(source.as_mut(), &mut mapper, &router, &cfg, &mut NoObserver);
             let mut left: Vec<String> = std::fs::read_dir(&dir)
                 .unwrap()
                 .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
@@ -712,7 +712,7 @@ mod tests {
                 &mut mapper,
                 &router,
                 &PlanConfig::new(&dir),
-                &mut NoSink,
+                &mut NoObserver,
             )
             .unwrap();
             let rejects = std::fs::read_to_string(dir.join("rejects.csv")).unwrap();
@@ -786,7 +786,7 @@ mod tests {
             &mut mapper,
             &router,
             &PlanConfig::new(&dir),
-            &mut NoSink,
+            &mut NoObserver,
         )
         .unwrap();
         let files: String = summary

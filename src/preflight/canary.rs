@@ -27,9 +27,11 @@ use aws_sdk_cognitoidentityprovider::Client;
 use base64::Engine as _;
 use serde::Serialize;
 
+use crate::bytes::hex;
 use crate::checkpoint::{CanaryVerdict, Checkpoint, CheckpointError};
+use crate::fs::create_private;
 use crate::password::{ImportAlgorithm, Notation, Notations, PasswordHash};
-use crate::plan::chunks::{create_private, encode_row};
+use crate::plan::chunks::encode_row;
 use crate::pool::{DataType, PoolSchema};
 use crate::sink::import_job::logs;
 use crate::sink::import_job::service::{upload, ImportJobs, JobStatus};
@@ -445,10 +447,6 @@ impl Canary<'_> {
             ),
         }
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// A throw-away user: random name and password, placeholder attributes.

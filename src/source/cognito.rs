@@ -39,7 +39,7 @@ use tokio::sync::mpsc;
 use super::error::{Reason, RecordError, SourceError};
 use super::Source;
 use crate::record::{LegacyUser, Position};
-use crate::retry::{Backoff, Jitter};
+use crate::retry::{Backoff, Jitter, Verdict};
 
 /// The longest wait between two attempts of a call.
 const MAX_BACKOFF: Duration = Duration::from_secs(20);
@@ -87,19 +87,10 @@ fn classify<E>(e: &SdkError<E, HttpResponse>) -> Failure
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
-    let code = e.code().unwrap_or_default();
-    let status = e.raw_response().map(|r| r.status().as_u16()).unwrap_or(0);
-    let throttled = matches!(
-        code,
-        "TooManyRequestsException" | "ThrottlingException" | "LimitExceededException"
-    );
-    let retriable = throttled
-        || code == "InternalErrorException"
-        || status >= 500
-        || matches!(
-            e,
-            SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) | SdkError::ResponseError(_)
-        );
+    // A quota refusal of ListUsers counts as throttling here, beside the shared classification.
+    let verdict = crate::retry::classify(e);
+    let throttled = verdict == Verdict::Throttled || e.code() == Some("LimitExceededException");
+    let retriable = throttled || verdict.is_retriable();
     Failure {
         retriable,
         throttled,

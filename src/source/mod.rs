@@ -40,6 +40,7 @@ pub mod cognito;
 mod csv_reader;
 mod django;
 mod error;
+pub mod fingerprint;
 mod firebase;
 mod firebase_layout;
 mod generic;
@@ -48,8 +49,6 @@ pub mod join;
 mod json;
 mod json_stream;
 mod keycloak;
-#[cfg(target_os = "linux")]
-mod local_file;
 pub mod s3;
 
 use std::fmt;

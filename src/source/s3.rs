@@ -111,9 +111,9 @@ impl S3Object {
     }
 
     /// The run fingerprint of the object (see
-    /// [`fingerprint_s3`](crate::checkpoint::fingerprint_s3)).
+    /// [`fingerprint_s3`](super::fingerprint::fingerprint_s3)).
     pub fn fingerprint(&self) -> String {
-        crate::checkpoint::fingerprint_s3(&self.etag, self.size, self.version_id.as_deref())
+        super::fingerprint::fingerprint_s3(&self.etag, self.size, self.version_id.as_deref())
     }
 }
 

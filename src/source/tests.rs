@@ -1023,10 +1023,9 @@ fn a_record_that_would_flatten_past_the_fields_limit_is_rejected_and_the_run_goe
     assert_eq!(users[0].field("user_id"), Some("auth0|next"));
 }
 
-/// A file large enough for the chunked reader of `local_file` (on Linux), with part of it out of
-/// the page cache so that both of its read paths are used, gives exactly the records, errors
-/// and positions that the same bytes give from memory: records that straddle its 1 MiB chunks
-/// included.
+/// A file many times the local reader's 1 MiB buffer, with part of it out of the page cache,
+/// gives exactly the records, errors and positions that the same bytes give from memory:
+/// records that straddle buffer refills included.
 #[test]
 fn a_large_partly_cached_file_reads_like_the_same_bytes_in_memory() {
     let mut text = String::new();

@@ -70,7 +70,7 @@ pub async fn download(
         .map_err(|e| s3_err(aws_sdk_s3::error::DisplayErrorContext(&e).to_string()))?;
     let mut file = std::io::BufWriter::with_capacity(
         1 << 20,
-        crate::plan::chunks::create_private(&part).map_err(io(&part))?,
+        crate::fs::create_private(&part).map_err(io(&part))?,
     );
     let mut body = out.body;
     let mut bytes = 0u64;

@@ -1,6 +1,6 @@
 //! Crash safety of `run --mode import-job`: the CLI is killed with SIGKILL at every step boundary
 //! of the import-job writer (through the testing hook `COGNITO_MIGRATE_TEST_KILL_AT`, see
-//! `src/sink/import_job/testing_hook.rs`) and at random moments, then the same command is run
+//! `src/testing_hook.rs`) and at random moments, then the same command is run
 //! again. Each time the pool must end with exactly the input's users, each once, and `status`
 //! must add up.
 

@@ -1,4 +1,5 @@
-//! The one decision of what is worth retrying for the AdminCreateUser writer.
+//! The one decision of what is worth retrying for the AdminCreateUser writer: the crate's shared
+//! classification ([`crate::retry`]), used as it is.
 //!
 //! The writer's Cognito client has the SDK's own retries off
 //! ([`crate::aws::Clients::cognito_without_sdk_retries`]), so this is the only layer that retries and
@@ -6,56 +7,12 @@
 //! slows the rate limiter down (see [`super::limiter`]).
 
 use aws_sdk_cognitoidentityprovider::config::http::HttpResponse;
-use aws_sdk_cognitoidentityprovider::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_cognitoidentityprovider::error::SdkError;
 
-/// How a failed call is treated.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Verdict {
-    /// `TooManyRequestsException` / HTTP 429: slow down, then retry.
-    Throttled,
-    /// 5xx, `InternalErrorException`, timeouts, dropped connections: retry with backoff.
-    Transient,
-    /// The request is wrong or not allowed (`InvalidParameterException`, …): the user fails.
-    Permanent,
-}
-
-impl Verdict {
-    pub fn is_retriable(self) -> bool {
-        self != Verdict::Permanent
-    }
-}
-
-/// Classifies an error by its code and HTTP status (`code`: the service's error code, if any).
-pub fn classify_code(code: Option<&str>, status: Option<u16>) -> Verdict {
-    match code {
-        Some("TooManyRequestsException" | "ThrottlingException" | "RequestLimitExceeded") => {
-            Verdict::Throttled
-        }
-        Some("InternalErrorException" | "ServiceUnavailable" | "InternalFailure") => {
-            Verdict::Transient
-        }
-        _ => match status {
-            Some(429) => Verdict::Throttled,
-            Some(s) if s >= 500 => Verdict::Transient,
-            _ => Verdict::Permanent,
-        },
-    }
-}
-
-/// Classifies an SDK error: no answer at all (timeout, dispatch failure, a cut-off response) is
-/// transient; a service answer goes by its code and status.
-pub fn classify<E>(e: &SdkError<E, HttpResponse>) -> Verdict
-where
-    E: ProvideErrorMetadata,
-{
-    match e {
-        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
-            Verdict::Transient
-        }
-        SdkError::ServiceError(se) => classify_code(e.code(), Some(se.raw().status().as_u16())),
-        _ => Verdict::Permanent,
-    }
-}
+/// The shared classification ([`crate::retry::classify`]): throttling also slows the rate
+/// limiter down, other transient failures are retried with backoff, permanent ones fail the user.
+/// This writer's one `is_retriable` decision is [`Verdict::is_retriable`].
+pub use crate::retry::{classify, classify_code, Verdict};
 
 /// Whether a failed call may nevertheless have taken effect (the request may have reached Cognito):
 /// no answer, or a 5xx. A throttled or otherwise refused call did nothing.

@@ -19,8 +19,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::fs::create_private;
 use crate::mapping::MappedUser;
-use crate::plan::chunks::create_private;
 use crate::record::Position;
 
 /// One user as a line of the file.

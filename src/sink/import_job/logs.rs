@@ -13,7 +13,7 @@
 
 use std::time::Duration;
 
-use aws_sdk_cloudwatchlogs::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_cloudwatchlogs::error::{DisplayErrorContext, ProvideErrorMetadata};
 use aws_sdk_cloudwatchlogs::Client;
 
 use crate::checkpoint::{LineOutcome, Outcome};
@@ -169,15 +169,7 @@ pub async fn fetch_results(
                         stream: stream.to_string(),
                     });
                 }
-                let transient = matches!(
-                    e,
-                    SdkError::TimeoutError(_)
-                        | SdkError::DispatchFailure(_)
-                        | SdkError::ResponseError(_)
-                ) || matches!(
-                    code.as_deref(),
-                    Some("ThrottlingException" | "ServiceUnavailableException")
-                );
+                let transient = crate::retry::classify(&e).is_retriable();
                 attempts += 1;
                 if transient && attempts < 6 {
                     tokio::time::sleep(Duration::from_millis(200 << attempts)).await;

@@ -1,4 +1,5 @@
-//! The one decision of what is worth retrying for the import-job writer.
+//! The one decision of what is worth retrying for the import-job writer, on top of the crate's
+//! shared classification ([`crate::retry`]).
 //!
 //! The SDK's own retries are off for this writer's Cognito client (see
 //! [`crate::aws::Clients::cognito_without_sdk_retries`]), so this is the only layer that retries and
@@ -10,7 +11,7 @@ use aws_sdk_cognitoidentityprovider::error::{ProvideErrorMetadata, SdkError};
 /// How a failed call should be treated.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Verdict {
-    /// Transient: throttling, 5xx, `InternalErrorException`, timeouts, dropped connections.
+    /// Throttling or another transient failure ([`crate::retry::Verdict::is_retriable`]).
     Retry,
     /// Another import job is active in the account (`LimitExceededException`): wait, don't fail.
     WaitForActiveJob,
@@ -18,27 +19,20 @@ pub enum Verdict {
     Fail,
 }
 
-/// Classifies an SDK error.
+/// Classifies an SDK error: `LimitExceededException` (another job is active) waits; the rest goes
+/// by the shared classification ([`crate::retry::classify`]), where whatever is retriable
+/// (throttling or transient) is retried.
 pub fn classify<E>(e: &SdkError<E, HttpResponse>) -> Verdict
 where
     E: ProvideErrorMetadata,
 {
-    match e {
-        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
-            Verdict::Retry
-        }
-        SdkError::ServiceError(se) => {
-            let status = se.raw().status().as_u16();
-            match e.code() {
-                Some(
-                    "TooManyRequestsException" | "InternalErrorException" | "ThrottlingException",
-                ) => Verdict::Retry,
-                Some("LimitExceededException") => Verdict::WaitForActiveJob,
-                _ if status >= 500 || status == 429 => Verdict::Retry,
-                _ => Verdict::Fail,
-            }
-        }
-        _ => Verdict::Fail,
+    if matches!(e, SdkError::ServiceError(_)) && e.code() == Some("LimitExceededException") {
+        return Verdict::WaitForActiveJob;
+    }
+    if crate::retry::classify(e).is_retriable() {
+        Verdict::Retry
+    } else {
+        Verdict::Fail
     }
 }
 

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Args;
 use cognito_migrate::plan::route::{Mode, Router, UnimportablePolicy, UnknownHashPolicy};
-use cognito_migrate::plan::{self, NoSink, PlanConfig};
+use cognito_migrate::plan::{self, NoObserver, PlanConfig};
 
 use super::source_args::{PoolArgs, SourceArgs};
 use super::GlobalArgs;
@@ -62,7 +62,7 @@ pub async fn run(args: &PlanArgs, global: &GlobalArgs) -> anyhow::Result<Exit> {
     let mut source = args.source.open_source(global).await?;
     let cfg = PlanConfig::new(&args.out);
     let summary = tokio::task::spawn_blocking(move || {
-        plan::execute(source.as_mut(), &mut mapper, &router, &cfg, &mut NoSink)
+        plan::execute(source.as_mut(), &mut mapper, &router, &cfg, &mut NoObserver)
     })
     .await?
     .context("planning")?;

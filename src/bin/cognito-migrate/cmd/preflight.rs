@@ -11,7 +11,7 @@ use clap::Args;
 use cognito_migrate::checkpoint::Checkpoint;
 use cognito_migrate::password::{ImportAlgorithm, Notation};
 use cognito_migrate::plan::route::{Mode, Router, UnimportablePolicy};
-use cognito_migrate::plan::{self, NoSink, PlanConfig};
+use cognito_migrate::plan::{self, NoObserver, PlanConfig};
 use cognito_migrate::pool::PoolSchema;
 use cognito_migrate::preflight::canary::{self, CanaryOptions, CanaryResult};
 use cognito_migrate::preflight::{self, Check, Needs, PoolFacts, Status};
@@ -324,7 +324,7 @@ async fn plan_input(
     ));
     let cfg = PlanConfig::new(&dir);
     let summary = tokio::task::spawn_blocking(move || {
-        plan::execute(source.as_mut(), &mut mapper, &router, &cfg, &mut NoSink)
+        plan::execute(source.as_mut(), &mut mapper, &router, &cfg, &mut NoObserver)
     })
     .await?;
     // The plan's files hold personal data and hashes: never left behind.

@@ -36,7 +36,7 @@ pub async fn run(args: &ReportArgs, _global: &GlobalArgs) -> anyhow::Result<Exit
     let out: Box<dyn std::io::Write> = if args.failed.as_os_str() == "-" {
         Box::new(std::io::stdout().lock())
     } else {
-        Box::new(cognito_migrate::plan::chunks::create_private(&args.failed)?)
+        Box::new(cognito_migrate::fs::create_private(&args.failed)?)
     };
     // Cells that a spreadsheet would run as formulas get a leading `'` (see the README).
     let mut w = ReportCsv::new(

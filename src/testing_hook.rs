@@ -2,6 +2,10 @@
 //! writer, so the crash-safety tests (`tests/it/import_job_crash.rs`) can crash the CLI at exactly the
 //! moment they mean, deterministically.
 //!
+//! It sits at the crate root, not in the writer, because both the writer ([`crate::sink`]) and
+//! the checkpoint ([`crate::checkpoint`], the `chunk-writing` point) call it, and the checkpoint
+//! must not import from the writers above it.
+//!
 //! It does nothing unless the environment variable `COGNITO_MIGRATE_TEST_KILL_AT` is set, which no
 //! user has a reason to do. Its value is a point name, optionally with the occurrence to kill at:
 //! `created`, `created#2` (the second time that point is reached). The points, in order:
