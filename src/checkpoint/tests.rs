@@ -7,11 +7,12 @@ use super::*;
 use crate::mapping::{Reason, Rejection};
 use crate::record::Position;
 
-/// A fresh state-file path under the temp dir; removes the file and its WAL/SHM on drop.
-struct TempDb(PathBuf);
+/// A fresh state-file path under the temp dir; removes the file and its WAL/SHM on drop. Also
+/// used by other modules' unit tests that need a state file (`migrate`).
+pub(crate) struct TempDb(pub(crate) PathBuf);
 
 impl TempDb {
-    fn new(name: &str) -> TempDb {
+    pub(crate) fn new(name: &str) -> TempDb {
         let nanos = SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
             .unwrap()

@@ -2,36 +2,10 @@
 //! `retry` reads back, the role a mode needs, and the cancel token.
 
 use std::path::PathBuf;
-use std::time::SystemTime;
 
 use super::*;
+use crate::checkpoint::tests::TempDb;
 use crate::checkpoint::RunSpec;
-
-/// A fresh state file under the temp dir, removed with its WAL/SHM on drop.
-struct TempDb(PathBuf);
-
-impl TempDb {
-    fn new(name: &str) -> TempDb {
-        let nanos = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos();
-        TempDb(std::env::temp_dir().join(format!(
-            "cognito-migrate-migrate-{name}-{}-{nanos}.db",
-            std::process::id()
-        )))
-    }
-}
-
-impl Drop for TempDb {
-    fn drop(&mut self) {
-        for suffix in ["", "-wal", "-shm", "-journal"] {
-            let mut s = self.0.clone().into_os_string();
-            s.push(suffix);
-            let _ = std::fs::remove_file(PathBuf::from(s));
-        }
-    }
-}
 
 /// A run begun with `mode` and `options` as [`run`] records them, read back.
 fn recorded(mode: &str, options: serde_json::Value) -> Result<RecordedRun, MigrateError> {
