@@ -248,12 +248,12 @@ impl FakeRuntime {
         id
     }
 
-    /// The answer to request `id`, waiting at most `timeout`.
-    pub fn answer(&self, id: &str, timeout: Duration) -> Option<Answer> {
+    /// The first answer that `which` picks, waiting at most `timeout`.
+    fn wait_for(&self, timeout: Duration, which: impl Fn(&Answer) -> bool) -> Option<Answer> {
         let deadline = Instant::now() + timeout;
         let mut answers = self.shared.answers.lock().unwrap();
         loop {
-            if let Some(a) = answers.iter().find(|a| a.id == id) {
+            if let Some(a) = answers.iter().find(|a| which(a)) {
                 return Some(a.clone());
             }
             let now = Instant::now();
@@ -267,6 +267,11 @@ impl FakeRuntime {
                 .unwrap()
                 .0;
         }
+    }
+
+    /// The answer to request `id`, waiting at most `timeout`.
+    pub fn answer(&self, id: &str, timeout: Duration) -> Option<Answer> {
+        self.wait_for(timeout, |a| a.id == id)
     }
 
     /// Sends an event and waits for its answer.
@@ -278,23 +283,7 @@ impl FakeRuntime {
 
     /// What the process posted to `/runtime/init/error`, waiting at most `timeout`.
     pub fn init_error(&self, timeout: Duration) -> Option<Answer> {
-        let deadline = Instant::now() + timeout;
-        let mut answers = self.shared.answers.lock().unwrap();
-        loop {
-            if let Some(a) = answers.iter().find(|a| a.kind == "init-error") {
-                return Some(a.clone());
-            }
-            let now = Instant::now();
-            if now >= deadline {
-                return None;
-            }
-            answers = self
-                .shared
-                .answers_cv
-                .wait_timeout(answers, deadline - now)
-                .unwrap()
-                .0;
-        }
+        self.wait_for(timeout, |a| a.kind == "init-error")
     }
 
     /// When the first `/next` request arrived, waiting at most `timeout`.
