@@ -202,7 +202,14 @@ fn status_and_report_do_not_change_a_state() {
 #[test]
 fn status_reads_a_state_in_a_read_only_directory() {
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
-    let dir = tempdir("ro-dir");
+    // Under the system's temp dir, not the checkout: `nobody` must be able to reach it, and a
+    // checkout may sit in a directory only its owner can enter (a `mktemp -d` clone).
+    let dir = tempfile::Builder::new()
+        .prefix("cm-ro-dir-")
+        .tempdir_in(std::env::temp_dir())
+        .expect("create a temporary directory");
+    let dir = dir.path().to_path_buf().canonicalize().unwrap();
+    let _cleanup = DirCleanup(dir.clone());
     let state = dir.join("state.db");
     make_state(
         &state,
@@ -210,23 +217,31 @@ fn status_reads_a_state_in_a_read_only_directory() {
     );
     assert!(!side(&state, "-shm").exists(), "the writer closed cleanly");
     let root = std::fs::metadata(&state).unwrap().uid() == 0;
-    let bin = crate::common::CLI;
+    let mut bin = std::path::PathBuf::from(crate::common::CLI);
     let mut cmd = if root {
+        // The same for the binary: if `nobody` cannot run it where it was built, run a copy.
+        let reachable = Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+            .arg(&bin)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if !reachable {
+            let copy = dir.join("cognito-migrate");
+            std::fs::copy(&bin, &copy).unwrap();
+            std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).unwrap();
+            bin = copy;
+        }
         // nobody may read the state, and nothing else in its directory.
         std::os::unix::fs::chown(&state, Some(65534), Some(65534)).unwrap();
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
         let mut c = Command::new("setpriv");
-        c.args([
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            "--",
-            bin,
-        ]);
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"]);
+        c.arg(&bin);
         c
     } else {
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o555)).unwrap();
-        Command::new(bin)
+        Command::new(&bin)
     };
     let before = snapshot(&state);
     let out = cmd
@@ -289,4 +304,15 @@ fn run_refuses_a_corrupt_state_with_exit_2_before_any_call() {
         "{err}"
     );
     assert_eq!(snapshot(&state), before);
+}
+
+/// Removes a test's directory when the test ends (made writable again first).
+struct DirCleanup(std::path::PathBuf);
+
+impl Drop for DirCleanup {
+    fn drop(&mut self) {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(&self.0, std::fs::Permissions::from_mode(0o755));
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
