@@ -348,9 +348,12 @@ fn the_trigger_templates_metric_filters_count_the_lines_the_binary_prints() {
         lines.len() > invocation_lines.len(),
         "the cold-start lines: {lines:#?}"
     );
-    for l in &invocation_lines {
+    for (i, l) in invocation_lines.iter().enumerate() {
         let v: Value = serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"));
         assert_eq!(v["event"], "cognito-migrate-trigger.invocation", "{l}");
+        assert_eq!(v["directory"], "file", "{l}");
+        // The first invocation of each of the two processes is its cold start.
+        assert_eq!(v["cold_start"], i == 0 || i == events.len(), "{l}");
     }
     for secret in [
         BCRYPT4_PASSWORD,
