@@ -10,11 +10,21 @@
 //! pipe (CI, `2> run.log`, CloudWatch): escape codes there are noise. So colour only when stderr
 //! is a terminal, and never when `NO_COLOR` is set to a non-empty value (<https://no-color.org>).
 //! The CLI calls [`stderr_colour`]; the trigger never colours (Lambda's stderr is CloudWatch).
+//!
+//! And it writes machine-read lines bare: events of the targets given to [`JsonLines`] (the
+//! trigger's per-invocation JSON line) are written as their message alone, without level or
+//! target, so that CloudWatch Logs sees a JSON object its metric filters can match.
 
 use std::ffi::OsStr;
+use std::fmt;
 use std::io::IsTerminal;
 
+use tracing::field::{Field, Visit};
+use tracing::{Event, Subscriber};
 use tracing_subscriber::filter::{LevelFilter, Targets};
+use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
+use tracing_subscriber::registry::LookupSpan;
 
 /// Target prefixes capped at INFO. A [`Targets`] entry matches every target that starts with
 /// it, so `aws_` covers `aws_config`, `aws_sigv4`, `aws_smithy_*`, `aws_sdk_*`, `hyper` covers
@@ -51,6 +61,62 @@ pub fn stderr_colour() -> bool {
     )
 }
 
+/// An event formatter: events whose target is one of `targets` are written as their message
+/// alone on a line (the message is already a JSON object); all others as `inner` writes them.
+#[derive(Debug)]
+pub struct JsonLines<F> {
+    inner: F,
+    targets: &'static [&'static str],
+}
+
+impl<F> JsonLines<F> {
+    pub fn new(inner: F, targets: &'static [&'static str]) -> JsonLines<F> {
+        JsonLines { inner, targets }
+    }
+}
+
+/// Collects an event's `message`.
+#[derive(Default)]
+struct Message(String);
+
+impl Visit for Message {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        if field.name() == "message" {
+            self.0.push_str(value);
+        }
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        if field.name() == "message" {
+            // A `format_args!` message's Debug is its text, unquoted.
+            use std::fmt::Write;
+            let _ = write!(self.0, "{value:?}");
+        }
+    }
+}
+
+impl<S, N, F> FormatEvent<S, N> for JsonLines<F>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+    F: FormatEvent<S, N>,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &Event<'_>,
+    ) -> fmt::Result {
+        if self.targets.contains(&event.metadata().target()) {
+            let mut message = Message::default();
+            event.record(&mut message);
+            writeln!(writer, "{}", message.0)
+        } else {
+            self.inner.format_event(ctx, writer, event)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -78,6 +144,49 @@ mod tests {
         }
         assert!(caps.would_enable("cognito_migrate::sink::import_job", &Level::TRACE));
         assert!(caps.would_enable("cognito_migrate", &Level::DEBUG));
+    }
+
+    /// A writer for captured output.
+    #[derive(Clone, Default)]
+    struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn json_lines_are_bare_and_other_lines_keep_their_format() {
+        let captured = Captured::default();
+        let sink = captured.clone();
+        let format = tracing_subscriber::fmt::format()
+            .without_time()
+            .with_target(false)
+            .with_ansi(false);
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || sink.clone())
+            .event_format(JsonLines::new(format, &["test::json"]))
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            let line = r#"{"event":"x","n":1.5}"#;
+            tracing::info!(target: "test::json", "{line}");
+            tracing::error!(target: "test::json", "{line}");
+            tracing::info!(users = 3, "directory file opened");
+        });
+        let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 3, "{text}");
+        assert_eq!(lines[0], r#"{"event":"x","n":1.5}"#);
+        assert_eq!(lines[1], r#"{"event":"x","n":1.5}"#);
+        assert!(
+            lines[2].contains("INFO") && lines[2].contains("directory file opened users=3"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -13,7 +13,7 @@
 use std::hash::{Hash, Hasher};
 use std::path::Path;
 
-use super::{DirectoryUnavailable, LegacyAccount, Refusal, UserDirectory, Verdict};
+use super::{DirectoryKind, DirectoryUnavailable, LegacyAccount, Refusal, UserDirectory, Verdict};
 use crate::directory::{DirectoryError, DirectoryFile, Found, MatchedBy};
 use crate::password::{CostCap, PasswordHash};
 
@@ -137,6 +137,10 @@ impl UserDirectory for FileDirectory {
         Some(self.file.meta().pool_id.as_str()).filter(|p| !p.is_empty())
     }
 
+    fn kind(&self) -> DirectoryKind {
+        DirectoryKind::File
+    }
+
     async fn authenticate(
         &self,
         login: &str,
@@ -186,6 +190,10 @@ impl FileDirectory {
 }
 
 impl UserDirectory for CheckedDirectory {
+    fn kind(&self) -> DirectoryKind {
+        DirectoryKind::File
+    }
+
     fn pool_id(&self) -> Option<&str> {
         match self {
             CheckedDirectory::Intact(d) => d.pool_id(),

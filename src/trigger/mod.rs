@@ -33,9 +33,9 @@
 //! * Failures before the first event (configuration, a directory that cannot be opened) are
 //!   [`InitError`]s, reported through the Runtime API ([`report_init_error`]).
 //!
-//! Logs: one line per invocation with the trigger source, the outcome, a reason code, the hash
-//! scheme and the time taken, and the user as a keyed digest ([`LogDigest`]) — never the username,
-//! the password or the hash.
+//! Logs: one JSON line per invocation ([`log`]: the trigger source, the outcome, a reason code,
+//! the directory kind, the hash scheme, the time taken, cold start, and the user as a keyed digest
+//! ([`LogDigest`])) — never the username, the password or the hash.
 //!
 //! # Where users come from
 //!
@@ -80,6 +80,7 @@ mod digest;
 pub mod event;
 mod file;
 mod init;
+pub mod log;
 mod pool;
 mod s3;
 mod settings;
@@ -89,6 +90,7 @@ mod tests;
 
 use std::collections::BTreeMap;
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use aws_lambda_events::event::cognito::{
@@ -100,6 +102,7 @@ pub use digest::LogDigest;
 pub use event::{parse_event, EventError, RawEvent};
 pub use file::{CheckedDirectory, FileDirectory, OpenError, DAMAGED};
 pub use init::{report_init_error, InitError, ReportError};
+pub use log::{DirectoryKind, InvocationLine, INVOCATION_TARGET};
 pub use pool::PoolDirectory;
 pub use s3::{download, parse_s3_url, DownloadError};
 pub use settings::{
@@ -192,6 +195,12 @@ pub trait UserDirectory: Send + Sync {
         None
     }
 
+    /// What kind of directory this is, for the log line (the binary says [`DirectoryKind::S3`]
+    /// for a downloaded file with [`Handler::with_directory_kind`]).
+    fn kind(&self) -> DirectoryKind {
+        DirectoryKind::Other
+    }
+
     /// Checks `password` for the user who signs in as `login`.
     fn authenticate(
         &self,
@@ -248,6 +257,9 @@ pub struct Handler<D> {
     rules: AttributeRules,
     digest: LogDigest,
     deadline: Duration,
+    kind: DirectoryKind,
+    /// Set by the first invocation (the log line's `cold_start`).
+    invoked: AtomicBool,
 }
 
 impl<D> std::fmt::Debug for Handler<D> {
@@ -288,12 +300,21 @@ impl Outcome {
 
 impl<D: UserDirectory> Handler<D> {
     pub fn new(directory: D, rules: AttributeRules, digest: LogDigest) -> Handler<D> {
+        let kind = directory.kind();
         Handler {
             directory,
             rules,
             digest,
             deadline: DIRECTORY_DEADLINE,
+            kind,
+            invoked: AtomicBool::new(false),
         }
+    }
+
+    /// Another directory kind for the log line than the directory's own [`UserDirectory::kind`].
+    pub fn with_directory_kind(mut self, kind: DirectoryKind) -> Handler<D> {
+        self.kind = kind;
+        self
     }
 
     /// Another deadline for the directory than [`DIRECTORY_DEADLINE`].
@@ -335,7 +356,7 @@ impl<D: UserDirectory> Handler<D> {
                     detail: Some(e.to_string()),
                     ..Outcome::declined(e.code())
                 };
-                log_outcome("-", "unknown", &outcome, started);
+                self.log_outcome(None, "unknown", &outcome, started);
                 Err(TriggerError::Declined)
             }
         }
@@ -375,8 +396,45 @@ impl<D: UserDirectory> Handler<D> {
             _ => Outcome::declined("unknown_trigger_source"),
         };
         drop(password);
-        log_outcome(&user, source_name, &outcome, started);
+        self.log_outcome(Some(&user), source_name, &outcome, started);
         outcome.result.map(|()| event)
+    }
+
+    /// The invocation's one log line ([`log`]): the user's digest, never a value from the event.
+    /// Declines are logged at INFO (they are the normal "no"), an unavailable directory at ERROR.
+    fn log_outcome(
+        &self,
+        user: Option<&str>,
+        source_name: &str,
+        outcome: &Outcome,
+        started: Instant,
+    ) {
+        let (outcome_name, error_type) = match outcome.result {
+            Ok(()) => ("migrated", None),
+            Err(e @ TriggerError::Declined) => ("declined", Some(e.error_type())),
+            Err(e @ TriggerError::Unavailable) => ("unavailable", Some(e.error_type())),
+        };
+        let line = InvocationLine {
+            event: log::INVOCATION_EVENT,
+            version: log::INVOCATION_VERSION,
+            trigger: source_name,
+            outcome: outcome_name,
+            reason: outcome.reason,
+            error_type,
+            directory: self.kind.as_str(),
+            scheme: outcome.scheme,
+            detail: outcome.detail.as_deref(),
+            duration_ms: log::millis(started.elapsed()),
+            cold_start: !self.invoked.swap(true, Ordering::Relaxed),
+            user,
+        }
+        .to_json();
+        match outcome.result {
+            Err(TriggerError::Unavailable) => {
+                tracing::error!(target: INVOCATION_TARGET, "{line}")
+            }
+            _ => tracing::info!(target: INVOCATION_TARGET, "{line}"),
+        }
     }
 
     async fn authentication(
@@ -468,30 +526,6 @@ fn answer(
     response.message_action = Some("SUPPRESS".to_string());
     response.desired_delivery_mediums = None;
     response.force_alias_creation = false;
-}
-
-/// The invocation's one log line: the user's digest, never a value from the event.
-fn log_outcome(user: &str, source_name: &str, outcome: &Outcome, started: Instant) {
-    let ms = format!("{:.3}", started.elapsed().as_secs_f64() * 1000.0);
-    let ms = ms.as_str();
-    let detail = outcome.detail.as_deref().unwrap_or("");
-    let scheme = outcome.scheme.unwrap_or("");
-    match outcome.result {
-        Ok(()) => tracing::info!(
-            user = %user, trigger = source_name, outcome = "migrated", scheme, ms,
-            "user migrated"
-        ),
-        Err(TriggerError::Declined) => tracing::info!(
-            user = %user, trigger = source_name, outcome = "declined",
-            reason = outcome.reason, detail, scheme, ms,
-            "user not migrated"
-        ),
-        Err(TriggerError::Unavailable) => tracing::error!(
-            user = %user, trigger = source_name, outcome = "error",
-            reason = outcome.reason, detail, ms,
-            "legacy directory unavailable"
-        ),
-    }
 }
 
 fn unavailable(e: DirectoryUnavailable) -> Outcome {

@@ -24,7 +24,7 @@ use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
 use super::settings::PoolSettings;
-use super::{DirectoryUnavailable, LegacyAccount, Refusal, UserDirectory, Verdict};
+use super::{DirectoryKind, DirectoryUnavailable, LegacyAccount, Refusal, UserDirectory, Verdict};
 
 /// The old user pool as the trigger's user directory.
 #[derive(Clone)]
@@ -197,6 +197,10 @@ impl PoolDirectory {
 }
 
 impl UserDirectory for PoolDirectory {
+    fn kind(&self) -> DirectoryKind {
+        DirectoryKind::Pool
+    }
+
     async fn authenticate(
         &self,
         login: &str,

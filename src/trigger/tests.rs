@@ -438,12 +438,37 @@ fn logs_show_a_digest_never_the_user_password_or_hash() {
     assert_eq!(text.lines().count(), 5, "one line per invocation:\n{text}");
     let digest = LogDigest::with_key(b"test key").of("alice");
     assert!(text.contains(&digest), "{text}");
-    assert!(
-        text.contains("outcome=\"migrated\"") || text.contains("outcome=migrated"),
+    // Each line's message is one JSON object (docs/trigger.md, "The log line").
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(&l[l.find('{').expect(l)..]).expect(l))
+        .collect();
+    let field = |i: usize, name: &str| lines[i][name].clone();
+    let outcomes: Vec<_> = (0..5).map(|i| field(i, "outcome")).collect();
+    assert_eq!(
+        outcomes,
+        ["migrated", "declined", "migrated", "declined", "migrated"],
         "{text}"
     );
-    assert!(text.contains("wrong_password"), "{text}");
-    assert!(text.contains("unknown_user"), "{text}");
+    let reasons: Vec<_> = (0..5).map(|i| field(i, "reason")).collect();
+    assert_eq!(
+        reasons,
+        ["ok", "wrong_password", "ok", "unknown_user", "ok"],
+        "{text}"
+    );
+    for (i, line) in lines.iter().enumerate() {
+        assert_eq!(line["event"], "cognito-migrate-trigger.invocation");
+        assert_eq!(line["version"], 1);
+        assert_eq!(line["directory"], "file");
+        assert!(line["duration_ms"].as_f64().unwrap() >= 0.0, "{line}");
+        assert_eq!(line["cold_start"], i == 0, "{line}");
+        assert_eq!(line["user"].as_str().unwrap().len(), 12, "{line}");
+    }
+    assert_eq!(field(0, "trigger"), "authentication");
+    assert_eq!(field(4, "trigger"), "forgot_password");
+    assert!(field(0, "scheme").is_string(), "{text}");
+    assert_eq!(field(0, "error_type"), serde_json::Value::Null);
+    assert_eq!(field(1, "error_type"), "UserMigrationDeclined");
     for secret in [
         "alice",
         "Alice",

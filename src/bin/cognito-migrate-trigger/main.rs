@@ -8,16 +8,20 @@
 //! `/runtime/init/error` and ends the process; a local file that fails its check is served
 //! (every sign-in answered `LegacyDirectoryUnavailable`, the failure logged once).
 //!
-//! Logging: plain lines on stderr (CloudWatch adds the time). The levels of the Lambda runtime and
+//! Logging: plain lines on stderr (CloudWatch adds the time), except the one JSON line per
+//! invocation (`cognito_migrate::trigger::log`), written bare so that CloudWatch Logs metric
+//! filters can match it. The levels of the Lambda runtime and
 //! the AWS SDK are capped at INFO whatever `RUST_LOG` says, because at TRACE they log raw events
 //! and request bodies, which hold passwords.
 
 use std::time::Instant;
 
 use cognito_migrate::aws::{AwsOptions, Clients};
+use cognito_migrate::logging::JsonLines;
 use cognito_migrate::trigger::{
-    report_init_error, AttributeRules, CheckedDirectory, DirectorySource, FileDirectory, Handler,
-    InitError, LogDigest, PoolDirectory, RawEvent, TriggerSettings, UserDirectory,
+    report_init_error, AttributeRules, CheckedDirectory, DirectoryKind, DirectorySource,
+    FileDirectory, Handler, InitError, LogDigest, PoolDirectory, RawEvent, TriggerSettings,
+    UserDirectory, INVOCATION_TARGET,
 };
 use lambda_runtime::{service_fn, LambdaEvent};
 use tracing_subscriber::prelude::*;
@@ -26,11 +30,14 @@ fn init_logging() {
     let env = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let caps = cognito_migrate::logging::caps();
-    let fmt = tracing_subscriber::fmt::layer()
-        .with_writer(std::io::stderr)
+    let format = tracing_subscriber::fmt::format()
         .with_ansi(false)
         .without_time()
         .with_target(false);
+    let fmt = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .event_format(JsonLines::new(format, &[INVOCATION_TARGET]));
     let _ = tracing_subscriber::registry()
         .with(fmt.with_filter(caps).with_filter(env))
         .try_init();
@@ -118,7 +125,8 @@ async fn run() -> anyhow::Result<()> {
                 ms = started.elapsed().as_millis() as u64,
                 "directory file downloaded"
             );
-            serve(Handler::new(directory, rules, digest)).await
+            serve(Handler::new(directory, rules, digest).with_directory_kind(DirectoryKind::S3))
+                .await
         }
         DirectorySource::Pool(pool) => {
             tracing::info!(legacy_pool = %pool.pool_id, region = %pool.region, "using the legacy user pool");

@@ -7,6 +7,7 @@
 //! The emulator's venv is created by `scripts/emulator setup` (which `scripts/test` runs). Tests fail,
 //! never skip, when it is missing.
 
+pub mod filter_pattern;
 pub mod import_job;
 pub mod trigger;
 
