@@ -163,6 +163,7 @@ def main(argv: list[str] | None = None) -> None:
     import admin_users
     import import_jobs
     import signin
+    import user_updates
     from config import SETTINGS
     from middleware import EmulatorMiddleware
 
@@ -172,6 +173,7 @@ def main(argv: list[str] | None = None) -> None:
     import_jobs.install()
     signin.install()
     admin_users.install()
+    user_updates.install()
 
     if not args.log_requests:
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
