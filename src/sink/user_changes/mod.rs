@@ -201,8 +201,9 @@ async fn one(
 
 /// Applies the changes received on `changes` until the channel closes (every sender dropped) and
 /// every change taken is settled, or until `cancel` turns true (then the calls in flight finish
-/// and it returns with [`ApplyStats::cancelled`]). `client` should have the SDK's own retries off
-/// ([`crate::aws::Clients::cognito_without_sdk_retries`]).
+/// and it returns with [`ApplyStats::cancelled`]). The SDK's own retries are switched off on a
+/// copy of `client` (as [`crate::aws::Clients::cognito_without_sdk_retries`] does), so this
+/// writer's retry decision is the only one whatever client is given.
 pub async fn apply(
     client: &aws_sdk_cognitoidentityprovider::Client,
     pool_id: &str,
@@ -211,7 +212,14 @@ pub async fn apply(
     observer: &dyn ChangeObserver,
     cancel: watch::Receiver<bool>,
 ) -> Result<ApplyStats, UserChangesError> {
-    let service = ChangeService::new(client.clone(), pool_id, config);
+    let client = aws_sdk_cognitoidentityprovider::Client::from_conf(
+        client
+            .config()
+            .to_builder()
+            .retry_config(aws_sdk_cognitoidentityprovider::config::retry::RetryConfig::disabled())
+            .build(),
+    );
+    let service = ChangeService::new(client, pool_id, config);
     drive(&service, config.concurrency, changes, observer, cancel).await
 }
 

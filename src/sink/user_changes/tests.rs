@@ -530,3 +530,45 @@ async fn cancelling_stops_new_changes_and_settles_the_calls_in_flight() {
     assert_eq!(stats.done, 1);
     drop(tx);
 }
+
+#[tokio::test]
+async fn apply_is_the_only_layer_that_retries_even_with_a_retrying_client() {
+    // Each user's first call is throttled. Were the SDK retrying by itself, the limiter would
+    // never hear of the throttles (and a 5xx storm would multiply the attempts).
+    let seen = Arc::new(Mutex::new(std::collections::HashSet::<String>::new()));
+    let fake = Fake::start(Box::new(move |r: &Req| {
+        if seen.lock().unwrap().insert(r.user().to_string()) {
+            err(400, "TooManyRequestsException", "Rate exceeded")
+        } else {
+            ok()
+        }
+    }))
+    .await;
+    let conf = fake
+        .client()
+        .config()
+        .to_builder()
+        .retry_config(
+            aws_sdk_cognitoidentityprovider::config::retry::RetryConfig::standard()
+                .with_max_attempts(5),
+        )
+        .build();
+    let client = aws_sdk_cognitoidentityprovider::Client::from_conf(conf);
+    let (tx, rx) = mpsc::channel(8);
+    for i in 0..3 {
+        tx.send(change(i, &format!("u{i}"), Action::Enable))
+            .await
+            .unwrap();
+    }
+    drop(tx);
+    let (_cancel_tx, cancel) = watch::channel(false);
+    let log = Log::default();
+    let stats = apply(&client, "us-east-1_pool", &config(4), rx, &log, cancel)
+        .await
+        .unwrap();
+    log.assert_paired();
+    assert_eq!(stats.done, 3);
+    assert_eq!(stats.user_update.throttled, 3, "{stats:?}");
+    assert_eq!(stats.retries, 3);
+    assert_eq!(fake.requests().len(), 6);
+}
