@@ -162,6 +162,7 @@ def main(argv: list[str] | None = None) -> None:
 
     import admin_users
     import import_jobs
+    import list_users
     import signin
     import user_updates
     from config import SETTINGS
@@ -172,6 +173,7 @@ def main(argv: list[str] | None = None) -> None:
     import_jobs.REGISTRY.base_url = f"http://{args.host}:{args.port}"
     import_jobs.install()
     signin.install()
+    list_users.install()  # after signin: it wraps signin's ListUsers
     admin_users.install()
     user_updates.install()
 
