@@ -3,6 +3,7 @@
 
 pub mod admin_create;
 pub mod import_job;
+pub mod user_changes;
 
 #[cfg(test)]
 mod tests {

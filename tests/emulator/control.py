@@ -8,7 +8,9 @@ any of that.
 Endpoints (``docs``: tests/emulator/README.md):
 ``GET /_emulator/health``, ``GET|POST /_emulator/config``, ``POST /_emulator/reset``,
 ``GET /_emulator/stats``, ``POST /_emulator/stats/reset``,
-``GET /_emulator/users/<pool id>/<username>``, ``GET /_emulator/import_jobs``,
+``GET /_emulator/users/<pool id>/<username>``, ``POST /_emulator/users/<pool id>`` (seed users
+straight into a pool: benchmarks need 50,000+ users in seconds, not 50,000 API calls),
+``GET /_emulator/import_jobs``,
 ``GET /_emulator/import_jobs/<job id>/csv``, ``GET /_emulator/import_jobs/<job id>/log``.
 """
 
@@ -83,6 +85,8 @@ def handle(environ) -> tuple[int, list, bytes]:
             return _json(200, {"status": "ok"})
         if route == "users" and method == "GET" and len(parts) == 3:
             return _user(parts[1], parts[2])
+        if route == "users" and method == "POST" and len(parts) == 2:
+            return _seed_users(parts[1], _read_json(environ))
         if route == "import_jobs" and method == "GET":
             return _import_jobs(parts[1:])
     except ValueError as error:
@@ -112,6 +116,46 @@ def _user(pool_id: str, username: str):
             "import_job_id": getattr(user, "emu_import_job", None),
             "created": user.create_date.isoformat(),
         })
+
+
+def _seed_users(pool_id: str, body) -> tuple[int, list, bytes]:
+    """Adds users to a pool directly (no quotas, no counters, no API validation): ``{"users":
+    [{"username": "u1", "attributes": {"email": "…"}, "enabled": true, "status": "CONFIRMED",
+    "groups": ["staff"]}, …]}``. All or nothing: a username already in the pool (or twice in the
+    body) or a group that does not exist → 400 and no user is added. Each user gets a random
+    ``sub`` as in moto. Answers ``{"created": N}``."""
+    from moto.cognitoidp.models import CognitoIdpUser, UserStatus
+
+    users = body.get("users") if isinstance(body, dict) else None
+    if not isinstance(users, list):
+        raise ValueError('the body must be {"users": [...]}')
+    with BACKEND_LOCK:
+        pool = find_user_pool(pool_id)
+        if pool is None:
+            return _json(404, {"error": f"User pool {pool_id} does not exist."})
+        names = set()
+        for spec in users:
+            name = spec.get("username") if isinstance(spec, dict) else None
+            if not isinstance(name, str) or not name:
+                raise ValueError("every user needs a non-empty username")
+            if name in names or name in pool.users:
+                raise ValueError(f"user {name} exists already")
+            names.add(name)
+            for group in spec.get("groups", []):
+                if group not in pool.groups:
+                    raise ValueError(f"group {group} does not exist")
+            if spec.get("status", "CONFIRMED") not in UserStatus.__members__:
+                raise ValueError(f"unknown status {spec.get('status')}")
+        for spec in users:
+            attributes = [{"Name": k, "Value": str(v)} for k, v in spec.get("attributes", {}).items()]
+            user = CognitoIdpUser(pool.id, spec["username"], None,
+                                  UserStatus[spec.get("status", "CONFIRMED")], attributes)
+            user.enabled = bool(spec.get("enabled", True))
+            pool.users[user.username] = user
+            for group in spec.get("groups", []):
+                pool.groups[group].users.add(user)
+                user.groups.add(pool.groups[group])
+    return _json(200, {"created": len(users)})
 
 
 def _import_jobs(rest: list[str]):

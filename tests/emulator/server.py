@@ -162,7 +162,9 @@ def main(argv: list[str] | None = None) -> None:
 
     import admin_users
     import import_jobs
+    import list_users
     import signin
+    import user_updates
     from config import SETTINGS
     from middleware import EmulatorMiddleware
 
@@ -171,7 +173,9 @@ def main(argv: list[str] | None = None) -> None:
     import_jobs.REGISTRY.base_url = f"http://{args.host}:{args.port}"
     import_jobs.install()
     signin.install()
+    list_users.install()  # after signin: it wraps signin's ListUsers
     admin_users.install()
+    user_updates.install()
 
     if not args.log_requests:
         logging.getLogger("werkzeug").setLevel(logging.WARNING)

@@ -764,6 +764,41 @@ def _():
     assert {"operations", "categories", "since"} <= set(stats)
 
 
+@check("user updates: idempotent deletes, group answers, counters read and reset")
+def _():
+    pool_id = new_pool("updates", Schema=[{"Name": "dept", "AttributeDataType": "String",
+                                           "Mutable": True}])
+    idp.admin_create_user(UserPoolId=pool_id, Username="ann", MessageAction="SUPPRESS",
+                          UserAttributes=[{"Name": "name", "Value": "Ann"},
+                                          {"Name": "custom:dept", "Value": "ops"}])
+    # Deleting an attribute the user lacks succeeds (as Cognito); one outside the schema fails.
+    idp.admin_delete_user_attributes(UserPoolId=pool_id, Username="ann",
+                                     UserAttributeNames=["nickname", "custom:dept"])
+    names = {a["Name"] for a in idp.admin_get_user(UserPoolId=pool_id, Username="ann")["UserAttributes"]}
+    assert names == {"name", "sub"}, names
+    assert error_code(idp.admin_delete_user_attributes, UserPoolId=pool_id, Username="ann",
+                      UserAttributeNames=["name", "custom:nope"]) == "InvalidParameterException"
+    assert "name" in {a["Name"] for a in idp.admin_get_user(UserPoolId=pool_id, Username="ann")["UserAttributes"]}
+    # A missing group: "Group not found."; a missing pool keeps its own message.
+    try:
+        idp.admin_remove_user_from_group(UserPoolId=pool_id, Username="ann", GroupName="none")
+        raise AssertionError("no error")
+    except idp.exceptions.ResourceNotFoundException as e:
+        assert e.response["Error"]["Message"] == "Group not found.", e.response
+    idp.create_group(UserPoolId=pool_id, GroupName="staff")
+    idp.admin_remove_user_from_group(UserPoolId=pool_id, Username="ann", GroupName="staff")
+    idp.admin_disable_user(UserPoolId=pool_id, Username="ann")
+    idp.admin_disable_user(UserPoolId=pool_id, Username="ann")
+    idp.admin_enable_user(UserPoolId=pool_id, Username="ann")
+    assert error_code(idp.admin_delete_user, UserPoolId=pool_id, Username="ghost") == "UserNotFoundException"
+    assert control("POST", "/_emulator/stats/reset")[0] == 200
+    idp.admin_disable_user(UserPoolId=pool_id, Username="ann")
+    stats = control("GET", "/_emulator/stats")[1]
+    assert stats["operations"]["AdminDisableUser"]["calls"] == 1, stats
+    assert "AdminEnableUser" not in stats["operations"], stats
+    assert stats["categories"]["UserUpdate"]["max_calls_per_second"] == 1, stats
+
+
 @check("reset clears pools, jobs and knobs")
 def _():
     configure(presign_expiry_seconds=5)

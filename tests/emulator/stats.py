@@ -2,11 +2,14 @@
 
 Why this module exists: benchmarks and retry tests need to know how many calls the tool made, how
 many Cognito's quotas refused and which faults were injected, measured by the server rather than
-by the client under test.
+by the client under test. Per quota category it also keeps the most calls that arrived, and the
+most that were served, within any one second (a sliding window over arrival times): a client's
+pacing measured by the server, e.g. that a writer never sent more than its quota allows.
 """
 
 from __future__ import annotations
 
+import collections
 import threading
 import time
 
@@ -24,6 +27,7 @@ class Stats:
             self._since = time.time()
             self._operations: dict[str, dict] = {}
             self._categories: dict[str, dict] = {}
+            self._windows: dict[tuple[str, str], collections.deque] = {}
 
     def _op(self, operation: str) -> dict:
         entry = self._operations.get(operation)
@@ -43,8 +47,22 @@ class Stats:
         category = quotas.category_of(operation)
         entry = self._categories.get(category)
         if entry is None:
-            entry = self._categories[category] = {"calls": 0, "served": 0, "throttled": 0}
+            entry = self._categories[category] = {
+                "calls": 0, "served": 0, "throttled": 0,
+                "max_calls_per_second": 0, "max_served_per_second": 0,
+            }
         return entry
+
+    def _peak(self, operation: str, entry: dict, kind: str) -> None:
+        """Updates ``max_<kind>_per_second``: the most events in any window (t - 1 s, t]."""
+        window = self._windows.setdefault((quotas.category_of(operation), kind),
+                                          collections.deque())
+        now = time.monotonic()
+        while window and window[0] <= now - 1.0:
+            window.popleft()
+        window.append(now)
+        key = f"max_{kind}_per_second"
+        entry[key] = max(entry[key], len(window))
 
     def call(self, operation: str, is_cognito: bool) -> None:
         with self._lock:
@@ -52,6 +70,7 @@ class Stats:
             category = self._category(operation, is_cognito)
             if category:
                 category["calls"] += 1
+                self._peak(operation, category, "calls")
 
     def throttled(self, operation: str, is_cognito: bool) -> None:
         with self._lock:
@@ -66,6 +85,7 @@ class Stats:
             category = self._category(operation, is_cognito)
             if category:
                 category["served"] += 1
+                self._peak(operation, category, "served")
 
     def fault(self, operation: str, kind: str) -> None:
         with self._lock:

@@ -30,3 +30,4 @@ mod trigger_aws;
 mod trigger_directory_cli;
 mod trigger_e2e;
 mod trigger_runtime;
+mod user_changes;

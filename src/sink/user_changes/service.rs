@@ -1,0 +1,287 @@
+//! The Cognito calls of the user-changes writer, one per [`Action`], each behind its quota
+//! category's [`AdaptiveLimiter`] and the writer's one retry decision ([`super::retry`]).
+//!
+//! [`ChangeService::perform`] waits for the category's limiter, sends, and on failure retries
+//! (throttling slows the limiter down; transient failures back off with jitter) or gives up with a
+//! [`CallError`]. A cancellation stops it before the next attempt (never in the middle of one).
+//! Attribute values are sent, never logged: a debug line names the operation and the error code.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use aws_sdk_cognitoidentityprovider::config::http::HttpResponse;
+use aws_sdk_cognitoidentityprovider::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_cognitoidentityprovider::types::AttributeType;
+use aws_sdk_cognitoidentityprovider::Client;
+use tokio::sync::watch;
+
+use super::config::{RetryPolicy, UserChangesConfig};
+use super::retry::{decide, maybe_applied, Backoff, Decision};
+use super::Action;
+use crate::sink::admin_create::limiter::{AdaptiveLimiter, Category};
+
+/// The code of a [`CallError`] for a call given up because the apply was cancelled.
+pub const INTERRUPTED: &str = "Interrupted";
+
+/// A call that failed for good.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+#[error("{operation}: {}{message}", code.as_deref().map(|c| format!("{c}: ")).unwrap_or_default())]
+pub struct CallError {
+    pub operation: &'static str,
+    pub code: Option<String>,
+    pub message: String,
+    pub decision: Decision,
+    /// Some attempt may have reached Cognito and taken effect (no answer, or a 5xx).
+    pub maybe_applied: bool,
+}
+
+impl CallError {
+    pub fn is(&self, code: &str) -> bool {
+        self.code.as_deref() == Some(code)
+    }
+}
+
+/// The Cognito operation an action is, and its quota category.
+pub fn operation(action: &Action) -> (&'static str, Category) {
+    match action {
+        Action::UpdateAttributes(_) => ("AdminUpdateUserAttributes", Category::UserUpdate),
+        Action::DeleteAttributes(_) => ("AdminDeleteUserAttributes", Category::UserUpdate),
+        Action::Disable => ("AdminDisableUser", Category::UserUpdate),
+        Action::Enable => ("AdminEnableUser", Category::UserUpdate),
+        Action::Delete => ("AdminDeleteUser", Category::UserUpdate),
+        Action::AddToGroup(_) => ("AdminAddUserToGroup", Category::UserResourceUpdate),
+        Action::RemoveFromGroup(_) => ("AdminRemoveUserFromGroup", Category::UserResourceUpdate),
+    }
+}
+
+/// The Cognito side of the writer. Its client must not retry by itself
+/// ([`crate::aws::Clients::cognito_without_sdk_retries`]).
+pub struct ChangeService {
+    client: Client,
+    pool_id: String,
+    pub update: AdaptiveLimiter,
+    pub resource_update: AdaptiveLimiter,
+    policy: RetryPolicy,
+    retries: AtomicU64,
+}
+
+fn call_error<E>(
+    operation: &'static str,
+    e: &SdkError<E, HttpResponse>,
+    decision: Decision,
+    applied: bool,
+) -> CallError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    CallError {
+        operation,
+        code: e.code().map(str::to_string),
+        message: e
+            .message()
+            .map(str::to_string)
+            .unwrap_or_else(|| DisplayErrorContext(e).to_string()),
+        decision,
+        maybe_applied: applied,
+    }
+}
+
+/// Waits until `cancel` says true (forever if its sender is gone without saying so).
+async fn cancelled(cancel: &mut watch::Receiver<bool>) {
+    if cancel.wait_for(|c| *c).await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
+impl ChangeService {
+    pub fn new(client: Client, pool_id: impl Into<String>, cfg: &UserChangesConfig) -> Self {
+        Self::with_policy(client, pool_id, cfg, RetryPolicy::default())
+    }
+
+    pub(crate) fn with_policy(
+        client: Client,
+        pool_id: impl Into<String>,
+        cfg: &UserChangesConfig,
+        policy: RetryPolicy,
+    ) -> Self {
+        let f = policy.min_rate_fraction;
+        ChangeService {
+            client,
+            pool_id: pool_id.into(),
+            update: AdaptiveLimiter::new(Category::UserUpdate, cfg.update_rate, f),
+            resource_update: AdaptiveLimiter::new(
+                Category::UserResourceUpdate,
+                cfg.resource_update_rate,
+                f,
+            ),
+            policy,
+            retries: AtomicU64::new(0),
+        }
+    }
+
+    pub fn pool_id(&self) -> &str {
+        &self.pool_id
+    }
+
+    /// Attempts repeated after a throttled or transient failure, all calls.
+    pub fn retries(&self) -> u64 {
+        self.retries.load(Ordering::Relaxed)
+    }
+
+    fn limiter(&self, c: Category) -> &AdaptiveLimiter {
+        match c {
+            Category::UserResourceUpdate => &self.resource_update,
+            _ => &self.update,
+        }
+    }
+
+    /// One call with the writer's retry policy; gives up before the next attempt once `cancel`
+    /// says true.
+    async fn call<T, E, F, Fut>(
+        &self,
+        category: Category,
+        operation: &'static str,
+        group_call: bool,
+        cancel: &watch::Receiver<bool>,
+        mut f: F,
+    ) -> Result<T, CallError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, SdkError<E, HttpResponse>>>,
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        let limiter = self.limiter(category);
+        let p = &self.policy;
+        let mut backoff = Backoff::new(p.backoff_initial, p.backoff_max);
+        let (mut transient, mut throttled) = (0u32, 0u32);
+        let mut applied = false;
+        let mut cancel = cancel.clone();
+        let interrupted = |applied: bool| CallError {
+            operation,
+            code: Some(INTERRUPTED.into()),
+            message: "cancelled before the call was (again) sent".into(),
+            decision: Decision::Permanent,
+            maybe_applied: applied,
+        };
+        loop {
+            let ticket = tokio::select! {
+                biased;
+                _ = cancelled(&mut cancel) => return Err(interrupted(applied)),
+                t = limiter.acquire() => t,
+            };
+            let e = match f().await {
+                Ok(v) => return Ok(v),
+                Err(e) => e,
+            };
+            applied |= maybe_applied(&e);
+            let decision = decide(&e, group_call);
+            let (tries, max) = match decision {
+                Decision::Throttled => {
+                    limiter.on_throttle(&ticket);
+                    (&mut throttled, p.max_throttled_attempts)
+                }
+                Decision::Transient => (&mut transient, p.max_attempts),
+                Decision::Permanent | Decision::Fatal => {
+                    return Err(call_error(operation, &e, decision, applied))
+                }
+            };
+            *tries += 1;
+            if *tries >= max {
+                return Err(call_error(operation, &e, decision, applied));
+            }
+            tracing::debug!("{operation}: {}; retrying", e.code().unwrap_or("no answer"));
+            self.retries.fetch_add(1, Ordering::Relaxed);
+            tokio::select! {
+                biased;
+                _ = cancelled(&mut cancel) => return Err(interrupted(applied)),
+                _ = tokio::time::sleep(backoff.next_delay()) => {}
+            }
+        }
+    }
+
+    /// The one Cognito call of `action` for `username`.
+    pub async fn perform(
+        &self,
+        username: &str,
+        action: &Action,
+        cancel: &watch::Receiver<bool>,
+    ) -> Result<(), CallError> {
+        let (op, category) = operation(action);
+        let pool = self.pool_id.as_str();
+        let c = &self.client;
+        match action {
+            Action::UpdateAttributes(attrs) => {
+                let attrs: Vec<AttributeType> = attrs
+                    .iter()
+                    .filter_map(|(k, v)| AttributeType::builder().name(k).value(v).build().ok())
+                    .collect();
+                self.call(category, op, false, cancel, || {
+                    c.admin_update_user_attributes()
+                        .user_pool_id(pool)
+                        .username(username)
+                        .set_user_attributes(Some(attrs.clone()))
+                        .send()
+                })
+                .await
+                .map(|_| ())
+            }
+            Action::DeleteAttributes(names) => self
+                .call(category, op, false, cancel, || {
+                    c.admin_delete_user_attributes()
+                        .user_pool_id(pool)
+                        .username(username)
+                        .set_user_attribute_names(Some(names.clone()))
+                        .send()
+                })
+                .await
+                .map(|_| ()),
+            Action::Disable => self
+                .call(category, op, false, cancel, || {
+                    c.admin_disable_user()
+                        .user_pool_id(pool)
+                        .username(username)
+                        .send()
+                })
+                .await
+                .map(|_| ()),
+            Action::Enable => self
+                .call(category, op, false, cancel, || {
+                    c.admin_enable_user()
+                        .user_pool_id(pool)
+                        .username(username)
+                        .send()
+                })
+                .await
+                .map(|_| ()),
+            Action::Delete => self
+                .call(category, op, false, cancel, || {
+                    c.admin_delete_user()
+                        .user_pool_id(pool)
+                        .username(username)
+                        .send()
+                })
+                .await
+                .map(|_| ()),
+            Action::AddToGroup(group) => self
+                .call(category, op, true, cancel, || {
+                    c.admin_add_user_to_group()
+                        .user_pool_id(pool)
+                        .username(username)
+                        .group_name(group)
+                        .send()
+                })
+                .await
+                .map(|_| ()),
+            Action::RemoveFromGroup(group) => self
+                .call(category, op, true, cancel, || {
+                    c.admin_remove_user_from_group()
+                        .user_pool_id(pool)
+                        .username(username)
+                        .group_name(group)
+                        .send()
+                })
+                .await
+                .map(|_| ()),
+        }
+    }
+}
