@@ -19,6 +19,7 @@ mod import_job_faults;
 mod migrate_api;
 mod preflight;
 mod real_exports;
+mod report_html;
 mod sources_cognito;
 mod sources_mapping_init;
 mod sources_s3;

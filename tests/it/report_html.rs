@@ -1,0 +1,206 @@
+//! `report --html` of a real run against the emulator (issue #18, item 1): a run in `auto` mode with
+//! import jobs, AdminCreateUser users under a quota that throttles, and rejections (one of them a
+//! username that is markup), then the report: valid HTML5 for a spec-following parser (html5lib,
+//! strict, from the emulator's venv), the numbers `status --json` prints, the AdminCreateUser
+//! calls and throttles the emulator counted, no hash or presigned URL, the username escaped.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::json;
+
+use crate::common::import_job::{self as ij, BCRYPT, ROLE};
+use crate::common::{self, repo_root, run_cli, Emulator};
+
+const EVIL: &str = "<script>alert(1)</script>@example.com";
+const EVIL_ESCAPED: &str = "&lt;script&gt;alert(1)&lt;/script&gt;@example.com";
+
+/// Parses `file` with html5lib in strict mode (any parse error fails); returns the parser's error.
+fn html5_errors(file: &Path) -> Option<String> {
+    let python = std::env::var_os("COGNITO_MIGRATE_EMULATOR_PYTHON")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| repo_root().join(".venv/bin/python"));
+    let out = Command::new(python)
+        .args([
+            "-c",
+            "import sys, html5lib\n\
+             with open(sys.argv[1], 'rb') as f:\n    data = f.read()\n\
+             html5lib.HTMLParser(strict=True).parse(data)\n\
+             print('ok')",
+        ])
+        .arg(file)
+        .output()
+        .expect("run the venv's python (scripts/emulator setup installs html5lib)");
+    if out.status.success() && String::from_utf8_lossy(&out.stdout).trim() == "ok" {
+        None
+    } else {
+        Some(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
+#[test]
+fn html5lib_in_strict_mode_rejects_invalid_html() {
+    // The validator must be able to fail: a stray end tag and a missing doctype are errors.
+    let dir = common::tempdir("report-html-invalid");
+    let bad = dir.join("bad.html");
+    std::fs::write(&bad, "<html><body><p>x</div></body></html>").unwrap();
+    assert!(html5_errors(&bad).is_some());
+    let good = dir.join("good.html");
+    std::fs::write(
+        &good,
+        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>t</title></head><body><p>x</p></body></html>",
+    )
+    .unwrap();
+    assert_eq!(html5_errors(&good), None);
+}
+
+#[tokio::test]
+async fn the_html_report_of_a_real_run_is_valid_and_shows_what_status_shows() {
+    let emu = Emulator::start();
+    ij::fast(&emu);
+    // A UserCreation quota below the writer's rate, so that some AdminCreateUser calls are
+    // throttled and the report has throttles to mark.
+    emu.control(
+        "/_emulator/config",
+        json!({"quotas": {"enabled": true, "burst_seconds": 1.0, "rates": {"UserCreation": 10}}}),
+    );
+    let c = ij::client(&emu).await;
+    let pool = ij::pool(&c, "html-report").await;
+    let dir = common::tempdir("report-html");
+    // 30 users: every fifth with a bcrypt hash (import job), the rest without (AdminCreateUser in
+    // auto mode); two rejected for their email, one of them named like a script tag.
+    let mut lines: Vec<String> = (0..30)
+        .map(|i| ij::auth0_line("h", i, i % 5 == 0, true))
+        .collect();
+    for (id, email) in [(EVIL, "not an email"), ("auth0|bad-email", "also@@bad")] {
+        lines.push(
+            json!({"user_id": id, "email": email, "email_verified": true, "passwordHash": BCRYPT})
+                .to_string(),
+        );
+    }
+    let input = dir.join("users.ndjson");
+    std::fs::write(&input, lines.join("\n") + "\n").unwrap();
+    let state = dir.join("state.db");
+    let mut args = common::run_args(
+        input.to_str().unwrap(),
+        "auth0",
+        &pool,
+        state.to_str().unwrap(),
+        "auto",
+    );
+    args.extend(["--role-arn", ROLE]);
+    let env = ij::env(&emu, &[]);
+    let (code, _out, err) = run_cli(&args, &env);
+    assert_eq!(code, 1, "two rejections: {err}");
+
+    let (_, status) = emu.status(&state);
+    assert_eq!(ij::n(&status, "rejected"), 2, "{status}");
+    assert_eq!(ij::n(&status, "imported"), 6, "{status}");
+    assert_eq!(ij::n(&status, "created"), 24, "{status}");
+
+    let out = dir.join("report.html");
+    let (code, _, err) = run_cli(
+        &[
+            "report",
+            "--state",
+            state.to_str().unwrap(),
+            "--html",
+            out.to_str().unwrap(),
+        ],
+        &env,
+    );
+    assert_eq!(code, 1, "the run has rejections: {err}");
+    let mode = std::fs::metadata(&out).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "the report is private");
+    let html = std::fs::read_to_string(&out).unwrap();
+
+    // Valid HTML5 for a spec-following parser.
+    if let Some(e) = html5_errors(&out) {
+        panic!("html5lib (strict) refused the report: {e}");
+    }
+
+    // The numbers status --json prints: the counts, per route, per job.
+    for key in [
+        "total", "imported", "created", "updated", "skipped", "trigger", "rejected", "failed",
+        "unknown", "pending",
+    ] {
+        let cell = format!("data-count=\"{key}\">{}</td>", ij::n(&status, key));
+        assert!(html.contains(&cell), "missing {cell}");
+    }
+    let routes = status["routes"].as_object().unwrap();
+    assert!(routes.len() >= 3, "{status}");
+    for (route, counts) in routes {
+        for (key, n) in counts.as_object().unwrap() {
+            let n = n.as_u64().unwrap();
+            if n > 0 {
+                let cell = format!("data-route=\"{route}\" data-count=\"{key}\">{n}</td>");
+                assert!(html.contains(&cell), "missing {cell}");
+            }
+        }
+    }
+    let jobs = status["jobs"].as_array().unwrap();
+    assert!(!jobs.is_empty(), "{status}");
+    for j in jobs {
+        let n = |k: &str| j["counts"][k].as_u64().unwrap();
+        let row = format!(
+            "<td>{}</td><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td>",
+            j["job_id"].as_str().unwrap(),
+            j["status"].as_str().unwrap(),
+            j["row_count"],
+            n("imported"),
+            n("skipped"),
+            n("failed")
+        );
+        assert!(html.contains(&row), "missing job row {row}");
+    }
+    // Every job was created, uploaded, started and ended: the timeline has each phase.
+    for phase in [
+        "created, uploading",
+        "uploaded, waiting to start",
+        "running",
+        "ended at",
+    ] {
+        let titles = html.matches(&format!(": {phase}")).count();
+        assert!(titles >= jobs.len(), "{phase}: {titles} of {}", jobs.len());
+    }
+
+    // AdminCreateUser calls and throttles, as the emulator counted them.
+    let stats = emu.stats();
+    let op = &stats["operations"]["AdminCreateUser"];
+    let (calls, throttled) = (
+        op["calls"].as_u64().unwrap(),
+        op["throttled"].as_u64().unwrap(),
+    );
+    assert!(throttled > 0, "the quota never bit: {stats}");
+    assert!(
+        html.contains(&format!("<td>calls</td><td class=\"n\">{calls}</td>")),
+        "{calls} calls"
+    );
+    assert!(
+        html.contains(&format!(
+            "<td>throttled calls</td><td class=\"n\">{throttled}</td>"
+        )),
+        "{throttled} throttled"
+    );
+    assert!(html.contains("class=\"throttle\""));
+
+    // Rejections by reason and field, with places; the markup username escaped, never a tag.
+    assert!(html.contains("<td>invalid_email</td><td>email</td><td class=\"n\">2</td>"));
+    assert!(html.contains(EVIL_ESCAPED), "the username is shown escaped");
+    assert!(!html.contains("<script"), "a username became a tag");
+    assert!(
+        !html.contains("not an email") && !html.contains("also@@bad"),
+        "a value"
+    );
+
+    // No hash, password or presigned URL.
+    assert!(!html.contains(BCRYPT) && !html.contains("$2b$"), "a hash");
+    for needle in ["X-Amz-", "Signature", "https://", "http://127.0.0.1"] {
+        assert!(!html.contains(needle), "{needle} in the report");
+    }
+
+    // Neither output asked for: a usage error.
+    let (code, _, _) = run_cli(&["report", "--state", state.to_str().unwrap()], &env);
+    assert_eq!(code, 2);
+}
