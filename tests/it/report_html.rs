@@ -8,6 +8,9 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Command;
 
+use aws_sdk_cognitoidentityprovider::types::{
+    AliasAttributeType, MessageActionType, VerifiedAttributeType,
+};
 use serde_json::json;
 
 use crate::common::import_job::{self as ij, BCRYPT, ROLE};
@@ -66,19 +69,42 @@ async fn the_html_report_of_a_real_run_is_valid_and_shows_what_status_shows() {
         json!({"quotas": {"enabled": true, "burst_seconds": 1.0, "rates": {"UserCreation": 10}}}),
     );
     let c = ij::client(&emu).await;
-    let pool = ij::pool(&c, "html-report").await;
+    // Email is an alias: a user whose email another user holds fails with AliasExistsException,
+    // so the markup username below is recorded (rejected records carry no username).
+    let pool = common::create_pool(
+        c.create_user_pool()
+            .pool_name("html-report")
+            .alias_attributes(AliasAttributeType::Email)
+            .auto_verified_attributes(VerifiedAttributeType::Email),
+    )
+    .await;
+    c.admin_create_user()
+        .user_pool_id(&pool)
+        .username("holder")
+        .user_attributes(common::attr("email", "evil@example.com"))
+        .user_attributes(common::attr("email_verified", "true"))
+        .message_action(MessageActionType::Suppress)
+        .send()
+        .await
+        .unwrap();
     let dir = common::tempdir("report-html");
     // 30 users: every fifth with a bcrypt hash (import job), the rest without (AdminCreateUser in
-    // auto mode); two rejected for their email, one of them named like a script tag.
+    // auto mode); two rejected for their email; one named like a script tag that fails.
     let mut lines: Vec<String> = (0..30)
         .map(|i| ij::auth0_line("h", i, i % 5 == 0, true))
         .collect();
-    for (id, email) in [(EVIL, "not an email"), ("auth0|bad-email", "also@@bad")] {
+    for (id, email) in [
+        ("auth0|bad-1", "not an email"),
+        ("auth0|bad-2", "also@@bad"),
+    ] {
         lines.push(
             json!({"user_id": id, "email": email, "email_verified": true, "passwordHash": BCRYPT})
                 .to_string(),
         );
     }
+    lines.push(
+        json!({"user_id": EVIL, "email": "evil@example.com", "email_verified": true}).to_string(),
+    );
     let input = dir.join("users.ndjson");
     std::fs::write(&input, lines.join("\n") + "\n").unwrap();
     let state = dir.join("state.db");
@@ -92,12 +118,13 @@ async fn the_html_report_of_a_real_run_is_valid_and_shows_what_status_shows() {
     args.extend(["--role-arn", ROLE]);
     let env = ij::env(&emu, &[]);
     let (code, _out, err) = run_cli(&args, &env);
-    assert_eq!(code, 1, "two rejections: {err}");
+    assert_eq!(code, 1, "two rejections and a failure: {err}");
 
     let (_, status) = emu.status(&state);
     assert_eq!(ij::n(&status, "rejected"), 2, "{status}");
     assert_eq!(ij::n(&status, "imported"), 6, "{status}");
     assert_eq!(ij::n(&status, "created"), 24, "{status}");
+    assert_eq!(ij::n(&status, "failed"), 1, "{status}");
 
     let out = dir.join("report.html");
     let (code, _, err) = run_cli(
@@ -168,8 +195,9 @@ async fn the_html_report_of_a_real_run_is_valid_and_shows_what_status_shows() {
     // AdminCreateUser calls and throttles, as the emulator counted them.
     let stats = emu.stats();
     let op = &stats["operations"]["AdminCreateUser"];
+    // Less the call that created "holder" above.
     let (calls, throttled) = (
-        op["calls"].as_u64().unwrap(),
+        op["calls"].as_u64().unwrap() - 1,
         op["throttled"].as_u64().unwrap(),
     );
     assert!(throttled > 0, "the quota never bit: {stats}");
@@ -187,7 +215,13 @@ async fn the_html_report_of_a_real_run_is_valid_and_shows_what_status_shows() {
 
     // Rejections by reason and field, with places; the markup username escaped, never a tag.
     assert!(html.contains("<td>invalid_email</td><td>email</td><td class=\"n\">2</td>"));
-    assert!(html.contains(EVIL_ESCAPED), "the username is shown escaped");
+    let failed = format!(
+        "<td>{EVIL_ESCAPED}</td><td>admin-create</td><td>failed</td><td>AliasExistsException</td>"
+    );
+    assert!(
+        html.contains(&failed),
+        "the username is shown escaped: {failed}"
+    );
     assert!(!html.contains("<script"), "a username became a tag");
     assert!(
         !html.contains("not an email") && !html.contains("also@@bad"),
