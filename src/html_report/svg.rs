@@ -194,18 +194,26 @@ pub fn fmt_num(v: f64) -> String {
     }
 }
 
-fn legend(out: &mut String, series: &[Series], y: f64) {
-    let mut x = LABEL_W;
+/// A legend from `x0`, wrapped onto as many rows as the width needs: (markup, height used).
+fn legend(series: &[Series], x0: f64) -> (String, f64) {
+    let mut out = String::new();
+    let (mut x, mut y) = (x0, 14.0);
     for s in series {
+        let w = 24.0 + 6.5 * s.name.chars().count() as f64;
+        if x > x0 && x + w > WIDTH {
+            x = x0;
+            y += 16.0;
+        }
         let _ = write!(
             out,
             r#"<rect x="{x:.1}" y="{:.1}" width="10" height="10" fill="{}"/>"#,
             y - 9.0,
             s.colour
         );
-        text(out, x + 14.0, y, "start", "legend", s.name);
-        x += 24.0 + 7.0 * s.name.chars().count() as f64;
+        text(&mut out, x + 14.0, y, "start", "legend", s.name);
+        x += w;
     }
+    (out, y + 10.0)
 }
 
 /// Horizontal stacked bars: one row per label, one segment per series (values in series order),
@@ -218,12 +226,12 @@ pub fn stacked_bars(title: &str, series: &[Series], rows: &[(String, Vec<u64>)])
         .unwrap_or(0);
     let plot_w = WIDTH - LABEL_W - PAD * 3.0;
     let scale = Linear::new(max as f64, 5, plot_w, true);
-    let top = 24.0;
+    let (key, top) = legend(series, LABEL_W);
     let bottom = top + ROW_H * rows.len().max(1) as f64;
     let height = bottom + AXIS_H;
     let mut out = String::new();
     open_svg(&mut out, height, title);
-    legend(&mut out, series, 14.0);
+    out.push_str(&key);
     value_axis(&mut out, &scale, LABEL_W, top, bottom);
     for (i, (label, values)) in rows.iter().enumerate() {
         let y = top + ROW_H * i as f64;
@@ -298,11 +306,11 @@ pub fn timeline(title: &str, series: &[Series], rows: &[TimelineRow]) -> String 
     let (start, end) = if start > end { (0, 1000) } else { (start, end) };
     let plot_w = WIDTH - LABEL_W - PAD * 3.0;
     let scale = Time::new(start, end, plot_w);
-    let top = 24.0;
+    let (key, top) = legend(series, LABEL_W);
     let bottom = top + ROW_H * rows.len().max(1) as f64;
     let mut out = String::new();
     open_svg(&mut out, bottom + AXIS_H, title);
-    legend(&mut out, series, 14.0);
+    out.push_str(&key);
     time_axis(&mut out, &scale, LABEL_W, top, bottom);
     for (i, r) in rows.iter().enumerate() {
         let y = top + ROW_H * i as f64;
@@ -366,16 +374,7 @@ pub fn rate_columns(
     let left = 56.0;
     let plot_w = WIDTH - left - PAD * 2.0;
     let plot_h = 180.0;
-    let top = 24.0;
-    let bottom = top + plot_h;
-    let max = values.iter().map(|v| v.1).fold(0.0, f64::max);
-    let y = Linear::new(max, 4, plot_h, false);
-    let x = Time::new(start, end, plot_w);
-    let mut out = String::new();
-    open_svg(&mut out, bottom + AXIS_H, title);
-    legend_at(
-        &mut out,
-        left,
+    let (key, legend_h) = legend(
         &[
             Series {
                 name: "AdminCreateUser calls/s",
@@ -386,7 +385,16 @@ pub fn rate_columns(
                 colour: THROTTLE,
             },
         ],
+        left,
     );
+    let top = legend_h + 14.0;
+    let bottom = top + plot_h;
+    let max = values.iter().map(|v| v.1).fold(0.0, f64::max);
+    let y = Linear::new(max, 4, plot_h, false);
+    let x = Time::new(start, end, plot_w);
+    let mut out = String::new();
+    open_svg(&mut out, bottom + AXIS_H, title);
+    out.push_str(&key);
     for v in y.ticks() {
         let py = bottom - y.at(v);
         let _ = write!(
@@ -429,25 +437,13 @@ pub fn rate_columns(
 /// Colour of throttle marks.
 pub const THROTTLE: &str = "#d62728";
 
-fn legend_at(out: &mut String, x0: f64, series: &[Series]) {
-    let mut x = x0;
-    for s in series {
-        let _ = write!(
-            out,
-            r#"<rect x="{x:.1}" y="5" width="10" height="10" fill="{}"/>"#,
-            s.colour
-        );
-        text(out, x + 14.0, 14.0, "start", "legend", s.name);
-        x += 24.0 + 7.0 * s.name.chars().count() as f64;
-    }
-}
-
 /// Stacked columns over a sequence of labelled events (e.g. sync runs), one segment per series.
 pub fn stacked_columns(title: &str, series: &[Series], cols: &[(String, Vec<u64>)]) -> String {
     let left = 56.0;
     let plot_w = WIDTH - left - PAD * 2.0;
     let plot_h = 180.0;
-    let top = 40.0;
+    let (key, legend_h) = legend(series, left);
+    let top = legend_h + 14.0;
     let bottom = top + plot_h;
     let max = cols
         .iter()
@@ -457,13 +453,7 @@ pub fn stacked_columns(title: &str, series: &[Series], cols: &[(String, Vec<u64>
     let y = Linear::new(max as f64, 4, plot_h, true);
     let mut out = String::new();
     open_svg(&mut out, bottom + AXIS_H + 4.0, title);
-    let (first, rest) = series.split_at(series.len().min(6));
-    legend_at(&mut out, left, first);
-    if !rest.is_empty() {
-        let mut shifted = String::new();
-        legend_at(&mut shifted, left, rest);
-        let _ = write!(out, r#"<g transform="translate(0 16)">{shifted}</g>"#);
-    }
+    out.push_str(&key);
     for v in y.ticks() {
         let py = bottom - y.at(v);
         let _ = write!(
@@ -587,6 +577,39 @@ mod tests {
         assert!(s.label(s.ticks(8)[0]).starts_with("12-07"));
         let s = Time::new(t0, t0, 700.0);
         assert_eq!(s.end - s.start, 1000);
+    }
+
+    #[test]
+    fn a_legend_wraps_within_the_width() {
+        let names = [
+            "written, waiting for a job",
+            "created, uploading",
+            "uploaded, waiting to start",
+            "running",
+            "ended",
+        ];
+        let series: Vec<Series> = names
+            .iter()
+            .map(|n| Series {
+                name: n,
+                colour: "#000",
+            })
+            .collect();
+        let (svg, height) = legend(&series, LABEL_W);
+        let xs: Vec<f64> = svg
+            .match_indices("<rect x=\"")
+            .map(|(i, m)| {
+                let rest = &svg[i + m.len()..];
+                rest[..rest.find('"').unwrap()].parse().unwrap()
+            })
+            .collect();
+        assert_eq!(xs.len(), names.len());
+        for (x, n) in xs.iter().zip(names) {
+            assert!(x + 24.0 + 6.5 * n.len() as f64 <= WIDTH + 0.1, "{n} at {x}");
+        }
+        assert!(height > 30.0, "two rows: {height}");
+        let (_, one_row) = legend(&series[..1], LABEL_W);
+        assert_eq!(one_row, 24.0);
     }
 
     #[test]
