@@ -86,6 +86,27 @@ impl Html {
         Html(h)
     }
 
+    /// A two-column table of (escaped) names and values, without a header row.
+    pub fn pairs<K: AsRef<str>, V: AsRef<str>>(rows: &[(K, V)]) -> Html {
+        let mut h = String::from("<table class=\"pairs\">\n<tbody>\n");
+        for (k, v) in rows {
+            let v = v.as_ref();
+            let class = if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) {
+                " class=\"n\""
+            } else {
+                ""
+            };
+            let _ = writeln!(
+                h,
+                "<tr><th>{}</th><td{class}>{}</td></tr>",
+                escape(k.as_ref()),
+                escape(v)
+            );
+        }
+        h.push_str("</tbody>\n</table>\n");
+        Html(h)
+    }
+
     /// Horizontal bars (one per label), e.g. users per day.
     pub fn bar_chart(title: &str, rows: &[(String, u64)]) -> Html {
         Html(figure(title, &svg::bars(title, BAR, rows)))
@@ -284,30 +305,27 @@ fn summary(d: &ReportData) -> Section {
         Verdict::SomeFailed => "some users were rejected or failed (or their result is unknown)",
         Verdict::Pending => "not finished: users are still pending",
     };
-    let mut body = Html::table(
-        &["", ""],
-        &[
-            vec!["user pool".to_string(), r.spec.pool_id.clone()],
-            vec![
-                "input".to_string(),
-                format!(
-                    "{} ({}, {} bytes)",
-                    location(&r.spec.input_location),
-                    r.spec.input_format,
-                    r.spec.input_size
-                ),
-            ],
-            vec!["mode".to_string(), r.spec.mode.clone()],
-            vec![
-                "run".to_string(),
-                format!("{}{}", r.id, if r.current { "" } else { " (superseded)" }),
-            ],
-            vec!["started".to_string(), fmt_utc(first)],
-            vec!["last recorded".to_string(), fmt_utc(last)],
-            vec!["elapsed".to_string(), fmt_duration_ms(last - first)],
-            vec!["verdict".to_string(), verdict.to_string()],
-        ],
-    );
+    let mut body = Html::pairs(&[
+        ("user pool", r.spec.pool_id.clone()),
+        (
+            "input",
+            format!(
+                "{} ({}, {} bytes)",
+                location(&r.spec.input_location),
+                r.spec.input_format,
+                r.spec.input_size
+            ),
+        ),
+        ("mode", r.spec.mode.clone()),
+        (
+            "run",
+            format!("{}{}", r.id, if r.current { "" } else { " (superseded)" }),
+        ),
+        ("started", fmt_utc(first)),
+        ("last recorded", fmt_utc(last)),
+        ("elapsed", fmt_duration_ms(last - first)),
+        ("verdict", verdict.to_string()),
+    ]);
     // The counts exactly as `status --json` prints them.
     let c = &d.counts;
     let mut t = String::from("<table class=\"counts\">\n<thead><tr><th>users</th><th>number</th></tr></thead>\n<tbody>\n");
@@ -660,30 +678,24 @@ fn admin_create(d: &ReportData) -> Section {
     let settled: u64 = secs.iter().map(|s| s.settled).sum();
     let peak = secs.iter().map(|s| s.calls).max().unwrap_or(0);
     let active = secs.iter().filter(|s| s.calls > 0).count() as u64;
-    body.push(Html::table(
-        &["", ""],
-        &[
-            vec!["calls".to_string(), calls.to_string()],
-            vec!["throttled calls".to_string(), throttled.to_string()],
-            vec![
-                "users settled by the writer".to_string(),
-                settled.to_string(),
-            ],
-            vec!["busiest second (calls)".to_string(), peak.to_string()],
-            vec![
-                "average over seconds with calls".to_string(),
-                format!("{:.1} calls/s", calls as f64 / active.max(1) as f64),
-            ],
-            vec![
-                "first and last call".to_string(),
-                format!(
-                    "{} – {}",
-                    fmt_utc(first.second * 1000),
-                    fmt_utc(last.second * 1000)
-                ),
-            ],
-        ],
-    ));
+    body.push(Html::pairs(&[
+        ("calls", calls.to_string()),
+        ("throttled calls", throttled.to_string()),
+        ("users settled by the writer", settled.to_string()),
+        ("busiest second (calls)", peak.to_string()),
+        (
+            "average over seconds with calls",
+            format!("{:.1} calls/s", calls as f64 / active.max(1) as f64),
+        ),
+        (
+            "first and last call",
+            format!(
+                "{} – {}",
+                fmt_utc(first.second * 1000),
+                fmt_utc(last.second * 1000)
+            ),
+        ),
+    ]));
     Section {
         id: "admin-create",
         title: "AdminCreateUser throughput".into(),

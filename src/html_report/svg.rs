@@ -372,7 +372,8 @@ pub fn rate_columns(
     let start = values.first().map(|v| v.0).unwrap_or(0);
     let end = values.last().map(|v| v.0 + bucket_ms).unwrap_or(1000);
     let left = 56.0;
-    let plot_w = WIDTH - left - PAD * 2.0;
+    // Room on the right for the last time label, centred on the axis's end.
+    let plot_w = WIDTH - left - 34.0;
     let plot_h = 180.0;
     let (key, legend_h) = legend(
         &[
@@ -387,7 +388,7 @@ pub fn rate_columns(
         ],
         left,
     );
-    let top = legend_h + 14.0;
+    let top = legend_h + 22.0;
     let bottom = top + plot_h;
     let max = values.iter().map(|v| v.1).fold(0.0, f64::max);
     let y = Linear::new(max, 4, plot_h, false);
@@ -404,7 +405,7 @@ pub fn rate_columns(
         );
         text(&mut out, left - 4.0, py + 4.0, "end", "tick", &fmt_num(v));
     }
-    text(&mut out, 4.0, top - 6.0, "start", "tick", unit);
+    text(&mut out, 4.0, top - 10.0, "start", "tick", unit);
     time_axis(&mut out, &x, left, top, bottom);
     for &(t, v) in values {
         let (x1, x2) = (x.at(t), x.at(t + bucket_ms));

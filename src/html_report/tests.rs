@@ -114,10 +114,10 @@ fn admin_create_seconds_add_up_across_writers_and_are_drawn_with_throttles() {
     );
     let html = render(&gather(&cp, &run).unwrap(), &Extras::default());
     assert!(
-        html.contains("<td>calls</td><td class=\"n\">110</td>"),
+        html.contains("<th>calls</th><td class=\"n\">110</td>"),
         "total calls"
     );
-    assert!(html.contains("<td>throttled calls</td><td class=\"n\">6</td>"));
+    assert!(html.contains("<th>throttled calls</th><td class=\"n\">6</td>"));
     assert_eq!(
         html.matches("class=\"throttle\"").count(),
         1,

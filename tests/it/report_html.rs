@@ -202,12 +202,12 @@ async fn the_html_report_of_a_real_run_is_valid_and_shows_what_status_shows() {
     );
     assert!(throttled > 0, "the quota never bit: {stats}");
     assert!(
-        html.contains(&format!("<td>calls</td><td class=\"n\">{calls}</td>")),
+        html.contains(&format!("<th>calls</th><td class=\"n\">{calls}</td>")),
         "{calls} calls"
     );
     assert!(
         html.contains(&format!(
-            "<td>throttled calls</td><td class=\"n\">{throttled}</td>"
+            "<th>throttled calls</th><td class=\"n\">{throttled}</td>"
         )),
         "{throttled} throttled"
     );
