@@ -199,7 +199,7 @@ fn legend(series: &[Series], x0: f64) -> (String, f64) {
     let mut out = String::new();
     let (mut x, mut y) = (x0, 14.0);
     for s in series {
-        let w = 24.0 + 6.5 * s.name.chars().count() as f64;
+        let w = 24.0 + 7.0 * s.name.chars().count() as f64;
         if x > x0 && x + w > WIDTH {
             x = x0;
             y += 16.0;
@@ -465,7 +465,13 @@ pub fn stacked_columns(title: &str, series: &[Series], cols: &[(String, Vec<u64>
         text(&mut out, left - 4.0, py + 4.0, "end", "tick", &fmt_num(v));
     }
     let slot = plot_w / cols.len().max(1) as f64;
-    let label_every = (cols.len() / 10).max(1);
+    // Every n-th label, so that labels (about 6 units a character) do not overlap.
+    let widest = cols
+        .iter()
+        .map(|(l, _)| l.chars().count().min(16))
+        .max()
+        .unwrap_or(0) as f64;
+    let label_every = ((widest * 6.0 + 8.0) / slot).ceil().max(1.0) as usize;
     for (i, (label, values)) in cols.iter().enumerate() {
         let x0 = left + slot * i as f64 + slot * 0.15;
         let w = (slot * 0.7).max(1.0);
@@ -606,7 +612,7 @@ mod tests {
             .collect();
         assert_eq!(xs.len(), names.len());
         for (x, n) in xs.iter().zip(names) {
-            assert!(x + 24.0 + 6.5 * n.len() as f64 <= WIDTH + 0.1, "{n} at {x}");
+            assert!(x + 24.0 + 7.0 * n.len() as f64 <= WIDTH + 0.1, "{n} at {x}");
         }
         assert!(height > 30.0, "two rows: {height}");
         let (_, one_row) = legend(&series[..1], LABEL_W);

@@ -768,3 +768,30 @@ pub async fn apply_followups(
             .map_err(|e| AdminCreateError::Task(e.to_string()))??;
     }
 }
+
+#[cfg(test)]
+mod seconds_tests {
+    use super::*;
+
+    #[test]
+    fn samples_add_counter_growth_to_their_second_and_only_past_seconds_are_taken() {
+        // The limiter had counted 5 calls before the writer started: they are not this writer's.
+        let mut s = Seconds::new(5, 1);
+        s.sample(100, 5, 1, 0);
+        s.sample(100, 9, 1, 1);
+        s.sample(100, 12, 3, 1);
+        s.sample(101, 14, 3, 1);
+        s.sample(103, 14, 3, 0);
+        let stats = |second, calls, throttles, settled| SecondStats {
+            second,
+            calls,
+            throttles,
+            settled,
+        };
+        assert_eq!(s.take_done(101), vec![stats(100, 7, 2, 2)]);
+        assert_eq!(s.take_done(101), vec![], "taken once");
+        s.sample(101, 15, 4, 1);
+        assert_eq!(s.take_all(), vec![stats(101, 3, 1, 2)]);
+        assert_eq!(s.take_all(), vec![]);
+    }
+}
