@@ -237,4 +237,10 @@ async fn the_html_report_of_a_real_run_is_valid_and_shows_what_status_shows() {
     // Neither output asked for: a usage error.
     let (code, _, _) = run_cli(&["report", "--state", state.to_str().unwrap()], &env);
     assert_eq!(code, 2);
+    // The report is a private file, never stdout.
+    let (code, out, err) = run_cli(
+        &["report", "--state", state.to_str().unwrap(), "--html", "-"],
+        &env,
+    );
+    assert_eq!((code, out.as_str()), (2, ""), "{err}");
 }

@@ -35,6 +35,12 @@ pub struct ReportArgs {
 }
 
 pub async fn run(args: &ReportArgs, _global: &GlobalArgs) -> anyhow::Result<Exit> {
+    if args.html.as_ref().is_some_and(|p| p.as_os_str() == "-") {
+        return Err(ConfigError::new(
+            "--html writes a private file (mode 0600): give it a path, not `-`",
+        )
+        .into());
+    }
     if !args.state.exists() {
         return Err(ConfigError::new(format!("no state file at {}", args.state.display())).into());
     }
