@@ -234,6 +234,41 @@ async fn the_html_report_of_a_real_run_is_valid_and_shows_what_status_shows() {
         assert!(!html.contains(needle), "{needle} in the report");
     }
 
+    // A state that `sync` wrote to (its `sync_runs` table, as issue #17 defines it): the change
+    // sets are drawn and the page stays valid, hostile text included.
+    let db = rusqlite::Connection::open(&state).unwrap();
+    db.execute_batch(
+        "CREATE TABLE sync_runs (id INTEGER PRIMARY KEY, started_at INTEGER NOT NULL, \
+         finished_at INTEGER, plan INTEGER NOT NULL, full INTEGER NOT NULL, outcome TEXT, \
+         records INTEGER, rejected INTEGER, unchanged INTEGER, created INTEGER, updated INTEGER, \
+         disabled INTEGER, enabled INTEGER, deleted INTEGER, group_adds INTEGER, \
+         group_removes INTEGER, failed INTEGER, staged_removals INTEGER);
+         INSERT INTO sync_runs VALUES (1, 1796637600000, 1796637660000, 0, 1, 'ok', 33, 2, 20, 7, \
+         3, 1, 0, 0, 2, 0, 0, 0);
+         INSERT INTO sync_runs VALUES (2, 1796724000000, NULL, 0, 0, '<img src=x onerror=alert(1)>', \
+         33, 0, 31, 0, 2, 0, 0, 0, 0, 1, 0, 0);",
+    )
+    .unwrap();
+    drop(db);
+    let (code, _, err) = run_cli(
+        &[
+            "report",
+            "--state",
+            state.to_str().unwrap(),
+            "--html",
+            out.to_str().unwrap(),
+        ],
+        &env,
+    );
+    assert_eq!(code, 1, "{err}");
+    let html = std::fs::read_to_string(&out).unwrap();
+    if let Some(e) = html5_errors(&out) {
+        panic!("html5lib (strict) refused the report with sync runs: {e}");
+    }
+    assert!(html.contains("<section id=\"sync\">"));
+    assert!(html.contains("12-07 10:00: 7 created") && html.contains("12-08 10:00: 2 updated"));
+    assert!(!html.contains("<img") && html.contains("&lt;img src=x onerror=alert(1)&gt;"));
+
     // Neither output asked for: a usage error.
     let (code, _, _) = run_cli(&["report", "--state", state.to_str().unwrap()], &env);
     assert_eq!(code, 2);
