@@ -11,6 +11,7 @@ pub mod checkpoint;
 pub mod directory;
 mod error_chain;
 pub mod fs;
+pub mod html_report;
 pub mod lease;
 pub mod listing;
 pub mod logging;

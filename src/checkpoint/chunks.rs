@@ -737,8 +737,8 @@ impl Checkpoint {
                 in_flight: &[Some(Step::Uploading)],
             },
             |_, _| Ok(()),
-            "status = 'uploaded', in_flight = NULL",
-            &[],
+            "status = 'uploaded', in_flight = NULL, uploaded_at = ?2",
+            &[&now_ms()],
         )
     }
 

@@ -82,6 +82,7 @@ mod recorder;
 mod run;
 mod schema;
 mod users;
+mod visibility;
 mod writer;
 
 #[cfg(test)]
@@ -106,6 +107,9 @@ pub use recorder::{ChunkUser, Recorder, RecorderError};
 pub use run::{job_name, Run, RunSpec, MODES};
 pub use schema::SCHEMA_VERSION;
 pub use users::{Counts, Outcome, RecordSet, StoredUser, UserIter, UserRow, Verdict};
+pub use visibility::{
+    field_of, RejectedAt, RejectionGroup, SecondStats, SyncRun, FIRST_PLACES, SYNC_COUNTS,
+};
 pub use writer::Writer;
 
 /// Errors of the checkpoint store. Every message names the state file.

@@ -160,8 +160,28 @@ CREATE TABLE canary_verdicts (
 CREATE INDEX canary_verdicts_lookup ON canary_verdicts(pool_id, algorithm, passed, checked_at);
 "#;
 
+/// Visibility (`report --html`): what the state did not hold to draw a run over time.
+///
+/// - `chunks.uploaded_at`: when a chunk's file upload was recorded done (Unix ms), so that the
+///   import-job timeline shows created / uploaded / running / ended. NULL for chunks uploaded
+///   before this version.
+/// - `admin_create_seconds`: AdminCreateUser calls and throttled calls per run and wall-clock
+///   second (`second` = Unix seconds), added up by the admin-create writer's recorder (a resumed
+///   run adds to the same rows), and the users it settled in that second.
+const V7_VISIBILITY: &str = r#"
+ALTER TABLE chunks ADD COLUMN uploaded_at INTEGER;
+CREATE TABLE admin_create_seconds (
+    run_id    INTEGER NOT NULL REFERENCES runs(id),
+    second    INTEGER NOT NULL,
+    calls     INTEGER NOT NULL DEFAULT 0,
+    throttles INTEGER NOT NULL DEFAULT 0,
+    settled   INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (run_id, second)
+) WITHOUT ROWID;
+"#;
+
 /// All migrations, in order.
-const MIGRATIONS: &[&str] = &[V1, V2, V3];
+const MIGRATIONS: &[&str] = &[V1, V2, V3, V7_VISIBILITY];
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

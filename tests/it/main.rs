@@ -21,6 +21,7 @@ mod listing;
 mod migrate_api;
 mod preflight;
 mod real_exports;
+mod report_html;
 mod sources_cognito;
 mod sources_mapping_init;
 mod sources_s3;

@@ -44,7 +44,8 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use crate::checkpoint::{
-    Checkpoint, CheckpointError, Outcome, RecordSet, RunId, StoredUser, UserRow, Writer,
+    Checkpoint, CheckpointError, Outcome, RecordSet, RunId, SecondStats, StoredUser, UserRow,
+    Writer,
 };
 use crate::mapping::MappedUser;
 pub use config::{AdminCreateConfig, OnExisting, Rates};
@@ -325,13 +326,27 @@ pub fn start(
         .collect();
     drop(tx_out);
 
-    // Recorder: outcomes in batched transactions.
+    // Recorder: outcomes in batched transactions, and AdminCreateUser calls and throttles per
+    // second for `report --html` (sampled from the creation limiter's counters).
     let rec_cp = cp.clone();
     let (rows, delay) = (cfg.outcome_batch_rows, cfg.outcome_batch_delay);
+    let rec_ctx = ctx.clone();
     let recorder = tokio::task::spawn_blocking(move || {
-        let mut w = Writer::with_limits(rec_cp, run, rows, delay);
+        let mut w = Writer::with_limits(rec_cp.clone(), run, rows, delay);
+        let limiter = &rec_ctx.service.limiters.creation;
+        let mut seconds = Seconds::new(limiter.calls(), limiter.throttled());
         loop {
-            match rx_out.recv_timeout(delay / 2) {
+            let got = rx_out.recv_timeout(delay / 2);
+            let now = now_second();
+            seconds.sample(
+                now,
+                limiter.calls(),
+                limiter.throttled(),
+                u64::from(got.is_ok()),
+            );
+            // At most one small transaction a second: the seconds that are over.
+            rec_cp.add_admin_seconds(run, &seconds.take_done(now))?;
+            match got {
                 Ok(row) => {
                     w.push(row)?;
                 }
@@ -341,7 +356,9 @@ pub fn start(
                 Err(std_mpsc::RecvTimeoutError::Disconnected) => break,
             }
         }
-        w.finish()
+        let n = w.finish()?;
+        rec_cp.add_admin_seconds(run, &seconds.take_all())?;
+        Ok(n)
     });
 
     Ok((
@@ -353,6 +370,63 @@ pub fn start(
             recorder,
         },
     ))
+}
+
+/// The wall-clock second now (Unix seconds).
+fn now_second() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// AdminCreateUser activity per second, from samples of the limiter's running counters: each
+/// sample adds what the counters grew by since the last one to the second it was taken in.
+struct Seconds {
+    last_calls: u64,
+    last_throttles: u64,
+    open: std::collections::BTreeMap<i64, SecondStats>,
+}
+
+impl Seconds {
+    fn new(calls: u64, throttles: u64) -> Seconds {
+        Seconds {
+            last_calls: calls,
+            last_throttles: throttles,
+            open: Default::default(),
+        }
+    }
+
+    fn sample(&mut self, second: i64, calls: u64, throttles: u64, settled: u64) {
+        let (dc, dt) = (
+            calls.saturating_sub(self.last_calls),
+            throttles.saturating_sub(self.last_throttles),
+        );
+        self.last_calls = calls;
+        self.last_throttles = throttles;
+        if dc + dt + settled == 0 {
+            return;
+        }
+        let s = self.open.entry(second).or_insert(SecondStats {
+            second,
+            ..SecondStats::default()
+        });
+        s.calls += dc;
+        s.throttles += dt;
+        s.settled += settled;
+    }
+
+    /// The seconds before `now` (complete), taken out.
+    fn take_done(&mut self, now: i64) -> Vec<SecondStats> {
+        let rest = self.open.split_off(&now);
+        std::mem::replace(&mut self.open, rest)
+            .into_values()
+            .collect()
+    }
+
+    fn take_all(&mut self) -> Vec<SecondStats> {
+        std::mem::take(&mut self.open).into_values().collect()
+    }
 }
 
 /// `begin_attempts` for a batch; a user already settled (never expected: the reader skips them)
@@ -692,5 +766,32 @@ pub async fn apply_followups(
         tokio::task::spawn_blocking(move || cp2.record_batch(run, &rows))
             .await
             .map_err(|e| AdminCreateError::Task(e.to_string()))??;
+    }
+}
+
+#[cfg(test)]
+mod seconds_tests {
+    use super::*;
+
+    #[test]
+    fn samples_add_counter_growth_to_their_second_and_only_past_seconds_are_taken() {
+        // The limiter had counted 5 calls before the writer started: they are not this writer's.
+        let mut s = Seconds::new(5, 1);
+        s.sample(100, 5, 1, 0);
+        s.sample(100, 9, 1, 1);
+        s.sample(100, 12, 3, 1);
+        s.sample(101, 14, 3, 1);
+        s.sample(103, 14, 3, 0);
+        let stats = |second, calls, throttles, settled| SecondStats {
+            second,
+            calls,
+            throttles,
+            settled,
+        };
+        assert_eq!(s.take_done(101), vec![stats(100, 7, 2, 2)]);
+        assert_eq!(s.take_done(101), vec![], "taken once");
+        s.sample(101, 15, 4, 1);
+        assert_eq!(s.take_all(), vec![stats(101, 3, 1, 2)]);
+        assert_eq!(s.take_all(), vec![]);
     }
 }

@@ -1,31 +1,46 @@
-//! `cognito-migrate report`: every rejected or failed user of a run, for fixing and retrying.
+//! `cognito-migrate report`: every rejected or failed user of a run, for fixing and retrying
+//! (`--failed`, CSV), and the run drawn as one self-contained HTML file (`--html`).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::Args;
-use cognito_migrate::checkpoint::Checkpoint;
+use cognito_migrate::checkpoint::{Checkpoint, Run};
+use cognito_migrate::html_report::{self, Extras};
 use cognito_migrate::report::ReportCsv;
 
 use super::GlobalArgs;
 use crate::exit::{ConfigError, Exit};
 
-/// Write every rejected or failed user of the run to a CSV file: position, username, route,
-/// outcome, reason code and message. Never a password or hash. Cells that start with `=`, `+`, `-`,
-/// `@`, TAB or CR get a leading `'`, so that a spreadsheet shows them instead of running them.
+/// Write every rejected or failed user of the run to a CSV file (`--failed`): position, username,
+/// route, outcome, reason code and message. Cells that start with `=`, `+`, `-`, `@`, TAB or CR
+/// get a leading `'`, so that a spreadsheet shows them instead of running them. And/or draw the
+/// run as one self-contained HTML file (`--html`): summary, users per route and outcome,
+/// rejections by reason and field, import jobs on a timeline, AdminCreateUser calls per second
+/// with throttles, sync runs. Never a password, hash or presigned URL. Reads only the state.
+/// Exit code 1 when the run has rejected or failed users, 0 otherwise.
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Example:\n  cognito-migrate report --state migration.db --failed failed.csv"
+    after_help = "Examples:\n  cognito-migrate report --state migration.db --failed failed.csv\n  cognito-migrate report --state migration.db --html report.html"
 )]
 pub struct ReportArgs {
     /// The run's state file.
     #[arg(long, value_name = "DB")]
     pub state: PathBuf,
-    /// Where to write the CSV (`-` for stdout).
-    #[arg(long, value_name = "OUT.csv")]
-    pub failed: PathBuf,
+    /// Where to write the CSV of rejected and failed users (`-` for stdout).
+    #[arg(long, value_name = "OUT.csv", required_unless_present = "html")]
+    pub failed: Option<PathBuf>,
+    /// Where to write the HTML report (created with mode 0600; replaced if it exists).
+    #[arg(long, value_name = "OUT.html")]
+    pub html: Option<PathBuf>,
 }
 
 pub async fn run(args: &ReportArgs, _global: &GlobalArgs) -> anyhow::Result<Exit> {
+    if args.html.as_ref().is_some_and(|p| p.as_os_str() == "-") {
+        return Err(ConfigError::new(
+            "--html writes a private file (mode 0600): give it a path, not `-`",
+        )
+        .into());
+    }
     if !args.state.exists() {
         return Err(ConfigError::new(format!("no state file at {}", args.state.display())).into());
     }
@@ -33,10 +48,24 @@ pub async fn run(args: &ReportArgs, _global: &GlobalArgs) -> anyhow::Result<Exit
     let run = cp
         .current_run()?
         .ok_or_else(|| ConfigError::new(format!("{} holds no run yet", args.state.display())))?;
-    let out: Box<dyn std::io::Write> = if args.failed.as_os_str() == "-" {
+    let mut failed = false;
+    if let Some(path) = &args.html {
+        let data = html_report::write(&cp, &run, path, &Extras::default())?;
+        failed |= data.counts.rejected + data.counts.failed > 0;
+        eprintln!("HTML report written to {}", path.display());
+    }
+    if let Some(path) = &args.failed {
+        failed |= write_failed(&cp, &run, path)? > 0;
+    }
+    Ok(if failed { Exit::SomeFailed } else { Exit::Ok })
+}
+
+/// `--failed`: the CSV of rejected and failed users; returns how many it lists.
+fn write_failed(cp: &Checkpoint, run: &Run, path: &Path) -> anyhow::Result<u64> {
+    let out: Box<dyn std::io::Write> = if path.as_os_str() == "-" {
         Box::new(std::io::stdout().lock())
     } else {
-        Box::new(cognito_migrate::fs::create_private(&args.failed)?)
+        Box::new(cognito_migrate::fs::create_private(path)?)
     };
     // Cells that a spreadsheet would run as formulas get a leading `'` (see the README).
     let mut w = ReportCsv::new(
@@ -68,9 +97,6 @@ pub async fn run(args: &ReportArgs, _global: &GlobalArgs) -> anyhow::Result<Exit
         n += 1;
     }
     w.flush()?;
-    eprintln!(
-        "{n} rejected or failed users written to {}",
-        args.failed.display()
-    );
-    Ok(if n > 0 { Exit::SomeFailed } else { Exit::Ok })
+    eprintln!("{n} rejected or failed users written to {}", path.display());
+    Ok(n)
 }
