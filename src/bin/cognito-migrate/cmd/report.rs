@@ -17,22 +17,21 @@ use crate::exit::{ConfigError, Exit};
     after_help = "Example:\n  cognito-migrate report --state migration.db --failed failed.csv"
 )]
 pub struct ReportArgs {
-    /// The run's state file.
-    #[arg(long, value_name = "DB")]
-    pub state: PathBuf,
+    /// The run's state: a local file, or `s3://BUCKET/KEY` (read as it was last uploaded; no lease
+    /// is taken).
+    #[arg(long, value_name = "LOCATION")]
+    pub state: String,
     /// Where to write the CSV (`-` for stdout).
     #[arg(long, value_name = "OUT.csv")]
     pub failed: PathBuf,
 }
 
-pub async fn run(args: &ReportArgs, _global: &GlobalArgs) -> anyhow::Result<Exit> {
-    if !args.state.exists() {
-        return Err(ConfigError::new(format!("no state file at {}", args.state.display())).into());
-    }
-    let cp = Checkpoint::open_read_only(&args.state)?;
+pub async fn run(args: &ReportArgs, global: &GlobalArgs) -> anyhow::Result<Exit> {
+    let state = super::read_state(&args.state, global).await?;
+    let cp = Checkpoint::open_read_only(state.path())?;
     let run = cp
         .current_run()?
-        .ok_or_else(|| ConfigError::new(format!("{} holds no run yet", args.state.display())))?;
+        .ok_or_else(|| ConfigError::new(format!("{} holds no run yet", args.state)))?;
     let out: Box<dyn std::io::Write> = if args.failed.as_os_str() == "-" {
         Box::new(std::io::stdout().lock())
     } else {
