@@ -140,14 +140,16 @@ async fn the_emulator_enforces_s3_conditional_writes_over_http_and_atomically() 
         .unwrap();
     assert!(object(&c, "k").await.is_none(), "deleted");
 
-    // Concurrent creators of one key: exactly one wins.
-    let tries = (0..8).map(|i| {
+    // Concurrent creators of one key: exactly one wins. (moto checks, then writes, in two steps;
+    // the emulator runs conditional writes under one lock so that this holds by construction. The
+    // race was not reproduced without the lock: moto's handler rarely yields in between.)
+    let tries = (0..16u8).map(|i| {
         let c = c.clone();
         async move {
             c.put_object()
                 .bucket(BUCKET)
                 .key("race")
-                .body(ByteStream::from(format!("{i}").into_bytes()))
+                .body(ByteStream::from(vec![i; 256 * 1024]))
                 .if_none_match("*")
                 .send()
                 .await
@@ -292,21 +294,26 @@ async fn a_killed_run_resumes_after_its_lease_expired_with_break_lock_each_user_
     assert!(created_before < total, "killed mid-way: {created_before}");
 
     // Before expiry even --break-lock is refused, and nothing is called.
+    let now_ms = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64
+    };
     let before = cognito_calls(&emu);
     let mut breaking = args.clone();
     breaking.push("--break-lock".into());
+    let left = lock.expires_ms - now_ms();
     let (code, _, err) = run(&emu, &breaking, &fast);
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64;
-    if now < lock.expires_ms {
+    if left > 2_000 {
         assert_eq!(code, 4, "a live lease is never broken: {err}");
         assert!(err.contains("the lease expires at"), "{err}");
         assert_eq!(cognito_calls(&emu), before, "no call by a refused run");
+    } else {
+        eprintln!("only {left} ms of the lease were left: the live-lease check was skipped");
     }
     // After expiry: refused without --break-lock, taken over with it.
-    let wait = (lock.expires_ms - now).max(0) as u64 + 200;
+    let wait = (lock.expires_ms - now_ms()).max(0) as u64 + 200;
     tokio::time::sleep(Duration::from_millis(wait)).await;
     let (code, _, err) = run(&emu, &args, &fast);
     assert_eq!(code, 4, "an expired lease is not taken silently: {err}");
@@ -325,6 +332,7 @@ async fn a_killed_run_resumes_after_its_lease_expired_with_break_lock_each_user_
     let expected: Vec<String> = (0..total).map(|i| username("k", i)).collect();
     assert_pool_holds(&c, &pool, &expected, "after SIGKILL and resume").await;
     let (code, st) = emu.status(Path::new(&state));
+    eprintln!("created before the kill: {created_before}; after the resume: {st}");
     assert_eq!(code, 0, "{st}");
     assert_eq!(n(&st, "total"), total as u64, "{st}");
     assert_eq!(n(&st, "pending") + n(&st, "failed"), 0, "{st}");
