@@ -497,3 +497,56 @@ async fn uploads_over_a_state_written_by_someone_else_are_refused_and_a_lost_lea
     taker.release().await.unwrap();
     assert!(object(&s, "expire.db.lock").await.is_none());
 }
+
+#[tokio::test]
+async fn sigterm_uploads_what_was_recorded_and_gives_the_lease_back() {
+    let emu = Emulator::start();
+    let c = client(&emu).await;
+    let s = s3(&emu).await;
+    let pool = pool(&c, "cm-s3-term").await;
+    let dir = tempdir("s3-term");
+    let total = 200;
+    let input = write_users(&dir, "s", total, false);
+    let state = format!("s3://{BUCKET}/term.db");
+    let args = admin_run_args(&input, &pool, &state);
+    // No background upload during the run: only the one after SIGTERM can hold its records.
+    let slow = [("COGNITO_MIGRATE_STATE_UPLOAD_SECONDS", "3600")];
+    let stderr = dir.join("first.stderr");
+    let mut first = spawn(&emu, &args, &slow, &stderr);
+    wait_for("users created", Duration::from_secs(60), || {
+        cognito_calls(&emu)
+            .get("AdminCreateUser")
+            .copied()
+            .unwrap_or(0)
+            >= 50
+    });
+    let term = std::process::Command::new("kill")
+        .args(["-TERM", &first.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let exit = first.wait().unwrap();
+    let err = std::fs::read_to_string(&stderr).unwrap();
+    assert_eq!(exit.code(), Some(3), "SIGTERM: exit 3, resume later: {err}");
+    assert!(
+        object(&s, "term.db.lock").await.is_none(),
+        "the lease is given back: {err}"
+    );
+    let in_pool = crate::common::pool_users(&c, &pool).await.len() as u64;
+    assert!(in_pool < total as u64, "stopped mid-way: {in_pool}");
+    let (_, st) = emu.status(Path::new(&state));
+    assert_eq!(
+        n(&st, "created"),
+        in_pool,
+        "every user created before SIGTERM is in the uploaded state: {st}"
+    );
+
+    // The same command resumes at once (no lease left), each user once.
+    let (code, out, err) = run(&emu, &args, &slow);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(!err.contains("taking over"), "{err}");
+    let expected: Vec<String> = (0..total).map(|i| username("s", i)).collect();
+    assert_pool_holds(&c, &pool, &expected, "after SIGTERM and resume").await;
+    let (code, st) = emu.status(Path::new(&state));
+    assert_eq!((code, n(&st, "created")), (0, total as u64), "{st}");
+}
