@@ -53,7 +53,9 @@
 //!
 //! Files beside the state (import CSVs, the AdminCreateUser spill file, the "input read" marker)
 //! live in the private temp dir and go with it: a resumed run reads its input again (its skip set
-//! comes from the state). A work dir that outlived the state's last upload would be newer than the
+//! comes from the state), and import chunks whose files are gone and whose jobs never started (or
+//! were stopped) are forgotten first, so their users are chunked again
+//! (`Checkpoint::forget_chunks_without_files`, called by `migrate::run`). A work dir that outlived the state's last upload would be newer than the
 //! state (a marker saying the input was read when the uploaded state does not hold the users), so
 //! callers must not give a persistent work dir with a remote state.
 //!
@@ -61,8 +63,7 @@
 //!
 //! One `PutObject` carries at most 5 GB (a state of ~10M users is far below). The lease's expiry
 //! is judged with the local clock: machines must keep their clocks in sync (NTP, as EC2 and
-//! Fargate do). An import-job chunk recorded in the state whose file was in the temp dir of a
-//! machine that died cannot be uploaded by another machine (the file is gone): see the README.
+//! Fargate do).
 //!
 //! # A local path
 //!

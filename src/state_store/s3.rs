@@ -64,14 +64,29 @@ fn status_of<E>(e: &SdkError<E, HttpResponse>) -> Option<u16> {
     e.raw_response().map(|r| r.status().as_u16())
 }
 
-fn s3_error<E>(op: &'static str, bucket: &str, key: &str, e: &E) -> StateStoreError
+fn s3_error<E>(
+    op: &'static str,
+    bucket: &str,
+    key: &str,
+    e: &SdkError<E, HttpResponse>,
+) -> StateStoreError
 where
-    E: std::error::Error,
+    E: std::error::Error + ProvideErrorMetadata + 'static,
 {
+    let message = match e {
+        // S3's own answer: its code and message (the raw response is noise).
+        SdkError::ServiceError(se) => format!(
+            "{} (HTTP {}): {}",
+            se.err().code().unwrap_or("error"),
+            se.raw().status().as_u16(),
+            se.err().message().unwrap_or("no message")
+        ),
+        other => format!("{}", DisplayErrorContext(other)),
+    };
     StateStoreError::S3 {
         op,
         location: format!("s3://{bucket}/{key}"),
-        message: format!("{}", DisplayErrorContext(e)),
+        message,
     }
 }
 
@@ -203,7 +218,11 @@ impl S3Target {
         let bytes = body
             .collect()
             .await
-            .map_err(|e| s3_error("GetObject", &self.bucket, key, &e))?
+            .map_err(|e| StateStoreError::S3 {
+                op: "GetObject",
+                location: format!("s3://{}/{key}", self.bucket),
+                message: format!("{}", DisplayErrorContext(&e)),
+            })?
             .into_bytes();
         Ok(Some((bytes.to_vec(), etag)))
     }

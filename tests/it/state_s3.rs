@@ -550,3 +550,70 @@ async fn sigterm_uploads_what_was_recorded_and_gives_the_lease_back() {
     let (code, st) = emu.status(Path::new(&state));
     assert_eq!((code, n(&st, "created")), (0, total as u64), "{st}");
 }
+
+#[tokio::test]
+async fn an_import_job_run_stopped_by_sigterm_resumes_on_another_machine_each_user_once() {
+    use crate::common::import_job::{jobs, run_args as import_args};
+    use serde_json::json;
+    let emu = Emulator::start();
+    let c = client(&emu).await;
+    let _ = s3(&emu).await; // the bucket
+    let pool = pool(&c, "cm-s3-import").await;
+    // Slow processing, so that the job is still running when SIGTERM comes.
+    emu.control(
+        "/_emulator/config",
+        json!({"import_rows_per_second": 20.0, "import_pending_delay_seconds": 0.05}),
+    );
+    let dir = tempdir("s3-import");
+    let total = 120;
+    let input = write_users(&dir, "m", total, false);
+    let state = format!("s3://{BUCKET}/import.db");
+    let args = import_args(&input, &pool, Path::new(&state));
+    // Each "machine" has its own temporary directory: the import files of the first are not
+    // there for the second.
+    let (tmp1, tmp2) = (dir.join("machine-1"), dir.join("machine-2"));
+    std::fs::create_dir_all(&tmp1).unwrap();
+    std::fs::create_dir_all(&tmp2).unwrap();
+    let stderr = dir.join("first.stderr");
+    let mut first = spawn(&emu, &args, &[("TMPDIR", tmp1.to_str().unwrap())], &stderr);
+    wait_for("the import job to run", Duration::from_secs(60), || {
+        jobs(&emu)
+            .iter()
+            .any(|j| j["Status"] == json!("InProgress"))
+    });
+    let term = std::process::Command::new("kill")
+        .args(["-TERM", &first.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let exit = first.wait().unwrap();
+    let err = std::fs::read_to_string(&stderr).unwrap();
+    assert_eq!(exit.code(), Some(3), "{err}");
+    assert_eq!(jobs(&emu)[0]["Status"], json!("Stopped"));
+    let imported_before = crate::common::pool_users(&c, &pool).await.len();
+    assert!(
+        imported_before < total,
+        "stopped mid-way: {imported_before}"
+    );
+    std::fs::remove_dir_all(&tmp1).unwrap(); // the first machine is gone
+
+    emu.control(
+        "/_emulator/config",
+        json!({"import_rows_per_second": 5000.0}),
+    );
+    let mut resume = args.clone();
+    resume.push("--fetch-job-logs".into());
+    let (code, out, err) = run(&emu, &resume, &[("TMPDIR", tmp2.to_str().unwrap())]);
+    assert_eq!(code, 0, "the same command resumes elsewhere: {out}{err}");
+    assert!(err.contains("import files of this run are gone"), "{err}");
+    let expected: Vec<String> = (0..total).map(|i| username("m", i)).collect();
+    assert_pool_holds(&c, &pool, &expected, "after SIGTERM and resume elsewhere").await;
+    let (code, st) = emu.status(Path::new(&state));
+    assert_eq!(code, 0, "{st}");
+    assert_eq!(n(&st, "total"), total as u64, "{st}");
+    assert_eq!(
+        n(&st, "imported") + n(&st, "skipped"),
+        total as u64,
+        "users the stopped job imported are skipped by the next, never imported twice: {st}"
+    );
+}
