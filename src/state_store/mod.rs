@@ -381,6 +381,22 @@ fn local_name(key: &str) -> String {
     }
 }
 
+/// The caller's S3 client with a longer per-attempt timeout: a state of a few hundred MB takes
+/// longer than the 60 s an ordinary call is given to download or upload.
+fn state_client(client: &aws_sdk_s3::Client) -> aws_sdk_s3::Client {
+    let timeouts = aws_sdk_s3::config::timeout::TimeoutConfig::builder()
+        .connect_timeout(Duration::from_secs(10))
+        .operation_attempt_timeout(Duration::from_secs(15 * 60))
+        .build();
+    aws_sdk_s3::Client::from_conf(
+        client
+            .config()
+            .to_builder()
+            .timeout_config(timeouts)
+            .build(),
+    )
+}
+
 /// Streams object `key` into a new private file at `path`; returns its ETag, or `None` when
 /// there is no object (and no file is made).
 async fn download(
@@ -619,7 +635,7 @@ impl HeldState {
             location: loc.clone(),
         })?;
         let target = S3Target {
-            client: client.clone(),
+            client: state_client(client),
             bucket: bucket.clone(),
         };
         let lock_key = StateLocation::lock_key(key);
@@ -950,7 +966,7 @@ pub async fn fetch_read_only(
         location: loc.clone(),
     })?;
     let target = S3Target {
-        client: client.clone(),
+        client: state_client(client),
         bucket: bucket.clone(),
     };
     let dir = PrivateDir::create()?;
