@@ -15,6 +15,11 @@
 //!   because each before/after marker is its own committed transaction: the snapshot holds a
 //!   prefix of them. (SQLite: <https://sqlite.org/lang_vacuum.html#vacuuminto>.)
 //!
+//! Cost, measured on a 2-core machine of this project's kind (December 2026): a 1M-user users
+//! table (153 MB plus a 154 MB WAL) is copied in 1.3 s into 145 MB; hashing adds ~0.4 s. At the
+//! default upload interval (60 s) that is a few percent of one core, and an unchanged state is
+//! not uploaded again.
+//!
 //! The file is created 0600 before SQLite writes it (`VACUUM INTO` accepts an existing empty
 //! file), so it is never readable by others.
 
