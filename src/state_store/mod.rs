@@ -646,7 +646,13 @@ impl HeldState {
             lock_key: lock_key.clone(),
             lock_etag: Some(lock_etag.clone()),
         };
-        let dir = PrivateDir::create()?;
+        let dir = match PrivateDir::create() {
+            Ok(d) => d,
+            Err(e) => {
+                held.give_back().await;
+                return Err(e);
+            }
+        };
         let path = dir.0.join(local_name(key));
         let etag = match download(&target, &loc, key, &path).await {
             Ok(etag) => etag,
