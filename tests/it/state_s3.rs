@@ -239,6 +239,18 @@ async fn a_second_run_on_an_s3_state_is_refused_and_status_reads_the_state() {
     assert_eq!((n(&st, "total"), n(&st, "created")), (200, 200), "{st}");
     let expected: Vec<String> = (0..200).map(|i| username("t", i)).collect();
     assert_pool_holds(&c, &pool, &expected, "after the run").await;
+    let (code, out, err) = run(
+        &emu,
+        &["report", "--state", &state, "--failed", "-"].map(String::from),
+        &[],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        out.lines().count(),
+        1,
+        "the header only: nobody failed: {out}"
+    );
+    assert!(err.contains("0 rejected or failed users written"), "{err}");
     // Reading took no lease and left nothing behind.
     assert!(object(&s, "states/two.db.lock").await.is_none());
     let (code, _, err) = run(
