@@ -27,6 +27,7 @@ pub mod report;
 pub mod retry;
 pub mod sink;
 pub mod source;
+pub mod state_store;
 #[doc(hidden)]
 pub mod testing_hook;
 pub mod trigger;

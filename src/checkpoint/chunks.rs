@@ -571,6 +571,69 @@ impl Checkpoint {
         self.write_tx(true, |tx| discard_writing_chunks(tx, run, &self.path))
     }
 
+    /// Forget the chunks of `run` whose import file is gone and is still needed, so that a
+    /// reading pass reads, routes and records their users again, each once:
+    /// - `written` or `created` (whatever step is in flight): no StartUserImportJob was ever sent
+    ///   for them (a start needs `uploaded`), so their job, if any, imported nobody and never
+    ///   will (Cognito expires it). Their users' rows and the chunk rows are deleted.
+    /// - ended `stopped`, `expired` or `abandoned` but not yet settled (settling would move their
+    ///   pending users into a new chunk on the same file, or split the file): their pending
+    ///   users' rows are deleted and the chunk is settled. Users such a job did import are met
+    ///   again by the next job, which skips them (`skipped`, never twice in the pool).
+    ///
+    /// Why: a state resumed on another machine (`--state s3://…`) or after its work dir was
+    /// lost names import files that no longer exist; such a chunk could never be uploaded.
+    /// Call it only before a reading pass of the whole input. Returns the chunks forgotten.
+    pub fn forget_chunks_without_files(&self, run: RunId) -> Result<Vec<ChunkId>> {
+        self.write_tx(true, |tx| {
+            let candidates: Vec<(ChunkId, String, String)> = {
+                let mut stmt = tx
+                    .prepare(
+                        "SELECT id, file_path, status FROM chunks WHERE run_id = ?1 AND writing = 0 \
+                         AND (status IN ('written', 'created') OR (settled_at IS NULL \
+                         AND status IN ('stopped', 'expired', 'abandoned'))) ORDER BY id",
+                    )
+                    .ctx(&self.path)?;
+                let rows = stmt
+                    .query_map([run], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                    .ctx(&self.path)?
+                    .collect::<rusqlite::Result<Vec<_>>>()
+                    .ctx(&self.path)?;
+                rows
+            };
+            let now = now_ms();
+            let mut forgotten = Vec::new();
+            for (id, file, status) in candidates {
+                if std::path::Path::new(&file).exists() {
+                    continue;
+                }
+                if status == "written" || status == "created" {
+                    tx.execute(
+                        "DELETE FROM users WHERE run_id = ?1 AND chunk_id = ?2",
+                        params![run, id],
+                    )
+                    .ctx(&self.path)?;
+                    tx.execute("DELETE FROM chunks WHERE id = ?1", [id])
+                        .ctx(&self.path)?;
+                } else {
+                    tx.execute(
+                        "DELETE FROM users WHERE run_id = ?1 AND chunk_id = ?2 \
+                         AND outcome = 'pending'",
+                        params![run, id],
+                    )
+                    .ctx(&self.path)?;
+                    tx.execute(
+                        "UPDATE chunks SET settled_at = ?2, updated_at = ?2 WHERE id = ?1",
+                        params![id, now],
+                    )
+                    .ctx(&self.path)?;
+                }
+                forgotten.push(id);
+            }
+            Ok(forgotten)
+        })
+    }
+
     /// A chunk by id.
     pub fn chunk(&self, chunk: ChunkId) -> Result<ChunkRow> {
         let conn = self.conn();

@@ -1920,3 +1920,83 @@ fn an_abandoned_run_lets_another_input_begin_without_restart_and_keeps_its_rows(
     cp.abandon_run(first.id).unwrap();
     assert_eq!(cp.current_run().unwrap().map(|r| r.id), Some(second.id));
 }
+
+#[test]
+fn chunks_whose_files_are_gone_before_their_job_started_are_forgotten_and_their_users_read_again() {
+    let db = TempDb::new("forget");
+    let cp = Checkpoint::open(&db.0).unwrap();
+    let run = cp.begin_run(&spec(), false).unwrap().id;
+    let dir = std::env::temp_dir().join(format!("cognito-migrate-forget-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let spec_at = |name: &str, rows: u64| ChunkSpec {
+        file_path: dir.join(name).display().to_string(),
+        ..chunk_spec("import:BCRYPT", rows)
+    };
+    let add = |name: &str, first: u64| {
+        cp.add_chunk(
+            run,
+            &spec_at(name, 2),
+            chunk_users(first..=first + 1, "import:BCRYPT"),
+        )
+        .unwrap()
+        .id
+    };
+    // Gone, no job: forgotten. Gone, job created (upload in flight): forgotten. Gone but
+    // uploaded (a start may have happened): kept. File present, no job: kept.
+    let written = add("gone-written.csv", 1);
+    let created = add("gone-created.csv", 3);
+    let uploaded = add("gone-uploaded.csv", 5);
+    let present = add("present.csv", 7);
+    // Stopped (Ctrl-C) and not settled yet: its pending users would move to a new chunk on the
+    // same (gone) file.
+    let stopped = add("gone-stopped.csv", 9);
+    start_chunk(&cp, stopped, "job-s");
+    cp.chunk_finished(stopped, ChunkStatus::Stopped, None, Some("stopped"))
+        .unwrap();
+    std::fs::write(dir.join("present.csv"), "header\n").unwrap();
+    cp.chunk_mark_creating(written).unwrap();
+    cp.chunk_mark_creating(created).unwrap();
+    let name = cp.chunk(created).unwrap().job_name;
+    cp.chunk_created(
+        created,
+        "job-c",
+        &name,
+        SystemTime::now() + Duration::from_secs(900),
+    )
+    .unwrap();
+    cp.chunk_mark_uploading(created).unwrap();
+    cp.chunk_mark_creating(uploaded).unwrap();
+    let name = cp.chunk(uploaded).unwrap().job_name;
+    cp.chunk_created(
+        uploaded,
+        "job-u",
+        &name,
+        SystemTime::now() + Duration::from_secs(900),
+    )
+    .unwrap();
+    cp.chunk_mark_uploading(uploaded).unwrap();
+    cp.chunk_uploaded(uploaded).unwrap();
+    assert_eq!(cp.skip_set(run).unwrap().len(), 10);
+
+    let forgotten = cp.forget_chunks_without_files(run).unwrap();
+    assert_eq!(forgotten, vec![written, created, stopped]);
+    let left: Vec<ChunkId> = cp.chunks(run).unwrap().iter().map(|c| c.id).collect();
+    assert_eq!(left, vec![uploaded, present, stopped]);
+    assert!(
+        cp.chunk(stopped).unwrap().is_settled(),
+        "nothing more to do for it"
+    );
+    // Their users are unknown to the state again: the next reading pass records them, once.
+    let skip = cp.skip_set(run).unwrap();
+    assert_eq!(skip.len(), 4);
+    for r in [1, 2, 3, 4, 9, 10] {
+        assert!(!skip.contains(r), "record {r} is read again");
+        assert!(cp.user(run, r).unwrap().is_none());
+    }
+    for r in 5..=8 {
+        assert!(skip.contains(r), "record {r} stays settled in its chunk");
+    }
+    // Nothing more to forget.
+    assert!(cp.forget_chunks_without_files(run).unwrap().is_empty());
+    let _ = std::fs::remove_dir_all(&dir);
+}

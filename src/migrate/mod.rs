@@ -391,8 +391,24 @@ pub async fn run(
     // written once every user of the input is recorded or spilled, and removed when the run is
     // complete). Nothing is written to the pool during this pass.
     let read_marker = work_dir.join(format!(".input-read-{}", run.token));
-    if only.is_none() && run.resumed && read_marker.exists() && (!admin_mode || spill_path.exists())
-    {
+    let read_before = only.is_none()
+        && run.resumed
+        && read_marker.exists()
+        && (!admin_mode || spill_path.exists());
+    if only.is_none() && run.resumed && !read_before {
+        // A resumed run whose work dir is new (a state from S3 resumed on another machine, a
+        // deleted work dir): import files named by chunks that never started are gone. Those
+        // chunks are forgotten, and the reading pass below records their users again.
+        let forgotten = cp.forget_chunks_without_files(run.id)?;
+        if !forgotten.is_empty() {
+            say(&format!(
+                "{} import files of this run are gone (written in another work dir): their users \
+                 are read and chunked again",
+                forgotten.len()
+            ));
+        }
+    }
+    if read_before {
         progress.println("the input was read and recorded before: going on with writing users");
     } else {
         let skip = cp.skip_set(run.id)?;

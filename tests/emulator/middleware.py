@@ -16,7 +16,9 @@ Per request, in order:
    InternalErrorException), drop_before (connection closed unanswered, no work done),
    drop_after (the work is done, then the connection is closed unanswered), or truncate_body
    (S3.GET: the answer's headers announce the whole body, the connection closes part-way).
-5. Cognito and CloudWatch Logs calls run under :data:`shared.BACKEND_LOCK`; S3 streams through.
+5. Cognito and CloudWatch Logs calls run under :data:`shared.BACKEND_LOCK`, and so do S3's
+   conditional writes (``If-Match`` / ``If-None-Match``: atomic check-and-write, as in S3); other
+   S3 requests stream through.
 """
 
 from __future__ import annotations
@@ -106,7 +108,13 @@ class EmulatorMiddleware:
         if "." in target:
             prefix, operation = target.split(".", 1)
             return operation, prefix == COGNITO_TARGET_PREFIX, True
-        return f"S3.{environ.get('REQUEST_METHOD', 'GET')}", False, False
+        method = environ.get("REQUEST_METHOD", "GET")
+        # S3 conditional writes (PutObject / CompleteMultipartUpload with If-None-Match or If-Match,
+        # DeleteObject with If-Match) are atomic in S3: of two concurrent writers with the same
+        # condition one wins, the other gets 412 (or 409 ConditionalRequestConflict). moto checks
+        # the condition and writes in two steps, so such requests run under BACKEND_LOCK.
+        conditional = environ.get("HTTP_IF_MATCH") or environ.get("HTTP_IF_NONE_MATCH")
+        return f"S3.{method}", False, bool(conditional) and method in ("PUT", "POST", "DELETE")
 
     def _serve_buffered(self, environ, operation: str, locked: bool) -> tuple[str, list, bytes]:
         """Runs the request to completion and returns (status line, headers, body)."""

@@ -6,6 +6,7 @@ use cognito_migrate::lease::LeaseError;
 use cognito_migrate::migrate::MigrateError;
 use cognito_migrate::pool::PoolError;
 use cognito_migrate::source::RecordError;
+use cognito_migrate::state_store::StateStoreError;
 
 /// The process exit codes users' scripts depend on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -19,7 +20,9 @@ pub enum Exit {
     Usage = 2,
     /// Fatal error: the run stopped; run the same command again to resume.
     Fatal = 3,
-    /// The state is in use by another run (its lease is held); nothing was done.
+    /// The state is in use by another run (its lease is held); nothing was done. Also: an
+    /// `s3://` state's lease was lost or its object written by another process while this run
+    /// held it (this run stopped; nothing was overwritten).
     Busy = 4,
     /// Not finished: users are still pending; run the same `run` command to continue.
     Pending = 5,
@@ -61,14 +64,21 @@ pub fn classify(err: &anyhow::Error) -> (Exit, Option<String>) {
         if let Some(e) = cause.downcast_ref::<AwsError>() {
             return (Exit::Usage, Some(e.hint().to_string()));
         }
-        if let Some(e) = cause.downcast_ref::<LeaseError>() {
-            return match e {
-                LeaseError::Held { .. } => (
-                    Exit::Busy,
-                    Some("wait for that run to end; a lease left by a process that died is taken over by the next run".into()),
-                ),
-                LeaseError::Io { .. } => (Exit::Usage, None),
+        if let Some(e) = cause.downcast_ref::<StateStoreError>() {
+            if let StateStoreError::Local(lease) = e {
+                return lease_exit(lease);
+            }
+            let exit = if e.is_busy() {
+                Exit::Busy
+            } else if e.is_configuration() {
+                Exit::Usage
+            } else {
+                Exit::Fatal
             };
+            return (exit, e.hint().map(str::to_string));
+        }
+        if let Some(e) = cause.downcast_ref::<LeaseError>() {
+            return lease_exit(e);
         }
         if let Some(e) = cause.downcast_ref::<CheckpointError>() {
             if e.is_unusable_file() {
@@ -93,4 +103,15 @@ pub fn classify(err: &anyhow::Error) -> (Exit, Option<String>) {
         }
     }
     (Exit::Fatal, None)
+}
+
+/// The exit code of a local state's lease error.
+fn lease_exit(e: &LeaseError) -> (Exit, Option<String>) {
+    match e {
+        LeaseError::Held { .. } => (
+            Exit::Busy,
+            Some("wait for that run to end; a lease left by a process that died is taken over by the next run".into()),
+        ),
+        LeaseError::Io { .. } => (Exit::Usage, None),
+    }
 }

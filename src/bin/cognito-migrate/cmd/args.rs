@@ -6,12 +6,12 @@ use std::sync::Arc;
 
 use clap::Args;
 use cognito_migrate::checkpoint::{Checkpoint, RecordSet};
-use cognito_migrate::lease::Lease;
 use cognito_migrate::migrate::{self, BoxError, InputSpec, MigrateConfig, Migration, OpenInput};
 use cognito_migrate::password::Notations;
 use cognito_migrate::pool::PoolSchema;
 use cognito_migrate::sink::admin_create::{AdminCreateConfig, OnExisting, Rates};
 use cognito_migrate::source::Source;
+use cognito_migrate::state_store::{HeldState, StateOptions};
 use futures::future::BoxFuture;
 
 use super::source_args::SourceArgs;
@@ -88,6 +88,55 @@ impl AdminArgs {
     }
 }
 
+/// Where a writer's state lives and how it is held (`run`, `retry`).
+#[derive(Clone, Debug, Args)]
+pub struct StateArgs {
+    /// The state: a local SQLite file (created with mode 0600), or an S3 object
+    /// `s3://BUCKET/KEY` (downloaded at the start, uploaded at checkpoints and at the end). The
+    /// same command with the same state resumes. One run at a time: a second one exits 4 (a
+    /// local state is locked with <DB>.lock, an S3 state with a lease object <KEY>.lock).
+    #[arg(long, value_name = "LOCATION")]
+    pub state: String,
+    /// Take over the lease of an `s3://` state when it has EXPIRED (its holder died without
+    /// releasing it); a live lease is never taken. Safe to pass on every scheduled run.
+    #[arg(long)]
+    pub break_lock: bool,
+    /// Tests only: the `s3://` lease's duration in seconds (default 900), renewed every third.
+    #[arg(
+        long,
+        hide = true,
+        env = "COGNITO_MIGRATE_LEASE_SECONDS",
+        default_value_t = 900.0
+    )]
+    pub lease_seconds: f64,
+    /// Tests only: seconds between background uploads of an `s3://` state (default 60).
+    #[arg(
+        long,
+        hide = true,
+        env = "COGNITO_MIGRATE_STATE_UPLOAD_SECONDS",
+        default_value_t = 60.0
+    )]
+    pub state_upload_seconds: f64,
+}
+
+impl StateArgs {
+    pub fn options(&self) -> anyhow::Result<StateOptions> {
+        for (flag, v) in [
+            ("--lease-seconds", self.lease_seconds),
+            ("--state-upload-seconds", self.state_upload_seconds),
+        ] {
+            if !(v > 0.0 && v.is_finite()) {
+                return Err(ConfigError::new(format!("{flag} must be a positive number")).into());
+            }
+        }
+        Ok(StateOptions {
+            lease_duration: std::time::Duration::from_secs_f64(self.lease_seconds),
+            break_lock: self.break_lock,
+            upload_every: std::time::Duration::from_secs_f64(self.state_upload_seconds),
+        })
+    }
+}
+
 /// Reads `--hash-encoding` values (`run`, `preflight`).
 pub fn hash_encodings(args: &[String]) -> anyhow::Result<Notations> {
     let mut n = Notations::default();
@@ -142,14 +191,14 @@ pub struct Print {
 }
 
 /// Runs the migration `config` describes (with `only`, a `retry` pass over just those records),
-/// stopping cleanly on Ctrl-C or SIGTERM, and prints its end. Only the holder of the state's
-/// `lease` may call it.
+/// stopping cleanly on Ctrl-C or SIGTERM (or when a remote state's lease is lost), and prints
+/// its end. Only the holder of the state (`held`) may call it.
 pub async fn migrate_and_print(
     source: &SourceArgs,
     config: MigrateConfig,
     global: &GlobalArgs,
     only: Option<RecordSet>,
-    lease: &Lease,
+    held: &HeldState,
     print: Print,
 ) -> anyhow::Result<Exit> {
     let output = config.progress;
@@ -157,8 +206,16 @@ pub async fn migrate_and_print(
     let cp = m.checkpoint.clone();
     let input = CliInput { source, global };
     let (cancel, listener) = super::cancel_on_signals();
-    let report = migrate::run(m, &input, only, &cancel, lease).await;
+    let lost = held.lost();
+    let stop = cancel.clone();
+    let watcher = tokio::spawn(async move {
+        let why = lost.await;
+        eprintln!("stopping: {why}; this run no longer owns the state");
+        stop.cancel();
+    });
+    let report = migrate::run(m, &input, only, &cancel, held.lease()).await;
     listener.abort();
+    watcher.abort();
     super::output::print_report(&cp, &report?, output, print.json, print.fetch_job_logs)
 }
 

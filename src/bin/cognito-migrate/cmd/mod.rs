@@ -13,12 +13,12 @@ mod run;
 mod source_args;
 mod status;
 
-use std::path::Path;
-
 use clap::{Args, Subcommand};
 use cognito_migrate::aws::{AwsOptions, Clients};
-use cognito_migrate::lease::Lease;
 use cognito_migrate::migrate::CancelToken;
+use cognito_migrate::state_store::{
+    fetch_read_only, HeldState, ReadOnlyState, StateLocation, StateStoreError,
+};
 
 use crate::exit::Exit;
 
@@ -79,18 +79,86 @@ impl GlobalArgs {
     }
 }
 
-/// Takes the state's lease for a command that writes it (`run`, `retry`), before anything else
-/// is done: a second writer is refused at once (exit 4). Says so when a lease left by a process
-/// that died is taken over.
-pub fn take_lease(state: &Path, command: &str) -> anyhow::Result<Lease> {
-    let lease = Lease::acquire(state, command)?;
-    if let Some(dead) = lease.taken_over() {
-        eprintln!(
-            "taking over the lease on {} left by {dead}: that process is gone",
-            state.display()
-        );
+/// Takes the state for a command that writes it (`run`, `retry`), before anything else is done:
+/// its lease (a local flock, or an `s3://` lease object, then the download), so that a second
+/// writer is refused at once (exit 4). Says so when a lease left by a process that died is taken
+/// over. End with [`release_state`].
+pub async fn take_state(
+    args: &args::StateArgs,
+    command: &str,
+    global: &GlobalArgs,
+) -> anyhow::Result<HeldState> {
+    let location = StateLocation::parse(&args.state)?;
+    let options = args.options()?;
+    let clients = match location.is_remote() {
+        true => Some(global.clients().await?),
+        false => None,
+    };
+    let held = HeldState::acquire(
+        &location,
+        command,
+        clients.as_ref().map(|c| &c.s3),
+        &options,
+    )
+    .await?;
+    if let Some(dead) = held.taken_over() {
+        match location.is_remote() {
+            true => eprintln!(
+                "--break-lock: taking over the expired lease on {location} left by {dead}"
+            ),
+            false => eprintln!(
+                "taking over the lease on {location} left by {dead}: that process is gone"
+            ),
+        }
     }
-    Ok(lease)
+    Ok(held)
+}
+
+/// Gives a held state back after the command's work (also after it failed): a remote state is
+/// uploaded a last time and its lease deleted. An error of the work wins over one of the release,
+/// unless the release says another process owns the state now (that is the cause, exit 4).
+pub async fn release_state(held: HeldState, result: anyhow::Result<Exit>) -> anyhow::Result<Exit> {
+    let location = held.location().to_string();
+    match (result, held.release().await) {
+        (Ok(exit), Ok(())) => Ok(exit),
+        (Ok(_), Err(e)) => {
+            Err(anyhow::Error::new(e).context(format!("saving the state to {location}")))
+        }
+        (Err(e), Ok(())) => Err(e),
+        (Err(e), Err(r)) if r.is_busy() => {
+            eprintln!("error: {}", cognito_migrate::display_chain(e.as_ref()));
+            Err(r.into())
+        }
+        (Err(e), Err(r)) => {
+            eprintln!(
+                "error: saving the state to {location}: {}",
+                cognito_migrate::display_chain(&r)
+            );
+            Err(e)
+        }
+    }
+}
+
+/// Gets a state for a command that only reads it (`status`, `report`): a local file as it is,
+/// an `s3://` state downloaded as it was last uploaded (no lease taken).
+pub async fn read_state(state: &str, global: &GlobalArgs) -> anyhow::Result<ReadOnlyState> {
+    let location = StateLocation::parse(state)?;
+    if let StateLocation::Local(path) = &location {
+        if !path.exists() {
+            return Err(crate::exit::ConfigError::new(format!(
+                "no state file at {}",
+                path.display()
+            ))
+            .into());
+        }
+    }
+    let clients = match location.is_remote() {
+        true => Some(global.clients().await?),
+        false => None,
+    };
+    let state: Result<ReadOnlyState, StateStoreError> =
+        fetch_read_only(&location, clients.as_ref().map(|c| &c.s3)).await;
+    Ok(state?)
 }
 
 /// Waits for the first Ctrl-C (SIGINT) or SIGTERM (what ECS, Kubernetes and systemd send) and

@@ -23,9 +23,10 @@ use crate::exit::{ConfigError, Exit};
     after_help = "Examples:\n  cognito-migrate report --state migration.db --failed failed.csv\n  cognito-migrate report --state migration.db --html report.html"
 )]
 pub struct ReportArgs {
-    /// The run's state file.
-    #[arg(long, value_name = "DB")]
-    pub state: PathBuf,
+    /// The run's state: a local file, or `s3://BUCKET/KEY` (read as it was last uploaded; no lease
+    /// is taken).
+    #[arg(long, value_name = "LOCATION")]
+    pub state: String,
     /// Where to write the CSV of rejected and failed users (`-` for stdout).
     #[arg(long, value_name = "OUT.csv", required_unless_present = "html")]
     pub failed: Option<PathBuf>,
@@ -34,20 +35,18 @@ pub struct ReportArgs {
     pub html: Option<PathBuf>,
 }
 
-pub async fn run(args: &ReportArgs, _global: &GlobalArgs) -> anyhow::Result<Exit> {
+pub async fn run(args: &ReportArgs, global: &GlobalArgs) -> anyhow::Result<Exit> {
     if args.html.as_ref().is_some_and(|p| p.as_os_str() == "-") {
         return Err(ConfigError::new(
             "--html writes a private file (mode 0600): give it a path, not `-`",
         )
         .into());
     }
-    if !args.state.exists() {
-        return Err(ConfigError::new(format!("no state file at {}", args.state.display())).into());
-    }
-    let cp = Checkpoint::open_read_only(&args.state)?;
+    let state = super::read_state(&args.state, global).await?;
+    let cp = Checkpoint::open_read_only(state.path())?;
     let run = cp
         .current_run()?
-        .ok_or_else(|| ConfigError::new(format!("{} holds no run yet", args.state.display())))?;
+        .ok_or_else(|| ConfigError::new(format!("{} holds no run yet", args.state)))?;
     let mut failed = false;
     if let Some(path) = &args.html {
         let data = html_report::write(&cp, &run, path, &Extras::default())?;

@@ -11,8 +11,9 @@ use cognito_migrate::migrate::{self, MigrateConfig, RecordedRun};
 use cognito_migrate::password::Notations;
 use cognito_migrate::progress::Output;
 use cognito_migrate::sink::import_job::ImportJobConfig;
+use cognito_migrate::state_store::{HeldState, StateLocation};
 
-use super::args::{self, AdminArgs};
+use super::args::{self, AdminArgs, StateArgs};
 use super::source_args::SourceArgs;
 use super::GlobalArgs;
 use crate::exit::{ConfigError, Exit};
@@ -24,9 +25,8 @@ use crate::exit::{ConfigError, Exit};
 #[derive(Debug, Args)]
 #[command(after_help = "Example:\n  cognito-migrate retry --state migration.db --create-groups")]
 pub struct RetryArgs {
-    /// The run's state file.
-    #[arg(long, value_name = "DB")]
-    pub state: PathBuf,
+    #[command(flatten)]
+    pub state: StateArgs,
     /// Firebase hash parameters, when the run was given --hash-config.
     #[arg(long, value_name = "FILE")]
     pub hash_config: Option<PathBuf>,
@@ -47,14 +47,30 @@ pub struct RetryArgs {
 }
 
 pub async fn run(args: &RetryArgs, global: &GlobalArgs) -> anyhow::Result<Exit> {
-    if !args.state.exists() {
-        return Err(ConfigError::new(format!("no state file at {}", args.state.display())).into());
+    let location = StateLocation::parse(&args.state.state)?;
+    if let StateLocation::Local(path) = &location {
+        if !path.exists() {
+            return Err(ConfigError::new(format!("no state file at {}", path.display())).into());
+        }
     }
-    let lease = super::take_lease(&args.state, "retry")?;
-    let cp = Arc::new(Checkpoint::open(&args.state)?);
+    let held = super::take_state(&args.state, "retry", global).await?;
+    let result = match held.is_new() {
+        true => Err(ConfigError::new(format!("no state at {location}")).into()),
+        false => retry_held(args, global, &held, &location).await,
+    };
+    super::release_state(held, result).await
+}
+
+async fn retry_held(
+    args: &RetryArgs,
+    global: &GlobalArgs,
+    held: &HeldState,
+    location: &StateLocation,
+) -> anyhow::Result<Exit> {
+    let cp = Arc::new(Checkpoint::open(held.path())?);
     let run = cp
         .current_run()?
-        .ok_or_else(|| ConfigError::new(format!("{} holds no run yet", args.state.display())))?;
+        .ok_or_else(|| ConfigError::new(format!("{location} holds no run yet")))?;
     let recorded = RecordedRun::read(&run)?;
     if recorded.hash_config && args.hash_config.is_none() {
         return Err(ConfigError::new("this run was given --hash-config: pass it again").into());
@@ -95,7 +111,7 @@ pub async fn run(args: &RetryArgs, global: &GlobalArgs) -> anyhow::Result<Exit> 
     source.apply_recorded(&recorded.reader);
     let config = MigrateConfig {
         pool_id,
-        state: args.state.clone(),
+        state: held.path().to_path_buf(),
         mode: recorded.mode,
         role_arn: migrate::role_arn(recorded.mode, args.role_arn.clone())?,
         unimportable: recorded.unimportable,
@@ -113,5 +129,5 @@ pub async fn run(args: &RetryArgs, global: &GlobalArgs) -> anyhow::Result<Exit> 
         json: args.json,
         fetch_job_logs: args.fetch_job_logs,
     };
-    args::migrate_and_print(&source, config, global, Some(split.only), &lease, print).await
+    args::migrate_and_print(&source, config, global, Some(split.only), held, print).await
 }

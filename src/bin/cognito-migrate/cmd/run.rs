@@ -1,7 +1,7 @@
 //! `cognito-migrate run`: migrate users into the pool, checkpointed so the same command resumes.
 //! Glue only: the flags become a [`MigrateConfig`], the run is [`cognito_migrate::migrate::run`].
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::Args;
 use cognito_migrate::migrate::{self, MigrateConfig};
@@ -9,10 +9,10 @@ use cognito_migrate::plan::route::{Mode, UnimportablePolicy, UnknownHashPolicy};
 use cognito_migrate::progress::Output;
 use cognito_migrate::sink::import_job::ImportJobConfig;
 
-use super::args::{self, AdminArgs};
+use super::args::{self, AdminArgs, StateArgs};
 use super::source_args::SourceArgs;
 use super::GlobalArgs;
-use crate::exit::Exit;
+use crate::exit::{ConfigError, Exit};
 
 /// Migrate users into the pool through Cognito user import jobs, recording every step in a SQLite
 /// state file so that running the same command again resumes after any crash, exactly once.
@@ -27,6 +27,8 @@ use crate::exit::Exit;
 #[command(after_help = "Examples:
   cognito-migrate run -i users.ndjson -f auth0 --pool-id us-east-1_AbCdEf123 --state migration.db \\
       --mode import-job --role-arn arn:aws:iam::123456789012:role/CognitoImportLogs
+  cognito-migrate run -i s3://exports/users.csv -f csv --mapping mapping.toml --pool-id us-east-1_AbCdEf123 \\
+      --state s3://my-state-bucket/migrations/pool-1.db --break-lock --mode admin-create
   cognito-migrate status --state migration.db")]
 pub struct RunArgs {
     #[command(flatten)]
@@ -34,10 +36,8 @@ pub struct RunArgs {
     /// The target user pool id.
     #[arg(long, env = "COGNITO_MIGRATE_POOL_ID")]
     pub pool_id: String,
-    /// The state file (SQLite; created with mode 0600). The same command with the same file resumes.
-    /// One run at a time: a second one on the same file exits 4 (see <DB>.lock).
-    #[arg(long, value_name = "DB")]
-    pub state: PathBuf,
+    #[command(flatten)]
+    pub state: StateArgs,
     /// How users are written: import jobs, AdminCreateUser (rate-limited, exactly once), or auto
     /// (importable hashes through import jobs, everyone else through AdminCreateUser).
     #[arg(long, value_enum, default_value = "import-job")]
@@ -53,7 +53,8 @@ pub struct RunArgs {
     /// password (counted and warned; `--unimportable reject` rejects them), `reject` rejects them.
     #[arg(long, value_enum, default_value = "reset")]
     pub unknown_hash: UnknownHashPolicy,
-    /// Where import files are written while their jobs run (default: <state>.files/).
+    /// Where import files are written while their jobs run (default: <state>.files/; with an
+    /// `s3://` state, a private temporary directory, and this option is refused).
     #[arg(long, value_name = "DIR")]
     pub work_dir: Option<PathBuf>,
     /// Keep import files after their jobs end (they hold personal data and hashes).
@@ -93,8 +94,8 @@ pub struct RunArgs {
 }
 
 impl RunArgs {
-    /// The run's settings, resolved once from the flags.
-    pub fn config(&self) -> anyhow::Result<MigrateConfig> {
+    /// The run's settings, resolved once from the flags, on the local state file `state`.
+    pub fn config(&self, state: &Path) -> anyhow::Result<MigrateConfig> {
         let role_arn = migrate::role_arn(self.mode, self.role_arn.clone())?;
         let admin = self.admin.config()?;
         let hash_encodings = args::hash_encodings(&self.hash_encoding)?;
@@ -102,7 +103,7 @@ impl RunArgs {
         let poll_max = std::time::Duration::from_secs_f64(self.poll_max_seconds.max(0.05));
         Ok(MigrateConfig {
             pool_id: self.pool_id.clone(),
-            state: self.state.clone(),
+            state: state.to_path_buf(),
             mode: self.mode,
             role_arn,
             unimportable: self.unimportable,
@@ -125,11 +126,28 @@ impl RunArgs {
 }
 
 pub async fn run(args: &RunArgs, global: &GlobalArgs) -> anyhow::Result<Exit> {
-    let lease = super::take_lease(&args.state, "run")?;
-    let config = args.config()?;
+    if args.work_dir.is_some() && args.state.state.starts_with("s3://") {
+        // Files in a work dir that outlives the state's last upload would be newer than it.
+        return Err(ConfigError::new(
+            "--work-dir cannot be used with an s3:// state: its import files live in a private \
+             temporary directory (set TMPDIR to choose the disk)",
+        )
+        .into());
+    }
+    let held = super::take_state(&args.state, "run", global).await?;
+    let result = run_held(args, global, &held).await;
+    super::release_state(held, result).await
+}
+
+async fn run_held(
+    args: &RunArgs,
+    global: &GlobalArgs,
+    held: &cognito_migrate::state_store::HeldState,
+) -> anyhow::Result<Exit> {
+    let config = args.config(held.path())?;
     let print = args::Print {
         json: args.json,
         fetch_job_logs: args.fetch_job_logs,
     };
-    args::migrate_and_print(&args.source, config, global, None, &lease, print).await
+    args::migrate_and_print(&args.source, config, global, None, held, print).await
 }

@@ -1,7 +1,5 @@
 //! `cognito-migrate status`: what happened to every user of a run, from its state file.
 
-use std::path::PathBuf;
-
 use clap::Args;
 use cognito_migrate::checkpoint::Checkpoint;
 
@@ -16,23 +14,22 @@ use crate::exit::{ConfigError, Exit};
 #[derive(Debug, Args)]
 #[command(after_help = "Example:\n  cognito-migrate status --state migration.db --json")]
 pub struct StatusArgs {
-    /// The run's state file.
-    #[arg(long, value_name = "DB")]
-    pub state: PathBuf,
+    /// The run's state: a local file, or `s3://BUCKET/KEY` (read as it was last uploaded; no lease
+    /// is taken).
+    #[arg(long, value_name = "LOCATION")]
+    pub state: String,
     /// Print JSON: {"total":N,"created":N,"imported":N,"skipped":N,"rejected":N,"failed":N,"pending":N,…}
     /// plus "routes" and "jobs".
     #[arg(long)]
     pub json: bool,
 }
 
-pub async fn run(args: &StatusArgs, _global: &GlobalArgs) -> anyhow::Result<Exit> {
-    if !args.state.exists() {
-        return Err(ConfigError::new(format!("no state file at {}", args.state.display())).into());
-    }
-    let cp = Checkpoint::open_read_only(&args.state)?;
+pub async fn run(args: &StatusArgs, global: &GlobalArgs) -> anyhow::Result<Exit> {
+    let state = super::read_state(&args.state, global).await?;
+    let cp = Checkpoint::open_read_only(state.path())?;
     let run = cp
         .current_run()?
-        .ok_or_else(|| ConfigError::new(format!("{} holds no run yet", args.state.display())))?;
+        .ok_or_else(|| ConfigError::new(format!("{} holds no run yet", args.state)))?;
     let exit = print_status(&cp, &run, args.json)?;
     if exit == Exit::Pending {
         eprintln!(
