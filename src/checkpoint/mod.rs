@@ -105,7 +105,9 @@ pub use chunk_state::{
 pub use recorder::{ChunkUser, Recorder, RecorderError};
 pub use run::{job_name, Run, RunSpec, MODES};
 pub use schema::SCHEMA_VERSION;
-pub use users::{Counts, Outcome, RecordSet, StoredUser, UserIter, UserRow, Verdict};
+pub use users::{
+    decode_links, encode_links, Counts, Outcome, RecordSet, StoredUser, UserIter, UserRow, Verdict,
+};
 pub use writer::Writer;
 
 /// Errors of the checkpoint store. Every message names the state file.
