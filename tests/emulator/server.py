@@ -161,6 +161,7 @@ def main(argv: list[str] | None = None) -> None:
     import moto.server
 
     import admin_users
+    import federation
     import import_jobs
     import signin
     from config import SETTINGS
@@ -172,6 +173,7 @@ def main(argv: list[str] | None = None) -> None:
     import_jobs.install()
     signin.install()
     admin_users.install()
+    federation.install()
 
     if not args.log_requests:
         logging.getLogger("werkzeug").setLevel(logging.WARNING)

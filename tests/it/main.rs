@@ -12,6 +12,7 @@ mod common;
 mod admin_create;
 mod against_emulator;
 mod cli_plan_messages;
+mod federated;
 mod fuzz;
 mod hardening;
 mod import_job_crash;
