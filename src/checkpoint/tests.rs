@@ -1541,7 +1541,6 @@ fn v1_state_file_migrates_at_open_and_keeps_working() {
     }
     let cp = Checkpoint::open(&db.0).unwrap();
     assert_eq!(cp.schema_version().unwrap(), SCHEMA_VERSION);
-    assert_eq!(SCHEMA_VERSION, 3);
     // The same command resumes the recorded run.
     let run = cp.begin_run(&spec(), false).unwrap();
     assert!(run.resumed);
@@ -1920,4 +1919,38 @@ fn an_abandoned_run_lets_another_input_begin_without_restart_and_keeps_its_rows(
     // Abandoning a run that is no longer current changes nothing.
     cp.abandon_run(first.id).unwrap();
     assert_eq!(cp.current_run().unwrap().map(|r| r.id), Some(second.id));
+}
+
+/// Links (schema V5_LINKS) are a follow-up: recorded with the user, read back, and listed as
+/// pending until marked done.
+#[test]
+fn links_are_recorded_and_pending_until_done() {
+    let db = TempDb::new("links");
+    let cp = Checkpoint::open(&db.0).unwrap();
+    let run = cp.begin_run(&spec(), false).unwrap().id;
+    let links = [("Google", "1049"), ("GitHub", "7,\"x\"")];
+    cp.record_batch(
+        run,
+        &[
+            user(1, "admin-create", Outcome::Created).with_links(links),
+            user(2, "admin-create", Outcome::Created).with_links([]),
+        ],
+    )
+    .unwrap();
+    let todo: Vec<u64> = collect(cp.pending_followups(run))
+        .iter()
+        .map(|u| u.record)
+        .collect();
+    assert_eq!(todo, vec![1], "only the user with links has follow-ups");
+    let stored = cp.user(run, 1).unwrap().unwrap();
+    assert_eq!(
+        stored.link_list(),
+        vec![
+            ("Google".to_string(), "1049".to_string()),
+            ("GitHub".to_string(), "7,\"x\"".to_string())
+        ]
+    );
+    assert!(cp.user(run, 2).unwrap().unwrap().link_list().is_empty());
+    cp.mark_followups_done(run, &[1]).unwrap();
+    assert!(collect(cp.pending_followups(run)).is_empty());
 }
