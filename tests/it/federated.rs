@@ -231,3 +231,55 @@ async fn killed_between_links_the_resumed_run_links_each_identity_once() {
     let st = emu.status(&state).1;
     assert_eq!(st["failed"], 0, "{st}");
 }
+
+/// A Google user who signed in before the migration exists in the pool as `Google_<id>`: Cognito
+/// refuses to link that identity. The user is created but fails `followup_failed`, with a message
+/// that says why and names no secret; once that user is deleted, `retry` links it (once).
+#[tokio::test]
+async fn a_federated_user_already_in_the_pool_fails_the_link_and_retry_links_it() {
+    let emu = Emulator::start();
+    let c = emu.cognito().await;
+    let dir = tempdir("federated-retry");
+    let env = emu.cli_env();
+    let pool = pool_with(&c, "retry", &[("Google", IdentityProviderTypeType::Google)]).await;
+    c.admin_create_user()
+        .user_pool_id(&pool)
+        .username("Google_1049")
+        .message_action(aws_sdk_cognitoidentityprovider::types::MessageActionType::Suppress)
+        .send()
+        .await
+        .unwrap();
+    let input = write(&dir, "auth0.ndjson", AUTH0);
+    let state = dir.join("state.db");
+    let state_s = state.to_str().unwrap();
+    let mut args = run_args(&input, "auth0", &pool, state_s, "admin-create");
+    // AdminCreateUser takes no hash: the password users are created to reset it (and linked).
+    args.extend(["--unimportable", "reset"]);
+    let (code, out, err) = run_cli(&args, &env);
+    assert_eq!(code, 1, "one user failed: {out}\n{err}");
+    let failed = dir.join("failed.csv");
+    let (_, _, _) = report_failed(&state, &failed, &env);
+    let report = std::fs::read_to_string(&failed).unwrap();
+    assert!(report.contains("followup_failed"), "{report}");
+    assert!(report.contains("Google_1049"), "{report}");
+    assert!(!report.contains("$2b$"), "{report}");
+    let users = linked(&c, &pool).await;
+    assert_eq!(users["google-oauth2|1049"].1, vec![], "{users:?}");
+    assert_eq!(users["auth0|both1"].1, vec![pair("Google", "2077")]);
+
+    c.admin_delete_user()
+        .user_pool_id(&pool)
+        .username("Google_1049")
+        .send()
+        .await
+        .unwrap();
+    let (code, out, err) = run_cli(&["retry", "--state", state_s], &env);
+    assert_eq!(code, 0, "{out}\n{err}");
+    let users = linked(&c, &pool).await;
+    assert_eq!(users.len(), 3, "{users:?}");
+    assert_eq!(users["google-oauth2|1049"].1, vec![pair("Google", "1049")]);
+    assert_eq!(users["auth0|both1"].1, vec![pair("Google", "2077")]);
+    assert_eq!(emu.status(&state).1["failed"], 0);
+    // The refused call, then one link each.
+    assert_eq!(links_served(&emu), 3);
+}
