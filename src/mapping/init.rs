@@ -618,9 +618,15 @@ mod tests {
             t.contains("\"google-oauth2\" = \"Google\"   # 1 of 2 sampled records; the pool has no identity provider Google yet"),
             "{t}"
         );
-        assert!(t.contains("# \"acme-saml\" = \"PROVIDER NAME IN THE POOL\""), "{t}");
+        assert!(
+            t.contains("# \"acme-saml\" = \"PROVIDER NAME IN THE POOL\""),
+            "{t}"
+        );
         let file = MappingFile::parse(t, "init").unwrap();
-        assert_eq!(file.providers.get("google-oauth2").map(String::as_str), Some("Google"));
+        assert_eq!(
+            file.providers.get("google-oauth2").map(String::as_str),
+            Some("Google")
+        );
         assert!(!file.providers.contains_key("acme-saml"));
     }
 

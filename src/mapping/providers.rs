@@ -85,10 +85,9 @@ impl ProviderTable {
                 provider: self.get(&i.provider).map(str::to_string),
                 user_id: i.user_id.clone(),
             };
-            if !out
-                .iter()
-                .any(|l| l.provider.is_some() && l.provider == link.provider && l.user_id == link.user_id)
-            {
+            if !out.iter().any(|l| {
+                l.provider.is_some() && l.provider == link.provider && l.user_id == link.user_id
+            }) {
                 out.push(link);
             }
         }
@@ -136,7 +135,11 @@ pub fn linked_identities(text: &str) -> Result<Vec<Identity>, String> {
             (Some(p), Some(id)) if !p.is_empty() && !id.is_empty() => {
                 out.push(Identity::new(p, id))
             }
-            _ => return Err("an entry of the identities attribute has no providerName or userId".into()),
+            _ => {
+                return Err(
+                    "an entry of the identities attribute has no providerName or userId".into(),
+                )
+            }
         }
     }
     Ok(out)

@@ -489,7 +489,10 @@ impl Summary {
             writeln!(out, "identities to link {}", parts.join(", "))?;
         }
         for (p, n) in &self.unknown_providers {
-            writeln!(out, "  not linked ({n}): provider {p} is not in [providers] or not in the pool")?;
+            writeln!(
+                out,
+                "  not linked ({n}): provider {p} is not in [providers] or not in the pool"
+            )?;
         }
         if self.links_left_to_trigger > 0 {
             writeln!(

@@ -527,10 +527,16 @@ mod tests {
             let routed = r.route(u).unwrap();
             assert_eq!(routed.route, Route::Federated, "{mode:?}");
             assert_eq!(routed.route.state_str(), "admin-create");
-            assert_eq!(routed.user.links, vec![link("google.com", Some("Google"), "1")]);
+            assert_eq!(
+                routed.user.links,
+                vec![link("google.com", Some("Google"), "1")]
+            );
             assert_eq!(
                 routed.unknown_providers,
-                vec!["apple.com → SignInWithApple".to_string(), "twitter.com".to_string()]
+                vec![
+                    "apple.com → SignInWithApple".to_string(),
+                    "twitter.com".to_string()
+                ]
             );
             // A password keeps its route, and the links.
             let mut u = user(encoded(BCRYPT4));
@@ -545,8 +551,12 @@ mod tests {
             assert_ne!(routed.route, Route::Federated);
             assert!(routed.user.links.is_empty());
         }
-        let strict = router(Mode::Auto, UnimportablePolicy::Trigger, UnknownHashPolicy::Reset)
-            .with_providers(pool, UnknownProviderPolicy::Reject);
+        let strict = router(
+            Mode::Auto,
+            UnimportablePolicy::Trigger,
+            UnknownHashPolicy::Reset,
+        )
+        .with_providers(pool, UnknownProviderPolicy::Reject);
         let mut u = user(None);
         u.links = vec![
             link("google.com", Some("Google"), "1"),
@@ -555,10 +565,18 @@ mod tests {
         let e = strict.route(u).unwrap_err();
         assert_eq!(e.reason, Reason::UnknownProvider);
         assert_eq!(e.field, "identities");
-        assert!(e.message.contains("apple.com → SignInWithApple"), "{}", e.message);
+        assert!(
+            e.message.contains("apple.com → SignInWithApple"),
+            "{}",
+            e.message
+        );
         // Without the pool's list (offline), every provider in the table is linkable; more than
         // five identities is rejected.
-        let offline = router(Mode::Auto, UnimportablePolicy::Trigger, UnknownHashPolicy::Reset);
+        let offline = router(
+            Mode::Auto,
+            UnimportablePolicy::Trigger,
+            UnknownHashPolicy::Reset,
+        );
         let mut u = user(None);
         u.links = (0..6)
             .map(|i| link("google.com", Some("Google"), &i.to_string()))

@@ -32,7 +32,11 @@ const FIREBASE: &str = r#"{"users":[
 /// GitHub has no Cognito social provider: the pool has it as an OIDC provider named `GitHub`.
 const FIREBASE_MAPPING: &str = "[providers]\n\"github.com\" = \"GitHub\"\n";
 
-async fn pool_with(c: &Client, name: &str, providers: &[(&str, IdentityProviderTypeType)]) -> String {
+async fn pool_with(
+    c: &Client,
+    name: &str,
+    providers: &[(&str, IdentityProviderTypeType)],
+) -> String {
     let pool = verified_email_pool(c, name).await;
     for (p, t) in providers {
         c.create_identity_provider()
@@ -68,7 +72,10 @@ async fn linked(c: &Client, pool: &str) -> BTreeMap<String, (String, Vec<(String
                     .collect()
             })
             .unwrap_or_default();
-        let status = u.user_status().map(|s| s.as_str().to_string()).unwrap_or_default();
+        let status = u
+            .user_status()
+            .map(|s| s.as_str().to_string())
+            .unwrap_or_default();
         out.insert(u.username().unwrap().to_string(), (status, ids));
     }
     out
@@ -108,7 +115,11 @@ async fn auth0_and_firebase_users_are_linked_once_and_never_reset() {
     assert_eq!(code, 0, "{out}\n{err}");
     let users = linked(&c, &pool).await;
     assert_eq!(users.len(), 3, "{users:?}");
-    assert_eq!(users["auth0|db1"].1, vec![], "a database user is not linked");
+    assert_eq!(
+        users["auth0|db1"].1,
+        vec![],
+        "a database user is not linked"
+    );
     assert_eq!(users["auth0|db1"].0, "CONFIRMED", "bcrypt hash imported");
     assert_eq!(users["google-oauth2|1049"].1, vec![pair("Google", "1049")]);
     assert_eq!(
@@ -134,14 +145,23 @@ async fn auth0_and_firebase_users_are_linked_once_and_never_reset() {
     let input = write(&dir, "firebase.json", FIREBASE);
     let mapping = write(&dir, "firebase.toml", FIREBASE_MAPPING);
     let state = dir.join("firebase.db");
-    let mut args = run_args(&input, "firebase", &pool, state.to_str().unwrap(), "import-job");
+    let mut args = run_args(
+        &input,
+        "firebase",
+        &pool,
+        state.to_str().unwrap(),
+        "import-job",
+    );
     args.extend(["--role-arn", ROLE_ARN, "--mapping", &mapping]);
     let (code, out, err) = run_cli(&args, &env);
     assert_eq!(code, 0, "{out}\n{err}");
     let users = linked(&c, &pool).await;
     assert_eq!(users.len(), 3, "{users:?}");
     assert_eq!(users["fb-g"].1, vec![pair("Google", "3001")]);
-    assert_eq!(users["fb-a"].1, vec![pair("SignInWithApple", "001234.abcd")]);
+    assert_eq!(
+        users["fb-a"].1,
+        vec![pair("SignInWithApple", "001234.abcd")]
+    );
     assert_eq!(users["fb-gh"].1, vec![pair("GitHub", "77")]);
     for (name, (status, _)) in &users {
         assert_ne!(status, "RESET_REQUIRED", "{name}");
@@ -185,7 +205,10 @@ async fn plan_reports_a_provider_the_pool_lacks_and_reject_rejects() {
     };
     let (code, s) = plan(&[]);
     assert_eq!(code, 0, "{s}");
-    assert_eq!(s["unknown_providers"]["apple.com → SignInWithApple"], 1, "{s}");
+    assert_eq!(
+        s["unknown_providers"]["apple.com → SignInWithApple"], 1,
+        "{s}"
+    );
     assert_eq!(s["unknown_providers"]["github.com"], 1, "{s}");
     assert_eq!(s["links"]["Google"], 1, "{s}");
     assert_eq!(s["routes"]["federated"], 1, "{s}");
@@ -211,7 +234,13 @@ async fn killed_between_links_the_resumed_run_links_each_identity_once() {
         .collect();
     let input = write(&dir, "auth0.ndjson", &text);
     let state = dir.join("state.db");
-    let mut args = run_args(&input, "auth0", &pool, state.to_str().unwrap(), "admin-create");
+    let mut args = run_args(
+        &input,
+        "auth0",
+        &pool,
+        state.to_str().unwrap(),
+        "admin-create",
+    );
     args.extend(["--concurrency", "1"]);
     let mut killed_env = env.clone();
     killed_env.push(("COGNITO_MIGRATE_TEST_KILL_AT", "linked#3".to_string()));
@@ -227,7 +256,11 @@ async fn killed_between_links_the_resumed_run_links_each_identity_once() {
         let u = &users[&format!("google-oauth2|{i}")];
         assert_eq!(u.1, vec![pair("Google", &format!("90{i}"))], "user {i}");
     }
-    assert_eq!(links_served(&emu), n as u64, "each identity linked exactly once");
+    assert_eq!(
+        links_served(&emu),
+        n as u64,
+        "each identity linked exactly once"
+    );
     let st = emu.status(&state).1;
     assert_eq!(st["failed"], 0, "{st}");
 }

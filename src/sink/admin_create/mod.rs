@@ -567,6 +567,7 @@ fn outcome_word(o: Outcome) -> &'static str {
 ///   identity is linked to another user. Linking only works for a federated user that has not
 ///   signed in yet; the message says how to clear it (delete that user, then `retry`).
 /// - `LimitExceededException`: the user has five linked identities already (Cognito's maximum).
+///
 /// Every other error follows the writer's one retry decision; what is left fails the user
 /// `followup_failed` with the provider named, and `retry` links what is missing.
 async fn link_all(
