@@ -19,6 +19,8 @@ struct Plan {
     imported: Vec<BTreeMap<String, String>>,
     /// Federated identities to link, per pool identity provider.
     links: BTreeMap<String, u64>,
+    /// Identities that will not be linked, per provider.
+    unknown_providers: BTreeMap<String, u64>,
 }
 
 fn plan(args: &[&str]) -> Plan {
@@ -38,6 +40,7 @@ fn plan(args: &[&str]) -> Plan {
     let routes = serde_json::from_value(summary["routes"].clone()).unwrap();
     let warnings = serde_json::from_value(summary["warnings"].clone()).unwrap();
     let links = serde_json::from_value(summary["links"].clone()).unwrap();
+    let unknown_providers = serde_json::from_value(summary["unknown_providers"].clone()).unwrap();
     let mut rejects = Vec::new();
     let mut csv = csv::Reader::from_path(out.join("rejects.csv")).unwrap();
     for row in csv.records() {
@@ -89,6 +92,7 @@ fn plan(args: &[&str]) -> Plan {
         warnings,
         imported,
         links,
+        unknown_providers,
     }
 }
 
@@ -302,6 +306,36 @@ fn keycloak_exports_of_keycloak_1_3_and_4() {
         assert_eq!((p.exit, p.routes), (0, routes(&[("trigger", 2)])), "{file}");
         assert!(p.rejects.is_empty(), "{file}");
     }
+}
+
+/// Keycloak's model-test realm: `mySocialUser` signs in only through the realm's identity
+/// providers `facebook1`, `twitter1` and `google1`. With a `[providers]` table for two of them it
+/// takes the `federated` route, two identities are to be linked and `twitter1` is counted as not
+/// linkable; the clear-text-credential users have no password (AdminCreateUser in auto mode);
+/// the service account is skipped.
+#[test]
+fn keycloak_federated_identities() {
+    let dir = tempdir("keycloak-providers");
+    let mapping = dir.join("mapping.toml");
+    std::fs::write(
+        &mapping,
+        "[providers]\nfacebook1 = \"Facebook\"\ngoogle1 = \"Google\"\n",
+    )
+    .unwrap();
+    let p = plan(&[
+        "-i",
+        "tests/fixtures/real/keycloak/testrealm-users.json",
+        "-f",
+        "keycloak",
+        "--mode",
+        "auto",
+        "--mapping",
+        mapping.to_str().unwrap(),
+    ]);
+    assert_eq!(p.exit, 0, "{:?}", p.rejects);
+    assert_eq!(p.routes, routes(&[("admin-create", 3), ("federated", 1)]));
+    assert_eq!(p.links, routes(&[("Facebook", 1), ("Google", 1)]));
+    assert_eq!(p.unknown_providers, routes(&[("twitter1", 1)]));
 }
 
 /// Django's own test fixtures. regular.json: a pbkdf2_sha256 user, to the trigger.
