@@ -501,8 +501,10 @@ pub async fn run(
             .map_err(MigrateError::io("writing", &read_marker))?;
     }
 
-    // The AdminCreateUser users, now that the input is known to be whole.
-    if admin_mode && spill_path.exists() {
+    // The AdminCreateUser users, now that the input is known to be whole (in import-job mode
+    // only when some user took the `federated` route).
+    let spilled_any = std::fs::metadata(&spill_path).is_ok_and(|m| m.len() > 0);
+    if admin_mode && spill_path.exists() && (cfg.mode != Mode::ImportJob || spilled_any) {
         admin::write_spilled(
             &cfg.admin,
             &clients,
