@@ -217,52 +217,72 @@ async fn plan_reports_a_provider_the_pool_lacks_and_reject_rejects() {
     assert_eq!(s["rejections"]["unknown_provider"], 2, "{s}");
 }
 
-#[tokio::test]
-async fn killed_between_links_the_resumed_run_links_each_identity_once() {
+/// Kills the run after the third link (testing hook `linked`), runs it again, and checks that
+/// every user holds its one identity and that AdminLinkProviderForUser was served exactly once per
+/// identity (refused calls count too). `hash`: users also have a bcrypt password (imported by a
+/// job, linked by the follow-ups after it), else they only sign in with Google.
+async fn crash_between_links(mode: &str, hash: bool) {
     let emu = Emulator::start();
     let c = emu.cognito().await;
     let dir = tempdir("federated-crash");
     let env = emu.cli_env();
     let pool = pool_with(&c, "crash", &[("Google", IdentityProviderTypeType::Google)]).await;
     let n = 8;
+    let password = if hash {
+        r#","passwordHash":"$2b$04$t/ab7kONqOqKnhfETA.iaevpqlwAedghEw96rFjx//jN58SGV8O.i""#
+    } else {
+        ""
+    };
     let text: String = (0..n)
         .map(|i| {
             format!(
-                r#"{{"user_id":"google-oauth2|{i}","email":"g{i}@example.com","email_verified":true,"identities":[{{"provider":"google-oauth2","connection":"google-oauth2","user_id":"90{i}","isSocial":true}}]}}"#
+                r#"{{"user_id":"google-oauth2|{i}","email":"g{i}@example.com","email_verified":true,"identities":[{{"provider":"google-oauth2","connection":"google-oauth2","user_id":"90{i}","isSocial":true}}]{password}}}"#
             ) + "\n"
         })
         .collect();
     let input = write(&dir, "auth0.ndjson", &text);
     let state = dir.join("state.db");
-    let mut args = run_args(
-        &input,
-        "auth0",
-        &pool,
-        state.to_str().unwrap(),
-        "admin-create",
-    );
-    args.extend(["--concurrency", "1"]);
+    let mut args = run_args(&input, "auth0", &pool, state.to_str().unwrap(), mode);
+    args.extend(["--concurrency", "1", "--role-arn", ROLE_ARN]);
     let mut killed_env = env.clone();
     killed_env.push(("COGNITO_MIGRATE_TEST_KILL_AT", "linked#3".to_string()));
     let (code, out, err) = run_cli(&args, &killed_env);
-    assert_ne!(code, 0, "the hook must kill the run: {out}\n{err}");
-    assert!(err.contains("testing hook"), "{err}");
-    assert_eq!(links_served(&emu), 3);
+    assert_ne!(code, 0, "{mode}: the hook must kill the run: {out}\n{err}");
+    assert!(err.contains("testing hook"), "{mode}: {err}");
+    assert_eq!(links_served(&emu), 3, "{mode}");
     let (code, out, err) = run_cli(&args, &env);
-    assert_eq!(code, 0, "{out}\n{err}");
+    assert_eq!(code, 0, "{mode}: {out}\n{err}");
     let users = linked(&c, &pool).await;
-    assert_eq!(users.len(), n, "{users:?}");
+    assert_eq!(users.len(), n, "{mode}: {users:?}");
     for i in 0..n {
-        let u = &users[&format!("google-oauth2|{i}")];
-        assert_eq!(u.1, vec![pair("Google", &format!("90{i}"))], "user {i}");
+        let (status, ids) = &users[&format!("google-oauth2|{i}")];
+        assert_eq!(
+            ids,
+            &vec![pair("Google", &format!("90{i}"))],
+            "{mode}: user {i}"
+        );
+        let want = if hash {
+            "CONFIRMED"
+        } else {
+            "FORCE_CHANGE_PASSWORD"
+        };
+        assert_eq!(status, want, "{mode}: user {i}");
     }
     assert_eq!(
         links_served(&emu),
         n as u64,
-        "each identity linked exactly once"
+        "{mode}: each identity linked exactly once"
     );
     let st = emu.status(&state).1;
-    assert_eq!(st["failed"], 0, "{st}");
+    assert_eq!(st["failed"], 0, "{mode}: {st}");
+}
+
+#[tokio::test]
+async fn killed_between_links_the_resumed_run_links_each_identity_once() {
+    // The AdminCreateUser writer's own follow-ups (federated-only users).
+    crash_between_links("admin-create", false).await;
+    // The follow-ups of users imported by a job.
+    crash_between_links("import-job", true).await;
 }
 
 /// A Google user who signed in before the migration exists in the pool as `Google_<id>`: Cognito
