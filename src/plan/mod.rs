@@ -486,7 +486,7 @@ impl Summary {
         }
         if !self.links.is_empty() {
             let parts: Vec<String> = self.links.iter().map(|(p, n)| format!("{n} {p}")).collect();
-            writeln!(out, "identities to link {}", parts.join(", "))?;
+            writeln!(out, "identities to link  {}", parts.join(", "))?;
         }
         for (p, n) in &self.unknown_providers {
             writeln!(
