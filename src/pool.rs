@@ -79,6 +79,11 @@ pub struct PoolSchema {
     pub alias_attributes: Vec<String>,
     pub username_case_sensitive: bool,
     pub auto_verified_attributes: Vec<String>,
+    /// The pool's identity providers (ListIdentityProviders: `Google`, `SignInWithApple`, SAML
+    /// and OIDC providers by name), that federated identities are linked through. `None`: not
+    /// known (a schema file saved without them, or the listing was not allowed): not checked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity_providers: Option<Vec<String>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -202,6 +207,46 @@ fn attribute_from_sdk(a: &SchemaAttributeType) -> Option<Attribute> {
     })
 }
 
+/// The names of the pool's identity providers (ListIdentityProviders, every page). `None`, with
+/// a warning, when they cannot be listed (e.g. the caller lacks
+/// `cognito-idp:ListIdentityProviders`): federated identities are then not checked against the
+/// pool, and a missing provider shows up as a failed link at run time.
+pub async fn identity_providers(client: &Client, pool_id: &str) -> Option<Vec<String>> {
+    let mut names = Vec::new();
+    let mut token: Option<String> = None;
+    // Bounded: a pool has at most a few hundred providers, 60 a page.
+    for _ in 0..1000 {
+        let out = match client
+            .list_identity_providers()
+            .user_pool_id(pool_id)
+            .max_results(60)
+            .set_next_token(token.take())
+            .send()
+            .await
+        {
+            Ok(out) => out,
+            Err(e) => {
+                tracing::warn!(
+                    "cannot list the identity providers of pool {pool_id} ({}): federated \
+                     identities are not checked against the pool",
+                    aws_sdk_cognitoidentityprovider::error::DisplayErrorContext(&e)
+                );
+                return None;
+            }
+        };
+        names.extend(
+            out.providers()
+                .iter()
+                .filter_map(|p| p.provider_name().map(str::to_string)),
+        );
+        match out.next_token() {
+            Some(t) if !t.is_empty() => token = Some(t.to_string()),
+            _ => return Some(names),
+        }
+    }
+    Some(names)
+}
+
 impl PoolSchema {
     /// The names of the attributes the pool requires, in schema order.
     pub fn required_attributes(&self) -> Vec<&str> {
@@ -267,7 +312,14 @@ impl PoolSchema {
                     .collect()
             })
             .unwrap_or_default(),
-        ))
+        )
+        .with_identity_providers(identity_providers(client, pool_id).await))
+    }
+
+    /// Sets the pool's identity provider names.
+    pub fn with_identity_providers(mut self, names: Option<Vec<String>>) -> PoolSchema {
+        self.identity_providers = names;
+        self
     }
 
     /// Completes a schema from what the pool listed: standard attributes the pool did not describe
@@ -316,6 +368,7 @@ impl PoolSchema {
             alias_attributes,
             username_case_sensitive,
             auto_verified_attributes,
+            identity_providers: None,
         }
     }
 

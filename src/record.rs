@@ -457,6 +457,28 @@ pub struct LegacyUser {
     pub enabled: bool,
     /// Password material, if the export has any for this user.
     pub password: Option<RawPassword>,
+    /// The user's federated identities (social or enterprise sign-ins), as the vendor names them.
+    /// Only identities through another identity provider: a vendor's own password database
+    /// (Auth0's `auth0` provider, Firebase's `password` and `phone`) is not one.
+    pub identities: Vec<Identity>,
+}
+
+/// One federated identity of a user: the provider as the vendor wrote it (`google-oauth2`,
+/// `google.com`, `my-saml-connection`) and the provider's own id for the user (Google's `sub`,
+/// …), which is what Cognito links (`Cognito_Subject`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Identity {
+    pub provider: String,
+    pub user_id: String,
+}
+
+impl Identity {
+    pub fn new(provider: impl Into<String>, user_id: impl Into<String>) -> Identity {
+        Identity {
+            provider: provider.into(),
+            user_id: user_id.into(),
+        }
+    }
 }
 
 impl LegacyUser {

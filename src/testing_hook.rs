@@ -22,6 +22,7 @@
 //! | `finished` | after the job's end is recorded, before its users are settled |
 //! | `settled` | after the chunk's users are settled and its file deleted |
 //! | `chunk-writing` | while reading: after a transaction of users into a chunk still `writing` |
+//! | `linked` | after an AdminLinkProviderForUser call succeeded, before the user's follow-ups are recorded (either writer) |
 //!
 //! `COGNITO_MIGRATE_TEST_CHUNK_COMMIT_ROWS` (tests only) makes the reading pass commit chunk
 //! users in smaller transactions, so that `chunk-writing` is reached with small inputs.

@@ -106,7 +106,9 @@ pub use chunk_state::{
 pub use recorder::{ChunkUser, Recorder, RecorderError};
 pub use run::{job_name, Run, RunSpec, MODES};
 pub use schema::SCHEMA_VERSION;
-pub use users::{Counts, Outcome, RecordSet, StoredUser, UserIter, UserRow, Verdict};
+pub use users::{
+    decode_links, encode_links, Counts, Outcome, RecordSet, StoredUser, UserIter, UserRow, Verdict,
+};
 pub use visibility::{
     field_of, RejectedAt, RejectionGroup, SecondStats, SyncRun, FIRST_PLACES, SYNC_COUNTS,
 };

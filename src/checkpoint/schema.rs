@@ -168,7 +168,7 @@ CREATE INDEX canary_verdicts_lookup ON canary_verdicts(pool_id, algorithm, passe
 /// - `admin_create_seconds`: AdminCreateUser calls and throttled calls per run and wall-clock
 ///   second (`second` = Unix seconds), added up by the admin-create writer's recorder (a resumed
 ///   run adds to the same rows), and the users it settled in that second.
-const V7_VISIBILITY: &str = r#"
+const V4_VISIBILITY: &str = r#"
 ALTER TABLE chunks ADD COLUMN uploaded_at INTEGER;
 CREATE TABLE admin_create_seconds (
     run_id    INTEGER NOT NULL REFERENCES runs(id),
@@ -180,8 +180,32 @@ CREATE TABLE admin_create_seconds (
 ) WITHOUT ROWID;
 "#;
 
+/// Version 5 (links): the federated identities to link to each user once it is in the pool, a
+/// follow-up like groups and disable (`AdminLinkProviderForUser`). `users.links` holds them as a
+/// JSON array of `[provider, provider's user id]` pairs (the pool's identity provider name), or ''
+/// when there are none; `followups_done` covers them with the other follow-ups. The view
+/// `user_outcomes` is made again with the column. Never a password or hash: a provider's user id
+/// is an identifier, like the username.
+const V5_LINKS: &str = r#"
+ALTER TABLE users ADD COLUMN links TEXT NOT NULL DEFAULT '';
+DROP VIEW user_outcomes;
+CREATE VIEW user_outcomes AS
+SELECT u.run_id AS run_id, u.record AS record, u.line AS line, u.byte_offset AS byte_offset,
+       u.username AS username, u.route AS route,
+       CASE WHEN u.outcome = 'pending' AND u.follows_chunk != 0 AND c.settled_outcome IS NOT NULL
+            THEN c.settled_outcome ELSE u.outcome END AS outcome,
+       u.reason AS reason, u.message AS message, u.chunk_id AS chunk_id,
+       u.chunk_line AS chunk_line, u.attempts + COALESCE(c.attempts, 0) AS attempts,
+       u.needs_disable AS needs_disable, u.groups AS groups, u.followups_done AS followups_done,
+       CASE WHEN u.outcome = 'pending' AND u.follows_chunk != 0 AND c.settled_outcome IS NOT NULL
+            THEN MAX(u.updated_at, c.settled_at) ELSE u.updated_at END AS updated_at,
+       u.follows_chunk AS follows_chunk, u.links AS links
+FROM users AS u LEFT JOIN chunks AS c ON c.id = u.chunk_id
+WHERE c.writing IS NULL OR c.writing = 0;
+"#;
+
 /// All migrations, in order.
-const MIGRATIONS: &[&str] = &[V1, V2, V3, V7_VISIBILITY];
+const MIGRATIONS: &[&str] = &[V1, V2, V3, V4_VISIBILITY, V5_LINKS];
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

@@ -2000,3 +2000,37 @@ fn chunks_whose_files_are_gone_before_their_job_started_are_forgotten_and_their_
     assert!(cp.forget_chunks_without_files(run).unwrap().is_empty());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Links (schema V5_LINKS) are a follow-up: recorded with the user, read back, and listed as
+/// pending until marked done.
+#[test]
+fn links_are_recorded_and_pending_until_done() {
+    let db = TempDb::new("links");
+    let cp = Checkpoint::open(&db.0).unwrap();
+    let run = cp.begin_run(&spec(), false).unwrap().id;
+    let links = [("Google", "1049"), ("GitHub", "7,\"x\"")];
+    cp.record_batch(
+        run,
+        &[
+            user(1, "admin-create", Outcome::Created).with_links(links),
+            user(2, "admin-create", Outcome::Created).with_links([]),
+        ],
+    )
+    .unwrap();
+    let todo: Vec<u64> = collect(cp.pending_followups(run))
+        .iter()
+        .map(|u| u.record)
+        .collect();
+    assert_eq!(todo, vec![1], "only the user with links has follow-ups");
+    let stored = cp.user(run, 1).unwrap().unwrap();
+    assert_eq!(
+        stored.link_list(),
+        vec![
+            ("Google".to_string(), "1049".to_string()),
+            ("GitHub".to_string(), "7,\"x\"".to_string())
+        ]
+    );
+    assert!(cp.user(run, 2).unwrap().unwrap().link_list().is_empty());
+    cp.mark_followups_done(run, &[1]).unwrap();
+    assert!(collect(cp.pending_followups(run)).is_empty());
+}

@@ -126,6 +126,26 @@ pub struct UserRow {
     pub groups: String,
     /// Follow-ups done (or none needed). Once set it stays set.
     pub followups_done: bool,
+    /// Follow-up: federated identities to link ([`encode_links`]; '' for none).
+    pub links: String,
+}
+
+/// Links as the `links` column holds them: a JSON array of `[provider, user id]` pairs, or ''.
+pub fn encode_links<'a>(links: impl IntoIterator<Item = (&'a str, &'a str)>) -> String {
+    let pairs: Vec<[&str; 2]> = links.into_iter().map(|(p, id)| [p, id]).collect();
+    if pairs.is_empty() {
+        String::new()
+    } else {
+        serde_json::to_string(&pairs).expect("strings serialise")
+    }
+}
+
+/// The `[provider, user id]` pairs of a `links` column ('' or damaged: none).
+pub fn decode_links(text: &str) -> Vec<(String, String)> {
+    if text.is_empty() {
+        return Vec::new();
+    }
+    serde_json::from_str::<Vec<(String, String)>>(text).unwrap_or_default()
 }
 
 impl UserRow {
@@ -145,7 +165,14 @@ impl UserRow {
             needs_disable: false,
             groups: String::new(),
             followups_done: false,
+            links: String::new(),
         }
+    }
+
+    /// Follow-up: link these (pool provider, provider's user id) identities.
+    pub fn with_links<'a>(mut self, links: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
+        self.links = encode_links(links);
+        self
     }
 
     pub fn with_reason(mut self, reason: impl Into<String>, message: impl Into<String>) -> Self {
@@ -198,6 +225,9 @@ pub struct StoredUser {
     pub followups_done: bool,
     #[serde(skip)]
     pub updated_at: SystemTime,
+    /// Federated identities to link ([`decode_links`]).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub links: String,
 }
 
 impl StoredUser {
@@ -213,6 +243,11 @@ impl StoredUser {
     pub fn group_list(&self) -> Vec<&str> {
         self.groups.split(',').filter(|g| !g.is_empty()).collect()
     }
+
+    /// The (pool provider, provider's user id) identities to link (empty if none).
+    pub fn link_list(&self) -> Vec<(String, String)> {
+        decode_links(&self.links)
+    }
 }
 
 /// A user's outcome as readers see it, for the `users` row in scope (an upsert's existing row or
@@ -225,7 +260,8 @@ pub(super) const EFFECTIVE_OUTCOME: &str = "(CASE WHEN users.outcome = 'pending'
 
 pub(super) const USER_COLUMNS: &str =
     "record, line, byte_offset, username, route, outcome, reason, \
-     message, chunk_id, chunk_line, attempts, needs_disable, groups, followups_done, updated_at";
+     message, chunk_id, chunk_line, attempts, needs_disable, groups, followups_done, updated_at, \
+     links";
 
 pub(super) fn user_from_row(row: &Row<'_>) -> rusqlite::Result<StoredUser> {
     Ok(StoredUser {
@@ -244,6 +280,7 @@ pub(super) fn user_from_row(row: &Row<'_>) -> rusqlite::Result<StoredUser> {
         groups: row.get(12)?,
         followups_done: row.get(13)?,
         updated_at: from_ms(row.get(14)?),
+        links: row.get(15)?,
     })
 }
 
@@ -471,14 +508,14 @@ impl Iterator for UserIter<'_> {
 }
 
 const UPSERT: &str = "INSERT INTO users (run_id, record, line, byte_offset, username, route, \
-     outcome, reason, message, attempts, needs_disable, groups, followups_done, updated_at) \
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14) \
+     outcome, reason, message, attempts, needs_disable, groups, followups_done, updated_at, links) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15) \
      ON CONFLICT (run_id, record) DO UPDATE SET line = excluded.line, \
      byte_offset = excluded.byte_offset, username = excluded.username, route = excluded.route, \
      outcome = excluded.outcome, reason = excluded.reason, message = excluded.message, \
      attempts = users.attempts + excluded.attempts, needs_disable = excluded.needs_disable, \
-     groups = excluded.groups, followups_done = MAX(users.followups_done, excluded.followups_done), \
-     follows_chunk = 0, updated_at = excluded.updated_at";
+     groups = excluded.groups, links = excluded.links, \
+     followups_done = MAX(users.followups_done, excluded.followups_done), follows_chunk = 0, updated_at = excluded.updated_at";
 
 impl Checkpoint {
     /// Record (insert or update) users' outcomes in one transaction. Chunk assignment and attempts
@@ -582,7 +619,8 @@ impl Checkpoint {
             row.needs_disable,
             row.groups,
             row.followups_done,
-            now
+            now,
+            row.links
         ])
         .ctx(&self.path)
     }
@@ -728,12 +766,12 @@ impl Checkpoint {
         )
     }
 
-    /// Users in the pool with follow-ups (disable, groups) not yet done.
+    /// Users in the pool with follow-ups (disable, groups, links) not yet done.
     pub fn pending_followups(&self, run: RunId) -> UserIter<'_> {
         UserIter::new(
             self,
             "run_id = ?2 AND outcome IN ('created', 'imported', 'updated') \
-             AND (needs_disable != 0 OR groups != '') AND followups_done = 0",
+             AND (needs_disable != 0 OR groups != '' OR links != '') AND followups_done = 0",
             vec![Value::Integer(run.0)],
             false,
         )

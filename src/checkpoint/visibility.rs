@@ -1,4 +1,4 @@
-//! What a run did over time, for `report --html` (schema V7_VISIBILITY): AdminCreateUser calls
+//! What a run did over time, for `report --html` (schema V4_VISIBILITY): AdminCreateUser calls
 //! and throttles per second, when each chunk was uploaded, the run's time span, rejections by
 //! reason and field, and the `sync_runs` table when a `sync` wrote one.
 //!
@@ -171,7 +171,7 @@ impl Checkpoint {
     }
 
     /// When each of `run`'s chunks was recorded uploaded (chunks uploaded before schema
-    /// V7_VISIBILITY, or not yet, are absent).
+    /// V4_VISIBILITY, or not yet, are absent).
     pub fn chunk_uploaded_at(&self, run: RunId) -> Result<BTreeMap<ChunkId, SystemTime>> {
         let conn = self.conn();
         let mut stmt = conn

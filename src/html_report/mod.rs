@@ -9,7 +9,7 @@
 //! outcome); a slot for the trigger's progress ([`Extras::progress`], filled by the caller when it
 //! has those numbers); rejections and failures by reason and by field with their first places in
 //! the input; import jobs on a timeline; AdminCreateUser calls per second with throttles marked
-//! (schema V7_VISIBILITY); `sync` runs' change sets when the state has a `sync_runs` table.
+//! (schema V4_VISIBILITY); `sync` runs' change sets when the state has a `sync_runs` table.
 //!
 //! Safety: every text printed goes through the one [`escape`] function (usernames, reasons, field
 //! and pool names are untrusted), in HTML and SVG alike; bodies of sections are [`Html`] values,

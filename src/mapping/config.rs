@@ -127,6 +127,10 @@ pub struct MappingFile {
     pub default_region: Option<String>,
     #[serde(default)]
     pub attributes: BTreeMap<String, Rule>,
+    /// `[providers]`: a vendor's provider name → the pool's identity provider name (see
+    /// [`super::providers`]); laid over the defaults.
+    #[serde(default)]
+    pub providers: BTreeMap<String, String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -193,6 +197,7 @@ impl MappingFile {
             self.disabled = over.disabled;
         }
         self.attributes.extend(over.attributes);
+        self.providers.extend(over.providers);
         self
     }
 }

@@ -30,6 +30,8 @@ pub struct FieldStats {
     pub with_password: u64,
     /// Records with group membership.
     pub with_groups: u64,
+    /// Federated identity providers (as the export names them) → records with one.
+    pub providers: BTreeMap<String, u64>,
 }
 
 impl FieldStats {
@@ -43,6 +45,12 @@ impl FieldStats {
         }
         self.with_password += user.password.is_some() as u64;
         self.with_groups += (!user.groups.is_empty()) as u64;
+        let mut seen = BTreeSet::new();
+        for i in &user.identities {
+            if seen.insert(i.provider.as_str()) {
+                *self.providers.entry(i.provider.clone()).or_default() += 1;
+            }
+        }
     }
 
     fn share(&self, field: &str) -> String {
@@ -222,6 +230,50 @@ pub struct Suggestion {
     pub missing_required: Vec<String>,
     /// Pool attribute → source field chosen.
     pub mapped: BTreeMap<String, String>,
+}
+
+/// The `[providers]` table for the federated identity providers the sample has: social ones with
+/// Cognito's name (the default, written out to be seen), others as a commented line to fill in
+/// with the pool's SAML/OIDC provider name. Flags names the pool lacks when it is known.
+fn providers_table(schema: &PoolSchema, stats: &FieldStats) -> String {
+    if stats.providers.is_empty() {
+        return String::new();
+    }
+    let table = super::providers::ProviderTable::default();
+    let in_pool = |p: &str| {
+        schema
+            .identity_providers
+            .as_ref()
+            .is_none_or(|v| v.iter().any(|x| x == p))
+    };
+    let mut out = String::from(
+        "\n# Federated identities: the export's provider → the pool's identity provider name.\n\
+         # Users are linked to it (AdminLinkProviderForUser) once they are in the pool.\n[providers]\n",
+    );
+    for (vendor, n) in &stats.providers {
+        let users = format!("{n} of {} sampled records", stats.records);
+        match table.get(vendor) {
+            Some(p) if in_pool(p) => {
+                let _ = writeln!(out, "{} = {}   # {users}", q(vendor), q(p));
+            }
+            Some(p) => {
+                let _ = writeln!(
+                    out,
+                    "{} = {}   # {users}; the pool has no identity provider {p} yet",
+                    q(vendor),
+                    q(p)
+                );
+            }
+            None => {
+                let _ = writeln!(
+                    out,
+                    "# {} = \"PROVIDER NAME IN THE POOL\"   # {users}: not a Cognito social provider",
+                    q(vendor)
+                );
+            }
+        }
+    }
+    out
 }
 
 /// Writes a starting mapping for `schema` and the fields in `stats`.
@@ -489,7 +541,11 @@ pub fn suggest(schema: &PoolSchema, stats: &FieldStats, ctx: &InitContext<'_>) -
         );
     }
 
-    let toml = format!("{head}{top}\n[attributes]\n{}\n{tail}", lines.join("\n"));
+    let providers = providers_table(schema, stats);
+    let toml = format!(
+        "{head}{top}\n[attributes]\n{}\n{providers}{tail}",
+        lines.join("\n")
+    );
     Suggestion {
         toml,
         missing_required,
@@ -535,6 +591,43 @@ mod tests {
             u.fields.insert(k, v);
         }
         u
+    }
+
+    #[test]
+    fn the_providers_seen_get_a_table_the_mapping_reads() {
+        let mut stats = FieldStats::default();
+        let mut u = user(&[("ID", "1"), ("E-Mail", "a@x.io")]);
+        u.identities = vec![
+            crate::record::Identity::new("google-oauth2", "1"),
+            crate::record::Identity::new("acme-saml", "jo"),
+        ];
+        stats.add(&u);
+        stats.add(&user(&[("ID", "2"), ("E-Mail", "b@x.io")]));
+        let schema = schema().with_identity_providers(Some(vec!["AcmeSAML".into()]));
+        let s = suggest(
+            &schema,
+            &stats,
+            &InitContext {
+                format: "auth0",
+                location: "users.ndjson",
+                builtin: None,
+            },
+        );
+        let t = &s.toml;
+        assert!(
+            t.contains("\"google-oauth2\" = \"Google\"   # 1 of 2 sampled records; the pool has no identity provider Google yet"),
+            "{t}"
+        );
+        assert!(
+            t.contains("# \"acme-saml\" = \"PROVIDER NAME IN THE POOL\""),
+            "{t}"
+        );
+        let file = MappingFile::parse(t, "init").unwrap();
+        assert_eq!(
+            file.providers.get("google-oauth2").map(String::as_str),
+            Some("Google")
+        );
+        assert!(!file.providers.contains_key("acme-saml"));
     }
 
     #[test]

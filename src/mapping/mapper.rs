@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use super::config::{CompiledRule, MappingError, MappingFile, Rule};
 use super::groups::GroupRewrite;
+use super::providers::{Link, ProviderTable};
 use super::seen::Seen;
 use super::transform::{
     bool_str, control_character, is_e164, is_email, lowercase, parse_bool, Transform,
@@ -26,6 +27,9 @@ pub struct MappedUser {
     pub enabled: bool,
     pub groups: Vec<String>,
     pub password: Option<RawPassword>,
+    /// Federated identities to link to the user once it is in the pool, each with the pool's
+    /// identity provider from the `[providers]` table (see [`super::providers`]).
+    pub links: Vec<Link>,
 }
 
 impl MappedUser {
@@ -90,6 +94,7 @@ pub struct Mapper {
     aspnet_password: bool,
     groups_field: Option<String>,
     group_rewrite: GroupRewrite,
+    providers: ProviderTable,
     enabled: Option<CompiledRule>,
     default_region: Option<String>,
     targets: Vec<Target>,
@@ -275,6 +280,7 @@ impl Mapper {
             aspnet_password,
             groups_field: groups.from,
             group_rewrite,
+            providers: ProviderTable::new(&mapping.providers),
             enabled,
             default_region: mapping.default_region.clone(),
             targets,
@@ -623,6 +629,7 @@ impl Mapper {
             }
         }
         let groups = self.check_groups(groups, pos)?;
+        let links = self.providers.links(&user.identities);
         Ok(MappedUser {
             position: pos,
             username,
@@ -630,6 +637,7 @@ impl Mapper {
             enabled,
             groups,
             password,
+            links,
         })
     }
 }

@@ -24,6 +24,7 @@ pub mod config;
 pub mod groups;
 pub mod init;
 mod mapper;
+pub mod providers;
 mod rejection;
 mod seen;
 pub mod transform;

@@ -30,6 +30,11 @@ pub enum Reason {
     /// An attribute value holds a control character (see [`transform::control_character`]).
     ControlCharacter,
     InvalidGroup,
+    /// A federated identity whose provider is not in the `[providers]` table or not in the pool,
+    /// with `--unknown-provider reject`.
+    UnknownProvider,
+    /// More federated identities than Cognito links to one user (five).
+    TooManyIdentities,
 }
 
 impl Reason {
@@ -55,6 +60,8 @@ impl Reason {
             Reason::NotVerifiable => "not_verifiable",
             Reason::ControlCharacter => "control_character",
             Reason::InvalidGroup => "invalid_group",
+            Reason::UnknownProvider => "unknown_provider",
+            Reason::TooManyIdentities => "too_many_identities",
         }
     }
 }

@@ -38,7 +38,9 @@ use crate::checkpoint::{
 use crate::lease::Lease;
 use crate::mapping::Mapper;
 use crate::password::{HashContext, Notations, NotationsError};
-use crate::plan::route::{Mode, Router, UnimportablePolicy, UnknownHashPolicy};
+use crate::plan::route::{
+    Mode, Router, UnimportablePolicy, UnknownHashPolicy, UnknownProviderPolicy,
+};
 use crate::plan::{self, PlanConfig, PlanError};
 use crate::pool::PoolSchema;
 use crate::progress::{Output, Progress, Unit};
@@ -102,6 +104,8 @@ pub struct MigrateConfig {
     pub role_arn: String,
     pub unimportable: UnimportablePolicy,
     pub unknown_hash: UnknownHashPolicy,
+    /// What users with a federated identity that cannot be linked become.
+    pub unknown_provider: UnknownProviderPolicy,
     /// Where import and spill files are written (default: `<state>.files/`).
     pub work_dir: Option<PathBuf>,
     /// Start a new run although the state holds one for another input, pool or mode.
@@ -345,10 +349,12 @@ pub async fn run(
     }
     let router = Router::new(cfg.mode, cfg.unimportable, hash_context, &schema)
         .with_unknown_hash(cfg.unknown_hash)
+        .with_unknown_provider(cfg.unknown_provider)
         .with_notations(notations.clone());
     let options = serde_json::json!({
         "unimportable": format!("{:?}", cfg.unimportable),
         "unknown_hash": format!("{:?}", cfg.unknown_hash),
+        "unknown_provider": format!("{:?}", cfg.unknown_provider),
         "mapping": spec_in.mapping,
         "hash_config": spec_in.hash_config,
         "reader": spec_in.reader,
@@ -380,7 +386,9 @@ pub async fn run(
 
     // Users for AdminCreateUser wait in this file until the input has been read to its end
     // (a retry's own file: the run's may still be needed).
-    let admin_mode = cfg.mode != Mode::ImportJob;
+    // Every mode: users who only sign in through identity providers (the `federated` route)
+    // are created by AdminCreateUser in import-job mode too.
+    let admin_mode = true;
     let spill_path = work_dir.join(format!(
         ".admin-create-{}{}.ndjson",
         run.token,
@@ -509,8 +517,10 @@ pub async fn run(
             .map_err(MigrateError::io("writing", &read_marker))?;
     }
 
-    // The AdminCreateUser users, now that the input is known to be whole.
-    if admin_mode && spill_path.exists() {
+    // The AdminCreateUser users, now that the input is known to be whole (in import-job mode
+    // only when some user took the `federated` route).
+    let spilled_any = std::fs::metadata(&spill_path).is_ok_and(|m| m.len() > 0);
+    if admin_mode && spill_path.exists() && (cfg.mode != Mode::ImportJob || spilled_any) {
         admin::write_spilled(
             &cfg.admin,
             &clients,

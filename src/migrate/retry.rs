@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use crate::checkpoint::{Checkpoint, RecordSet, Run};
-use crate::plan::route::{Mode, UnimportablePolicy, UnknownHashPolicy};
+use crate::plan::route::{Mode, UnimportablePolicy, UnknownHashPolicy, UnknownProviderPolicy};
 use crate::sink::admin_create::FOLLOWUP_FAILED;
 use crate::source::Format;
 
@@ -18,6 +18,7 @@ pub struct RecordedRun {
     pub mode: Mode,
     pub unimportable: UnimportablePolicy,
     pub unknown_hash: UnknownHashPolicy,
+    pub unknown_provider: UnknownProviderPolicy,
     pub mapping: Option<PathBuf>,
     /// The run was given Firebase hash parameters (they are not recorded: pass them again).
     pub hash_config: bool,
@@ -57,11 +58,18 @@ impl RecordedRun {
             Some("Reset") => UnknownHashPolicy::Reset,
             Some(_) => return Err(unrecorded("--unknown-hash")),
         };
+        // Runs recorded before --unknown-provider existed linked nothing: the default.
+        let unknown_provider = match options["unknown_provider"].as_str() {
+            None | Some("LinkKnown") => UnknownProviderPolicy::LinkKnown,
+            Some("Reject") => UnknownProviderPolicy::Reject,
+            Some(_) => return Err(unrecorded("--unknown-provider")),
+        };
         Ok(RecordedRun {
             format,
             mode,
             unimportable,
             unknown_hash,
+            unknown_provider,
             mapping: options["mapping"].as_str().map(PathBuf::from),
             hash_config: options["hash_config"].as_bool() == Some(true),
             reader: options["reader"].clone(),

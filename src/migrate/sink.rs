@@ -14,6 +14,13 @@ use crate::sink::admin_create::spill::SpillWriter;
 
 use super::CancelToken;
 
+/// A mapped user's links as (pool provider, provider's user id) pairs.
+pub(crate) fn links_of(u: &crate::mapping::MappedUser) -> impl Iterator<Item = (&str, &str)> {
+    u.links
+        .iter()
+        .filter_map(|l| Some((l.provider.as_deref()?, l.user_id.as_str())))
+}
+
 /// Records plan outcomes in the checkpoint as they come: rejections, trigger users, and import
 /// users into their chunk while its file is being written (the chunk becomes work once the file
 /// is complete; see `checkpoint::Recorder`).
@@ -56,10 +63,11 @@ impl Observer for RunSink {
         let base = UserRow::new(
             u.position,
             u.username.clone(),
-            r.route.as_str(),
+            r.route.state_str(),
             Outcome::Pending,
         )
-        .with_followups(!u.enabled, &u.groups);
+        .with_followups(!u.enabled, &u.groups)
+        .with_links(links_of(u));
         match (r.route, row) {
             (Route::Trigger, _) => {
                 let mut row = base;
@@ -77,7 +85,7 @@ impl Observer for RunSink {
                     row: base,
                 })
                 .map_err(io::Error::other)?,
-            (Route::AdminCreate, None) if self.admin.is_some() => {
+            (Route::AdminCreate | Route::Federated, None) if self.admin.is_some() => {
                 self.admin.as_mut().expect("checked").push(&r.user)?;
             }
             (route, None) => {

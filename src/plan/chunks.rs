@@ -135,6 +135,7 @@ pub fn stem(route: Route) -> String {
         Route::Import(Some(a)) => format!("import-{}", a.as_str().to_lowercase().replace('_', "-")),
         Route::Import(None) => "import-nohash".into(),
         Route::AdminCreate => "admin-create".into(),
+        Route::Federated => "federated".into(),
         Route::Trigger => "trigger".into(),
     }
 }

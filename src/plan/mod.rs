@@ -106,6 +106,14 @@ pub struct Summary {
     /// who are migrated without a password, by reason.
     pub unusable_hashes: BTreeMap<String, u64>,
     pub followups: Followups,
+    /// Federated identities to link, per pool identity provider.
+    pub links: BTreeMap<String, u64>,
+    /// Federated identities that will not be linked (provider not in the `[providers]` table or
+    /// not in the pool), per provider (`vendor name` or `vendor name → pool name`).
+    pub unknown_providers: BTreeMap<String, u64>,
+    /// Identities of users left to the migration trigger: not linked by this run (the user does
+    /// not exist until it signs in with its password).
+    pub links_left_to_trigger: u64,
     pub files: Vec<ChunkFile>,
     pub rejects_file: Option<PathBuf>,
     pub warnings: Vec<String>,
@@ -330,6 +338,23 @@ impl Pass<'_> {
                 }
             }
         }
+        for label in &routed.unknown_providers {
+            *summary.unknown_providers.entry(label.clone()).or_default() += 1;
+        }
+        if routed.route == Route::Trigger {
+            summary.links_left_to_trigger += routed.user.links.len() as u64;
+        } else {
+            for l in &routed.user.links {
+                if let Some(p) = &l.provider {
+                    match summary.links.get_mut(p.as_str()) {
+                        Some(n) => *n += 1,
+                        None => {
+                            summary.links.insert(p.clone(), 1);
+                        }
+                    }
+                }
+            }
+        }
         if routed.route != Route::Trigger {
             if !routed.user.enabled {
                 summary.followups.disable += 1;
@@ -430,6 +455,10 @@ impl Summary {
             let what = match route.as_str() {
                 "import:none" => "import job, no password (RESET_REQUIRED)".to_string(),
                 "admin-create" => "AdminCreateUser".to_string(),
+                "federated" => {
+                    "AdminCreateUser without a password, then linked (federated sign-in only)"
+                        .to_string()
+                }
                 "trigger" => "left to the migration trigger (password kept at sign-in)".to_string(),
                 r => format!(
                     "import job with {} hashes (password kept, CONFIRMED)",
@@ -454,6 +483,23 @@ impl Summary {
         }
         for (why, n) in &self.unusable_hashes {
             writeln!(out, "  no password ({n}): {why}")?;
+        }
+        if !self.links.is_empty() {
+            let parts: Vec<String> = self.links.iter().map(|(p, n)| format!("{n} {p}")).collect();
+            writeln!(out, "identities to link  {}", parts.join(", "))?;
+        }
+        for (p, n) in &self.unknown_providers {
+            writeln!(
+                out,
+                "  not linked ({n}): provider {p} is not in [providers] or not in the pool"
+            )?;
+        }
+        if self.links_left_to_trigger > 0 {
+            writeln!(
+                out,
+                "  not linked ({}): identities of users left to the migration trigger",
+                self.links_left_to_trigger
+            )?;
         }
         let f = &self.followups;
         if f.disable + f.group_memberships > 0 {

@@ -4,6 +4,11 @@
 //!   is CONFIRMED. One algorithm per job, so each algorithm gets its own chunk files.
 //! - `import:none`: an import job without hashes; the user is RESET_REQUIRED.
 //! - `admin-create`: one AdminCreateUser call (and follow-ups for groups and disabled users).
+//! - `federated`: a user who only signs in through identity providers (no password, at least one
+//!   federated identity the pool can link): created by AdminCreateUser with `MessageAction=SUPPRESS`
+//!   and no password in every mode, then linked (see below). Never an import job, which would
+//!   make them RESET_REQUIRED for a password they never had. Recorded in the state under the
+//!   writer it uses, `admin-create`.
 //! - `trigger`: not written now; the user-migration trigger migrates them, password kept, at their
 //!   first sign-in during the migration window.
 //! - rejected, with a reason.
@@ -25,16 +30,34 @@
 //! `invalid_password_hash`. A missing or broken Firebase `--hash-config` is a configuration
 //! error, not a property of the user's hash: those users are always rejected.
 //!
+//! Federated identities ([`MappedUser::links`]): a user with a password keeps its password route
+//! and is linked too (a follow-up, after the user exists). An identity whose provider is not in
+//! the `[providers]` table or not among the pool's identity providers is *unknown*:
+//! [`UnknownProviderPolicy::LinkKnown`] (the default) migrates the user with the identities that
+//! can be linked and counts the others per provider; [`UnknownProviderPolicy::Reject`] rejects the
+//! user (`unknown_provider`). Cognito links at most five identities to a user: more is
+//! `too_many_identities`.
+//!
+//! The user of the `federated` route is in the state Cognito gives AdminCreateUser without a
+//! `TemporaryPassword`: FORCE_CHANGE_PASSWORD, which Cognito counts as confirmed ("the user is
+//! confirmed and can sign in using a temporary password"), with a generated temporary password
+//! nobody is sent (SUPPRESS) or told. A federated sign-in through a linked provider does not use
+//! the password at all (the developer guide's "Linking federated users to an existing user
+//! profile": the linked local profile is returned), so nothing more is needed, and the user is
+//! never RESET_REQUIRED or asked to reset.
+//!
 //! Cognito's import job fails a row unless at least one of the pool's auto-verified attributes
 //! (email, phone_number) is verified for that user. Such users cannot take the import route: in
 //! `auto` mode they go the non-import way (AdminCreateUser, or the trigger for a kept password), in
 //! `import-job` mode they are rejected as `not_verifiable`.
 
+use std::collections::BTreeSet;
 use std::fmt;
 use std::str::FromStr;
 
 use serde::Serialize;
 
+use crate::mapping::providers::{Link, MAX_LINKED_IDENTITIES};
 use crate::mapping::{MappedUser, Reason, Rejection};
 use crate::password::{HashContext, ImportAlgorithm, Notations, PasswordHash};
 use crate::pool::PoolSchema;
@@ -84,11 +107,26 @@ pub enum UnknownHashPolicy {
     Reject,
 }
 
+/// What to do with a user who has a federated identity that cannot be linked (its provider is
+/// not in the `[providers]` table, or not in the pool).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum UnknownProviderPolicy {
+    /// Migrate the user and link the identities that can be linked; the others are counted per
+    /// provider.
+    #[default]
+    LinkKnown,
+    /// Reject the user (`unknown_provider`).
+    Reject,
+}
+
 /// How one user reaches the pool.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Route {
     Import(Option<ImportAlgorithm>),
     AdminCreate,
+    /// Only federated sign-ins: AdminCreateUser without a password, then linked.
+    Federated,
     Trigger,
 }
 
@@ -103,7 +141,17 @@ impl Route {
             },
             Route::Import(None) => "import:none",
             Route::AdminCreate => "admin-create",
+            Route::Federated => "federated",
             Route::Trigger => "trigger",
+        }
+    }
+
+    /// The route as the state records it: the writer it takes (`federated` users are created by
+    /// the AdminCreateUser writer).
+    pub fn state_str(self) -> &'static str {
+        match self {
+            Route::Federated => Route::AdminCreate.as_str(),
+            r => r.as_str(),
         }
     }
 }
@@ -120,6 +168,7 @@ impl FromStr for Route {
         Ok(match s {
             "import:none" => Route::Import(None),
             "admin-create" => Route::AdminCreate,
+            "federated" => Route::Federated,
             "trigger" => Route::Trigger,
             other => match other.strip_prefix("import:") {
                 Some(a) => {
@@ -146,6 +195,9 @@ pub struct Routed {
     /// unusable marker): the user is routed as one without a password, and `user.password` is
     /// cleared. Never contains any part of the hash.
     pub unusable_hash: Option<String>,
+    /// Federated identities that will not be linked (provider not in the table or not in the
+    /// pool), by [`Link::label`]; `user.links` holds only the ones that will be.
+    pub unknown_providers: Vec<String>,
 }
 
 pub struct Router {
@@ -157,6 +209,10 @@ pub struct Router {
     verified_flags: Vec<String>,
     /// The `password_hash` notation per algorithm (see `cognito-migrate preflight`).
     notations: Notations,
+    /// The pool's identity provider names (ListIdentityProviders); `None`: not checked (an
+    /// offline plan), every provider in the table counts as present.
+    pool_providers: Option<BTreeSet<String>>,
+    unknown_provider: UnknownProviderPolicy,
 }
 
 impl Router {
@@ -177,7 +233,84 @@ impl Router {
                 .map(|a| format!("{a}_verified"))
                 .collect(),
             notations: Notations::default(),
+            pool_providers: schema
+                .identity_providers
+                .as_ref()
+                .map(|v| v.iter().cloned().collect()),
+            unknown_provider: UnknownProviderPolicy::default(),
         }
+    }
+
+    /// Checks links against the pool's identity providers (`None`: not known, not checked) and
+    /// decides what unknown providers do.
+    pub fn with_providers(
+        mut self,
+        pool_providers: Option<Vec<String>>,
+        unknown: UnknownProviderPolicy,
+    ) -> Router {
+        self.pool_providers = pool_providers.map(|v| v.into_iter().collect());
+        self.unknown_provider = unknown;
+        self
+    }
+
+    /// Decides what users with identities that cannot be linked become (default: link the
+    /// others).
+    pub fn with_unknown_provider(mut self, unknown: UnknownProviderPolicy) -> Router {
+        self.unknown_provider = unknown;
+        self
+    }
+
+    /// Whether a link's provider is in the table and (when known) in the pool.
+    fn linkable(&self, l: &Link) -> bool {
+        match (&l.provider, &self.pool_providers) {
+            (None, _) => false,
+            (Some(_), None) => true,
+            (Some(p), Some(pool)) => pool.contains(p),
+        }
+    }
+
+    /// Splits the user's links into those that will be made and the labels of the others, or
+    /// rejects the user (see the module docs).
+    fn check_links(&self, user: &mut MappedUser) -> Result<Vec<String>, Rejection> {
+        if user.links.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (known, unknown): (Vec<Link>, Vec<Link>) = std::mem::take(&mut user.links)
+            .into_iter()
+            .partition(|l| self.linkable(l));
+        let labels: Vec<String> = unknown.iter().map(Link::label).collect();
+        if !labels.is_empty() && self.unknown_provider == UnknownProviderPolicy::Reject {
+            let why = unknown
+                .iter()
+                .map(|l| match &l.provider {
+                    None => format!("{} (not in the [providers] table)", l.vendor),
+                    Some(_) => format!("{} (the pool has no such identity provider)", l.label()),
+                })
+                .collect::<Vec<_>>()
+                .join(", ");
+            return Err(Rejection::new(
+                user.position,
+                "identities",
+                Reason::UnknownProvider,
+                format!(
+                    "cannot link {why}; --unknown-provider link-known migrates the user with the \
+                     identities that can be linked"
+                ),
+            ));
+        }
+        if known.len() > MAX_LINKED_IDENTITIES {
+            return Err(Rejection::new(
+                user.position,
+                "identities",
+                Reason::TooManyIdentities,
+                format!(
+                    "{} federated identities; Cognito links at most {MAX_LINKED_IDENTITIES} to a user",
+                    known.len()
+                ),
+            ));
+        }
+        user.links = known;
+        Ok(labels)
     }
 
     /// Sets what happens to users whose hash cannot be used (default: reset).
@@ -202,6 +335,7 @@ impl Router {
     }
 
     pub fn route(&self, mut user: MappedUser) -> Result<Routed, Rejection> {
+        let unknown_providers = self.check_links(&mut user)?;
         let mut unusable_hash = None;
         let parsed = match &user.password {
             None => None,
@@ -282,6 +416,8 @@ impl Router {
             }
         };
         let decision = match (self.mode, parsed.is_some()) {
+            // Only federated sign-ins, in every mode: never an import (RESET_REQUIRED).
+            (_, false) if !user.links.is_empty() => Ok(done(Route::Federated, None, None)),
             (Mode::ImportJob, false) => {
                 if importable_user {
                     Ok(done(Route::Import(None), None, None))
@@ -322,6 +458,7 @@ impl Router {
             scheme,
             not_imported_because,
             unusable_hash,
+            unknown_providers,
         })
     }
 }
@@ -361,7 +498,93 @@ mod tests {
             enabled: true,
             groups: vec![],
             password,
+            links: vec![],
         }
+    }
+
+    fn link(vendor: &str, provider: Option<&str>, id: &str) -> Link {
+        Link {
+            vendor: vendor.into(),
+            provider: provider.map(str::to_string),
+            user_id: id.into(),
+        }
+    }
+
+    /// Federated-only users take the `federated` route in every mode; users with a password keep
+    /// theirs and keep their links; unknown providers follow the policy.
+    #[test]
+    fn federated_users_route_and_unknown_providers_follow_the_policy() {
+        let pool = Some(vec!["Google".to_string(), "GitHub".to_string()]);
+        for mode in [Mode::ImportJob, Mode::AdminCreate, Mode::Auto] {
+            let r = router(mode, UnimportablePolicy::Trigger, UnknownHashPolicy::Reset)
+                .with_providers(pool.clone(), UnknownProviderPolicy::LinkKnown);
+            let mut u = user(None);
+            u.links = vec![
+                link("google.com", Some("Google"), "1"),
+                link("apple.com", Some("SignInWithApple"), "2"),
+                link("twitter.com", None, "3"),
+            ];
+            let routed = r.route(u).unwrap();
+            assert_eq!(routed.route, Route::Federated, "{mode:?}");
+            assert_eq!(routed.route.state_str(), "admin-create");
+            assert_eq!(
+                routed.user.links,
+                vec![link("google.com", Some("Google"), "1")]
+            );
+            assert_eq!(
+                routed.unknown_providers,
+                vec![
+                    "apple.com → SignInWithApple".to_string(),
+                    "twitter.com".to_string()
+                ]
+            );
+            // A password keeps its route, and the links.
+            let mut u = user(encoded(BCRYPT4));
+            u.links = vec![link("google.com", Some("Google"), "1")];
+            let routed = r.route(u).unwrap();
+            assert_ne!(routed.route, Route::Federated);
+            assert_eq!(routed.user.links.len(), 1);
+            // Only unknown providers and no password: the usual passwordless route.
+            let mut u = user(None);
+            u.links = vec![link("twitter.com", None, "3")];
+            let routed = r.route(u).unwrap();
+            assert_ne!(routed.route, Route::Federated);
+            assert!(routed.user.links.is_empty());
+        }
+        let strict = router(
+            Mode::Auto,
+            UnimportablePolicy::Trigger,
+            UnknownHashPolicy::Reset,
+        )
+        .with_providers(pool, UnknownProviderPolicy::Reject);
+        let mut u = user(None);
+        u.links = vec![
+            link("google.com", Some("Google"), "1"),
+            link("apple.com", Some("SignInWithApple"), "2"),
+        ];
+        let e = strict.route(u).unwrap_err();
+        assert_eq!(e.reason, Reason::UnknownProvider);
+        assert_eq!(e.field, "identities");
+        assert!(
+            e.message.contains("apple.com → SignInWithApple"),
+            "{}",
+            e.message
+        );
+        // Without the pool's list (offline), every provider in the table is linkable; more than
+        // five identities is rejected.
+        let offline = router(
+            Mode::Auto,
+            UnimportablePolicy::Trigger,
+            UnknownHashPolicy::Reset,
+        );
+        let mut u = user(None);
+        u.links = (0..6)
+            .map(|i| link("google.com", Some("Google"), &i.to_string()))
+            .collect();
+        assert_eq!(
+            offline.route(u).unwrap_err().reason,
+            Reason::TooManyIdentities
+        );
     }
 
     fn router(mode: Mode, policy: UnimportablePolicy, unknown: UnknownHashPolicy) -> Router {

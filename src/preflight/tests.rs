@@ -25,6 +25,7 @@ fn schema(auto_verified: &[&str], case_sensitive: bool, required: &[&str]) -> Po
         alias_attributes: vec![],
         username_case_sensitive: case_sensitive,
         auto_verified_attributes: auto_verified.iter().map(|s| s.to_string()).collect(),
+        identity_providers: None,
     }
 }
 

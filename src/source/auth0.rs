@@ -30,7 +30,7 @@ use super::input::Input;
 use super::json::{flatten_value, Fields, Json, Obj};
 use super::json_stream::JsonRecords;
 use super::{JsonAdapter, JsonSource, Source, SourceOptions};
-use crate::record::{LegacyUser, Position, RawPassword};
+use crate::record::{Identity, LegacyUser, Position, RawPassword};
 
 pub(crate) fn open(
     input: Input,
@@ -57,6 +57,35 @@ const IDENTITY_FIELDS: [(&str, &str); 4] = [
     ("user_id", "identities.0.user_id"),
     ("isSocial", "identities.0.isSocial"),
 ];
+
+/// Auth0 providers that are Auth0's own sign-in, not another identity provider: the database
+/// connection (`auth0`) and passwordless by SMS or email.
+const NOT_FEDERATED: [&str; 3] = ["auth0", "sms", "email"];
+
+/// The user's federated identities from Auth0's `identities[]`: social connections by their
+/// `provider` (`google-oauth2`, `apple`, `facebook`, `github`, …), enterprise connections
+/// (`isSocial: false`: SAML, OIDC, Azure AD, …) by their `connection` name, since the provider
+/// (`samlp`, `oidc`) says nothing about which identity provider it is. `user_id` is the
+/// provider's own id of the user (Google's `sub`, …).
+fn federated_identities(identities: &[Json<'_>]) -> Vec<Identity> {
+    let mut out = Vec::new();
+    for i in identities {
+        let provider = i.get("provider").and_then(Json::as_str).unwrap_or("");
+        let Some(user_id) = i.get("user_id").and_then(Json::scalar_text) else {
+            continue;
+        };
+        if provider.is_empty() || user_id.is_empty() || NOT_FEDERATED.contains(&provider) {
+            continue;
+        }
+        let social = i.get("isSocial").and_then(Json::scalar_text) == Some("true");
+        let name = match i.get("connection").and_then(Json::as_str) {
+            Some(c) if !social && !c.is_empty() => c,
+            _ => provider,
+        };
+        out.push(Identity::new(name, user_id));
+    }
+    out
+}
 
 /// `custom_password_hash` algorithms whose `hash.value` carries all its parameters.
 const SELF_DESCRIBING: [&str; 4] = ["bcrypt", "argon2", "pbkdf2", "ldap"];
@@ -134,6 +163,7 @@ impl JsonAdapter for Auth0 {
         }
 
         if let Some(Json::Arr(identities)) = identities {
+            user.identities = federated_identities(&identities);
             if let Some(first) = identities.first() {
                 for (key, field) in IDENTITY_FIELDS {
                     if let Some(v) = first.get(key).and_then(Json::scalar_text) {
@@ -238,6 +268,31 @@ mod tests {
     use super::*;
 
     #[test]
+    fn enterprise_identities_are_named_by_connection_and_passwordless_is_not_federated() {
+        let text = concat!(
+            r#"{"user_id":"samlp|acme|jo@acme.io","identities":[{"connection":"acme-saml","provider":"samlp","user_id":"acme|jo@acme.io","isSocial":false}]}"#,
+            "\n",
+            r#"{"user_id":"sms|1","identities":[{"connection":"sms","provider":"sms","user_id":"5f1","isSocial":false}]}"#,
+            "\n",
+            r#"{"user_id":"apple|001","identities":[{"connection":"apple","provider":"apple","user_id":"001.abc","isSocial":true},{"provider":"github","connection":"github","user_id":1234,"isSocial":true}]}"#,
+        );
+        let (users, errors, _) = read_all(Format::Auth0, text);
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(
+            users[0].identities,
+            vec![Identity::new("acme-saml", "acme|jo@acme.io")]
+        );
+        assert!(users[1].identities.is_empty());
+        assert_eq!(
+            users[2].identities,
+            vec![
+                Identity::new("apple", "001.abc"),
+                Identity::new("github", "1234")
+            ]
+        );
+    }
+
+    #[test]
     fn user_export_line_with_identities_metadata_and_blocked() {
         let text = r#"{"user_id":"auth0|1","email":"a@x.io","email_verified":true,"blocked":true,"logins_count":3,"identities":[{"connection":"Username-Password-Authentication","provider":"auth0","user_id":"1","isSocial":false,"access_token":"secret"},{"connection":"google-oauth2","provider":"google-oauth2","user_id":"g1"}],"app_metadata":{"roles":["admin","ops"]},"user_metadata":{"plan":"pro"},"passwordHash":"$2b$10$abcdefghijklmnopqrstuu4JqzHGVVAzH4/Wx2.Ni3GvGUy.DZmBO"}"#;
         let (users, errors, _) = read_all(Format::Auth0, text);
@@ -257,6 +312,11 @@ mod tests {
             Some("Username-Password-Authentication,google-oauth2")
         );
         assert_eq!(u.field("identities.providers"), Some("auth0,google-oauth2"));
+        assert_eq!(
+            u.identities,
+            vec![Identity::new("google-oauth2", "g1")],
+            "the database connection `auth0` is not a federated identity"
+        );
         assert_eq!(u.field("app_metadata.roles"), Some("admin,ops"));
         assert_eq!(u.field("user_metadata.plan"), Some("pro"));
         assert_eq!(u.field("logins_count"), Some("3"));

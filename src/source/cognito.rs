@@ -448,6 +448,15 @@ fn convert(
     for a in u.attributes() {
         f.insert(a.name(), a.value().unwrap_or_default());
     }
+    if let Some(text) = u
+        .attributes()
+        .iter()
+        .find(|a| a.name() == "identities")
+        .and_then(|a| a.value())
+    {
+        user.identities = crate::mapping::providers::linked_identities(text)
+            .map_err(|m| RecordError::new(pos, Reason::BadValue, m).with_field("identities"))?;
+    }
     Ok(user)
 }
 
@@ -526,5 +535,27 @@ mod tests {
         let nameless = UserType::builder().enabled(true).build();
         let e = convert(&nameless, 9, &groups, &mut members).unwrap_err();
         assert_eq!(e.reason, Reason::MissingField);
+    }
+}
+
+#[cfg(test)]
+mod identities_tests {
+    use crate::mapping::providers::linked_identities;
+    use crate::record::Identity;
+
+    #[test]
+    fn the_identities_attribute_becomes_the_users_identities() {
+        // The shape Cognito gives a user linked to Google (developer guide).
+        let text = r#"[{"userId":"109876543210","providerName":"Google","providerType":"Google","issuer":null,"primary":false,"dateCreated":1700000000000},{"userId":"acme|jo","providerName":"AcmeSAML","providerType":"SAML","issuer":"urn:acme","primary":false,"dateCreated":1700000000001}]"#;
+        assert_eq!(
+            linked_identities(text).unwrap(),
+            vec![
+                Identity::new("Google", "109876543210"),
+                Identity::new("AcmeSAML", "acme|jo")
+            ]
+        );
+        assert!(linked_identities("[]").unwrap().is_empty());
+        assert!(linked_identities("{").is_err());
+        assert!(linked_identities(r#"[{"userId":"1"}]"#).is_err());
     }
 }

@@ -27,10 +27,10 @@ use super::csv_reader::{CsvRows, Row};
 use super::error::{Reason, RecordError, SourceError};
 use super::firebase_layout::LayoutPicker;
 use super::input::Input;
-use super::json::{flatten_members_at, flatten_value, parse, take, Fields, Json, Obj};
+use super::json::{flatten_members_at, flatten_value, get, parse, take, Fields, Json, Obj};
 use super::json_stream::JsonRecords;
 use super::{cell, CsvAdapter, CsvSource, JsonAdapter, JsonSource, Source, SourceOptions};
-use crate::record::{LegacyUser, Position, RawPassword};
+use crate::record::{Identity, LegacyUser, Position, RawPassword};
 
 pub(crate) fn open(
     mut input: Input,
@@ -127,6 +127,14 @@ impl JsonAdapter for FirebaseJson {
                 else {
                     continue;
                 };
+                // `password` and `phone` are Firebase's own sign-in, not a federated identity.
+                if !NOT_FEDERATED.contains(&id.as_str()) {
+                    if let Some(raw) = get(&members, "rawId").and_then(Json::scalar_text) {
+                        if !raw.is_empty() {
+                            user.identities.push(Identity::new(id.as_str(), raw));
+                        }
+                    }
+                }
                 if !providers.is_empty() {
                     providers.push(',');
                 }
@@ -198,7 +206,9 @@ impl CsvAdapter for FirebaseCsv {
         set_password(&mut user, hash, salt);
         let mut providers = String::new();
         for (col, id) in layout.providers() {
-            if !row.get(col).is_empty() {
+            let raw = cell(row, col, id)?.trim();
+            if !raw.is_empty() {
+                user.identities.push(Identity::new(id, raw));
                 if !providers.is_empty() {
                     providers.push(',');
                 }
@@ -220,6 +230,9 @@ impl CsvAdapter for FirebaseCsv {
         self.notes.finish(warnings);
     }
 }
+
+/// Firebase provider ids that are Firebase's own sign-in, not another identity provider.
+const NOT_FEDERATED: [&str; 2] = ["password", "phone"];
 
 /// `google.com` → `google`, `apple.com` → `apple`, `oidc.corp` → `oidc_corp`.
 fn provider_prefix(id: &str) -> String {

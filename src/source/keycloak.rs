@@ -34,7 +34,7 @@ use super::input::Input;
 use super::json::{flatten_value, take, Fields, Json, Obj};
 use super::json_stream::JsonRecords;
 use super::{JsonAdapter, JsonSource, Source, SourceOptions};
-use crate::record::{LegacyUser, Position, RawPassword};
+use crate::record::{Identity, LegacyUser, Position, RawPassword};
 
 pub(crate) fn open(
     input: Input,
@@ -147,6 +147,19 @@ impl JsonAdapter for Keycloak {
             flatten_value(&mut "enabled".to_string(), enabled, &mut fields);
         }
         user.fields = fields;
+        // `federatedIdentities[]` (flattened with indexes): the identity provider's alias as the
+        // realm names it, and the user's id at that provider.
+        for i in 0.. {
+            let Some(idp) = user
+                .field(&format!("federatedIdentities.{i}.identityProvider"))
+                .map(str::to_string)
+            else {
+                break;
+            };
+            if let Some(id) = user.field(&format!("federatedIdentities.{i}.userId")) {
+                user.identities.push(Identity::new(idp, id));
+            }
+        }
         if user.field("username").is_none() {
             if user.field("realm").is_some() {
                 // An array of whole realms (the migration files of Keycloak's own tests, or an

@@ -161,6 +161,7 @@ def main(argv: list[str] | None = None) -> None:
     import moto.server
 
     import admin_users
+    import federation
     import import_jobs
     import list_users
     import signin
@@ -176,6 +177,7 @@ def main(argv: list[str] | None = None) -> None:
     list_users.install()  # after signin: it wraps signin's ListUsers
     admin_users.install()
     user_updates.install()
+    federation.install()
 
     if not args.log_requests:
         logging.getLogger("werkzeug").setLevel(logging.WARNING)

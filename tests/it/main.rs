@@ -13,6 +13,7 @@ mod admin_create;
 mod against_emulator;
 mod cli_plan_messages;
 mod deploy;
+mod federated;
 mod fuzz;
 mod hardening;
 mod import_job_crash;

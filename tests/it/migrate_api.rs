@@ -81,6 +81,7 @@ async fn migration(emu: &Emulator, pool: &str, state: &Path, input: &Path, rate:
         role_arn: String::new(),
         unimportable: UnimportablePolicy::Trigger,
         unknown_hash: UnknownHashPolicy::Reset,
+        unknown_provider: Default::default(),
         work_dir: None,
         restart: false,
         fetch_job_logs: false,

@@ -17,6 +17,10 @@ struct Plan {
     warnings: Vec<String>,
     /// The rows of every import file (`import-*.csv`), by column name, in file name order.
     imported: Vec<BTreeMap<String, String>>,
+    /// Federated identities to link, per pool identity provider.
+    links: BTreeMap<String, u64>,
+    /// Identities that will not be linked, per provider.
+    unknown_providers: BTreeMap<String, u64>,
 }
 
 fn plan(args: &[&str]) -> Plan {
@@ -35,6 +39,8 @@ fn plan(args: &[&str]) -> Plan {
         .unwrap_or_else(|e| panic!("{args:?}: {e}: {stderr}"));
     let routes = serde_json::from_value(summary["routes"].clone()).unwrap();
     let warnings = serde_json::from_value(summary["warnings"].clone()).unwrap();
+    let links = serde_json::from_value(summary["links"].clone()).unwrap();
+    let unknown_providers = serde_json::from_value(summary["unknown_providers"].clone()).unwrap();
     let mut rejects = Vec::new();
     let mut csv = csv::Reader::from_path(out.join("rejects.csv")).unwrap();
     for row in csv.records() {
@@ -85,6 +91,8 @@ fn plan(args: &[&str]) -> Plan {
         rejects,
         warnings,
         imported,
+        links,
+        unknown_providers,
     }
 }
 
@@ -102,8 +110,8 @@ fn rejects(rows: &[(u64, &str, &str)]) -> Vec<(u64, String, String)> {
 /// function). The sample pool auto-verifies email, so an import job needs a verified email:
 /// the spec's users 0, 1, 6 and phone-user, comma-user and claims-user (emailVerified false)
 /// are rejected `not_verifiable` with the hint to use --mode auto; scrypt-user (Firebase
-/// scrypt, not importable) goes to the trigger; google-user (verified, no password) is imported
-/// without one. Before v6.11 comma-user's unquoted "Lee, Bob" shifts the columns: that row is
+/// scrypt, not importable) goes to the trigger; google-user (no password, a Google identity)
+/// takes the `federated` route: created without a password and linked to Google. Before v6.11 comma-user's unquoted "Lee, Bob" shifts the columns: that row is
 /// rejected as malformed instead of being read with its columns shifted.
 #[test]
 fn firebase_csv_of_every_firebase_tools_layout() {
@@ -127,9 +135,10 @@ fn firebase_csv_of_every_firebase_tools_layout() {
         assert_eq!(p.exit, 1, "{version}");
         assert_eq!(
             p.routes,
-            routes(&[("import:none", 1), ("trigger", 1)]),
+            routes(&[("federated", 1), ("trigger", 1)]),
             "{version}"
         );
+        assert_eq!(p.links, routes(&[("Google", 1)]), "{version}");
         let seven = if shifted {
             (7, "record", "malformed_record")
         } else {
@@ -170,7 +179,8 @@ fn firebase_json_export_matches_its_csv() {
     };
     let json = run("tests/fixtures/real/firebase/firebase-tools-v15.19.json");
     let csv = run("tests/fixtures/real/firebase/firebase-tools-v15.19.csv");
-    assert_eq!(json.routes, routes(&[("import:none", 1), ("trigger", 1)]));
+    assert_eq!(json.routes, routes(&[("federated", 1), ("trigger", 1)]));
+    assert_eq!(json.links, routes(&[("Google", 1)]));
     assert_eq!(
         (json.exit, &json.routes, &json.rejects),
         (csv.exit, &csv.routes, &csv.rejects)
@@ -181,7 +191,8 @@ fn firebase_json_export_matches_its_csv() {
 /// Auth0's user export joined with the password-hash export (the format of Auth0's support
 /// article): the two database users get their bcrypt hash (the verified one imported as
 /// BCRYPT, the unverified one left to the trigger since an import job cannot create it), the
-/// Google user has no hash record and is imported without a password; the hash record of a
+/// Google user has no hash record and takes the `federated` route (created without a password,
+/// linked to Google); the hash record of a
 /// user not in the export is reported.
 #[test]
 fn auth0_user_export_with_its_password_hash_export() {
@@ -196,8 +207,9 @@ fn auth0_user_export_with_its_password_hash_export() {
     assert_eq!(p.exit, 0);
     assert_eq!(
         p.routes,
-        routes(&[("import:BCRYPT", 1), ("import:none", 1), ("trigger", 1)])
+        routes(&[("import:BCRYPT", 1), ("federated", 1), ("trigger", 1)])
     );
+    assert_eq!(p.links, routes(&[("Google", 1)]));
     assert!(p.rejects.is_empty());
     assert_eq!(p.warnings.len(), 2, "{:?}", p.warnings);
     assert!(p.warnings[0].starts_with("1 user(s) have no password record"));
@@ -213,10 +225,6 @@ fn auth0_user_export_with_its_password_hash_export() {
     let euclid = by_user(&p, "auth0|euclid");
     assert_eq!(euclid["locale"], "en");
     assert!(euclid["password_hash"].starts_with("$2b$10$"));
-    assert_eq!(
-        by_user(&p, "google-oauth2|104857392018475619283")["locale"],
-        "pt-BR"
-    );
     // Without --hashes the same users have no passwords at all.
     let alone = plan(&[
         "-i",
@@ -224,7 +232,10 @@ fn auth0_user_export_with_its_password_hash_export() {
         "-f",
         "auth0",
     ]);
-    assert_eq!(alone.routes, routes(&[("import:none", 2)]));
+    assert_eq!(
+        alone.routes,
+        routes(&[("federated", 1), ("import:none", 1)])
+    );
     assert_eq!(
         alone.rejects,
         rejects(&[(1, "email_verified", "not_verifiable")])
@@ -295,6 +306,36 @@ fn keycloak_exports_of_keycloak_1_3_and_4() {
         assert_eq!((p.exit, p.routes), (0, routes(&[("trigger", 2)])), "{file}");
         assert!(p.rejects.is_empty(), "{file}");
     }
+}
+
+/// Keycloak's model-test realm: `mySocialUser` signs in only through the realm's identity
+/// providers `facebook1`, `twitter1` and `google1`. With a `[providers]` table for two of them it
+/// takes the `federated` route, two identities are to be linked and `twitter1` is counted as not
+/// linkable; the clear-text-credential users have no password (AdminCreateUser in auto mode);
+/// the service account is skipped.
+#[test]
+fn keycloak_federated_identities() {
+    let dir = tempdir("keycloak-providers");
+    let mapping = dir.join("mapping.toml");
+    std::fs::write(
+        &mapping,
+        "[providers]\nfacebook1 = \"Facebook\"\ngoogle1 = \"Google\"\n",
+    )
+    .unwrap();
+    let p = plan(&[
+        "-i",
+        "tests/fixtures/real/keycloak/testrealm-users.json",
+        "-f",
+        "keycloak",
+        "--mode",
+        "auto",
+        "--mapping",
+        mapping.to_str().unwrap(),
+    ]);
+    assert_eq!(p.exit, 0, "{:?}", p.rejects);
+    assert_eq!(p.routes, routes(&[("admin-create", 3), ("federated", 1)]));
+    assert_eq!(p.links, routes(&[("Facebook", 1), ("Google", 1)]));
+    assert_eq!(p.unknown_providers, routes(&[("twitter1", 1)]));
 }
 
 /// Django's own test fixtures. regular.json: a pbkdf2_sha256 user, to the trigger.

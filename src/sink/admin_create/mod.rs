@@ -22,7 +22,8 @@
 //! [`OnExisting::Update`] the differing attributes are applied (`updated`). `AliasExistsException`
 //! fails the user with its reason unless `force_alias_creation`. Follow-ups: groups
 //! (AdminAddUserToGroup, creating missing groups with `create_groups`, else the user fails with
-//! `followup_failed`) and AdminDisableUser for users disabled in the legacy system.
+//! `followup_failed`) and AdminDisableUser for users disabled in the legacy system, and, first,
+//! AdminLinkProviderForUser for each federated identity the user has (see [`link_all`]).
 //!
 //! Passwords: AdminCreateUser takes no hash. Users are created without `TemporaryPassword`
 //! (Cognito generates one, status FORCE_CHANGE_PASSWORD) and with `MessageAction=SUPPRESS` unless
@@ -227,6 +228,21 @@ pub struct Pipeline {
 fn base_row(u: &MappedUser, route: &str) -> UserRow {
     UserRow::new(u.position, u.username.clone(), route, Outcome::Pending)
         .with_followups(!u.enabled, &u.groups)
+        .with_links(links_of(u))
+}
+
+/// A mapped user's links as (pool provider, provider's user id) pairs.
+fn links_of(u: &MappedUser) -> impl Iterator<Item = (&str, &str)> {
+    u.links
+        .iter()
+        .filter_map(|l| Some((l.provider.as_deref()?, l.user_id.as_str())))
+}
+
+/// A mapped user's links, owned.
+fn owned_links(u: &MappedUser) -> Vec<(String, String)> {
+    links_of(u)
+        .map(|(p, id)| (p.to_string(), id.to_string()))
+        .collect()
 }
 
 /// Records of the run an earlier attempt of ours may have created: in doubt (pending, attempted)
@@ -502,7 +518,8 @@ async fn process(ctx: &Ctx, work: Work) -> UserRow {
         }
     }
     match svc.create_user(&u.username, &u.attributes.to_map()).await {
-        Ok(()) => created(ctx, u, row, Outcome::Created, None).await,
+        // Just created: nothing is linked to it yet.
+        Ok(()) => created(ctx, u, row, Outcome::Created, None, &[]).await,
         Err(e) if e.is("UsernameExistsException") => match svc.get_user(&u.username).await {
             Ok(Some(remote)) => existing(ctx, u, row, remote, e.maybe_applied).await,
             Ok(None) => failed(row, &e),
@@ -545,7 +562,7 @@ async fn existing(
     if maybe_ours && diff.is_empty() {
         // Our earlier attempt created it: finish the job.
         ctx.stats.resolved_in_doubt.fetch_add(1, Ordering::Relaxed);
-        return created(ctx, u, row, Outcome::Created, None).await;
+        return created(ctx, u, row, Outcome::Created, None, &remote.linked()).await;
     }
     match ctx.service.config().on_existing {
         OnExisting::Skip => {
@@ -561,30 +578,33 @@ async fn existing(
         OnExisting::Update => {
             if diff.is_empty() {
                 let msg = Some("exists, same".to_string());
-                return created(ctx, u, row, Outcome::Skipped, msg).await;
+                return created(ctx, u, row, Outcome::Skipped, msg, &remote.linked()).await;
             }
             if let Err(e) = ctx.service.update_attributes(&u.username, &diff).await {
                 return failed(row, &e);
             }
             let msg = Some(format!("exists, updated: {}", names()));
-            created(ctx, u, row, Outcome::Updated, msg).await
+            created(ctx, u, row, Outcome::Updated, msg, &remote.linked()).await
         }
     }
 }
 
 /// The user is in the pool as we want it: apply its follow-ups and settle it as `outcome`.
+/// `linked`: the identities the pool already shows linked to it (not linked again).
 async fn created(
     ctx: &Ctx,
     u: &MappedUser,
     mut row: UserRow,
     outcome: Outcome,
     message: Option<String>,
+    linked: &[(String, String)],
 ) -> UserRow {
     row.outcome = outcome;
     if let Some(m) = message {
         row = row.with_reason("exists", m);
     }
-    match followups(ctx, &u.username, !u.enabled, &u.groups).await {
+    let links = owned_links(u);
+    match followups(ctx, &u.username, !u.enabled, &u.groups, &links, linked).await {
         Ok(()) => {
             row.followups_done = true;
             row
@@ -608,15 +628,69 @@ fn outcome_word(o: Outcome) -> &'static str {
     }
 }
 
-/// Groups, then disable. Each call is idempotent, so applying them again after a crash is safe.
+/// Links the user's federated identities that `linked` (what the pool shows linked to the user)
+/// does not hold yet, one AdminLinkProviderForUser call each.
+///
+/// Exactly once: linking is not idempotent (Cognito refuses a source identity that is already
+/// linked), so a user whose earlier follow-ups may have run (a resumed run, a retry, a user found
+/// in the pool) is read first (AdminGetUser: its `identities` attribute) and only the missing
+/// links are made; a user just created has none. Cognito's answers, per identity (API reference
+/// of AdminLinkProviderForUser and the developer guide's "Linking federated users"):
+/// - `AliasExistsException`, or `InvalidParameterException` about the source user: the federated
+///   user already exists in the pool (it signed in before the migration, as `Google_…`) or the
+///   identity is linked to another user. Linking only works for a federated user that has not
+///   signed in yet; the message says how to clear it (delete that user, then `retry`).
+/// - `LimitExceededException`: the user has five linked identities already (Cognito's maximum).
+///
+/// Every other error follows the writer's one retry decision; what is left fails the user
+/// `followup_failed` with the provider named, and `retry` links what is missing.
+async fn link_all(
+    ctx: &Ctx,
+    username: &str,
+    links: &[(String, String)],
+    linked: &[(String, String)],
+) -> Result<bool, String> {
+    let mut any = false;
+    for (provider, id) in links {
+        if linked.iter().any(|(p, i)| p == provider && i == id) {
+            continue;
+        }
+        any = true;
+        match ctx.service.link_provider(username, provider, id).await {
+            Ok(()) => crate::testing_hook::testing_hook_kill_at("linked"),
+            Err(e) if e.is("AliasExistsException") || e.is("InvalidParameterException") => {
+                return Err(format!(
+                    "linking its {provider} identity failed ({e}): the federated user \
+                     {provider}_{id} probably exists in the pool already (it signed in before \
+                     the migration) or the identity is linked to another user; Cognito links only \
+                     identities that have not signed in yet: delete that user, then `retry`"
+                ))
+            }
+            Err(e) if e.is("LimitExceededException") => {
+                return Err(format!(
+                    "linking its {provider} identity failed ({e}): Cognito links at most five \
+                     identities to a user"
+                ))
+            }
+            Err(e) => return Err(format!("linking its {provider} identity failed: {e}")),
+        }
+    }
+    Ok(any)
+}
+
+/// Links, then groups, then disable (last, so that a failed link leaves the user as the legacy
+/// system had it but not yet disabled). Groups and disable are idempotent; links are made once
+/// (see [`link_all`]).
 async fn followups(
     ctx: &Ctx,
     username: &str,
     disable: bool,
     groups: &[impl AsRef<str>],
+    links: &[(String, String)],
+    linked: &[(String, String)],
 ) -> Result<(), String> {
     let svc = &ctx.service;
-    let mut any = false;
+    let mut any = link_all(ctx, username, links, linked).await?;
     for g in groups {
         let g = g.as_ref();
         any = true;
@@ -723,7 +797,24 @@ pub async fn apply_followups(
                         .into_iter()
                         .map(str::to_string)
                         .collect::<Vec<_>>();
-                    let r = followups(&ctx, &u.username, u.needs_disable, &groups).await;
+                    let links = u.link_list();
+                    // The links an earlier attempt made (a crash, a retry) are in the pool.
+                    let linked = if links.is_empty() {
+                        Ok(Vec::new())
+                    } else {
+                        match ctx.service.get_user(&u.username).await {
+                            Ok(Some(remote)) => Ok(remote.linked()),
+                            Ok(None) => Err("the user is not in the pool".to_string()),
+                            Err(e) => Err(e.to_string()),
+                        }
+                    };
+                    let r = match linked {
+                        Ok(linked) => {
+                            followups(&ctx, &u.username, u.needs_disable, &groups, &links, &linked)
+                                .await
+                        }
+                        Err(e) => Err(e),
+                    };
                     let was_failed = u.outcome == Outcome::Failed;
                     let outcome = if was_failed {
                         outcome_before_followups(&u)
@@ -734,6 +825,7 @@ pub async fn apply_followups(
                         UserRow::new(u.position(), u.username.clone(), u.route.clone(), outcome);
                     row.needs_disable = u.needs_disable;
                     row.groups = u.groups.clone();
+                    row.links = u.links.clone();
                     match r {
                         Ok(()) => {
                             row.followups_done = true;

@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use aws_sdk_cognitoidentityprovider::config::http::HttpResponse;
 use aws_sdk_cognitoidentityprovider::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_cognitoidentityprovider::types::{
-    AttributeType, DeliveryMediumType, MessageActionType,
+    AttributeType, DeliveryMediumType, MessageActionType, ProviderUserIdentifierType,
 };
 use aws_sdk_cognitoidentityprovider::Client;
 
@@ -46,6 +46,20 @@ pub struct RemoteUser {
     pub attributes: BTreeMap<String, String>,
     pub enabled: bool,
     pub status: Option<String>,
+}
+
+impl RemoteUser {
+    /// The (provider, provider's user id) identities linked to the user, from its `identities`
+    /// attribute (none if it has none or it cannot be read).
+    pub fn linked(&self) -> Vec<(String, String)> {
+        self.attributes
+            .get("identities")
+            .and_then(|t| crate::mapping::providers::linked_identities(t).ok())
+            .unwrap_or_default()
+            .into_iter()
+            .map(|i| (i.provider, i.user_id))
+            .collect()
+    }
 }
 
 /// The limiters, one per quota category.
@@ -316,6 +330,46 @@ impl AdminService {
                     .send()
             },
         )
+        .await
+        .map(|_| ())
+    }
+
+    /// AdminLinkProviderForUser: links the identity `user_id` of the pool's identity provider
+    /// `provider` to the native user `username`, so that the user's first sign-in through that
+    /// provider lands on this user instead of creating a new one (`Google_…`).
+    ///
+    /// As the API reference says: `DestinationUser` is the native user (`ProviderName` `Cognito`,
+    /// `ProviderAttributeValue` its username; its attribute name is ignored); `SourceUser` is the
+    /// federated identity, for social providers with `ProviderAttributeName` `Cognito_Subject`
+    /// and the provider's id of the user (Google's `sub`, Facebook's `id`, Amazon's `user_id`;
+    /// the same works for SAML/OIDC providers whose subject is the id). The source user must not
+    /// exist in the pool yet (it must not have signed in before), a user takes at most five
+    /// linked identities, and every attribute of the destination user must be mutable. Quota
+    /// category: UserUpdate (the quotas page's list of user-update operations), like
+    /// AdminDisableUser.
+    pub async fn link_provider(
+        &self,
+        username: &str,
+        provider: &str,
+        user_id: &str,
+    ) -> Result<(), CallError> {
+        let destination = ProviderUserIdentifierType::builder()
+            .provider_name("Cognito")
+            .provider_attribute_value(username)
+            .build();
+        let source = ProviderUserIdentifierType::builder()
+            .provider_name(provider)
+            .provider_attribute_name("Cognito_Subject")
+            .provider_attribute_value(user_id)
+            .build();
+        self.call(&self.limiters.update, "AdminLinkProviderForUser", || {
+            self.client
+                .admin_link_provider_for_user()
+                .user_pool_id(&self.pool_id)
+                .destination_user(destination.clone())
+                .source_user(source.clone())
+                .send()
+        })
         .await
         .map(|_| ())
     }

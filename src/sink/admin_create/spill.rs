@@ -20,6 +20,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::fs::create_private;
+use crate::mapping::providers::Link;
 use crate::mapping::MappedUser;
 use crate::record::Position;
 
@@ -33,6 +34,9 @@ struct Line<'a> {
     attributes: Vec<(std::borrow::Cow<'a, str>, std::borrow::Cow<'a, str>)>,
     enabled: bool,
     groups: Vec<String>,
+    /// Federated identities to link: (the pool's provider name, the provider's user id).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    links: Vec<(String, String)>,
 }
 
 /// Writes the users of a reading pass; [`SpillWriter::finish`] once the input is read.
@@ -70,6 +74,11 @@ impl SpillWriter {
                 .collect(),
             enabled: u.enabled,
             groups: u.groups.clone(),
+            links: u
+                .links
+                .iter()
+                .filter_map(|l| Some((l.provider.clone()?, l.user_id.clone())))
+                .collect(),
         };
         serde_json::to_writer(&mut self.out, &line)?;
         self.out.write_all(b"\n")?;
@@ -118,6 +127,15 @@ fn parse(text: &str) -> Result<MappedUser, serde_json::Error> {
         enabled: l.enabled,
         groups: l.groups,
         password: None,
+        links: l
+            .links
+            .into_iter()
+            .map(|(provider, user_id)| Link {
+                vendor: provider.clone(),
+                provider: Some(provider),
+                user_id,
+            })
+            .collect(),
     })
 }
 
@@ -151,6 +169,15 @@ mod tests {
                     vec![]
                 },
                 password: Some(RawPassword::Encoded("$2b$10$secret-hash".into())),
+                links: if i == 2 {
+                    vec![Link {
+                        vendor: "Google".into(),
+                        provider: Some("Google".into()),
+                        user_id: "10432".into(),
+                    }]
+                } else {
+                    vec![]
+                },
             })
             .collect();
         let mut w = SpillWriter::create(&path).unwrap();

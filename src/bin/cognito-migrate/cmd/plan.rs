@@ -5,7 +5,9 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Args;
-use cognito_migrate::plan::route::{Mode, Router, UnimportablePolicy, UnknownHashPolicy};
+use cognito_migrate::plan::route::{
+    Mode, Router, UnimportablePolicy, UnknownHashPolicy, UnknownProviderPolicy,
+};
 use cognito_migrate::plan::{self, NoObserver, PlanConfig};
 
 use super::source_args::{PoolArgs, SourceArgs};
@@ -44,6 +46,12 @@ pub struct PlanArgs {
     /// password (counted and warned; `--unimportable reject` rejects them), `reject` rejects them.
     #[arg(long, value_enum, default_value = "reset")]
     pub unknown_hash: UnknownHashPolicy,
+    /// What to do with a user who has a federated identity that cannot be linked (its provider
+    /// is not in the mapping's `[providers]` table, or the pool has no such identity provider):
+    /// `link-known` migrates the user and links the identities that can be linked (the others
+    /// are counted per provider), `reject` rejects the user (`unknown_provider`).
+    #[arg(long, value_enum, default_value = "link-known")]
+    pub unknown_provider: UnknownProviderPolicy,
     /// Print the summary as JSON on stdout.
     #[arg(long)]
     pub json: bool,
@@ -58,7 +66,8 @@ pub async fn run(args: &PlanArgs, global: &GlobalArgs) -> anyhow::Result<Exit> {
         args.source.hash_context()?,
         &schema,
     )
-    .with_unknown_hash(args.unknown_hash);
+    .with_unknown_hash(args.unknown_hash)
+    .with_unknown_provider(args.unknown_provider);
     let mut source = args.source.open_source(global).await?;
     let cfg = PlanConfig::new(&args.out);
     let summary = tokio::task::spawn_blocking(move || {

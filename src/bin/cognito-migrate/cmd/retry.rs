@@ -116,6 +116,7 @@ async fn retry_held(
         role_arn: migrate::role_arn(recorded.mode, args.role_arn.clone())?,
         unimportable: recorded.unimportable,
         unknown_hash: recorded.unknown_hash,
+        unknown_provider: recorded.unknown_provider,
         work_dir: None,
         restart: false,
         fetch_job_logs: args.fetch_job_logs,

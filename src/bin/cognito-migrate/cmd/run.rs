@@ -5,7 +5,9 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 use cognito_migrate::migrate::{self, MigrateConfig};
-use cognito_migrate::plan::route::{Mode, UnimportablePolicy, UnknownHashPolicy};
+use cognito_migrate::plan::route::{
+    Mode, UnimportablePolicy, UnknownHashPolicy, UnknownProviderPolicy,
+};
 use cognito_migrate::progress::Output;
 use cognito_migrate::sink::import_job::ImportJobConfig;
 
@@ -53,6 +55,12 @@ pub struct RunArgs {
     /// password (counted and warned; `--unimportable reject` rejects them), `reject` rejects them.
     #[arg(long, value_enum, default_value = "reset")]
     pub unknown_hash: UnknownHashPolicy,
+    /// What to do with a user who has a federated identity that cannot be linked (its provider
+    /// is not in the mapping's `[providers]` table, or the pool has no such identity provider):
+    /// `link-known` migrates the user and links the identities that can be linked (the others
+    /// are counted per provider), `reject` rejects the user (`unknown_provider`).
+    #[arg(long, value_enum, default_value = "link-known")]
+    pub unknown_provider: UnknownProviderPolicy,
     /// Where import files are written while their jobs run (default: <state>.files/; with an
     /// `s3://` state, a private temporary directory, and this option is refused).
     #[arg(long, value_name = "DIR")]
@@ -108,6 +116,7 @@ impl RunArgs {
             role_arn,
             unimportable: self.unimportable,
             unknown_hash: self.unknown_hash,
+            unknown_provider: self.unknown_provider,
             work_dir: self.work_dir.clone(),
             restart: self.restart,
             fetch_job_logs: self.fetch_job_logs,
