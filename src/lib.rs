@@ -28,5 +28,6 @@ pub mod source;
 #[doc(hidden)]
 pub mod testing_hook;
 pub mod trigger;
+pub mod views;
 
 pub use error_chain::display_chain;

@@ -17,6 +17,7 @@ mod hardening;
 mod import_job_crash;
 mod import_job_faults;
 mod migrate_api;
+mod pool_views;
 mod preflight;
 mod real_exports;
 mod sources_cognito;

@@ -1,31 +1,69 @@
-//! `cognito-migrate report`: every rejected or failed user of a run, for fixing and retrying.
+//! `cognito-migrate report`: every rejected or failed user of a run, for fixing and retrying
+//! (`--failed`); the id map of every migrated user, for rewriting an app's references
+//! (`--id-map`).
 
 use std::path::PathBuf;
 
-use clap::Args;
-use cognito_migrate::checkpoint::Checkpoint;
+use clap::{Args, ValueEnum};
+use cognito_migrate::checkpoint::{Checkpoint, Run};
+use cognito_migrate::directory::{DirectoryFile, SignIn};
+use cognito_migrate::pool::PoolSchema;
 use cognito_migrate::report::ReportCsv;
+use cognito_migrate::views::{self, IdMap, Lookup, Matcher, Strategy};
 
 use super::GlobalArgs;
 use crate::exit::{ConfigError, Exit};
 
-/// Write every rejected or failed user of the run to a CSV file: position, username, route,
-/// outcome, reason code and message. Never a password or hash. Cells that start with `=`, `+`, `-`,
-/// `@`, TAB or CR get a leading `'`, so that a spreadsheet shows them instead of running them.
+/// Write every rejected or failed user of the run to a CSV file (`--failed`): position, username,
+/// route, outcome, reason code and message. Or write the id map (`--id-map`): every user the run
+/// put in the pool and every user left to the trigger, with the legacy id, the Cognito username and
+/// the `sub` the pool holds (read from the pool; run it again later for trigger users who arrive).
+/// Never a password or hash. Cells that start with `=`, `+`, `-`, `@`, TAB or CR get a leading `'`,
+/// so that a spreadsheet shows them instead of running them.
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Example:\n  cognito-migrate report --state migration.db --failed failed.csv"
+    after_help = "Examples:\n  cognito-migrate report --state migration.db --failed failed.csv\n  \
+                  cognito-migrate report --state migration.db --id-map id-map.csv --directory directory.db"
 )]
 pub struct ReportArgs {
     /// The run's state file.
     #[arg(long, value_name = "DB")]
     pub state: PathBuf,
-    /// Where to write the CSV (`-` for stdout).
+    /// Where to write the failed and rejected users (`-` for stdout).
+    #[arg(long, value_name = "OUT.csv", required_unless_present = "id_map")]
+    pub failed: Option<PathBuf>,
+    /// Where to write the id map (`-` for stdout; a file is created with mode 0600). Columns:
+    /// legacy_id, username, sub, status (in_pool | missing | arrived | not_arrived), origin
+    /// (run | trigger), route, record, created.
     #[arg(long, value_name = "OUT.csv")]
-    pub failed: PathBuf,
+    pub id_map: Option<PathBuf>,
+    /// With --id-map: the trigger's directory file, for the trigger users' legacy ids (built from
+    /// the run's input, as `directory build --state` does).
+    #[arg(long, value_name = "FILE", requires = "id_map")]
+    pub directory: Option<PathBuf>,
+    /// With --id-map: how to read the pool (`auto`: a ListUsers pass, or AdminGetUser per user
+    /// when they are fewer than a fifteenth of the pool).
+    #[arg(long, value_enum, default_value = "auto", requires = "id_map")]
+    pub lookup: IdLookup,
 }
 
-pub async fn run(args: &ReportArgs, _global: &GlobalArgs) -> anyhow::Result<Exit> {
+/// `--lookup`.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum IdLookup {
+    Auto,
+    List,
+    Get,
+}
+
+fn output(path: &std::path::Path) -> anyhow::Result<Box<dyn std::io::Write>> {
+    Ok(if path.as_os_str() == "-" {
+        Box::new(std::io::stdout().lock())
+    } else {
+        Box::new(cognito_migrate::fs::create_private(path)?)
+    })
+}
+
+pub async fn run(args: &ReportArgs, global: &GlobalArgs) -> anyhow::Result<Exit> {
     if !args.state.exists() {
         return Err(ConfigError::new(format!("no state file at {}", args.state.display())).into());
     }
@@ -33,14 +71,23 @@ pub async fn run(args: &ReportArgs, _global: &GlobalArgs) -> anyhow::Result<Exit
     let run = cp
         .current_run()?
         .ok_or_else(|| ConfigError::new(format!("{} holds no run yet", args.state.display())))?;
-    let out: Box<dyn std::io::Write> = if args.failed.as_os_str() == "-" {
-        Box::new(std::io::stdout().lock())
-    } else {
-        Box::new(cognito_migrate::fs::create_private(&args.failed)?)
-    };
+    let mut exit = Exit::Ok;
+    if let Some(path) = &args.failed {
+        exit = failed(&cp, &run, path)?;
+    }
+    if let Some(path) = &args.id_map {
+        let e = id_map(args, global, &cp, &run, path).await?;
+        if e != Exit::Ok {
+            exit = e;
+        }
+    }
+    Ok(exit)
+}
+
+fn failed(cp: &Checkpoint, run: &Run, path: &std::path::Path) -> anyhow::Result<Exit> {
     // Cells that a spreadsheet would run as formulas get a leading `'` (see the README).
     let mut w = ReportCsv::new(
-        out,
+        output(path)?,
         &[
             "record",
             "line",
@@ -68,9 +115,68 @@ pub async fn run(args: &ReportArgs, _global: &GlobalArgs) -> anyhow::Result<Exit
         n += 1;
     }
     w.flush()?;
-    eprintln!(
-        "{n} rejected or failed users written to {}",
-        args.failed.display()
-    );
+    eprintln!("{n} rejected or failed users written to {}", path.display());
     Ok(if n > 0 { Exit::SomeFailed } else { Exit::Ok })
+}
+
+/// Exit 1 when users the run put in the pool are missing from it now; else 0.
+async fn id_map(
+    args: &ReportArgs,
+    global: &GlobalArgs,
+    cp: &Checkpoint,
+    run: &Run,
+    path: &std::path::Path,
+) -> anyhow::Result<Exit> {
+    let pool_id = run.spec.pool_id.clone();
+    let dir = match &args.directory {
+        Some(p) if !p.exists() => {
+            return Err(ConfigError::new(format!("no directory file at {}", p.display())).into())
+        }
+        Some(p) => Some(DirectoryFile::open(p)?),
+        None => None,
+    };
+    if let Some(d) = &dir {
+        if d.meta().pool_id != pool_id {
+            return Err(ConfigError::new(format!(
+                "the directory was built for pool {}, but the run's pool is {pool_id}",
+                d.meta().pool_id
+            ))
+            .into());
+        }
+    }
+    let clients = global.clients().await?;
+    let sign_in = match &dir {
+        Some(d) => d.meta().sign_in.clone(),
+        None => SignIn::of_pool(&PoolSchema::fetch(&clients.cognito, &pool_id).await?),
+    };
+    let matcher = Matcher::new(sign_in);
+    let tracked = views::gather(Some((cp, run.id)), dir.as_ref(), true)?;
+    let lookup = match args.lookup {
+        IdLookup::Auto => Lookup::Auto,
+        IdLookup::List => Lookup::Forced(Strategy::List),
+        IdLookup::Get => Lookup::Forced(Strategy::Get),
+    };
+    let (matched, strategy) =
+        views::match_pool(&clients.cognito, &pool_id, &matcher, tracked, lookup).await?;
+    let map = IdMap::from_matched(&matched);
+    let mut out = map.write_csv(output(path)?)?;
+    out.flush()?;
+    drop(out);
+    let c = map.counts();
+    eprintln!(
+        "id map of {} users written to {} (pool read with {}): {} in the pool, {} missing, \
+         {} arrived through the trigger, {} not arrived yet",
+        map.rows.len(),
+        path.display(),
+        strategy.as_str(),
+        c.in_pool,
+        c.missing,
+        c.arrived,
+        c.not_arrived
+    );
+    Ok(if c.missing > 0 {
+        Exit::SomeFailed
+    } else {
+        Exit::Ok
+    })
 }
