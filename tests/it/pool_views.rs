@@ -306,3 +306,97 @@ async fn progress_and_the_id_map_follow_the_pool_as_users_arrive() {
     assert_eq!(statuses.values().filter(|s| *s == "not_arrived").count(), 1);
     assert_eq!(statuses.values().filter(|s| *s == "in_pool").count(), 8);
 }
+
+/// In a pool whose usernames are email addresses Cognito names every user by a generated id, so
+/// the users of a run and those the trigger creates are found by their email address.
+#[tokio::test]
+async fn email_username_pools_are_matched_by_email() {
+    let emu = Emulator::start();
+    let c = emu.cognito().await;
+    let pool = create_pool(
+        c.create_user_pool()
+            .pool_name("views-email")
+            .username_attributes(
+                aws_sdk_cognitoidentityprovider::types::UsernameAttributeType::Email,
+            )
+            .auto_verified_attributes(
+                aws_sdk_cognitoidentityprovider::types::VerifiedAttributeType::Email,
+            ),
+    )
+    .await;
+    let dir = tempdir("pool-views-email");
+    let over_cap = BCRYPT.replacen("$10$", "$13$", 1);
+    // Even users have no hash (created by AdminCreateUser), odd ones a hash for the trigger.
+    let text: String = (0..6)
+        .map(|i| {
+            let mut v: Value =
+                serde_json::from_str(&import_job::auth0_line("em", i, false, true)).unwrap();
+            if i % 2 == 1 {
+                v["passwordHash"] = json!(over_cap);
+            }
+            v.to_string() + "\n"
+        })
+        .collect();
+    let users = dir.join("users.ndjson");
+    std::fs::write(&users, text).unwrap();
+    let mapping = dir.join("mapping.toml");
+    std::fs::write(&mapping, "username = \"email\"\n").unwrap();
+    let state = dir.join("state.db");
+    let (code, out, err) = run_cli(
+        &[
+            "run",
+            "-i",
+            users.to_str().unwrap(),
+            "-f",
+            "auth0",
+            "--mapping",
+            mapping.to_str().unwrap(),
+            "--pool-id",
+            &pool,
+            "--state",
+            state.to_str().unwrap(),
+            "--mode",
+            "admin-create",
+        ],
+        &emu.cli_env(),
+    );
+    assert_eq!(code, 0, "run: {out}\n{err}");
+
+    // One trigger user arrives: Cognito (here moto) names it by a generated id.
+    let email = "em00003@example.com";
+    c.admin_create_user()
+        .user_pool_id(&pool)
+        .username(email)
+        .user_attributes(attr("email", email))
+        .user_attributes(attr("email_verified", "true"))
+        .message_action(MessageActionType::Suppress)
+        .send()
+        .await
+        .unwrap();
+    let p = progress(&emu, &["--state", state.to_str().unwrap()]);
+    assert_eq!(
+        (p["left_to_trigger"].as_u64(), p["arrived"].as_u64()),
+        (Some(3), Some(1)),
+        "{p}"
+    );
+    assert_eq!(p["days_since_last_arrival"], 0, "{p}");
+
+    let map = dir.join("id-map.csv");
+    let rows = id_map(&emu, &state, &map, &[]);
+    let statuses = check_subs(&c, &pool, &rows).await;
+    assert_eq!(rows.len(), 6, "{rows:?}");
+    let count = |s: &str| rows.iter().filter(|r| r["status"] == s).count();
+    assert_eq!(
+        (count("in_pool"), count("arrived"), count("not_arrived")),
+        (3, 1, 2),
+        "{rows:?}"
+    );
+    for r in rows.iter().filter(|r| r["status"] != "not_arrived") {
+        assert!(
+            !r["username"].contains('@'),
+            "the pool's generated name, not the email: {r:?}"
+        );
+    }
+    // The legacy id (Auth0's user_id, in custom:legacy_id) is empty: this pool does not declare it.
+    assert!(statuses.keys().all(String::is_empty), "{statuses:?}");
+}
