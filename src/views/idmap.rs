@@ -8,8 +8,8 @@
 //!
 //! The legacy id is the user's `custom:legacy_id`: the directory's (trigger users) or the pool's
 //! (everyone else; the run wrote it, as mapped). A mapping without `custom:legacy_id` leaves the
-//! column empty, and the legacy username (`username` for users not in the pool yet, and the name
-//! the run gave them, which is the legacy key in that case) is the key.
+//! column empty, and `legacy_username` (the name the run gave the user: by default the vendor's
+//! user id) is the key.
 
 use std::io::{self, Write};
 
@@ -20,8 +20,9 @@ use super::{Matched, Origin};
 use crate::report::ReportCsv;
 
 /// The id map's columns, in order.
-pub const ID_MAP_COLUMNS: [&str; 8] = [
+pub const ID_MAP_COLUMNS: [&str; 9] = [
     "legacy_id",
+    "legacy_username",
     "username",
     "sub",
     "status",
@@ -62,6 +63,10 @@ impl IdStatus {
 pub struct IdMapRow {
     /// `custom:legacy_id` (empty when neither the directory nor the pool has one).
     pub legacy_id: String,
+    /// The username the run or the directory gave the user (the mapped username: by default the
+    /// vendor's user id, or the email address in email-as-username pools): the legacy key when
+    /// there is no `custom:legacy_id`.
+    pub legacy_username: String,
     /// The Cognito username when the user is in the pool (a UUID in pools whose usernames are
     /// email addresses or phone numbers), else the name the user will get.
     pub username: String,
@@ -111,6 +116,7 @@ impl IdMap {
                     .unwrap_or_default();
                 IdMapRow {
                     legacy_id,
+                    legacy_username: t.username.clone(),
                     username: found
                         .as_ref()
                         .map_or_else(|| t.username.clone(), |f| f.username.clone()),
@@ -150,6 +156,7 @@ impl IdMap {
         for r in &self.rows {
             w.row(&[
                 r.legacy_id.as_str(),
+                &r.legacy_username,
                 &r.username,
                 &r.sub,
                 r.status.as_str(),

@@ -189,11 +189,11 @@ fn the_id_map_says_where_each_user_stands_and_is_formula_safe() {
     assert_eq!(
         lines,
         vec![
-            "legacy_id,username,sub,status,origin,route,record,created",
-            ",gone,,missing,run,import:BCRYPT,1,",
-            "A-5,ada,sub-ada,in_pool,run,import:BCRYPT,5,1970-01-01T00:00:00Z",
-            "L-2,'=CMD,sub-cmd,arrived,trigger,trigger,2,1970-01-02T00:00:00Z",
-            ",later,,not_arrived,trigger,trigger,3,",
+            "legacy_id,legacy_username,username,sub,status,origin,route,record,created",
+            ",gone,gone,,missing,run,import:BCRYPT,1,",
+            "A-5,ada,ada,sub-ada,in_pool,run,import:BCRYPT,5,1970-01-01T00:00:00Z",
+            "L-2,'=cmd,'=CMD,sub-cmd,arrived,trigger,trigger,2,1970-01-02T00:00:00Z",
+            ",later,later,,not_arrived,trigger,trigger,3,",
         ]
     );
 }

@@ -108,6 +108,7 @@ fn id_map(
         header,
         [
             "legacy_id",
+            "legacy_username",
             "username",
             "sub",
             "status",
@@ -267,6 +268,10 @@ async fn progress_and_the_id_map_follow_the_pool_as_users_arrive() {
     );
     assert_eq!(rows.len(), USERS, "{rows:?}");
     let statuses = check_subs(&c, &pool, &rows).await;
+    for r in &rows {
+        // The Auth0 mapping's username and custom:legacy_id are both the user_id.
+        assert_eq!(r["legacy_username"], r["legacy_id"], "{r:?}");
+    }
     for i in 0..USERS {
         let want = match i {
             1 | 4 => "arrived",
@@ -391,11 +396,19 @@ async fn email_username_pools_are_matched_by_email() {
         (3, 1, 2),
         "{rows:?}"
     );
-    for r in rows.iter().filter(|r| r["status"] != "not_arrived") {
-        assert!(
-            !r["username"].contains('@'),
-            "the pool's generated name, not the email: {r:?}"
+    for r in &rows {
+        let i: usize = r["record"].parse::<usize>().unwrap() - 1;
+        assert_eq!(
+            r["legacy_username"],
+            format!("em{i:05}@example.com"),
+            "{r:?}"
         );
+        if r["status"] != "not_arrived" {
+            assert!(
+                !r["username"].contains('@'),
+                "the generated name, not the email: {r:?}"
+            );
+        }
     }
     // The legacy id (Auth0's user_id, in custom:legacy_id) is empty: this pool does not declare it.
     assert!(statuses.keys().all(String::is_empty), "{statuses:?}");

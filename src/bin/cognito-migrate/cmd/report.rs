@@ -33,7 +33,7 @@ pub struct ReportArgs {
     #[arg(long, value_name = "OUT.csv", required_unless_present = "id_map")]
     pub failed: Option<PathBuf>,
     /// Where to write the id map (`-` for stdout; a file is created with mode 0600). Columns:
-    /// legacy_id, username, sub, status (in_pool | missing | arrived | not_arrived), origin
+    /// legacy_id, legacy_username, username, sub, status (in_pool | missing | arrived | not_arrived), origin
     /// (run | trigger), route, record, created.
     #[arg(long, value_name = "OUT.csv")]
     pub id_map: Option<PathBuf>,
