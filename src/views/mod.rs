@@ -33,6 +33,7 @@ use serde::Serialize;
 
 use crate::checkpoint::{Checkpoint, CheckpointError, Outcome, RecordSet, RunId};
 use crate::directory::{DirectoryError, DirectoryFile, SignIn};
+use crate::pool::{PoolError, PoolSchema};
 
 pub use arrivals::{DayCount, TriggerProgress};
 pub use idmap::{IdMap, IdMapRow, IdStatus, ID_MAP_COLUMNS};
@@ -283,15 +284,67 @@ pub fn tracked_from_directory(
         .collect())
 }
 
-/// Why a view could not be made.
+/// Why a view could not be made. Each cause is kept as the error's `source` (not flattened), so
+/// that the CLI classifies it as it classifies that error elsewhere.
 #[derive(Debug, thiserror::Error)]
 pub enum ViewError {
-    #[error(transparent)]
+    #[error("cannot read the run's users")]
     State(#[from] CheckpointError),
-    #[error(transparent)]
+    #[error("cannot read the directory's users")]
     Directory(#[from] DirectoryError),
-    #[error(transparent)]
+    #[error("cannot read the pool's sign-in settings")]
+    Pool(#[from] PoolError),
+    #[error("cannot read the pool")]
     Read(#[from] ReadError),
+}
+
+/// How the pool names users: from the directory (which recorded it when it was built), else from
+/// the pool itself (DescribeUserPool and GetCSVHeader).
+pub async fn sign_in(
+    client: &aws_sdk_cognitoidentityprovider::Client,
+    pool_id: &str,
+    directory: Option<&DirectoryFile>,
+) -> Result<SignIn, ViewError> {
+    Ok(match directory {
+        Some(d) => d.meta().sign_in.clone(),
+        None => SignIn::of_pool(&PoolSchema::fetch(client, pool_id).await?),
+    })
+}
+
+/// The trigger's progress in one call (what `progress` prints and the HTML report renders): the
+/// users left to the trigger ([`gather`]) matched against the pool, as of `now_ms`. Returns the
+/// way the pool was read too.
+pub async fn trigger_progress(
+    client: &aws_sdk_cognitoidentityprovider::Client,
+    pool_id: &str,
+    state: Option<(&Checkpoint, RunId)>,
+    directory: Option<&DirectoryFile>,
+    lookup: Lookup,
+    now_ms: i64,
+) -> Result<(TriggerProgress, Strategy), ViewError> {
+    let matcher = Matcher::new(sign_in(client, pool_id, directory).await?);
+    let tracked = gather(state, directory, false)?;
+    let (matched, strategy) = match_pool(client, pool_id, &matcher, tracked, lookup).await?;
+    Ok((
+        TriggerProgress::compute(pool_id, &matched, now_ms),
+        strategy,
+    ))
+}
+
+/// The id map in one call (what `report --id-map` writes): the run's users and those left to the
+/// trigger ([`gather`]) matched against the run's pool.
+pub async fn id_map(
+    client: &aws_sdk_cognitoidentityprovider::Client,
+    cp: &Checkpoint,
+    run: &crate::checkpoint::Run,
+    directory: Option<&DirectoryFile>,
+    lookup: Lookup,
+) -> Result<(IdMap, Strategy), ViewError> {
+    let pool_id = &run.spec.pool_id;
+    let matcher = Matcher::new(sign_in(client, pool_id, directory).await?);
+    let tracked = gather(Some((cp, run.id)), directory, true)?;
+    let (matched, strategy) = match_pool(client, pool_id, &matcher, tracked, lookup).await?;
+    Ok((IdMap::from_matched(&matched), strategy))
 }
 
 /// The users a view expects in the pool, from a run's state, a directory file, or both:

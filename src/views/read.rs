@@ -1,7 +1,7 @@
 //! Reading the pool for the views: one paced ListUsers pass, or AdminGetUser per expected user,
 //! whichever takes fewer seconds under Cognito's quotas ([`Strategy::choose`]).
 
-use aws_sdk_cognitoidentityprovider::error::DisplayErrorContext;
+use aws_sdk_cognitoidentityprovider::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_cognitoidentityprovider::Client;
 use futures::stream::{self, StreamExt};
 use governor::{Quota, RateLimiter};
@@ -60,15 +60,45 @@ pub enum ReadError {
     Aws {
         operation: &'static str,
         pool_id: String,
+        /// AWS's error code, if any (`ResourceNotFoundException`, `NotAuthorizedException`, …).
+        code: Option<String>,
         message: String,
     },
 }
 
-fn aws_error(operation: &'static str, pool_id: &str, e: impl std::error::Error) -> ReadError {
+impl ReadError {
+    /// Whether the caller must fix something (no such pool, not allowed) rather than try again.
+    pub fn is_configuration(&self) -> bool {
+        let ReadError::Aws { code, .. } = self;
+        matches!(
+            code.as_deref(),
+            Some(
+                "ResourceNotFoundException"
+                    | "NotAuthorizedException"
+                    | "AccessDeniedException"
+                    | "UnrecognizedClientException"
+                    | "InvalidParameterException"
+            )
+        )
+    }
+}
+
+fn aws_error<E, R>(operation: &'static str, pool_id: &str, e: SdkError<E, R>) -> ReadError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    // AWS's code and message when it answered; the whole cause (a connection error) otherwise.
+    let message = match (e.code(), e.message()) {
+        (Some(code), Some(m)) => format!("{code}: {m}"),
+        (Some(code), None) => code.to_string(),
+        _ => DisplayErrorContext(&e).to_string(),
+    };
     ReadError::Aws {
         operation,
         pool_id: pool_id.to_string(),
-        message: DisplayErrorContext(e).to_string(),
+        code: e.code().map(str::to_string),
+        message,
     }
 }
 

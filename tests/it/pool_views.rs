@@ -310,6 +310,40 @@ async fn progress_and_the_id_map_follow_the_pool_as_users_arrive() {
     assert_eq!(statuses.values().filter(|s| *s == "arrived").count(), 3);
     assert_eq!(statuses.values().filter(|s| *s == "not_arrived").count(), 1);
     assert_eq!(statuses.values().filter(|s| *s == "in_pool").count(), 8);
+
+    // Usage errors exit 2: another pool than the directory's, a pool that does not exist, a
+    // directory that does not exist.
+    let d = directory.to_str().unwrap();
+    let st = state.to_str().unwrap();
+    let missing = dir.join("nope.db");
+    for args in [
+        vec!["progress", "--directory", d, "--pool-id", "us-east-1_Other"],
+        vec!["progress", "--state", st, "--pool-id", "us-east-1_Nowhere"],
+        vec![
+            "report",
+            "--state",
+            st,
+            "--id-map",
+            "-",
+            "--directory",
+            missing.to_str().unwrap(),
+        ],
+    ] {
+        let (code, out, err) = run_cli(&args, &emu.cli_env());
+        assert_eq!(code, 2, "{args:?}: {out}\n{err}");
+    }
+    // The pool is gone: the directory still names it, the pool's answer is a usage error.
+    c.delete_user_pool()
+        .user_pool_id(&pool)
+        .send()
+        .await
+        .unwrap();
+    for lookup in ["auto", "list", "get"] {
+        let args = ["progress", "--directory", d, "--lookup", lookup];
+        let (code, out, err) = run_cli(&args, &emu.cli_env());
+        assert_eq!(code, 2, "{args:?}: {out}\n{err}");
+        assert!(err.contains("ResourceNotFoundException"), "{err}");
+    }
 }
 
 /// In a pool whose usernames are email addresses Cognito names every user by a generated id, so

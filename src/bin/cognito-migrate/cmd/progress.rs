@@ -6,9 +6,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use clap::{Args, ValueEnum};
 use cognito_migrate::checkpoint::Checkpoint;
-use cognito_migrate::directory::{DirectoryFile, SignIn};
-use cognito_migrate::pool::PoolSchema;
-use cognito_migrate::views::{self, Lookup, Matcher, Strategy, TriggerProgress};
+use cognito_migrate::directory::DirectoryFile;
+use cognito_migrate::views::{self, Lookup, Strategy};
 
 use super::GlobalArgs;
 use crate::exit::{ConfigError, Exit};
@@ -100,29 +99,19 @@ pub async fn run(args: &ProgressArgs, global: &GlobalArgs) -> anyhow::Result<Exi
         }
     }
     let clients = global.clients().await?;
-    let sign_in = match &dir {
-        Some(d) => d.meta().sign_in.clone(),
-        None => SignIn::of_pool(&PoolSchema::fetch(&clients.cognito, &pool_id).await?),
-    };
-    let matcher = Matcher::new(sign_in);
-    let tracked = views::gather(
-        cp.as_ref().zip(run.as_ref()).map(|(c, r)| (c, r.id)),
-        dir.as_ref(),
-        false,
-    )?;
-    let (matched, strategy) = views::match_pool(
-        &clients.cognito,
-        &pool_id,
-        &matcher,
-        tracked,
-        args.lookup.lookup(),
-    )
-    .await?;
     let now_ms = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0);
-    let progress = TriggerProgress::compute(&pool_id, &matched, now_ms);
+    let (progress, strategy) = views::trigger_progress(
+        &clients.cognito,
+        &pool_id,
+        cp.as_ref().zip(run.as_ref()).map(|(c, r)| (c, r.id)),
+        dir.as_ref(),
+        args.lookup.lookup(),
+        now_ms,
+    )
+    .await?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&progress)?);
     } else {
@@ -131,7 +120,7 @@ pub async fn run(args: &ProgressArgs, global: &GlobalArgs) -> anyhow::Result<Exi
     eprintln!(
         "read the pool with {} ({} pool users seen)",
         strategy.as_str(),
-        matched.pool_users_seen
+        progress.pool_users_seen
     );
     Ok(Exit::Ok)
 }

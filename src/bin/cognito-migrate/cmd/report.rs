@@ -6,10 +6,9 @@ use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
 use cognito_migrate::checkpoint::{Checkpoint, Run};
-use cognito_migrate::directory::{DirectoryFile, SignIn};
-use cognito_migrate::pool::PoolSchema;
+use cognito_migrate::directory::DirectoryFile;
 use cognito_migrate::report::ReportCsv;
-use cognito_migrate::views::{self, IdMap, Lookup, Matcher, Strategy};
+use cognito_migrate::views::{self, Lookup, Strategy};
 
 use super::GlobalArgs;
 use crate::exit::{ConfigError, Exit};
@@ -145,20 +144,12 @@ async fn id_map(
         }
     }
     let clients = global.clients().await?;
-    let sign_in = match &dir {
-        Some(d) => d.meta().sign_in.clone(),
-        None => SignIn::of_pool(&PoolSchema::fetch(&clients.cognito, &pool_id).await?),
-    };
-    let matcher = Matcher::new(sign_in);
-    let tracked = views::gather(Some((cp, run.id)), dir.as_ref(), true)?;
     let lookup = match args.lookup {
         IdLookup::Auto => Lookup::Auto,
         IdLookup::List => Lookup::Forced(Strategy::List),
         IdLookup::Get => Lookup::Forced(Strategy::Get),
     };
-    let (matched, strategy) =
-        views::match_pool(&clients.cognito, &pool_id, &matcher, tracked, lookup).await?;
-    let map = IdMap::from_matched(&matched);
+    let (map, strategy) = views::id_map(&clients.cognito, cp, run, dir.as_ref(), lookup).await?;
     let mut out = map.write_csv(output(path)?)?;
     out.flush()?;
     drop(out);
