@@ -312,9 +312,7 @@ impl Mapper {
 
     /// The first half of [`Mapper::map`]: maps and validates one record on its own (attributes,
     /// username, the keys that must be unique), without the duplicate check. It reads none of
-    /// the mapper's state, so a caller may prepare the next record before admitting this one;
-    /// what it saves is the wait for memory: it asks for the duplicate check's table slots of
-    /// the record's keys, which a later [`Mapper::admit`] then finds in the cache.
+    /// the mapper's state, so a caller may prepare the next record before admitting this one.
     pub fn prepare(&self, user: LegacyUser) -> Result<Prepared, Rejection> {
         let pos = user.position;
         let region = self.default_region.as_deref();
@@ -548,9 +546,6 @@ impl Mapper {
                 );
                 n += 1;
             }
-        }
-        for (fingerprint, _, _) in &keys[..n] {
-            self.seen.prefetch(*fingerprint);
         }
         Ok(Prepared {
             user,

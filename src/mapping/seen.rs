@@ -21,9 +21,6 @@
 //! otherwise growing by a quarter, in place in its own region, when it is 80% full). A general
 //! `HashMap<u64, u64>` takes 17 bytes per slot, doubles all at once and hashes the already-random
 //! fingerprint again; here a resize only rehashes one shard and the fingerprint is its own hash.
-//! [`Seen::prefetch`] asks for a key's cache lines ahead of its lookup (the mapper calls it one
-//! record before the check), so that the lookups of a table far larger than the caches do not
-//! wait for memory.
 //!
 //! On disk: when a shard is full at its share, all of memory is written as one sorted *run* (the
 //! shards in order of the top byte are already globally sorted once each is sorted) to a file in
@@ -388,20 +385,6 @@ fn home(fp: u64, cap: usize) -> usize {
     (((fp & 0xffff_ffff) * cap as u64) >> 32) as usize
 }
 
-/// A prefetch hint for the cache line holding `x` (nothing on other architectures).
-#[inline(always)]
-fn prefetch_read(x: &u64) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: a prefetch never faults and has no effect on the program's state; the pointer
-    // comes from a reference.
-    unsafe {
-        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-        _mm_prefetch::<_MM_HINT_T0>((x as *const u64).cast());
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = x;
-}
-
 fn record_of(r: u32) -> Option<u64> {
     (r != UNKNOWN_RECORD).then_some(r as u64)
 }
@@ -459,39 +442,6 @@ impl Seen {
         self.max_shard_capacity = stride;
         let reserve = run_lines(SHARDS * (stride * MAX_LOAD_NUM / MAX_LOAD_DEN));
         self.table.relayout(filters, reserve, stride);
-    }
-
-    /// Asks the CPU to start loading the table slot (and record word) where `fp` would be
-    /// found, so that a [`Seen::check`] and [`Seen::insert`] of it a little later (the mapper
-    /// calls them one record later, see [`crate::mapping::Mapper::prepare`]) do not wait for
-    /// memory: with two keys per user in a table of tens of MiB, nearly every probe would
-    /// otherwise miss the cache. Only a hint: it changes nothing.
-    #[inline]
-    pub fn prefetch(&self, fp: u64) {
-        let t = &self.table;
-        // Once keys have spilled, a key missing from memory is looked up in every run's
-        // filter: one line each, anywhere in the filters.
-        for run in &self.runs {
-            let (l, _) = bloom_locate(run.filter.len(), fp);
-            if let Some(line) = t.mem.get(run.filter.start + l) {
-                prefetch_read(&line[0]);
-            }
-        }
-        let s = Seen::shard(fp);
-        let cap = t.caps[s];
-        if cap == 0 || t.mem.is_empty() {
-            return;
-        }
-        let i = s * t.stride + home(fp, cap);
-        let area = t.area();
-        let slots = SHARDS * t.stride;
-        prefetch_read(&area[i]);
-        // A miss probes on past its home slot (about ten slots at the table's 80% load), often
-        // into the next cache line.
-        if let Some(next) = area[..slots].get(i + 8) {
-            prefetch_read(next);
-        }
-        prefetch_read(&area[slots + i / 2]);
     }
 
     /// The record that first used this fingerprint (`Some(None)` if its number was too large to

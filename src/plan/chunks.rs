@@ -86,41 +86,6 @@ struct Open {
     file: ChunkFile,
     /// The file's temporary name until the whole pass is done.
     partial: Partial,
-    /// Bytes of the file handed to the kernel for write-back so far ([`Open::start_writeback`]).
-    written_back: u64,
-}
-
-/// How often (in bytes written) a file's new data is handed to the kernel for write-back.
-const WRITEBACK_EVERY: u64 = 8 << 20;
-
-impl Open {
-    /// Starts (does not wait for) the write-back to disk of what has reached the file since the
-    /// last call, so that the `fsync` when the file is closed finds little left to write:
-    /// without it the whole file (up to 100 MB) is written out while the process waits.
-    /// Linux only (`sync_file_range`, `SYNC_FILE_RANGE_WRITE`); elsewhere `fsync` does it all.
-    fn start_writeback(&mut self) {
-        let on_disk = self.file.bytes - self.out.buffer().len() as u64;
-        if on_disk < self.written_back + WRITEBACK_EVERY {
-            return;
-        }
-        #[cfg(target_os = "linux")]
-        {
-            use std::os::unix::io::AsRawFd;
-            let fd = self.out.get_ref().as_raw_fd();
-            let (from, len) = (self.written_back, on_disk - self.written_back);
-            // SAFETY: a plain system call on a file descriptor this struct owns; it reads no
-            // memory of ours. Failure is harmless (the fsync at close writes everything).
-            unsafe {
-                libc::sync_file_range(
-                    fd,
-                    from as libc::off64_t,
-                    len as libc::off64_t,
-                    libc::SYNC_FILE_RANGE_WRITE,
-                );
-            }
-        }
-        self.written_back = on_disk;
-    }
 }
 
 /// The files of one route, rolled over at the limits.
@@ -268,7 +233,6 @@ impl ChunkSet {
                 rows: 0,
                 bytes: self.header_bytes.len() as u64,
             },
-            written_back: 0,
         });
         Ok(())
     }
@@ -321,7 +285,6 @@ impl ChunkSet {
         o.out.write_all(&row)?;
         o.file.rows += 1;
         o.file.bytes += row.len() as u64;
-        o.start_writeback();
         let at = (o.file.index, o.file.rows);
         self.row = row;
         Ok(at)

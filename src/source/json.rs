@@ -538,37 +538,8 @@ impl<'a> Parser<'a> {
 /// `b.len()`. Most strings in an export are short, where a call to `memchr2` plus a second pass
 /// for control characters cost more than the scan itself: this looks at eight bytes per step
 /// (SWAR) and checks all three kinds of byte at once.
-///
-/// On x86_64, runs of 16 bytes are checked with SSE2 (part of every x86_64 CPU) first: the
-/// picture URLs, hashes and ids of an export are long enough for that to pay.
 #[inline]
 fn special(b: &[u8], from: usize) -> usize {
-    #[cfg(target_arch = "x86_64")]
-    let from = {
-        use std::arch::x86_64::{
-            _mm_cmpeq_epi8, _mm_loadu_si128, _mm_max_epu8, _mm_movemask_epi8, _mm_or_si128,
-            _mm_set1_epi8,
-        };
-        let mut i = from;
-        while i + 16 <= b.len() {
-            // SAFETY: SSE2 is part of the x86_64 baseline; the load reads the 16 bytes
-            // b[i..i + 16], in bounds by the loop condition (unaligned loads are allowed).
-            let mask = unsafe {
-                let x = _mm_loadu_si128(b.as_ptr().add(i).cast());
-                let quote = _mm_cmpeq_epi8(x, _mm_set1_epi8(b'"' as i8));
-                let backslash = _mm_cmpeq_epi8(x, _mm_set1_epi8(b'\\' as i8));
-                // Bytes <= 0x1f: the unsigned maximum with 0x1f is 0x1f exactly for them.
-                let low = _mm_set1_epi8(0x1f);
-                let control = _mm_cmpeq_epi8(_mm_max_epu8(x, low), low);
-                _mm_movemask_epi8(_mm_or_si128(_mm_or_si128(quote, backslash), control))
-            };
-            if mask != 0 {
-                return i + mask.trailing_zeros() as usize;
-            }
-            i += 16;
-        }
-        i
-    };
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
     let mut i = from;

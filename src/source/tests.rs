@@ -1049,14 +1049,6 @@ fn a_large_partly_cached_file_reads_like_the_same_bytes_in_memory() {
         let mut f = std::fs::File::create(&path).unwrap();
         f.write_all(text.as_bytes()).unwrap();
         f.sync_all().unwrap();
-        #[cfg(target_os = "linux")]
-        {
-            use std::os::unix::io::AsRawFd;
-            // SAFETY: an advisory call on our own descriptor.
-            unsafe {
-                libc::posix_fadvise(f.as_raw_fd(), 1 << 20, 3 << 20, libc::POSIX_FADV_DONTNEED);
-            }
-        }
     }
     let opts = SourceOptions::default();
     let from_file = drain(open(Format::Ndjson, path.to_str().unwrap(), &opts).unwrap());
