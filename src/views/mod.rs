@@ -301,13 +301,13 @@ pub enum ViewError {
 /// How the pool names users: from the directory (which recorded it when it was built), else from
 /// the pool itself (DescribeUserPool and GetCSVHeader).
 pub async fn sign_in(
-    client: &aws_sdk_cognitoidentityprovider::Client,
+    clients: &crate::aws::Clients,
     pool_id: &str,
     directory: Option<&DirectoryFile>,
 ) -> Result<SignIn, ViewError> {
     Ok(match directory {
         Some(d) => d.meta().sign_in.clone(),
-        None => SignIn::of_pool(&PoolSchema::fetch(client, pool_id).await?),
+        None => SignIn::of_pool(&PoolSchema::fetch(&clients.cognito, pool_id).await?),
     })
 }
 
@@ -315,16 +315,16 @@ pub async fn sign_in(
 /// users left to the trigger ([`gather`]) matched against the pool, as of `now_ms`. Returns the
 /// way the pool was read too.
 pub async fn trigger_progress(
-    client: &aws_sdk_cognitoidentityprovider::Client,
+    clients: &crate::aws::Clients,
     pool_id: &str,
     state: Option<(&Checkpoint, RunId)>,
     directory: Option<&DirectoryFile>,
     lookup: Lookup,
     now_ms: i64,
 ) -> Result<(TriggerProgress, Strategy), ViewError> {
-    let matcher = Matcher::new(sign_in(client, pool_id, directory).await?);
+    let matcher = Matcher::new(sign_in(clients, pool_id, directory).await?);
     let tracked = gather(state, directory, false)?;
-    let (matched, strategy) = match_pool(client, pool_id, &matcher, tracked, lookup).await?;
+    let (matched, strategy) = match_pool(clients, pool_id, &matcher, tracked, lookup).await?;
     Ok((
         TriggerProgress::compute(pool_id, &matched, now_ms),
         strategy,
@@ -334,16 +334,16 @@ pub async fn trigger_progress(
 /// The id map in one call (what `report --id-map` writes): the run's users and those left to the
 /// trigger ([`gather`]) matched against the run's pool.
 pub async fn id_map(
-    client: &aws_sdk_cognitoidentityprovider::Client,
+    clients: &crate::aws::Clients,
     cp: &Checkpoint,
     run: &crate::checkpoint::Run,
     directory: Option<&DirectoryFile>,
     lookup: Lookup,
 ) -> Result<(IdMap, Strategy), ViewError> {
     let pool_id = &run.spec.pool_id;
-    let matcher = Matcher::new(sign_in(client, pool_id, directory).await?);
+    let matcher = Matcher::new(sign_in(clients, pool_id, directory).await?);
     let tracked = gather(Some((cp, run.id)), directory, true)?;
-    let (matched, strategy) = match_pool(client, pool_id, &matcher, tracked, lookup).await?;
+    let (matched, strategy) = match_pool(clients, pool_id, &matcher, tracked, lookup).await?;
     Ok((IdMap::from_matched(&matched), strategy))
 }
 
@@ -390,7 +390,7 @@ pub enum Lookup {
 /// Matches `tracked` against the pool, read the cheaper way (or as `lookup` says). Returns the
 /// matches and the way the pool was read.
 pub async fn match_pool(
-    client: &aws_sdk_cognitoidentityprovider::Client,
+    clients: &crate::aws::Clients,
     pool_id: &str,
     matcher: &Matcher,
     tracked: Vec<Tracked>,
@@ -399,11 +399,11 @@ pub async fn match_pool(
     let strategy = match lookup {
         Lookup::Forced(s) => s,
         Lookup::Auto => {
-            let pool_users = read::estimated_users(client, pool_id).await?;
+            let pool_users = read::estimated_users(&clients.cognito, pool_id).await?;
             Strategy::choose(tracked.len() as u64, pool_users)
         }
     };
     let mut matched = Matched::new(matcher, tracked);
-    read_pool(client, pool_id, matcher, &mut matched, strategy).await?;
+    read_pool(clients, pool_id, matcher, &mut matched, strategy).await?;
     Ok((matched, strategy))
 }

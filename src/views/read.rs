@@ -6,16 +6,20 @@ use aws_sdk_cognitoidentityprovider::Client;
 use futures::stream::{self, StreamExt};
 use governor::{Quota, RateLimiter};
 use std::num::NonZeroU32;
+use tokio::sync::mpsc;
 
 use super::{Matched, Matcher, PoolEntry};
+use crate::aws::Clients;
+use crate::listing::{ListError, ListOptions, Lister, PoolUser};
 
 /// AdminGetUser calls per second: under the UserRead quota (120 RPS per account and Region),
 /// leaving room for the apps that share it.
 pub const GET_RATE: u32 = 100;
-/// ListUsers calls per second: under the UserList quota (30 RPS, not adjustable).
+/// ListUsers calls per second, for [`Strategy::choose`]'s estimate: the lister paces at 98% of the
+/// UserList quota (30 RPS, not adjustable); 25 leaves room for throttles.
 pub const LIST_RATE: u32 = 25;
 /// Users per ListUsers page (Cognito's maximum).
-pub const LIST_PAGE: u64 = 60;
+pub const LIST_PAGE: u64 = crate::listing::PAGE_SIZE as u64;
 /// AdminGetUser calls in flight at once.
 const GET_CONCURRENCY: usize = 16;
 
@@ -56,6 +60,8 @@ impl Strategy {
 /// The pool could not be read. Messages name the operation and AWS's error, never user data.
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
+    #[error(transparent)]
+    List(#[from] ListError),
     #[error("{operation} on {pool_id} failed: {message}")]
     Aws {
         operation: &'static str,
@@ -69,9 +75,12 @@ pub enum ReadError {
 impl ReadError {
     /// Whether the caller must fix something (no such pool, not allowed) rather than try again.
     pub fn is_configuration(&self) -> bool {
-        let ReadError::Aws { code, .. } = self;
+        let code = match self {
+            ReadError::List(e) => e.code(),
+            ReadError::Aws { code, .. } => code.as_deref(),
+        };
         matches!(
-            code.as_deref(),
+            code,
             Some(
                 "ResourceNotFoundException"
                     | "NotAuthorizedException"
@@ -122,15 +131,15 @@ fn ms(d: Option<&aws_sdk_cognitoidentityprovider::primitives::DateTime>) -> i64 
 
 /// Reads the pool into `matched` with `strategy`.
 pub async fn read_pool(
-    client: &Client,
+    clients: &Clients,
     pool_id: &str,
     matcher: &Matcher,
     matched: &mut Matched,
     strategy: Strategy,
 ) -> Result<(), ReadError> {
     match strategy {
-        Strategy::Get => get_each(client, pool_id, matcher, matched).await,
-        Strategy::List => list_all(client, pool_id, matcher, matched).await,
+        Strategy::Get => get_each(&clients.cognito, pool_id, matcher, matched).await,
+        Strategy::List => list_all(clients, pool_id, matcher, matched).await,
     }
 }
 
@@ -182,44 +191,31 @@ async fn get_each(
 }
 
 async fn list_all(
-    client: &Client,
+    clients: &Clients,
     pool_id: &str,
     matcher: &Matcher,
     matched: &mut Matched,
 ) -> Result<(), ReadError> {
-    // Replaced by `crate::listing` at merge (the one ListUsers pager); until then a plain paced
-    // sequential pass.
-    let limiter = RateLimiter::direct(Quota::per_second(
-        NonZeroU32::new(LIST_RATE).expect("non-zero"),
-    ));
-    let mut token: Option<String> = None;
-    loop {
-        limiter.until_ready().await;
-        let out = client
-            .list_users()
-            .user_pool_id(pool_id)
-            .limit(LIST_PAGE as i32)
-            .set_pagination_token(token.take())
-            .send()
-            .await
-            .map_err(|e| aws_error("ListUsers", pool_id, e))?;
-        for u in out.users() {
-            matched.offer(
-                matcher,
-                PoolEntry::from_attributes(
-                    u.username().unwrap_or_default(),
-                    u.attributes()
-                        .iter()
-                        .map(|a| (a.name(), a.value().unwrap_or_default())),
-                    ms(u.user_create_date()),
-                    u.user_status().map(|s| s.as_str()).unwrap_or_default(),
-                ),
-            );
+    // The one ListUsers pager (sixteen `sub` prefix chains under one limiter at the quota); its
+    // client has no SDK retries, so that the lister's decision is the only one.
+    let options = ListOptions::default();
+    let (tx, mut rx) = mpsc::channel(options.buffer);
+    let lister = Lister::new(clients.cognito_without_sdk_retries(), pool_id, options);
+    let consume = async {
+        while let Some(u) = rx.recv().await {
+            matched.offer(matcher, entry_of(u));
         }
-        match out.pagination_token() {
-            Some(t) if !t.is_empty() => token = Some(t.to_string()),
-            _ => break,
-        }
-    }
+    };
+    let (listed, ()) = tokio::join!(lister.users(tx), consume);
+    listed?;
     Ok(())
+}
+
+fn entry_of(u: PoolUser) -> PoolEntry {
+    PoolEntry::from_attributes(
+        &u.username,
+        u.attributes.iter().map(|(n, v)| (n.as_str(), v.as_str())),
+        u.created_ms.unwrap_or(0),
+        u.status.as_deref().unwrap_or_default(),
+    )
 }

@@ -104,7 +104,7 @@ pub async fn run(args: &ProgressArgs, global: &GlobalArgs) -> anyhow::Result<Exi
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0);
     let (progress, strategy) = views::trigger_progress(
-        &clients.cognito,
+        &clients,
         &pool_id,
         cp.as_ref().zip(run.as_ref()).map(|(c, r)| (c, r.id)),
         dir.as_ref(),

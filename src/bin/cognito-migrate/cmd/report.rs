@@ -149,7 +149,7 @@ async fn id_map(
         IdLookup::List => Lookup::Forced(Strategy::List),
         IdLookup::Get => Lookup::Forced(Strategy::Get),
     };
-    let (map, strategy) = views::id_map(&clients.cognito, cp, run, dir.as_ref(), lookup).await?;
+    let (map, strategy) = views::id_map(&clients, cp, run, dir.as_ref(), lookup).await?;
     let mut out = map.write_csv(output(path)?)?;
     out.flush()?;
     drop(out);
