@@ -49,11 +49,23 @@ pub struct TriggerProgress {
     pub days_since_last_arrival: Option<u64>,
     /// Pool users read to find them.
     pub pool_users_seen: u64,
+    /// Of the arrived users, those created in the pool before the directory was built (`None`
+    /// without a directory): the trigger cannot have created them, so they are users a run put in
+    /// the pool itself (e.g. imported without a password) — counted as arrived unless the run's
+    /// state is given to leave them out.
+    pub in_pool_before_directory: Option<u64>,
 }
 
 impl TriggerProgress {
     /// The progress of the trigger users in `matched`, as of `now_ms`.
-    pub fn compute(pool_id: &str, matched: &Matched, now_ms: i64) -> TriggerProgress {
+    /// `directory_built_ms`: when the directory was built, if the users came from one.
+    pub fn compute(
+        pool_id: &str,
+        matched: &Matched,
+        now_ms: i64,
+        directory_built_ms: Option<i64>,
+    ) -> TriggerProgress {
+        let mut before = 0u64;
         let mut per_day: BTreeMap<i64, u64> = BTreeMap::new();
         let (mut left, mut arrived, mut last7, mut last30) = (0u64, 0u64, 0u64, 0u64);
         let (mut first, mut last): (Option<i64>, Option<i64>) = (None, None);
@@ -65,6 +77,9 @@ impl TriggerProgress {
             let Some(user) = found else { continue };
             arrived += 1;
             let at = user.created_ms;
+            if directory_built_ms.is_some_and(|b| at < b) {
+                before += 1;
+            }
             *per_day.entry(day_of(at)).or_default() += 1;
             let age = now_ms - at;
             if age < 7 * DAY_MS {
@@ -101,6 +116,7 @@ impl TriggerProgress {
             last_arrival: last.map(|l| ymd(day_of(l))),
             days_since_last_arrival: last.map(|l| ((now_ms - l).max(0) / DAY_MS) as u64),
             pool_users_seen: matched.pool_users_seen,
+            in_pool_before_directory: directory_built_ms.map(|_| before),
         }
     }
 

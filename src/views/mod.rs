@@ -326,7 +326,13 @@ pub async fn trigger_progress(
     let tracked = gather(state, directory, false)?;
     let (matched, strategy) = match_pool(clients, pool_id, &matcher, tracked, lookup).await?;
     Ok((
-        TriggerProgress::compute(pool_id, &matched, now_ms),
+        TriggerProgress::compute(
+            pool_id,
+            &matched,
+            now_ms,
+            // `built_at` is in whole seconds: a user created in that second counts as before.
+            directory.map(|d| (d.meta().built_at as i64 + 1) * 1000),
+        ),
         strategy,
     ))
 }

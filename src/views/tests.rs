@@ -111,7 +111,7 @@ fn progress_counts_arrivals_per_day_and_the_recent_ones() {
     }
     matched.offer(&m, pool_user("runuser", "r", now - 50 * DAY_MS));
     matched.offer(&m, pool_user("stranger", "x", now));
-    let p = TriggerProgress::compute("us-east-1_X", &matched, now);
+    let p = TriggerProgress::compute("us-east-1_X", &matched, now, Some(now - 35 * DAY_MS));
     assert_eq!(p.left_to_trigger, 10);
     assert_eq!(p.arrived, 5);
     assert_eq!(p.remaining, 5);
@@ -120,6 +120,8 @@ fn progress_counts_arrivals_per_day_and_the_recent_ones() {
     assert_eq!(p.last_30_days, 4);
     assert_eq!(p.days_since_last_arrival, Some(0));
     assert_eq!(p.pool_users_seen, 7);
+    // The one that arrived 40 days ago was there before the directory (35 days old).
+    assert_eq!(p.in_pool_before_directory, Some(1));
     let days: Vec<(&str, u64)> = p
         .per_day
         .iter()
@@ -143,7 +145,7 @@ fn progress_counts_arrivals_per_day_and_the_recent_ones() {
 #[test]
 fn nobody_left_to_the_trigger_is_zero_percent_not_a_division_by_zero() {
     let m = Matcher::new(sign_in(false, false));
-    let p = TriggerProgress::compute("p", &Matched::new(&m, vec![]), 0);
+    let p = TriggerProgress::compute("p", &Matched::new(&m, vec![]), 0, None);
     assert_eq!((p.left_to_trigger, p.percent_arrived), (0, 0.0));
     assert_eq!(p.days_since_last_arrival, None);
 }

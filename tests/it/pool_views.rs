@@ -210,6 +210,28 @@ async fn progress_and_the_id_map_follow_the_pool_as_users_arrive() {
     );
     assert_eq!(code, 0, "directory build: {out}\n{err}");
 
+    // The directory alone also holds the users imported without a password (the trigger never
+    // sees them: they are in the pool already); they were there before it was built, and the
+    // command says so.
+    let (code, out, err) = run_cli(
+        &[
+            "progress",
+            "--json",
+            "--directory",
+            directory.to_str().unwrap(),
+        ],
+        &emu.cli_env(),
+    );
+    assert_eq!(code, 0, "{out}\n{err}");
+    let p: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        (p["left_to_trigger"].as_u64(), p["arrived"].as_u64()),
+        (Some(8), Some(4)),
+        "{p}"
+    );
+    assert_eq!(p["in_pool_before_directory"], 4, "{p}");
+    assert!(err.contains("give the run's --state"), "{err}");
+
     // Before anyone arrives.
     let dir_arg = [
         "--directory",

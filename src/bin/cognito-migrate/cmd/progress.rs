@@ -117,6 +117,15 @@ pub async fn run(args: &ProgressArgs, global: &GlobalArgs) -> anyhow::Result<Exi
     } else {
         print!("{}", progress.table());
     }
+    if let (Some(n), None) = (progress.in_pool_before_directory, &args.state) {
+        if n > 0 {
+            eprintln!(
+                "warning: {n} of the arrived users were in the pool before the directory was \
+                 built, so the trigger did not create them (a run imported them?): give the \
+                 run's --state to leave them out"
+            );
+        }
+    }
     eprintln!(
         "read the pool with {} ({} pool users seen)",
         strategy.as_str(),
