@@ -167,30 +167,74 @@ impl Matcher {
     }
 }
 
+/// What the views keep of a matched pool user (not the whole [`PoolEntry`]: a million of them
+/// are held at once).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Found {
+    pub username: String,
+    pub sub: String,
+    pub legacy_id: Option<String>,
+    /// `UserCreateDate`, Unix milliseconds.
+    pub created_ms: i64,
+}
+
 /// Tracked users and what the pool says about each: the one pass both views make.
+///
+/// Memory: the index holds a 64-bit hash of each tracked user's key, not the key (a hit is
+/// confirmed by recomputing the tracked user's key, so a hash collision never matches the wrong
+/// user; keys whose hash collides with another's go to a small exact map). About 250 bytes per
+/// tracked user with its match.
 #[derive(Debug)]
 pub struct Matched {
     pub tracked: Vec<Tracked>,
     /// For each tracked user (same index), the pool user matched, if any.
-    pub found: Vec<Option<PoolEntry>>,
+    pub found: Vec<Option<Found>>,
     /// Pool users seen.
     pub pool_users_seen: u64,
     /// Tracked users that share a key with an earlier one (only the first is matched; Cognito
     /// cannot hold two users under one name).
     pub shadowed: u64,
-    index: HashMap<String, u32>,
+    index: HashMap<u64, u32>,
+    /// Keys whose hash is another key's.
+    collided: HashMap<String, u32>,
+}
+
+#[cfg(not(test))]
+fn key_hash(key: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    key.hash(&mut h);
+    h.finish()
+}
+
+/// In unit tests, a hash that collides for every two keys of the same length, so that the tests
+/// go through the collision path (the integration tests run the real one).
+#[cfg(test)]
+fn key_hash(key: &str) -> u64 {
+    key.len() as u64
 }
 
 impl Matched {
     pub fn new(matcher: &Matcher, tracked: Vec<Tracked>) -> Matched {
-        let mut index = HashMap::with_capacity(tracked.len());
+        let mut index: HashMap<u64, u32> = HashMap::with_capacity(tracked.len());
+        let mut collided: HashMap<String, u32> = HashMap::new();
         let mut shadowed = 0;
         for (i, t) in tracked.iter().enumerate() {
-            if let Some(k) = matcher.legacy_key(&t.username) {
-                match index.entry(k) {
-                    std::collections::hash_map::Entry::Occupied(_) => shadowed += 1,
-                    std::collections::hash_map::Entry::Vacant(v) => {
+            let Some(k) = matcher.legacy_key(&t.username) else {
+                continue;
+            };
+            match index.entry(key_hash(&k)) {
+                std::collections::hash_map::Entry::Vacant(v) => {
+                    v.insert(i as u32);
+                }
+                std::collections::hash_map::Entry::Occupied(o) => {
+                    let other = &tracked[*o.get() as usize].username;
+                    if matcher.legacy_key(other).as_deref() == Some(k.as_str()) {
+                        shadowed += 1;
+                    } else if let std::collections::hash_map::Entry::Vacant(v) = collided.entry(k) {
                         v.insert(i as u32);
+                    } else {
+                        shadowed += 1;
                     }
                 }
             }
@@ -201,6 +245,7 @@ impl Matched {
             pool_users_seen: 0,
             shadowed,
             index,
+            collided,
         }
     }
 
@@ -209,14 +254,29 @@ impl Matched {
         self.tracked.iter().map(|t| t.username.as_str())
     }
 
+    fn find(&self, matcher: &Matcher, key: &str) -> Option<usize> {
+        if let Some(&i) = self.index.get(&key_hash(key)) {
+            let i = i as usize;
+            if matcher.legacy_key(&self.tracked[i].username).as_deref() == Some(key) {
+                return Some(i);
+            }
+        }
+        self.collided.get(key).map(|&i| i as usize)
+    }
+
     /// Takes one pool user: records it for the tracked user it matches, if any.
     pub fn offer(&mut self, matcher: &Matcher, user: PoolEntry) {
         self.pool_users_seen += 1;
         for k in matcher.pool_keys(&user) {
-            if let Some(&i) = self.index.get(&k) {
-                let slot = &mut self.found[i as usize];
+            if let Some(i) = self.find(matcher, &k) {
+                let slot = &mut self.found[i];
                 if slot.is_none() {
-                    *slot = Some(user);
+                    *slot = Some(Found {
+                        username: user.username,
+                        sub: user.sub,
+                        legacy_id: user.legacy_id,
+                        created_ms: user.created_ms,
+                    });
                 }
                 return;
             }

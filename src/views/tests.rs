@@ -199,3 +199,29 @@ fn the_id_map_says_where_each_user_stands_and_is_formula_safe() {
         ]
     );
 }
+
+#[test]
+fn keys_whose_hashes_collide_still_match_exactly_and_duplicates_are_shadowed() {
+    // In unit tests the index hashes keys by length: "u:ann" and "u:bob" collide.
+    let m = Matcher::new(sign_in(false, false));
+    let mut matched = Matched::new(
+        &m,
+        vec![
+            tracked(1, "ann", Origin::Trigger),
+            tracked(2, "bob", Origin::Trigger),
+            tracked(3, "cyd", Origin::Trigger),
+            tracked(4, "BOB", Origin::Trigger),
+        ],
+    );
+    assert_eq!(matched.shadowed, 1, "BOB is bob in a case-insensitive pool");
+    matched.offer(&m, pool_user("Bob", "sub-bob", 1));
+    matched.offer(&m, pool_user("cyd", "sub-cyd", 2));
+    matched.offer(&m, pool_user("dan", "sub-dan", 3));
+    let subs: Vec<Option<&str>> = matched
+        .found
+        .iter()
+        .map(|f| f.as_ref().map(|f| f.sub.as_str()))
+        .collect();
+    assert_eq!(subs, vec![None, Some("sub-bob"), Some("sub-cyd"), None]);
+    assert_eq!(matched.pool_users_seen, 3);
+}
