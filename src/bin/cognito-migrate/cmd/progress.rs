@@ -16,7 +16,8 @@ use crate::exit::{ConfigError, Exit};
 /// who remain, and arrivals per day (the pool's UserCreateDate, UTC), with the figures that tell
 /// when to retire the trigger: arrivals in the last 7 and 30 days and days since the last one.
 /// Reads the pool (ListUsers, or AdminGetUser when few users are looked up in a large pool); never
-/// writes anything. Exit code 0, 2 on a usage error, 3 when the pool cannot be read.
+/// writes anything. Exit code 0; 2 on a usage error (also: no such pool, not allowed to read it);
+/// 3 when the pool cannot be read (AWS failing after retries).
 #[derive(Debug, Args)]
 #[command(
     after_help = "Examples:\n  cognito-migrate progress --directory directory.db\n  \
