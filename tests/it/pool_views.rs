@@ -466,6 +466,14 @@ async fn email_username_pools_are_matched_by_email() {
             );
         }
     }
+    // AdminGetUser by the email address finds the same users.
+    let by_get = id_map(
+        &emu,
+        &state,
+        &dir.join("id-map-get.csv"),
+        &["--lookup", "get"],
+    );
+    assert_eq!(by_get, rows);
     // The legacy id (Auth0's user_id, in custom:legacy_id) is empty: this pool does not declare it.
     assert!(statuses.keys().all(String::is_empty), "{statuses:?}");
 }
