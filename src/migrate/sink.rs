@@ -59,7 +59,8 @@ impl Observer for RunSink {
             r.route.as_str(),
             Outcome::Pending,
         )
-        .with_followups(!u.enabled, &u.groups);
+        .with_followups(!u.enabled, &u.groups)
+        .with_legacy_id(u.legacy_id.clone());
         match (r.route, row) {
             (Route::Trigger, _) => {
                 let mut row = base;

@@ -361,6 +361,7 @@ mod tests {
             enabled: true,
             groups: vec![],
             password,
+            legacy_id: None,
         }
     }
 

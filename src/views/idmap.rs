@@ -6,10 +6,11 @@
 //! read from the pool (not from the state, which never sees a `sub`), and it can be made again at
 //! any time: trigger users get their `sub` when they sign in for the first time.
 //!
-//! The legacy id is the user's `custom:legacy_id`: the directory's (trigger users) or the pool's
-//! (everyone else; the run wrote it, as mapped). A mapping without `custom:legacy_id` leaves the
-//! column empty, and `legacy_username` (the name the run gave the user: by default the vendor's
-//! user id) is the key.
+//! The legacy id is the one the run recorded in its state (schema V6_IDMAP: the mapped
+//! `custom:legacy_id`, else the vendor's id field such as Auth0's `user_id`, whether or not the
+//! pool declares the attribute), else the directory's `custom:legacy_id`, else the pool's. Inputs
+//! without one (generic formats whose mapping has no `custom:legacy_id`) leave the column empty,
+//! and `legacy_username` (the name the run gave the user) is the key.
 
 use std::io::{self, Write};
 

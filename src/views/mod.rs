@@ -320,7 +320,27 @@ pub fn tracked_from_state(
         }
     }
     out.sort_by_key(|t| t.record);
+    fill_legacy_ids(cp, run, &mut out)?;
     Ok(out)
+}
+
+/// Fills the legacy ids the state recorded (schema V6_IDMAP) into `tracked` users that have none;
+/// `tracked` is in record order (of the run's input).
+pub fn fill_legacy_ids(
+    cp: &Checkpoint,
+    run: RunId,
+    tracked: &mut [Tracked],
+) -> Result<(), CheckpointError> {
+    let mut i = 0;
+    cp.for_each_legacy_id(run, |record, id| {
+        while i < tracked.len() && tracked[i].record < record {
+            i += 1;
+        }
+        while i < tracked.len() && tracked[i].record == record {
+            tracked[i].legacy_id.get_or_insert_with(|| id.clone());
+            i += 1;
+        }
+    })
 }
 
 /// The users of a directory file, left to the trigger ([`Origin::Trigger`]), except the records in
@@ -440,7 +460,13 @@ pub fn gather(
         .collect();
     if let Some(dir) = directory {
         let exclude = state.is_some().then_some(&in_pool);
-        out.extend(tracked_from_directory(dir, exclude)?);
+        let mut from_dir = tracked_from_directory(dir, exclude)?;
+        if let Some((cp, run)) = state {
+            // The directory's attributes hold custom:legacy_id only if the pool declares it; the
+            // state recorded the id either way (same input, same records).
+            fill_legacy_ids(cp, run, &mut from_dir)?;
+        }
+        out.extend(from_dir);
     }
     Ok(out)
 }

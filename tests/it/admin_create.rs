@@ -209,6 +209,7 @@ fn mapped(i: u64, prefix: &str, extra: &[(&str, &str)]) -> MappedUser {
         enabled: true,
         groups: vec![],
         password: None,
+        legacy_id: None,
     }
 }
 

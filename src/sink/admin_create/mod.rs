@@ -226,6 +226,7 @@ pub struct Pipeline {
 fn base_row(u: &MappedUser, route: &str) -> UserRow {
     UserRow::new(u.position, u.username.clone(), route, Outcome::Pending)
         .with_followups(!u.enabled, &u.groups)
+        .with_legacy_id(u.legacy_id.clone())
 }
 
 /// Records of the run an earlier attempt of ours may have created: in doubt (pending, attempted)

@@ -33,6 +33,9 @@ struct Line<'a> {
     attributes: Vec<(std::borrow::Cow<'a, str>, std::borrow::Cow<'a, str>)>,
     enabled: bool,
     groups: Vec<String>,
+    /// Absent in files of earlier versions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    legacy_id: Option<std::borrow::Cow<'a, str>>,
 }
 
 /// Writes the users of a reading pass; [`SpillWriter::finish`] once the input is read.
@@ -70,6 +73,7 @@ impl SpillWriter {
                 .collect(),
             enabled: u.enabled,
             groups: u.groups.clone(),
+            legacy_id: u.legacy_id.as_deref().map(Into::into),
         };
         serde_json::to_writer(&mut self.out, &line)?;
         self.out.write_all(b"\n")?;
@@ -118,6 +122,7 @@ fn parse(text: &str) -> Result<MappedUser, serde_json::Error> {
         enabled: l.enabled,
         groups: l.groups,
         password: None,
+        legacy_id: l.legacy_id.map(|l| l.into_owned()),
     })
 }
 
@@ -151,6 +156,7 @@ mod tests {
                     vec![]
                 },
                 password: Some(RawPassword::Encoded("$2b$10$secret-hash".into())),
+                legacy_id: (i != 1).then(|| format!("L-{i}")),
             })
             .collect();
         let mut w = SpillWriter::create(&path).unwrap();
