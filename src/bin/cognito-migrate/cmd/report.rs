@@ -36,8 +36,8 @@ pub struct ReportArgs {
     /// (run | trigger), route, record, created.
     #[arg(long, value_name = "OUT.csv")]
     pub id_map: Option<PathBuf>,
-    /// With --id-map: the trigger's directory file, for the trigger users' legacy ids (built from
-    /// the run's input, as `directory build --state` does).
+    /// With --id-map: list the trigger users from the trigger's directory file instead of the
+    /// run's `trigger` users (built from the run's input, as `directory build --state` does).
     #[arg(long, value_name = "FILE", requires = "id_map")]
     pub directory: Option<PathBuf>,
     /// With --id-map: how to read the pool (`auto`: a ListUsers pass, or AdminGetUser per user
