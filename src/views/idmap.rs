@@ -6,9 +6,10 @@
 //! read from the pool (not from the state, which never sees a `sub`), and it can be made again at
 //! any time: trigger users get their `sub` when they sign in for the first time.
 //!
-//! The legacy id is the one the run recorded in its state (schema V6_IDMAP: the mapped
-//! `custom:legacy_id`, else the vendor's id field such as Auth0's `user_id`, whether or not the
-//! pool declares the attribute), else the directory's `custom:legacy_id`, else the pool's. Inputs
+//! The legacy id is the directory's `custom:legacy_id` (trigger users listed from a directory),
+//! else the one the run recorded in its state (schema V6_IDMAP: the mapped `custom:legacy_id`,
+//! else the vendor's id field such as Auth0's `user_id`, whether or not the pool declares the
+//! attribute), else the pool's `custom:legacy_id` (states of earlier versions). Inputs
 //! without one (generic formats whose mapping has no `custom:legacy_id`) leave the column empty,
 //! and `legacy_username` (the name the run gave the user) is the key.
 

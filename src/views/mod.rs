@@ -103,7 +103,8 @@ pub struct Tracked {
     /// The username the run or the directory gave the user (the email address or phone number in
     /// pools whose usernames are those).
     pub username: String,
-    /// The legacy id known before the pool is read (the directory's `custom:legacy_id`).
+    /// The legacy id known before the pool is read: the directory's `custom:legacy_id`, else the
+    /// one the run recorded in its state (schema V6_IDMAP).
     pub legacy_id: Option<String>,
     /// The route recorded for the user (`import:BCRYPT`, `admin-create`, `trigger`, …).
     pub route: String,
