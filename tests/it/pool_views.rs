@@ -265,6 +265,24 @@ async fn progress_and_the_id_map_follow_the_pool_as_users_arrive() {
                {"date": date_of(t - 3 * DAY), "arrivals": 1}]),
         "{p}"
     );
+    // The table says the same.
+    let mut table_args = vec!["progress"];
+    table_args.extend_from_slice(&dir_arg);
+    let (code, table, err) = run_cli(&table_args, &emu.cli_env());
+    assert_eq!(code, 0, "{table}\n{err}");
+    for line in [
+        "left to the trigger        4".to_string(),
+        "arrived (in the pool)      2 (50.0%)".into(),
+        "remaining                  2".into(),
+        "arrivals, last 30 days     1".into(),
+        format!(
+            "last arrival               {} (3 days ago)",
+            date_of(t - 3 * DAY)
+        ),
+        format!("  {}         1", date_of(t - 40 * DAY)),
+    ] {
+        assert!(table.contains(&line), "{line:?} in\n{table}");
+    }
     // The same from the run's state alone (its `trigger` users), and by AdminGetUser.
     let from_state = progress(
         &emu,
