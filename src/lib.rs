@@ -31,5 +31,6 @@ pub mod state_store;
 #[doc(hidden)]
 pub mod testing_hook;
 pub mod trigger;
+pub mod views;
 
 pub use error_chain::display_chain;

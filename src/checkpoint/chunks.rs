@@ -59,7 +59,7 @@ pub(super) fn discard_writing_chunks(
     Ok(ids.len() as u64)
 }
 
-/// Binds one chunk user's 13 parameters after parameter `p`; returns the last one bound.
+/// Binds one chunk user's 14 parameters after parameter `p`; returns the last one bound.
 fn bind_chunk_user(
     stmt: &mut rusqlite::Statement<'_>,
     mut p: usize,
@@ -69,7 +69,7 @@ fn bind_chunk_user(
     (line, user): &(i64, UserRow),
     path: &std::path::Path,
 ) -> Result<usize> {
-    let values: [&dyn rusqlite::ToSql; 13] = [
+    let values: [&dyn rusqlite::ToSql; 14] = [
         &run,
         &to_i64(user.position.record, path, "record")?,
         &to_i64(user.position.line, path, "line")?,
@@ -83,6 +83,7 @@ fn bind_chunk_user(
         &user.followups_done,
         &now,
         &user.links,
+        &user.legacy_id,
     ];
     for v in values {
         p += 1;
@@ -96,18 +97,18 @@ const CHUNK_COLUMNS: &str = "id, run_id, seq, route, file_path, row_count, byte_
      created_at, started_at, finished_at, updated_at, message, attempts, settled_outcome, \
      settled_at";
 
-/// Users per multi-row INSERT in [`Checkpoint::add_chunk`] (13 parameters each).
+/// Users per multi-row INSERT in [`Checkpoint::add_chunk`] (14 parameters each).
 const CHUNK_INSERT_ROWS: usize = 256;
 
 const CHUNK_INSERT_SQL: &str = "INSERT INTO users (run_id, record, line, byte_offset, username, \
      route, outcome, chunk_id, chunk_line, needs_disable, groups, followups_done, updated_at, \
-     links) VALUES ";
+     links, legacy_id) VALUES ";
 
 /// One user of a new chunk when it may already be recorded: it may be re-chunked only if
 /// unsettled (`failed`, `unknown`, or `pending` outside any live chunk).
 const CHUNK_UPSERT_SQL: &str = "INSERT INTO users (run_id, record, line, byte_offset, username, \
      route, outcome, chunk_id, chunk_line, needs_disable, groups, followups_done, updated_at, \
-     links) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending', ?7, ?8, ?9, ?10, ?11, ?12, ?13) \
+     links, legacy_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending', ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14) \
      ON CONFLICT (run_id, record) DO UPDATE SET line = excluded.line, \
      byte_offset = excluded.byte_offset, username = excluded.username, \
      route = excluded.route, outcome = 'pending', reason = NULL, message = NULL, \
@@ -116,7 +117,7 @@ const CHUNK_UPSERT_SQL: &str = "INSERT INTO users (run_id, record, line, byte_of
      followups_done = MAX(users.followups_done, excluded.followups_done), \
      attempts = users.attempts + COALESCE((SELECT attempts FROM chunks \
      WHERE chunks.id = users.chunk_id), 0), follows_chunk = 1, \
-     updated_at = excluded.updated_at \
+     updated_at = excluded.updated_at, legacy_id = COALESCE(excluded.legacy_id, users.legacy_id) \
      WHERE {EFFECTIVE} IN ('failed', 'unknown') OR ({EFFECTIVE} = 'pending' \
      AND (users.chunk_id IS NULL OR (SELECT status FROM chunks \
      WHERE chunks.id = users.chunk_id) IN \
@@ -272,12 +273,12 @@ impl Checkpoint {
             if i > 0 {
                 sql.push(',');
             }
-            sql.push_str("(?,?,?,?,?,?,'pending',?,?,?,?,?,?,?)");
+            sql.push_str("(?,?,?,?,?,?,'pending',?,?,?,?,?,?,?,?)");
         }
         let mut stmt = tx.prepare_cached(&sql).ctx(&self.path)?;
         let mut p = 0;
         for (line, user) in batch {
-            let values: [&dyn rusqlite::ToSql; 13] = [
+            let values: [&dyn rusqlite::ToSql; 14] = [
                 &run,
                 &to_i64(user.position.record, &self.path, "record")?,
                 &to_i64(user.position.line, &self.path, "line")?,
@@ -291,6 +292,7 @@ impl Checkpoint {
                 &user.followups_done,
                 &now,
                 &user.links,
+                &user.legacy_id,
             ];
             for v in values {
                 p += 1;
@@ -322,7 +324,8 @@ impl Checkpoint {
                     user.groups,
                     user.followups_done,
                     now,
-                    user.links
+                    user.links,
+                    user.legacy_id
                 ])
                 .ctx(&self.path)?;
             if changed == 0 {
@@ -464,7 +467,7 @@ impl Checkpoint {
         let mut held = Vec::new();
         for (i, one) in batch.iter().enumerate() {
             let sql = format!(
-                "{CHUNK_INSERT_SQL}(?,?,?,?,?,?,'pending',?,?,?,?,?,?,?) \
+                "{CHUNK_INSERT_SQL}(?,?,?,?,?,?,'pending',?,?,?,?,?,?,?,?) \
                  ON CONFLICT (run_id, record) DO NOTHING"
             );
             let mut stmt = tx.prepare_cached(&sql).ctx(&self.path)?;
@@ -491,7 +494,7 @@ impl Checkpoint {
             if i > 0 {
                 sql.push(',');
             }
-            sql.push_str("(?,?,?,?,?,?,'pending',?,?,?,?,?,?,?)");
+            sql.push_str("(?,?,?,?,?,?,'pending',?,?,?,?,?,?,?,?)");
         }
         let mut stmt = tx.prepare_cached(&sql)?;
         let mut p = 0;

@@ -204,8 +204,19 @@ FROM users AS u LEFT JOIN chunks AS c ON c.id = u.chunk_id
 WHERE c.writing IS NULL OR c.writing = 0;
 "#;
 
+/// Version 6 (the id map): `users.legacy_id`, the user's id in the legacy system as the mapping
+/// gave it (the mapped `custom:legacy_id`, else the vendor's id field, e.g. Auth0's `user_id`),
+/// recorded when the user is routed, so that `report --id-map` can pair it with the `sub` the pool
+/// gives the user even when the pool has no `custom:legacy_id`. NULL for rows of earlier versions
+/// and for inputs without one. Written once: later writes of the row keep it
+/// (`COALESCE(excluded.legacy_id, users.legacy_id)`). The view `user_outcomes` is unchanged;
+/// the id map reads the column from `users` directly. Additive.
+const V6_IDMAP: &str = r#"
+ALTER TABLE users ADD COLUMN legacy_id TEXT;
+"#;
+
 /// All migrations, in order.
-const MIGRATIONS: &[&str] = &[V1, V2, V3, V4_VISIBILITY, V5_LINKS];
+const MIGRATIONS: &[&str] = &[V1, V2, V3, V4_VISIBILITY, V5_LINKS, V6_IDMAP];
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

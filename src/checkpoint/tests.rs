@@ -2034,3 +2034,43 @@ fn links_are_recorded_and_pending_until_done() {
     cp.mark_followups_done(run, &[1]).unwrap();
     assert!(collect(cp.pending_followups(run)).is_empty());
 }
+
+#[test]
+fn legacy_ids_are_recorded_once_and_kept_by_later_writes() {
+    let db = TempDb::new("legacy-ids");
+    let cp = Checkpoint::open(&db.0).unwrap();
+    let run = cp.begin_run(&spec(), false).unwrap();
+    let with = |r: UserRow, id: &str| r.with_legacy_id(Some(id.to_string()));
+    cp.record_batch(
+        run.id,
+        &[
+            with(user(1, "trigger", Outcome::Trigger), "L1"),
+            with(user(2, "admin-create", Outcome::Pending), "L2"),
+        ],
+    )
+    .unwrap();
+    let mut chunk_rows = chunk_users(3..=5, "import:BCRYPT");
+    chunk_rows[0].legacy_id = Some("L3".into());
+    chunk_rows[1].legacy_id = Some("=L4".into());
+    cp.add_chunk(run.id, &chunk_spec("import:BCRYPT", 3), chunk_rows)
+        .unwrap();
+    // Later writes of the same users carry no legacy id: what is recorded stays.
+    cp.begin_attempts(run.id, &[user(2, "admin-create", Outcome::Pending)])
+        .unwrap();
+    cp.record_batch(run.id, &[user(2, "admin-create", Outcome::Created)])
+        .unwrap();
+    cp.record_batch(run.id, &[user(4, "import:BCRYPT", Outcome::Imported)])
+        .unwrap();
+    let mut ids = Vec::new();
+    cp.for_each_legacy_id(run.id, |r, id| ids.push((r, id)))
+        .unwrap();
+    let want: Vec<(u64, String)> = [(1, "L1"), (2, "L2"), (3, "L3"), (4, "=L4")]
+        .into_iter()
+        .map(|(r, s)| (r, s.to_string()))
+        .collect();
+    assert_eq!(ids, want);
+    assert_eq!(
+        cp.user(run.id, 2).unwrap().unwrap().outcome,
+        Outcome::Created
+    );
+}

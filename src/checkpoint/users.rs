@@ -128,6 +128,9 @@ pub struct UserRow {
     pub followups_done: bool,
     /// Follow-up: federated identities to link ([`encode_links`]; '' for none).
     pub links: String,
+    /// The user's id in the legacy system (schema V6_IDMAP), for the id map. `None` keeps what is
+    /// recorded.
+    pub legacy_id: Option<String>,
 }
 
 /// Links as the `links` column holds them: a JSON array of `[provider, user id]` pairs, or ''.
@@ -166,12 +169,18 @@ impl UserRow {
             groups: String::new(),
             followups_done: false,
             links: String::new(),
+            legacy_id: None,
         }
     }
 
     /// Follow-up: link these (pool provider, provider's user id) identities.
     pub fn with_links<'a>(mut self, links: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
         self.links = encode_links(links);
+        self
+    }
+
+    pub fn with_legacy_id(mut self, legacy_id: Option<String>) -> Self {
+        self.legacy_id = legacy_id;
         self
     }
 
@@ -508,14 +517,15 @@ impl Iterator for UserIter<'_> {
 }
 
 const UPSERT: &str = "INSERT INTO users (run_id, record, line, byte_offset, username, route, \
-     outcome, reason, message, attempts, needs_disable, groups, followups_done, updated_at, links) \
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15) \
+     outcome, reason, message, attempts, needs_disable, groups, followups_done, updated_at, links, \
+     legacy_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16) \
      ON CONFLICT (run_id, record) DO UPDATE SET line = excluded.line, \
      byte_offset = excluded.byte_offset, username = excluded.username, route = excluded.route, \
      outcome = excluded.outcome, reason = excluded.reason, message = excluded.message, \
      attempts = users.attempts + excluded.attempts, needs_disable = excluded.needs_disable, \
      groups = excluded.groups, links = excluded.links, \
-     followups_done = MAX(users.followups_done, excluded.followups_done), follows_chunk = 0, updated_at = excluded.updated_at";
+     followups_done = MAX(users.followups_done, excluded.followups_done), follows_chunk = 0, updated_at = excluded.updated_at, \
+     legacy_id = COALESCE(excluded.legacy_id, users.legacy_id)";
 
 impl Checkpoint {
     /// Record (insert or update) users' outcomes in one transaction. Chunk assignment and attempts
@@ -620,7 +630,8 @@ impl Checkpoint {
             row.groups,
             row.followups_done,
             now,
-            row.links
+            row.links,
+            row.legacy_id
         ])
         .ctx(&self.path)
     }
@@ -724,6 +735,25 @@ impl Checkpoint {
             set.insert(row.get::<_, i64>(0).ctx(&self.path)? as u64);
         }
         Ok(set)
+    }
+
+    /// Every recorded legacy id of a run (schema V6_IDMAP), in record order, to `f`.
+    pub fn for_each_legacy_id(&self, run: RunId, mut f: impl FnMut(u64, String)) -> Result<()> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT record, legacy_id FROM users \
+                 WHERE run_id = ?1 AND legacy_id IS NOT NULL ORDER BY record",
+            )
+            .ctx(&self.path)?;
+        let mut rows = stmt.query([run]).ctx(&self.path)?;
+        while let Some(row) = rows.next().ctx(&self.path)? {
+            f(
+                row.get::<_, i64>(0).ctx(&self.path)? as u64,
+                row.get(1).ctx(&self.path)?,
+            );
+        }
+        Ok(())
     }
 
     /// Failed and rejected users in record order (for `report --failed`).

@@ -453,6 +453,47 @@ impl DirectoryFile {
     }
 }
 
+/// Who a directory user is, without their attributes or hash: for the id map and `progress`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DirectoryIdentity {
+    /// 1-based record index in the input the directory was built from.
+    pub record: u64,
+    pub username: String,
+    /// The user's `custom:legacy_id` attribute, if the mapping wrote one.
+    pub legacy_id: Option<String>,
+}
+
+impl DirectoryFile {
+    /// Every user's [`DirectoryIdentity`], in record order. Reads every row (no hash is read).
+    pub fn identities(&self) -> Result<Vec<DirectoryIdentity>> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare(
+                "SELECT record, username, json_extract(attributes, '$.\"custom:legacy_id\"') \
+                 FROM users ORDER BY record",
+            )
+            .ctx(&self.path)?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok(DirectoryIdentity {
+                    record: u64::try_from(r.get::<_, i64>(0)?).unwrap_or(0),
+                    username: r.get(1)?,
+                    legacy_id: match r.get_ref(2)? {
+                        rusqlite::types::ValueRef::Null => None,
+                        rusqlite::types::ValueRef::Text(t) => {
+                            Some(String::from_utf8_lossy(t).into_owned())
+                        }
+                        rusqlite::types::ValueRef::Integer(i) => Some(i.to_string()),
+                        rusqlite::types::ValueRef::Real(f) => Some(f.to_string()),
+                        rusqlite::types::ValueRef::Blob(_) => None,
+                    },
+                })
+            })
+            .ctx(&self.path)?;
+        rows.collect::<rusqlite::Result<Vec<_>>>().ctx(&self.path)
+    }
+}
+
 /// Opens `path` for a quick look at its metadata without keeping it open.
 pub fn read_meta(path: impl AsRef<Path>) -> Result<DirectoryMeta> {
     Ok(DirectoryFile::open(path)?.meta)

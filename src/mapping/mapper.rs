@@ -30,6 +30,10 @@ pub struct MappedUser {
     /// Federated identities to link to the user once it is in the pool, each with the pool's
     /// identity provider from the `[providers]` table (see [`super::providers`]).
     pub links: Vec<Link>,
+    /// The user's id in the legacy system, for the id map (`report --id-map`): the mapped
+    /// `custom:legacy_id`, else the source's own id field ([`Mapper::set_legacy_id_field`]).
+    /// Recorded in the state; not an attribute (the pool may not declare `custom:legacy_id`).
+    pub legacy_id: Option<String>,
 }
 
 impl MappedUser {
@@ -93,6 +97,8 @@ pub struct Mapper {
     /// `password_scheme = "aspnet-identity"`: the password field is an ASP.NET Identity blob.
     aspnet_password: bool,
     groups_field: Option<String>,
+    /// The source field holding the user's legacy id ([`Mapper::set_legacy_id_field`]).
+    legacy_id_field: Option<String>,
     group_rewrite: GroupRewrite,
     providers: ProviderTable,
     enabled: Option<CompiledRule>,
@@ -279,6 +285,7 @@ impl Mapper {
             password_field: mapping.password.clone(),
             aspnet_password,
             groups_field: groups.from,
+            legacy_id_field: None,
             group_rewrite,
             providers: ProviderTable::new(&mapping.providers),
             enabled,
@@ -290,6 +297,13 @@ impl Mapper {
             unique_preferred: alias("preferred_username"),
             seen: Seen::default(),
         })
+    }
+
+    /// The source field that holds the user's id in the legacy system (e.g. Auth0's `user_id`,
+    /// see [`crate::source::legacy_id_field`]): [`MappedUser::legacy_id`] takes it when the mapping
+    /// writes no `custom:legacy_id` (the pool need not declare the attribute for the id map).
+    pub fn set_legacy_id_field(&mut self, field: Option<String>) {
+        self.legacy_id_field = field;
     }
 
     pub fn schema(&self) -> &PoolSchema {
@@ -630,6 +644,10 @@ impl Mapper {
         }
         let groups = self.check_groups(groups, pos)?;
         let links = self.providers.links(&user.identities);
+        let legacy_id = attributes
+            .get("custom:legacy_id")
+            .or_else(|| self.legacy_id_field.as_deref().and_then(|f| user.field(f)))
+            .map(str::to_string);
         Ok(MappedUser {
             position: pos,
             username,
@@ -638,6 +656,7 @@ impl Mapper {
             groups,
             password,
             links,
+            legacy_id,
         })
     }
 }

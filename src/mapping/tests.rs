@@ -460,3 +460,47 @@ fn password_scheme_names_aspnet_identity() {
         .expect("unknown scheme refused");
     assert!(e.to_string().contains("password_scheme"), "{e}");
 }
+
+#[test]
+fn the_legacy_id_is_the_mapped_attribute_else_the_sources_id_field() {
+    let fields = [
+        ("user", "ada"),
+        ("mail", "ada@example.com"),
+        ("verified", "y"),
+    ];
+    // Mapped to custom:legacy_id: that value, whatever the id field says.
+    let mut m = mapper(&[], &[]);
+    m.set_legacy_id_field(Some("uid".into()));
+    let mut with_id = fields.to_vec();
+    with_id.extend([("id", "42"), ("uid", "auth0|x")]);
+    assert_eq!(
+        m.map(user(1, &with_id)).unwrap().legacy_id.as_deref(),
+        Some("42")
+    );
+    // A mapping without custom:legacy_id (or a pool without it): the source's id field.
+    let plain = MappingFile::parse(
+        "username = \"user\"\n[attributes]\nemail = \"mail\"\nemail_verified = { from = \"verified\", transform = \"bool\" }\n",
+        "test",
+    )
+    .unwrap();
+    let mut m = Mapper::new(&plain, &schema(&[], &[])).unwrap();
+    let mut with_uid = fields.to_vec();
+    with_uid.push(("uid", "auth0|x"));
+    assert_eq!(m.map(user(1, &with_uid)).unwrap().legacy_id, None);
+    m.set_legacy_id_field(Some("uid".into()));
+    with_uid[0] = ("user", "cyd");
+    with_uid[1] = ("mail", "cyd@example.com");
+    let mapped = m.map(user(2, &with_uid)).unwrap();
+    assert_eq!(mapped.legacy_id.as_deref(), Some("auth0|x"));
+    assert_eq!(
+        mapped.attribute("custom:legacy_id"),
+        None,
+        "not an attribute"
+    );
+    // An empty field is no id.
+    let mut empty = fields.to_vec();
+    empty[0] = ("user", "bob");
+    empty[1] = ("mail", "bob@example.com");
+    empty.push(("uid", ""));
+    assert_eq!(m.map(user(3, &empty)).unwrap().legacy_id, None);
+}

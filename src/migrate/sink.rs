@@ -67,7 +67,8 @@ impl Observer for RunSink {
             Outcome::Pending,
         )
         .with_followups(!u.enabled, &u.groups)
-        .with_links(links_of(u));
+        .with_links(links_of(u))
+        .with_legacy_id(u.legacy_id.clone());
         match (r.route, row) {
             (Route::Trigger, _) => {
                 let mut row = base;

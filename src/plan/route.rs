@@ -499,6 +499,7 @@ mod tests {
             groups: vec![],
             password,
             links: vec![],
+            legacy_id: None,
         }
     }
 

@@ -310,6 +310,19 @@ pub fn builtin_mapping(format: Format) -> Option<&'static str> {
     }
 }
 
+/// The field of a vendor format's records that holds the user's id in the legacy system (the one
+/// its built-in mapping writes to `custom:legacy_id`); `None` for the generic formats. Recorded
+/// with each user for the id map even when the pool has no `custom:legacy_id`.
+pub fn legacy_id_field(format: Format) -> Option<&'static str> {
+    match format {
+        Format::Auth0 => Some("user_id"),
+        Format::Firebase => Some("localId"),
+        Format::Keycloak | Format::Django => Some("id"),
+        Format::Cognito => Some("sub"),
+        Format::Csv | Format::Json | Format::Ndjson => None,
+    }
+}
+
 /// Prepends warnings found while opening to the source's own.
 struct WithWarnings {
     inner: Box<dyn Source>,

@@ -10,6 +10,8 @@ Endpoints (``docs``: tests/emulator/README.md):
 ``GET /_emulator/stats``, ``POST /_emulator/stats/reset``,
 ``GET /_emulator/users/<pool id>/<username>``, ``POST /_emulator/users/<pool id>`` (seed users
 straight into a pool: benchmarks need 50,000+ users in seconds, not 50,000 API calls),
+``POST /_emulator/users/<pool id>/<username>`` (``{"created": <Unix seconds>}``: set the user's
+``UserCreateDate`` and ``UserLastModifiedDate``, as if it had arrived then),
 ``GET /_emulator/import_jobs``,
 ``GET /_emulator/import_jobs/<job id>/csv``, ``GET /_emulator/import_jobs/<job id>/log``.
 """
@@ -87,6 +89,8 @@ def handle(environ) -> tuple[int, list, bytes]:
             return _user(parts[1], parts[2])
         if route == "users" and method == "POST" and len(parts) == 2:
             return _seed_users(parts[1], _read_json(environ))
+        if route == "users" and method == "POST" and len(parts) == 3:
+            return _set_user_dates(parts[1], parts[2], _read_json(environ))
         if route == "import_jobs" and method == "GET":
             return _import_jobs(parts[1:])
     except ValueError as error:
@@ -156,6 +160,27 @@ def _seed_users(pool_id: str, body) -> tuple[int, list, bytes]:
                 pool.groups[group].users.add(user)
                 user.groups.add(pool.groups[group])
     return _json(200, {"created": len(users)})
+
+
+def _set_user_dates(pool_id: str, username: str, body: dict):
+    """Backdate a user: tests of ``progress`` need users that arrived on given days, and Cognito
+    sets ``UserCreateDate`` itself. Stored naive UTC, as moto stores it."""
+    import datetime
+
+    created = body.get("created")
+    if not isinstance(created, (int, float)) or isinstance(created, bool):
+        raise ValueError("created must be Unix seconds (a number)")
+    when = datetime.datetime.fromtimestamp(created, datetime.timezone.utc).replace(tzinfo=None)
+    with BACKEND_LOCK:
+        pool = find_user_pool(pool_id)
+        if pool is None:
+            return _json(404, {"error": f"User pool {pool_id} does not exist."})
+        user = pool._get_user(username)
+        if user is None:
+            return _json(404, {"error": f"User {username} does not exist in {pool_id}."})
+        user.create_date = when
+        user.last_modified_date = when
+        return _json(200, {"username": user.username, "created": when.isoformat()})
 
 
 def _import_jobs(rest: list[str]):

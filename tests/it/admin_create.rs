@@ -210,6 +210,7 @@ fn mapped(i: u64, prefix: &str, extra: &[(&str, &str)]) -> MappedUser {
         groups: vec![],
         password: None,
         links: vec![],
+        legacy_id: None,
     }
 }
 

@@ -20,6 +20,7 @@ mod import_job_crash;
 mod import_job_faults;
 mod listing;
 mod migrate_api;
+mod pool_views;
 mod preflight;
 mod real_exports;
 mod report_html;

@@ -7,6 +7,7 @@ use cognito_migrate::migrate::MigrateError;
 use cognito_migrate::pool::PoolError;
 use cognito_migrate::source::RecordError;
 use cognito_migrate::state_store::StateStoreError;
+use cognito_migrate::views::ReadError;
 
 /// The process exit codes users' scripts depend on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -92,6 +93,14 @@ pub fn classify(err: &anyhow::Error) -> (Exit, Option<String>) {
                 Exit::Usage,
                 Some("fix or replace the input, then run the same command again".into()),
             );
+        }
+        if let Some(e) = cause.downcast_ref::<ReadError>() {
+            if e.is_configuration() {
+                return (
+                    Exit::Usage,
+                    Some("check --pool-id and --region, and that the caller may call cognito-idp:ListUsers, AdminGetUser and DescribeUserPool on the pool".into()),
+                );
+            }
         }
         if let Some(e) = cause.downcast_ref::<PoolError>() {
             let exit = if e.is_configuration() {

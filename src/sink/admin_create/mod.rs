@@ -229,6 +229,7 @@ fn base_row(u: &MappedUser, route: &str) -> UserRow {
     UserRow::new(u.position, u.username.clone(), route, Outcome::Pending)
         .with_followups(!u.enabled, &u.groups)
         .with_links(links_of(u))
+        .with_legacy_id(u.legacy_id.clone())
 }
 
 /// A mapped user's links as (pool provider, provider's user id) pairs.

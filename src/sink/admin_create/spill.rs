@@ -37,6 +37,9 @@ struct Line<'a> {
     /// Federated identities to link: (the pool's provider name, the provider's user id).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     links: Vec<(String, String)>,
+    /// Absent in files of earlier versions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    legacy_id: Option<std::borrow::Cow<'a, str>>,
 }
 
 /// Writes the users of a reading pass; [`SpillWriter::finish`] once the input is read.
@@ -79,6 +82,7 @@ impl SpillWriter {
                 .iter()
                 .filter_map(|l| Some((l.provider.clone()?, l.user_id.clone())))
                 .collect(),
+            legacy_id: u.legacy_id.as_deref().map(Into::into),
         };
         serde_json::to_writer(&mut self.out, &line)?;
         self.out.write_all(b"\n")?;
@@ -136,6 +140,7 @@ fn parse(text: &str) -> Result<MappedUser, serde_json::Error> {
                 user_id,
             })
             .collect(),
+        legacy_id: l.legacy_id.map(|l| l.into_owned()),
     })
 }
 
@@ -178,6 +183,7 @@ mod tests {
                 } else {
                     vec![]
                 },
+                legacy_id: (i != 1).then(|| format!("L-{i}")),
             })
             .collect();
         let mut w = SpillWriter::create(&path).unwrap();

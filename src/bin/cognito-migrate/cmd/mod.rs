@@ -7,6 +7,7 @@ mod mapping;
 mod output;
 mod plan;
 mod preflight;
+mod progress;
 mod report;
 mod retry;
 mod run;
@@ -210,6 +211,7 @@ pub enum Command {
     Run(run::RunArgs),
     Status(status::StatusArgs),
     Report(report::ReportArgs),
+    Progress(progress::ProgressArgs),
     Retry(retry::RetryArgs),
     Directory(directory::DirectoryArgs),
 }
@@ -224,6 +226,7 @@ impl Command {
             Command::Run(args) => run::run(args, global).await,
             Command::Status(args) => status::run(args, global).await,
             Command::Report(args) => report::run(args, global).await,
+            Command::Progress(args) => progress::run(args, global).await,
             Command::Retry(args) => retry::run(args, global).await,
             Command::Directory(args) => directory::run(args, global).await,
         }

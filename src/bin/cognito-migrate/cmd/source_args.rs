@@ -304,11 +304,13 @@ impl SourceArgs {
 
     pub fn mapper(&self, schema: &PoolSchema) -> anyhow::Result<Mapper> {
         let mapping = self.mapping(schema)?;
-        Mapper::new(&mapping, schema).map_err(|e| {
+        let mut mapper = Mapper::new(&mapping, schema).map_err(|e| {
             ConfigError::new(chain(&e))
                 .with_hint("fix the mapping file; `cognito-migrate header --pool-id ID` lists the pool's attributes")
-                .into()
-        })
+        })?;
+        // The vendor's id is recorded for the id map even if the pool has no custom:legacy_id.
+        mapper.set_legacy_id_field(source::legacy_id_field(self.format).map(str::to_string));
+        Ok(mapper)
     }
 
     pub fn hash_context(&self) -> anyhow::Result<HashContext> {
