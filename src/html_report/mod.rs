@@ -139,6 +139,48 @@ pub struct Extras {
     pub progress: Option<Section>,
 }
 
+impl Section {
+    /// The trigger's progress ([`crate::views::TriggerProgress`], what `cognito-migrate progress`
+    /// prints) as a section: the counts, the figures that tell when to retire the trigger, and
+    /// the arrivals per day.
+    pub fn trigger_progress(p: &crate::views::TriggerProgress) -> Section {
+        let mut body = Html::paragraph(&format!(
+            "Of the users left to the migration trigger, as the pool {} was read at {}.",
+            p.pool_id, p.as_of
+        ));
+        let opt = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".to_string());
+        body.push(Html::pairs(&[
+            ("left to the trigger", p.left_to_trigger.to_string()),
+            ("arrived (now in the pool)", p.arrived.to_string()),
+            ("remaining", p.remaining.to_string()),
+            ("arrived, %", format!("{:.1}", p.percent_arrived)),
+            ("arrivals in the last 7 days", p.last_7_days.to_string()),
+            ("arrivals in the last 30 days", p.last_30_days.to_string()),
+            ("first arrival", opt(&p.first_arrival)),
+            ("last arrival", opt(&p.last_arrival)),
+            (
+                "days since the last arrival",
+                p.days_since_last_arrival
+                    .map(|d| d.to_string())
+                    .unwrap_or_else(|| "-".to_string()),
+            ),
+        ]));
+        if !p.per_day.is_empty() {
+            let rows: Vec<(String, u64)> = p
+                .per_day
+                .iter()
+                .map(|d| (d.date.clone(), d.arrivals))
+                .collect();
+            body.push(Html::bar_chart("Arrivals per day (UTC)", &rows));
+        }
+        Section {
+            id: "progress",
+            title: "The trigger's progress".to_string(),
+            body,
+        }
+    }
+}
+
 /// Everything the report shows, read from a state.
 #[derive(Clone, Debug)]
 pub struct ReportData {

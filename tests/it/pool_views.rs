@@ -283,6 +283,34 @@ async fn progress_and_the_id_map_follow_the_pool_as_users_arrive() {
     ] {
         assert!(table.contains(&line), "{line:?} in\n{table}");
     }
+    // The HTML report draws the same progress (report --html --progress).
+    let html = dir.join("report.html");
+    let mut html_args = vec![
+        "report",
+        "--state",
+        state.to_str().unwrap(),
+        "--html",
+        html.to_str().unwrap(),
+        "--progress",
+        "--directory",
+        directory.to_str().unwrap(),
+    ];
+    let (code, out, err) = run_cli(&html_args, &emu.cli_env());
+    assert!(code == 0 || code == 1, "{out}\n{err}");
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert_eq!(crate::report_html::html5_errors(&html), None);
+    for cell in [
+        "<th>left to the trigger</th><td class=\"n\">4</td>",
+        "<th>arrived (now in the pool)</th><td class=\"n\">2</td>",
+        "<th>remaining</th><td class=\"n\">2</td>",
+    ] {
+        assert!(page.contains(cell), "{cell:?} not in the report");
+    }
+    assert!(page.contains(&date_of(t - 40 * DAY)), "the arrivals per day");
+    // --progress needs --html; --directory needs --id-map or --progress.
+    html_args.retain(|a| *a != "--progress");
+    let (code, _, err) = run_cli(&html_args, &emu.cli_env());
+    assert_eq!(code, 2, "{err}");
     // The same from the run's state alone (its `trigger` users), and by AdminGetUser.
     let from_state = progress(
         &emu,

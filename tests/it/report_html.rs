@@ -20,7 +20,7 @@ const EVIL: &str = "<script>alert(1)</script>@example.com";
 const EVIL_ESCAPED: &str = "&lt;script&gt;alert(1)&lt;/script&gt;@example.com";
 
 /// Parses `file` with html5lib in strict mode (any parse error fails); returns the parser's error.
-fn html5_errors(file: &Path) -> Option<String> {
+pub(crate) fn html5_errors(file: &Path) -> Option<String> {
     let python = std::env::var_os("COGNITO_MIGRATE_EMULATOR_PYTHON")
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|| repo_root().join(".venv/bin/python"));

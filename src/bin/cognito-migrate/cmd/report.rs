@@ -41,18 +41,24 @@ pub struct ReportArgs {
     /// Where to write the HTML report (created with mode 0600; replaced if it exists).
     #[arg(long, value_name = "OUT.html")]
     pub html: Option<PathBuf>,
+    /// With --html: also read the pool (ListUsers, paced under the UserList quota) and draw the
+    /// trigger's progress: of the users left to the trigger, how many arrived, per day (what
+    /// `cognito-migrate progress` prints).
+    #[arg(long, requires = "html")]
+    pub progress: bool,
     /// Where to write the id map (`-` for stdout; a file is created with mode 0600). Columns:
     /// legacy_id, legacy_username, username, sub, status (in_pool | missing | arrived | not_arrived), origin
     /// (run | trigger), route, record, created.
     #[arg(long, value_name = "OUT.csv")]
     pub id_map: Option<PathBuf>,
-    /// With --id-map: list the trigger users from the trigger's directory file instead of the
-    /// run's `trigger` users (built from the run's input, as `directory build --state` does).
-    #[arg(long, value_name = "FILE", requires = "id_map")]
+    /// With --id-map or --progress: the trigger users are the trigger's directory file's, instead
+    /// of the run's `trigger` users (built from the run's input, as `directory build --state`
+    /// does).
+    #[arg(long, value_name = "FILE")]
     pub directory: Option<PathBuf>,
-    /// With --id-map: how to read the pool (`auto`: a ListUsers pass, or AdminGetUser per user
-    /// when they are fewer than a fifteenth of the pool).
-    #[arg(long, value_enum, default_value = "auto", requires = "id_map")]
+    /// With --id-map or --progress: how to read the pool (`auto`: a ListUsers pass, or
+    /// AdminGetUser per user when they are fewer than a fifteenth of the pool).
+    #[arg(long, value_enum, default_value = "auto")]
     pub lookup: IdLookup,
 }
 
@@ -79,6 +85,9 @@ pub async fn run(args: &ReportArgs, global: &GlobalArgs) -> anyhow::Result<Exit>
         )
         .into());
     }
+    if args.directory.is_some() && args.id_map.is_none() && !args.progress {
+        return Err(ConfigError::new("--directory goes with --id-map or --progress").into());
+    }
     let state = super::read_state(&args.state, global).await?;
     let cp = Checkpoint::open_read_only(state.path())?;
     let run = cp
@@ -86,7 +95,22 @@ pub async fn run(args: &ReportArgs, global: &GlobalArgs) -> anyhow::Result<Exit>
         .ok_or_else(|| ConfigError::new(format!("{} holds no run yet", args.state)))?;
     let mut exit = Exit::Ok;
     if let Some(path) = &args.html {
-        let data = html_report::write(&cp, &run, path, &Extras::default())?;
+        let mut extras = Extras::default();
+        if args.progress {
+            let dir = open_directory(args, &run)?;
+            let clients = global.clients().await?;
+            let (progress, _) = views::trigger_progress(
+                &clients,
+                &run.spec.pool_id,
+                Some((&cp, run.id)),
+                dir.as_ref(),
+                lookup(args.lookup),
+                now_ms(),
+            )
+            .await?;
+            extras.progress = Some(html_report::Section::trigger_progress(&progress));
+        }
+        let data = html_report::write(&cp, &run, path, &extras)?;
         if data.counts.rejected + data.counts.failed > 0 {
             exit = Exit::SomeFailed;
         }
@@ -149,30 +173,10 @@ async fn id_map(
     run: &Run,
     path: &std::path::Path,
 ) -> anyhow::Result<Exit> {
-    let pool_id = run.spec.pool_id.clone();
-    let dir = match &args.directory {
-        Some(p) if !p.exists() => {
-            return Err(ConfigError::new(format!("no directory file at {}", p.display())).into())
-        }
-        Some(p) => Some(DirectoryFile::open(p)?),
-        None => None,
-    };
-    if let Some(d) = &dir {
-        if d.meta().pool_id != pool_id {
-            return Err(ConfigError::new(format!(
-                "the directory was built for pool {}, but the run's pool is {pool_id}",
-                d.meta().pool_id
-            ))
-            .into());
-        }
-    }
+    let dir = open_directory(args, run)?;
     let clients = global.clients().await?;
-    let lookup = match args.lookup {
-        IdLookup::Auto => Lookup::Auto,
-        IdLookup::List => Lookup::Forced(Strategy::List),
-        IdLookup::Get => Lookup::Forced(Strategy::Get),
-    };
-    let (map, strategy) = views::id_map(&clients, cp, run, dir.as_ref(), lookup).await?;
+    let (map, strategy) =
+        views::id_map(&clients, cp, run, dir.as_ref(), lookup(args.lookup)).await?;
     let mut out = map.write_csv(output(path)?)?;
     out.flush()?;
     drop(out);
@@ -193,4 +197,41 @@ async fn id_map(
     } else {
         Exit::Ok
     })
+}
+
+/// The --directory file, checked to be the run's pool's.
+fn open_directory(args: &ReportArgs, run: &Run) -> anyhow::Result<Option<DirectoryFile>> {
+    let pool_id = &run.spec.pool_id;
+    let dir = match &args.directory {
+        Some(p) if !p.exists() => {
+            return Err(ConfigError::new(format!("no directory file at {}", p.display())).into())
+        }
+        Some(p) => Some(DirectoryFile::open(p)?),
+        None => None,
+    };
+    if let Some(d) = &dir {
+        if &d.meta().pool_id != pool_id {
+            return Err(ConfigError::new(format!(
+                "the directory was built for pool {}, but the run's pool is {pool_id}",
+                d.meta().pool_id
+            ))
+            .into());
+        }
+    }
+    Ok(dir)
+}
+
+fn lookup(l: IdLookup) -> Lookup {
+    match l {
+        IdLookup::Auto => Lookup::Auto,
+        IdLookup::List => Lookup::Forced(Strategy::List),
+        IdLookup::Get => Lookup::Forced(Strategy::Get),
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }
