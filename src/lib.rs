@@ -25,6 +25,7 @@ pub mod report;
 pub mod retry;
 pub mod sink;
 pub mod source;
+pub mod sync;
 #[doc(hidden)]
 pub mod testing_hook;
 pub mod trigger;

@@ -81,6 +81,7 @@ mod chunks;
 mod recorder;
 mod run;
 mod schema;
+mod sync_state;
 mod users;
 mod writer;
 
@@ -105,6 +106,7 @@ pub use chunk_state::{
 pub use recorder::{ChunkUser, Recorder, RecorderError};
 pub use run::{job_name, Run, RunSpec, MODES};
 pub use schema::SCHEMA_VERSION;
+pub use sync_state::{KeyWrite, NewSyncOp, SyncCounts, SyncKeyRow, SyncOpRow, SyncRunRow};
 pub use users::{Counts, Outcome, RecordSet, StoredUser, UserIter, UserRow, Verdict};
 pub use writer::Writer;
 

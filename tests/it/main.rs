@@ -24,6 +24,7 @@ mod sources_mapping_init;
 mod sources_s3;
 mod state_lease;
 mod state_read_only;
+mod sync;
 mod trigger_aws;
 mod trigger_directory_cli;
 mod trigger_e2e;

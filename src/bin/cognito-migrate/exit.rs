@@ -6,6 +6,7 @@ use cognito_migrate::lease::LeaseError;
 use cognito_migrate::migrate::MigrateError;
 use cognito_migrate::pool::PoolError;
 use cognito_migrate::source::RecordError;
+use cognito_migrate::sync::SyncError;
 
 /// The process exit codes users' scripts depend on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -23,6 +24,11 @@ pub enum Exit {
     Busy = 4,
     /// Not finished: users are still pending; run the same `run` command to continue.
     Pending = 5,
+    /// `sync --plan`: there are changes to make (nothing was written).
+    ChangesPending = 6,
+    /// `sync` finished but removals were held back (the brake or an incomplete source); they
+    /// are listed as staged.
+    RemovalsStaged = 7,
 }
 
 /// A configuration or usage problem found by the CLI itself (exit code 2).
@@ -54,6 +60,11 @@ pub fn classify(err: &anyhow::Error) -> (Exit, Option<String>) {
             return (Exit::Usage, e.hint.clone());
         }
         if let Some(e) = cause.downcast_ref::<MigrateError>() {
+            if e.is_configuration() {
+                return (Exit::Usage, None);
+            }
+        }
+        if let Some(e) = cause.downcast_ref::<SyncError>() {
             if e.is_configuration() {
                 return (Exit::Usage, None);
             }

@@ -12,6 +12,7 @@ mod retry;
 mod run;
 mod source_args;
 mod status;
+mod sync;
 
 use std::path::Path;
 
@@ -143,6 +144,7 @@ pub enum Command {
     Status(status::StatusArgs),
     Report(report::ReportArgs),
     Retry(retry::RetryArgs),
+    Sync(sync::SyncArgs),
     Directory(directory::DirectoryArgs),
 }
 
@@ -157,6 +159,7 @@ impl Command {
             Command::Status(args) => status::run(args, global).await,
             Command::Report(args) => report::run(args, global).await,
             Command::Retry(args) => retry::run(args, global).await,
+            Command::Sync(args) => sync::run(args, global).await,
             Command::Directory(args) => directory::run(args, global).await,
         }
     }

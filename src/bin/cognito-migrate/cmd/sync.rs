@@ -1,0 +1,326 @@
+//! `cognito-migrate sync`: keep the pool in step with its source, writing only real differences.
+//! Glue only: the flags become a [`SyncJob`], the work is [`cognito_migrate::sync::sync`]; this
+//! file prints the result and the one JSON summary line.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use clap::{Args, ValueEnum};
+use cognito_migrate::migrate::{self, MigrateConfig};
+use cognito_migrate::plan::route::{Mode, UnimportablePolicy, UnknownHashPolicy};
+use cognito_migrate::progress::Output;
+use cognito_migrate::sink::admin_create::OnExisting;
+use cognito_migrate::sink::import_job::ImportJobConfig;
+use cognito_migrate::sync::writes::UserChangesConfig;
+use cognito_migrate::sync::{
+    self, Brake, MatchKey, NoPersist, OnMissing, SyncConfig, SyncJob, SyncOutcome, SyncReport,
+};
+
+use super::args::{self, AdminArgs, CliInput};
+use super::source_args::SourceArgs;
+use super::GlobalArgs;
+use crate::exit::{ConfigError, Exit};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum OnMissingArg {
+    Disable,
+    Delete,
+    Ignore,
+}
+
+/// Keep a user pool in step with its source: create new users, update changed ones (only the
+/// attributes that differ), disable (or delete) users gone from the source and enable those who
+/// come back; an unchanged user costs no call at all.
+///
+/// The state (--state) remembers per user what was last written; the same command resumes an
+/// interrupted sync. Removals are held back (exit 7) when they exceed --max-removals or when the
+/// source looks incomplete. --plan writes nothing and exits 6 when there are changes to make.
+/// The last line on stderr is one JSON object summarising the sync (for log metric filters).
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  cognito-migrate sync -i users.ndjson -f auth0 --pool-id us-east-1_AbCdEf123 --state sync.db \\
+      --role-arn arn:aws:iam::123456789012:role/CognitoImportLogs --plan
+  cognito-migrate sync -i users.ndjson -f auth0 --pool-id us-east-1_AbCdEf123 --state sync.db \\
+      --role-arn arn:aws:iam::123456789012:role/CognitoImportLogs")]
+pub struct SyncArgs {
+    #[command(flatten)]
+    pub source: SourceArgs,
+    /// The target user pool id.
+    #[arg(long, env = "COGNITO_MIGRATE_POOL_ID")]
+    pub pool_id: String,
+    /// The state: a local SQLite file (created with mode 0600). One sync at a time per state: a
+    /// second one exits 4.
+    #[arg(long, value_name = "LOCATION")]
+    pub state: String,
+    /// The key that identifies a user across syncs: the mapped username (default), `email`, or a
+    /// mapped custom attribute (`custom:legacy_id`).
+    #[arg(long = "match", default_value = "username", value_name = "KEY")]
+    pub match_key: String,
+    /// Users the state knows that the source no longer has: disable them (AdminDisableUser),
+    /// delete them (AdminDeleteUser), or leave them.
+    #[arg(long, value_enum, default_value = "disable")]
+    pub on_missing: OnMissingArg,
+    /// The most disables + deletes of users gone from the source in one sync: a count or a
+    /// percentage of the users the state knows (a percentage allows at most 1,000). Over it, no
+    /// removal is written and they are listed as staged (exit 7).
+    #[arg(long, default_value = "5%", value_name = "N|P%")]
+    pub max_removals: String,
+    /// Let removals through whatever --max-removals says.
+    #[arg(long)]
+    pub allow_removals: bool,
+    /// Above this share of rejected records (percent) the source counts as incomplete: no
+    /// removal is written.
+    #[arg(long, default_value_t = 1.0, value_name = "P")]
+    pub max_rejected: f64,
+    /// Write nothing: print the change set (counts per kind; with --json every user with the
+    /// names of the attributes that change). Exit 6 when there are changes to make.
+    #[arg(long)]
+    pub plan: bool,
+    /// Print the result as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// How new users are created: auto (importable hashes through import jobs, the rest through
+    /// AdminCreateUser), import-job, or admin-create.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub mode: Mode,
+    /// IAM role that lets Cognito write import-job logs to CloudWatch (modes auto and import-job).
+    #[arg(long, env = "COGNITO_MIGRATE_ROLE_ARN", value_name = "ARN")]
+    pub role_arn: Option<String>,
+    /// What to do with password hashes Cognito cannot import (new users).
+    #[arg(long, value_enum, default_value = "trigger")]
+    pub unimportable: UnimportablePolicy,
+    /// What to do with a password hash that cannot be used at all (new users).
+    #[arg(long, value_enum, default_value = "reset")]
+    pub unknown_hash: UnknownHashPolicy,
+    /// Where import files are written while their jobs run (default: <state>.files/).
+    #[arg(long, value_name = "DIR")]
+    pub work_dir: Option<PathBuf>,
+    /// Read failed import jobs' CloudWatch Logs for per-user results (needs logs:GetLogEvents).
+    #[arg(long)]
+    pub fetch_job_logs: bool,
+    /// Write the password_hash of ALGORITHM in NOTATION (see `run --help`). Repeatable.
+    #[arg(long = "hash-encoding", value_name = "ALGORITHM=NOTATION")]
+    pub hash_encoding: Vec<String>,
+    /// Import-job tuning for tests: the longest wait between two polls, in seconds.
+    #[arg(
+        long,
+        hide = true,
+        env = "COGNITO_MIGRATE_POLL_MAX_SECONDS",
+        default_value_t = 20.0
+    )]
+    pub poll_max_seconds: f64,
+    /// AdminCreateUser calls per second (UserCreation quota).
+    #[arg(long, default_value_t = 50.0, value_name = "RPS")]
+    pub rate: f64,
+    /// AdminUpdateUserAttributes / AdminDeleteUserAttributes / AdminDisableUser /
+    /// AdminEnableUser / AdminDeleteUser calls per second (UserUpdate quota).
+    #[arg(long, default_value_t = 25.0, value_name = "RPS")]
+    pub update_rate: f64,
+    /// AdminAddUserToGroup / AdminRemoveUserFromGroup calls per second (UserResourceUpdate quota).
+    #[arg(long, default_value_t = 25.0, value_name = "RPS")]
+    pub group_rate: f64,
+    /// AdminGetUser calls per second (UserRead quota).
+    #[arg(long, default_value_t = 120.0, value_name = "RPS")]
+    pub read_rate: f64,
+    /// Calls in flight at once.
+    #[arg(long, default_value_t = 16, value_name = "N")]
+    pub concurrency: usize,
+    /// Create groups that do not exist.
+    #[arg(long)]
+    pub create_groups: bool,
+    /// Move an email/phone alias another user holds to the new user (ForceAliasCreation).
+    #[arg(long)]
+    pub force_alias_creation: bool,
+}
+
+impl SyncArgs {
+    fn state_path(&self) -> anyhow::Result<PathBuf> {
+        if self.state.starts_with("s3://") {
+            return Err(ConfigError::new(format!(
+                "--state {}: an s3:// state is not supported by this build yet",
+                self.state
+            ))
+            .with_hint("give a local path")
+            .into());
+        }
+        Ok(PathBuf::from(&self.state))
+    }
+
+    fn sync_config(&self, state: PathBuf) -> anyhow::Result<SyncConfig> {
+        let match_key: MatchKey = self.match_key.parse().map_err(ConfigError::new)?;
+        let max_removals: Brake = self.max_removals.parse().map_err(ConfigError::new)?;
+        if !(0.0..=100.0).contains(&self.max_rejected) {
+            return Err(ConfigError::new("--max-rejected must be a percentage (0 to 100)").into());
+        }
+        Ok(SyncConfig {
+            pool_id: self.pool_id.clone(),
+            state,
+            match_key,
+            on_missing: match self.on_missing {
+                OnMissingArg::Disable => OnMissing::Disable,
+                OnMissingArg::Delete => OnMissing::Delete,
+                OnMissingArg::Ignore => OnMissing::Ignore,
+            },
+            max_removals,
+            allow_removals: self.allow_removals,
+            max_rejected_percent: self.max_rejected,
+            plan: self.plan,
+            writes: UserChangesConfig {
+                update_rate: self.update_rate,
+                resource_update_rate: self.group_rate,
+                concurrency: self.concurrency,
+            },
+            persist_every: std::time::Duration::from_secs(60),
+        })
+    }
+
+    /// The create path's settings (`migrate::run` with `--on-existing update`: a user already in
+    /// the pool is adopted and brought in line).
+    fn migrate_config(&self, state: PathBuf) -> anyhow::Result<MigrateConfig> {
+        let role_arn = migrate::role_arn(self.mode, self.role_arn.clone())?;
+        let admin = AdminArgs {
+            rate: self.rate,
+            update_rate: self.update_rate,
+            group_rate: self.group_rate,
+            read_rate: self.read_rate,
+            concurrency: self.concurrency,
+            on_existing: OnExisting::Update,
+            force_alias_creation: self.force_alias_creation,
+            invite: false,
+            create_groups: self.create_groups,
+        }
+        .config()?;
+        let d = ImportJobConfig::default();
+        let poll_max = std::time::Duration::from_secs_f64(self.poll_max_seconds.max(0.05));
+        Ok(MigrateConfig {
+            pool_id: self.pool_id.clone(),
+            state,
+            mode: self.mode,
+            role_arn,
+            unimportable: self.unimportable,
+            unknown_hash: self.unknown_hash,
+            work_dir: self.work_dir.clone(),
+            restart: true,
+            fetch_job_logs: self.fetch_job_logs,
+            import_job: ImportJobConfig {
+                poll_min: d.poll_min.min(poll_max),
+                poll_max,
+                ..d
+            },
+            admin,
+            hash_encodings: args::hash_encodings(&self.hash_encoding)?,
+            progress: Output::auto(),
+        })
+    }
+}
+
+pub async fn run(args: &SyncArgs, global: &GlobalArgs) -> anyhow::Result<Exit> {
+    let started = Instant::now();
+    let result = sync_and_print(args, global).await;
+    let (exit, report) = match &result {
+        Ok((exit, report)) => (*exit, Some(report)),
+        Err(e) => (crate::exit::classify(e).0, None),
+    };
+    summary_line(args, report, exit, started);
+    result.map(|(exit, _)| exit)
+}
+
+async fn sync_and_print(
+    args: &SyncArgs,
+    global: &GlobalArgs,
+) -> anyhow::Result<(Exit, SyncReport)> {
+    let state = args.state_path()?;
+    let lease = super::take_lease(&state, "sync")?;
+    let config = args.sync_config(state.clone())?;
+    let migration = args::migration(&args.source, args.migrate_config(state)?, global).await?;
+    let detect_mapper = args.source.mapper(&migration.schema)?;
+    let input = CliInput {
+        source: &args.source,
+        global,
+    };
+    let job = SyncJob {
+        config,
+        migration,
+        detect_mapper,
+    };
+    let (cancel, listener) = super::cancel_on_signals();
+    let report = sync::sync(job, &input, &cancel, &lease, &NoPersist).await;
+    listener.abort();
+    let report = report?;
+    for w in &report.warnings {
+        eprintln!("warning: {w}");
+    }
+    let c = &report.counts;
+    let verb = if report.plan { "would be" } else { "were" };
+    eprintln!(
+        "sync {}{}: {} records ({} rejected, {} unchanged); {} created, {} updated, {} disabled, \
+         {} enabled, {} deleted, {} group adds, {} group removes {verb} written; {} users failed; \
+         {} removals staged",
+        report.id,
+        if report.plan { " (plan)" } else { "" },
+        c.records,
+        c.rejected,
+        c.unchanged,
+        c.created,
+        c.updated,
+        c.disabled,
+        c.enabled,
+        c.deleted,
+        c.group_adds,
+        c.group_removes,
+        c.failed,
+        c.staged_removals
+    );
+    if let Some(why) = &report.no_removals_because {
+        eprintln!("no removal was written: {why}");
+    }
+    if args.json {
+        let out = serde_json::json!({
+            "sync": report.id,
+            "plan": report.plan,
+            "outcome": report.outcome.as_str(),
+            "counts": c,
+            "no_removals_because": report.no_removals_because,
+            "users": report.planned,
+        });
+        println!("{out}");
+    }
+    let exit = match report.outcome {
+        SyncOutcome::Ok => Exit::Ok,
+        SyncOutcome::ChangesPending => Exit::ChangesPending,
+        SyncOutcome::RemovalsStaged => Exit::RemovalsStaged,
+        SyncOutcome::FailedUsers | SyncOutcome::Rejected => Exit::SomeFailed,
+        SyncOutcome::Fatal => Exit::Fatal,
+    };
+    Ok((exit, report))
+}
+
+/// The one JSON line on stderr that ends every sync (the shared format; no usernames, values or
+/// secrets), also when it failed.
+fn summary_line(args: &SyncArgs, report: Option<&SyncReport>, exit: Exit, started: Instant) {
+    let c = report.map(|r| r.counts).unwrap_or_default();
+    let outcome = report.map(|r| r.outcome).unwrap_or(SyncOutcome::Fatal);
+    let line = serde_json::json!({
+        "event": "cognito-migrate.sync",
+        "version": 1,
+        "pool_id": args.pool_id,
+        "plan": args.plan,
+        "full": report.map(|r| r.full).unwrap_or(false),
+        "outcome": outcome.as_str(),
+        "exit_code": exit as u8,
+        "records": c.records,
+        "rejected": c.rejected,
+        "unchanged": c.unchanged,
+        "created": c.created,
+        "updated": c.updated,
+        "disabled": c.disabled,
+        "enabled": c.enabled,
+        "deleted": c.deleted,
+        "group_adds": c.group_adds,
+        "group_removes": c.group_removes,
+        "failed": c.failed,
+        "staged_removals": c.staged_removals,
+        "duration_ms": started.elapsed().as_millis() as u64,
+    });
+    eprintln!("{line}");
+}

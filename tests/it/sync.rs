@@ -1,0 +1,446 @@
+//! `cognito-migrate sync` against the emulator: the life of a user (created, changed, removed,
+//! back, deleted), groups (a Cognito-only group never touched), zero calls for an unchanged
+//! source (the emulator's call counters), `--plan`, the removal brake, an empty or truncated
+//! source, a user already created in the pool (as the migration trigger does), and SIGKILL at
+//! each of the sync's checkpoints then resume. Small inputs, quotas off: the file runs in well
+//! under a minute.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use crate::common::{self, attr, create_pool, run_cli, tempdir, Emulator};
+use aws_sdk_cognitoidentityprovider::types::UserType;
+use aws_sdk_cognitoidentityprovider::Client;
+use serde_json::Value;
+
+const MAPPING: &str = r#"
+username = "username"
+groups = "roles"
+enabled = { from = "active", transform = "bool" }
+
+[attributes]
+email = { from = "email", transform = "lowercase_email" }
+email_verified = { from = "verified", transform = "bool" }
+name = "name"
+"#;
+
+/// The calls that change a pool.
+const WRITES: [&str; 10] = [
+    "AdminCreateUser",
+    "AdminUpdateUserAttributes",
+    "AdminDeleteUserAttributes",
+    "AdminDisableUser",
+    "AdminEnableUser",
+    "AdminDeleteUser",
+    "AdminAddUserToGroup",
+    "AdminRemoveUserFromGroup",
+    "CreateUserImportJob",
+    "StartUserImportJob",
+];
+
+#[derive(Clone, Debug)]
+struct U {
+    username: String,
+    name: String,
+    active: bool,
+    roles: Vec<&'static str>,
+}
+
+fn u(i: usize, roles: &[&'static str]) -> U {
+    U {
+        username: format!("user{i}"),
+        name: format!("User {i}"),
+        active: true,
+        roles: roles.to_vec(),
+    }
+}
+
+struct Setup {
+    emu: Emulator,
+    c: Client,
+    pool: String,
+    dir: common::TempDir,
+}
+
+impl Setup {
+    async fn new(name: &str) -> Setup {
+        let emu = Emulator::start();
+        let c = emu.cognito().await;
+        let pool = create_pool(c.create_user_pool().pool_name(name)).await;
+        for g in ["staff", "admins", "console"] {
+            c.create_group()
+                .user_pool_id(&pool)
+                .group_name(g)
+                .send()
+                .await
+                .expect("create group");
+        }
+        let dir = tempdir(name);
+        std::fs::write(dir.join("mapping.toml"), MAPPING).unwrap();
+        Setup { emu, c, pool, dir }
+    }
+
+    fn state(&self) -> PathBuf {
+        self.dir.join("sync.db")
+    }
+
+    fn write(&self, users: &[U]) -> PathBuf {
+        let mut csv = String::from("username,email,verified,name,active,roles\n");
+        for u in users {
+            csv.push_str(&format!(
+                "{},{}@example.com,true,{},{},\"{}\"\n",
+                u.username,
+                u.username,
+                u.name,
+                u.active,
+                u.roles.join(",")
+            ));
+        }
+        let input = self.dir.join("users.csv");
+        std::fs::write(&input, csv).unwrap();
+        input
+    }
+
+    fn args(&self, input: &Path, extra: &[&str]) -> Vec<String> {
+        let mut a: Vec<String> = [
+            "sync",
+            "-i",
+            input.to_str().unwrap(),
+            "-f",
+            "csv",
+            "--mapping",
+            self.dir.join("mapping.toml").to_str().unwrap(),
+            "--pool-id",
+            &self.pool,
+            "--state",
+            self.state().to_str().unwrap(),
+            "--mode",
+            "admin-create",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        a.extend(extra.iter().map(|s| s.to_string()));
+        a
+    }
+
+    /// Runs `sync`; returns (exit code, stdout, the summary line, stderr).
+    fn sync(&self, users: &[U], extra: &[&str]) -> (i32, String, Value, String) {
+        let input = self.write(users);
+        self.sync_input(&input, extra)
+    }
+
+    fn sync_input(&self, input: &Path, extra: &[&str]) -> (i32, String, Value, String) {
+        let args = self.args(input, extra);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let (code, out, err) = run_cli(&args, &self.emu.cli_env());
+        let summary = summary(&err);
+        (code, out, summary, err)
+    }
+
+    fn reset_stats(&self) {
+        self.emu
+            .control("/_emulator/stats/reset", serde_json::json!({}));
+    }
+
+    /// Calls of each write operation since the last reset.
+    fn writes(&self) -> Vec<(String, u64)> {
+        let stats = self.emu.stats();
+        WRITES
+            .iter()
+            .map(|op| {
+                let n = stats["operations"][op]["calls"].as_u64().unwrap_or(0);
+                (op.to_string(), n)
+            })
+            .filter(|(_, n)| *n > 0)
+            .collect()
+    }
+
+    fn calls(&self, op: &str) -> u64 {
+        self.emu.stats()["operations"][op]["calls"]
+            .as_u64()
+            .unwrap_or(0)
+    }
+
+    async fn users(&self) -> Vec<UserType> {
+        common::pool_users(&self.c, &self.pool).await
+    }
+
+    async fn user(&self, name: &str) -> Option<UserType> {
+        self.users()
+            .await
+            .into_iter()
+            .find(|u| u.username() == Some(name))
+    }
+
+    async fn members(&self, group: &str) -> BTreeSet<String> {
+        let users: Vec<UserType> = self
+            .c
+            .list_users_in_group()
+            .user_pool_id(&self.pool)
+            .group_name(group)
+            .into_paginator()
+            .items()
+            .send()
+            .collect::<Result<_, _>>()
+            .await
+            .expect("list users in group");
+        users
+            .iter()
+            .map(|u| u.username().unwrap().to_string())
+            .collect()
+    }
+}
+
+/// The last stderr line, which must be the one JSON summary object.
+fn summary(stderr: &str) -> Value {
+    let last = stderr.lines().last().unwrap_or("");
+    let v: Value = serde_json::from_str(last)
+        .unwrap_or_else(|e| panic!("the last stderr line is not JSON ({e}): {stderr}"));
+    assert_eq!(v["event"], "cognito-migrate.sync", "{stderr}");
+    v
+}
+
+fn names(list: &[&str]) -> BTreeSet<String> {
+    list.iter().map(|s| s.to_string()).collect()
+}
+
+fn attr_of(u: &UserType, name: &str) -> Option<String> {
+    u.attributes()
+        .iter()
+        .find(|a| a.name() == name)
+        .and_then(|a| a.value().map(str::to_string))
+}
+
+#[tokio::test]
+async fn a_users_life_groups_zero_calls_when_unchanged_plan_and_the_brake() {
+    let s = Setup::new("sync-life").await;
+    let mut users = vec![
+        u(0, &["staff"]),
+        u(1, &["staff", "admins"]),
+        u(2, &[]),
+        u(3, &[]),
+        u(4, &[]),
+    ];
+
+    // 1. The first sync creates everyone with their groups.
+    let (code, _, sum, err) = s.sync(&users, &[]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(sum["created"], 5, "{sum}");
+    assert_eq!(sum["outcome"], "ok");
+    assert_eq!(s.users().await.len(), 5);
+    assert_eq!(s.members("staff").await, names(&["user0", "user1"]));
+    assert_eq!(s.members("admins").await, names(&["user1"]));
+
+    // 2. The same source again: not one write call.
+    s.reset_stats();
+    let (code, _, sum, err) = s.sync(&users, &[]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(s.writes(), vec![], "an unchanged source writes nothing");
+    assert_eq!(sum["unchanged"], 5, "{sum}");
+    assert_eq!(sum["records"], 5, "{sum}");
+
+    // A group only Cognito knows, which sync must never touch.
+    s.c.admin_add_user_to_group()
+        .user_pool_id(&s.pool)
+        .username("user0")
+        .group_name("console")
+        .send()
+        .await
+        .unwrap();
+
+    // 3. Changes: a name, groups moved, one user gone. --plan first: exit 6, nothing written,
+    // attribute names but no values.
+    users[2].name = "Renamed Two".into();
+    users[1].roles = vec!["staff"];
+    users[3].roles = vec!["admins"];
+    let gone = users.remove(4);
+    s.reset_stats();
+    let (code, out, sum, err) = s.sync(&users, &["--plan", "--json"]);
+    assert_eq!(code, 6, "{err}");
+    assert_eq!(s.writes(), vec![], "--plan writes nothing");
+    assert_eq!(sum["plan"], true);
+    assert_eq!(sum["outcome"], "changes_pending");
+    assert_eq!(sum["updated"], 3, "{sum}");
+    assert_eq!(sum["disabled"], 1, "{sum}");
+    assert_eq!(sum["group_adds"], 1, "{sum}");
+    assert_eq!(sum["group_removes"], 1, "{sum}");
+    assert!(!out.contains("Renamed Two") && !err.contains("Renamed Two"));
+    let plan: Value = serde_json::from_str(out.trim()).unwrap();
+    let planned = plan["users"].as_array().unwrap();
+    let user2 = planned.iter().find(|p| p["username"] == "user2").unwrap();
+    assert_eq!(user2["attributes"], serde_json::json!(["name"]), "{plan}");
+    let user4 = planned.iter().find(|p| p["username"] == "user4").unwrap();
+    assert_eq!(user4["action"], "disable", "{plan}");
+
+    let (code, _, sum, err) = s.sync(&users, &[]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(sum["disabled"], 1, "{sum}");
+    assert_eq!(
+        s.calls("AdminUpdateUserAttributes"),
+        1,
+        "only user2 changed"
+    );
+    assert_eq!(s.calls("AdminDisableUser"), 1);
+    let two = s.user("user2").await.unwrap();
+    assert_eq!(attr_of(&two, "name").as_deref(), Some("Renamed Two"));
+    assert!(!s.user("user4").await.unwrap().enabled());
+    assert_eq!(s.members("staff").await, names(&["user0", "user1"]));
+    assert_eq!(s.members("admins").await, names(&["user3"]));
+    assert_eq!(
+        s.members("console").await,
+        names(&["user0"]),
+        "a group the source never named is left alone"
+    );
+
+    // 4. The user comes back: enabled again, nothing else written.
+    users.push(gone);
+    s.reset_stats();
+    let (code, _, sum, err) = s.sync(&users, &[]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(sum["enabled"], 1, "{sum}");
+    assert_eq!(s.writes(), vec![("AdminEnableUser".to_string(), 1)]);
+    assert!(s.user("user4").await.unwrap().enabled());
+
+    // 5. Two of five gone: over the default brake (5% of 5, rounded up: 1). Held back, exit 7.
+    let kept: Vec<U> = users[..3].to_vec();
+    s.reset_stats();
+    let (code, _, sum, err) = s.sync(&kept, &["--on-missing", "delete"]);
+    assert_eq!(code, 7, "{err}");
+    assert_eq!(sum["staged_removals"], 2, "{sum}");
+    assert_eq!(sum["outcome"], "removals_staged");
+    assert!(err.contains("--allow-removals"), "{err}");
+    assert_eq!(s.writes(), vec![], "held-back removals write nothing");
+
+    // 6. --allow-removals lets them through.
+    let (code, _, sum, err) = s.sync(&kept, &["--on-missing", "delete", "--allow-removals"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(sum["deleted"], 2, "{sum}");
+    let left: BTreeSet<String> = s
+        .users()
+        .await
+        .iter()
+        .map(|u| u.username().unwrap().to_string())
+        .collect();
+    assert_eq!(left, names(&["user0", "user1", "user2"]));
+}
+
+#[tokio::test]
+async fn an_empty_or_truncated_source_removes_nobody() {
+    let s = Setup::new("sync-incomplete").await;
+    let users: Vec<U> = (0..4).map(|i| u(i, &[])).collect();
+    let (code, _, _, err) = s.sync(&users, &[]);
+    assert_eq!(code, 0, "{err}");
+
+    // Header only: no records, so no removal, whatever the brake.
+    s.reset_stats();
+    let (code, _, sum, err) = s.sync(&[], &["--allow-removals"]);
+    assert_eq!(code, 7, "{err}");
+    assert_eq!(sum["records"], 0, "{sum}");
+    assert_eq!(sum["staged_removals"], 4, "{sum}");
+    assert!(err.contains("the source has no records"), "{err}");
+    assert_eq!(s.writes(), vec![]);
+
+    // A gzip that breaks off: exit 2, nothing written.
+    let mut csv = String::from("username,email,verified,name,active,roles\n");
+    for i in 0..200 {
+        csv.push_str(&format!(
+            "user{i},user{i}@example.com,true,User {i},true,\"\"\n"
+        ));
+    }
+    let gz = common::gzip(csv.as_bytes());
+    let input = s.dir.join("users.csv.gz");
+    std::fs::write(&input, &gz[..gz.len() / 2]).unwrap();
+    let (code, _, sum, err) = s.sync_input(&input, &["--allow-removals"]);
+    assert_eq!(code, 2, "{err}");
+    assert_eq!(sum["outcome"], "fatal", "{sum}");
+    assert_eq!(s.writes(), vec![]);
+    assert!(s.users().await.iter().all(|u| u.enabled()));
+}
+
+#[tokio::test]
+async fn a_user_already_in_the_pool_is_matched_and_gets_its_groups() {
+    let s = Setup::new("sync-adopt").await;
+    // As the migration trigger would have created it, without groups.
+    s.c.admin_create_user()
+        .user_pool_id(&s.pool)
+        .username("user7")
+        .user_attributes(attr("email", "user7@example.com"))
+        .message_action(aws_sdk_cognitoidentityprovider::types::MessageActionType::Suppress)
+        .send()
+        .await
+        .unwrap();
+    let users = vec![u(6, &[]), u(7, &["staff"])];
+    let (code, _, sum, err) = s.sync(&users, &[]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(sum["failed"], 0, "{sum}");
+    assert_eq!(s.users().await.len(), 2, "user7 is not created twice");
+    assert_eq!(s.members("staff").await, names(&["user7"]));
+    let seven = s.user("user7").await.unwrap();
+    assert_eq!(attr_of(&seven, "name").as_deref(), Some("User 7"));
+    // Known now: the next sync writes nothing.
+    s.reset_stats();
+    let (code, _, _, err) = s.sync(&users, &[]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(s.writes(), vec![]);
+}
+
+/// SIGKILL at each checkpoint of a sync, then the same command: the pool ends exact and every
+/// change is written once.
+#[tokio::test]
+async fn sigkill_mid_sync_then_resume_writes_each_change_once() {
+    for point in [
+        "sync-recorded",
+        "sync-created",
+        "sync-op-done",
+        "sync-op-done#3",
+    ] {
+        let s = Setup::new("sync-crash").await;
+        let mut users: Vec<U> = (0..6).map(|i| u(i, &[])).collect();
+        let (code, _, _, err) = s.sync(&users, &[]);
+        assert_eq!(code, 0, "{point}: {err}");
+        // A change of every kind: renames, groups, a new user, a removal.
+        users[0].name = "Zero".into();
+        users[1].name = "One".into();
+        users[2].roles = vec!["staff"];
+        users[3].active = false;
+        users.remove(5);
+        users.push(u(9, &["admins"]));
+        s.reset_stats();
+        let input = s.write(&users);
+        let args = s.args(&input, &["--allow-removals"]);
+        let mut env = s.emu.cli_env();
+        env.push((cognito_migrate::testing_hook::ENV, point.to_string()));
+        let out = common::cli_command(&args, &env).output().unwrap();
+        assert_eq!(
+            out.status.code(),
+            None,
+            "{point}: killed by the hook: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let (code, _, sum, err) = s.sync_input(&input, &["--allow-removals"]);
+        assert_eq!(code, 0, "{point}: {err}");
+        assert!(err.contains("resuming sync"), "{point}: {err}");
+        assert_eq!(sum["failed"], 0, "{point}: {sum}");
+        // Exactly once across both processes.
+        assert_eq!(s.calls("AdminUpdateUserAttributes"), 2, "{point}");
+        assert_eq!(s.calls("AdminDisableUser"), 2, "{point}: user3 and user5");
+        assert_eq!(s.calls("AdminCreateUser"), 1, "{point}");
+        assert_eq!(s.calls("AdminAddUserToGroup"), 2, "{point}");
+        let pool = s.users().await;
+        assert_eq!(pool.len(), 7, "{point}");
+        let zero = pool.iter().find(|u| u.username() == Some("user0")).unwrap();
+        assert_eq!(attr_of(zero, "name").as_deref(), Some("Zero"), "{point}");
+        for (name, enabled) in [("user3", false), ("user5", false), ("user9", true)] {
+            let x = pool.iter().find(|u| u.username() == Some(name)).unwrap();
+            assert_eq!(x.enabled(), enabled, "{point}: {name}");
+        }
+        assert_eq!(s.members("staff").await, names(&["user2"]), "{point}");
+        assert_eq!(s.members("admins").await, names(&["user9"]), "{point}");
+        // And then nothing is left to do.
+        s.reset_stats();
+        let (code, _, _, err) = s.sync_input(&input, &["--allow-removals"]);
+        assert_eq!(code, 0, "{point}: {err}");
+        assert_eq!(s.writes(), vec![], "{point}");
+    }
+}
