@@ -217,12 +217,22 @@ impl SyncArgs {
 pub async fn run(args: &SyncArgs, global: &GlobalArgs) -> anyhow::Result<Exit> {
     let started = Instant::now();
     let result = sync_and_print(args, global).await;
-    let (exit, report) = match &result {
-        Ok((exit, report)) => (*exit, Some(report)),
-        Err(e) => (crate::exit::classify(e).0, None),
-    };
-    summary_line(args, report, exit, started);
-    result.map(|(exit, _)| exit)
+    match result {
+        Ok((exit, report)) => {
+            summary_line(args, Some(&report), exit, started);
+            Ok(exit)
+        }
+        Err(err) => {
+            // Said here as `main` says it, so that the summary line is the last line.
+            let (exit, hint) = crate::exit::classify(&err);
+            eprintln!("error: {}", cognito_migrate::display_chain(err.as_ref()));
+            if let Some(hint) = hint {
+                eprintln!("hint: {hint}");
+            }
+            summary_line(args, None, exit, started);
+            Ok(exit)
+        }
+    }
 }
 
 async fn sync_and_print(
