@@ -287,3 +287,114 @@ pub fn diff(stored: &Target, want: &Target) -> Diff {
     d.remove_groups = stored.groups.difference(&want.groups).cloned().collect();
     d
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn target(attrs: &[(&str, &str)], enabled: bool, groups: &[&str]) -> Target {
+        let mut attrs: Vec<(String, u64)> = attrs
+            .iter()
+            .map(|(n, v)| (n.to_string(), attr_digest(n, v)))
+            .collect();
+        attrs.sort();
+        Target {
+            attrs,
+            enabled,
+            groups: groups.iter().map(|g| g.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn stored_text_reads_back_to_the_same_fingerprint() {
+        let t = target(
+            &[("email", "a@example.com"), ("name", "A"), ("custom:x", "1")],
+            false,
+            &["b", "a"],
+        );
+        let back = Target::parse(&t.attrs_text(), t.enabled, &t.groups_text());
+        assert_eq!(back, t);
+        assert_eq!(back.fingerprint(), t.fingerprint());
+        // Any part changes the fingerprint.
+        let mut other = t.clone();
+        other.enabled = true;
+        assert_ne!(other.fingerprint(), t.fingerprint());
+        let mut other = t.clone();
+        other.groups.insert("c".into());
+        assert_ne!(other.fingerprint(), t.fingerprint());
+        assert_ne!(
+            target(&[("name", "ab")], true, &[]).fingerprint(),
+            target(&[("name", "a"), ("b", "")], true, &[]).fingerprint()
+        );
+    }
+
+    #[test]
+    fn digests_are_stable_across_builds() {
+        // Stored in states: a change here makes every user look changed once.
+        assert_eq!(Digest::default().finish(), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(attr_digest("name", "A"), attr_digest("name", "A"));
+        assert_ne!(attr_digest("name", "A"), attr_digest("nam", "eA"));
+    }
+
+    #[test]
+    fn diff_sends_only_what_differs_and_carries_the_verified_flag() {
+        let stored = target(
+            &[
+                ("email", "old@example.com"),
+                ("email_verified", "true"),
+                ("name", "A"),
+                ("nickname", "x"),
+            ],
+            true,
+            &["staff", "admins"],
+        );
+        let want = target(
+            &[
+                ("email", "new@example.com"),
+                ("email_verified", "true"),
+                ("name", "A"),
+            ],
+            false,
+            &["staff", "ops"],
+        );
+        let d = diff(&stored, &want);
+        assert_eq!(d.set, vec!["email", "email_verified"]);
+        assert_eq!(d.delete, vec!["nickname"]);
+        assert_eq!(d.enabled, Some(false));
+        assert_eq!(d.add_groups, vec!["ops"]);
+        assert_eq!(d.remove_groups, vec!["admins"]);
+        assert!(diff(&want, &want).is_empty());
+        // A name change alone sends the name alone.
+        let renamed = target(
+            &[
+                ("email", "new@example.com"),
+                ("email_verified", "true"),
+                ("name", "B"),
+            ],
+            false,
+            &["staff", "ops"],
+        );
+        assert_eq!(diff(&want, &renamed).set, vec!["name"]);
+    }
+
+    #[test]
+    fn match_keys_parse_and_brakes_limit() {
+        assert_eq!("email".parse::<MatchKey>(), Ok(MatchKey::Email));
+        assert_eq!(
+            "custom:legacy_id".parse::<MatchKey>(),
+            Ok(MatchKey::Custom("custom:legacy_id".into()))
+        );
+        assert!("phone".parse::<MatchKey>().is_err());
+        assert!("custom:".parse::<MatchKey>().is_err());
+        use crate::sync::Brake;
+        assert_eq!("5%".parse::<Brake>(), Ok(Brake::Percent(5.0)));
+        assert_eq!("12".parse::<Brake>(), Ok(Brake::Count(12)));
+        assert!("-1".parse::<Brake>().is_err());
+        assert!("150%".parse::<Brake>().is_err());
+        assert_eq!(Brake::Percent(5.0).limit(5), 1);
+        assert_eq!(Brake::Percent(5.0).limit(1000), 50);
+        assert_eq!(Brake::Percent(5.0).limit(10_000_000), 1000, "capped");
+        assert_eq!(Brake::Count(7).limit(10_000_000), 7);
+        assert_eq!(Brake::Percent(0.0).limit(100), 0);
+    }
+}

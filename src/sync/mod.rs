@@ -290,7 +290,15 @@ pub async fn sync(
                 for op in &set.ops {
                     count_op(&mut counts, op.kind, op.status, op.removal);
                 }
-                counts.updated = set.planned.iter().filter(|p| p.action == "update").count() as u64;
+                // As a real sync counts them: users whose attributes are written.
+                counts.updated = set
+                    .planned
+                    .iter()
+                    .filter(|p| {
+                        p.action == "update"
+                            && !(p.attributes.is_empty() && p.deleted_attributes.is_empty())
+                    })
+                    .count() as u64;
                 let outcome = if !set.ops.is_empty() {
                     SyncOutcome::ChangesPending
                 } else if counts.rejected > 0 {

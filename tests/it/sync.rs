@@ -261,7 +261,7 @@ async fn a_users_life_groups_zero_calls_when_unchanged_plan_and_the_brake() {
     assert_eq!(s.writes(), vec![], "--plan writes nothing");
     assert_eq!(sum["plan"], true);
     assert_eq!(sum["outcome"], "changes_pending");
-    assert_eq!(sum["updated"], 3, "{sum}");
+    assert_eq!(sum["updated"], 1, "{sum}");
     assert_eq!(sum["disabled"], 1, "{sum}");
     assert_eq!(sum["group_adds"], 1, "{sum}");
     assert_eq!(sum["group_removes"], 1, "{sum}");
@@ -443,4 +443,36 @@ async fn sigkill_mid_sync_then_resume_writes_each_change_once() {
         assert_eq!(code, 0, "{point}: {err}");
         assert_eq!(s.writes(), vec![], "{point}");
     }
+}
+
+/// A user whose write fails does not hold anyone else back, and the next sync retries it.
+#[tokio::test]
+async fn a_failed_user_is_retried_by_the_next_sync() {
+    let s = Setup::new("sync-retry").await;
+    let mut users: Vec<U> = (0..3).map(|i| u(i, &[])).collect();
+    let (code, _, _, err) = s.sync(&users, &[]);
+    assert_eq!(code, 0, "{err}");
+    // user0 goes into a group that does not exist yet; user1 is renamed.
+    users[0].roles = vec!["later"];
+    users[1].name = "Renamed".into();
+    let (code, _, sum, err) = s.sync(&users, &[]);
+    assert_eq!(code, 1, "{err}");
+    assert_eq!(sum["outcome"], "failed_users", "{sum}");
+    assert_eq!(sum["failed"], 1, "{sum}");
+    assert_eq!(sum["updated"], 1, "{sum}");
+    assert!(err.contains("group_add of user user0 failed"), "{err}");
+    let one = s.user("user1").await.unwrap();
+    assert_eq!(attr_of(&one, "name").as_deref(), Some("Renamed"));
+    s.c.create_group()
+        .user_pool_id(&s.pool)
+        .group_name("later")
+        .send()
+        .await
+        .unwrap();
+    s.reset_stats();
+    let (code, _, sum, err) = s.sync(&users, &[]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(sum["group_adds"], 1, "{sum}");
+    assert_eq!(s.writes(), vec![("AdminAddUserToGroup".to_string(), 1)]);
+    assert_eq!(s.members("later").await, names(&["user0"]));
 }
