@@ -296,6 +296,18 @@ impl Checkpoint {
         })
     }
 
+    /// Gives up a sync's creates not done yet (marked `failed` with `message`): how many.
+    pub fn sync_abandon_creates(&self, id: i64, message: &str) -> Result<usize> {
+        self.write_tx(true, |tx| {
+            tx.execute(
+                "UPDATE sync_ops SET status = 'failed', message = ?2, updated_at = ?3 \
+                 WHERE sync_id = ?1 AND kind = 'create' AND status IN ('pending', 'started')",
+                params![id, message, now_ms()],
+            )
+            .ctx(&self.path)
+        })
+    }
+
     /// Moves a sync to `phase` (durably); `prev_run` is recorded when given.
     pub fn sync_set_phase(&self, id: i64, phase: &str, prev_run: Option<i64>) -> Result<()> {
         self.write_tx(true, |tx| {

@@ -14,6 +14,7 @@ use serde::Serialize;
 
 use crate::checkpoint::{Checkpoint, NewSyncOp, RecordSet, SyncKeyRow};
 use crate::mapping::{MappedUser, Mapper, Rejection};
+use crate::migrate::CancelToken;
 use crate::plan::route::{Route, Router};
 use crate::plan::source_rejection;
 use crate::source::Source;
@@ -123,8 +124,13 @@ impl Detect<'_> {
         source: &mut dyn Source,
         mapper: &mut Mapper,
         router: &Router,
+        cancel: &CancelToken,
     ) -> Result<(), SyncError> {
         while let Some(item) = source.next_record() {
+            if self.set.records.is_multiple_of(1024) && cancel.is_cancelled() {
+                // Nothing is recorded or written yet.
+                return Err(SyncError::Interrupted);
+            }
             self.set.warnings.extend(source.take_warnings());
             let user = match item {
                 Err(e) if e.fatal => return Err(SyncError::SourceBroke(e)),

@@ -275,11 +275,29 @@ pub async fn sync(
                 cfg.state.display(),
                 u.phase
             ));
-            (u.id, true, Vec::new())
+            let mut warnings = Vec::new();
+            if u.input_fingerprint != migration.input.fingerprint {
+                // Its creates name records of the input it read: another input cannot serve
+                // them. They are given up (the next sync finds those users new again); the
+                // other ops need no input and go on.
+                let n = cp.sync_abandon_creates(
+                    u.id,
+                    "the input changed before the user was created: the next sync creates it",
+                )?;
+                if n > 0 {
+                    warnings.push(format!(
+                        "the input differs from the one sync {} read: its {n} pending creates are \
+                         left to the next sync",
+                        u.id
+                    ));
+                }
+            }
+            (u.id, true, warnings)
         }
         None => {
             let id = cp.sync_begin(&cfg.pool_id, &migration.input.fingerprint, cfg.plan, false)?;
-            let (set, no_removals) = detect_changes(&cfg, &migration, detect_mapper, input).await?;
+            let (set, no_removals) =
+                detect_changes(&cfg, &migration, detect_mapper, input, cancel).await?;
             let mut counts = SyncCounts {
                 records: set.records,
                 rejected: set.rejected,
@@ -469,6 +487,7 @@ async fn detect_changes(
     m: &Migration,
     mut mapper: Mapper,
     input: &dyn OpenInput,
+    cancel: &CancelToken,
 ) -> Result<(detect::ChangeSet, Option<String>), SyncError> {
     let mut notations = m.checkpoint.canary_notations(&cfg.pool_id)?;
     for (alg, n) in m.config.hash_encodings.iter() {
@@ -487,6 +506,7 @@ async fn detect_changes(
     let mut source = input.open().await.map_err(SyncError::Open)?;
     let cp = m.checkpoint.clone();
     let cfg = cfg.clone();
+    let cancel = cancel.clone();
     tokio::task::spawn_blocking(move || {
         let known = detect::Known::load(&cp)?;
         let mut d = detect::Detect {
@@ -495,7 +515,7 @@ async fn detect_changes(
             known,
             set: detect::ChangeSet::default(),
         };
-        d.read(source.as_mut(), &mut mapper, &router)?;
+        d.read(source.as_mut(), &mut mapper, &router, &cancel)?;
         d.removals(cfg.on_missing)?;
         let s = &d.set;
         let limit = cfg.max_removals.limit(d.known.active);

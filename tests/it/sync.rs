@@ -476,3 +476,52 @@ async fn a_failed_user_is_retried_by_the_next_sync() {
     assert_eq!(s.writes(), vec![("AdminAddUserToGroup".to_string(), 1)]);
     assert_eq!(s.members("later").await, names(&["user0"]));
 }
+
+/// SIGTERM (what ECS sends) in the middle of the writes: exit 3 with the summary line, and the
+/// same command finishes the same sync without writing anything twice.
+#[tokio::test]
+async fn sigterm_stops_cleanly_and_the_same_command_resumes() {
+    let s = Setup::new("sync-term").await;
+    let mut users: Vec<U> = (0..12).map(|i| u(i, &[])).collect();
+    let (code, _, _, err) = s.sync(&users, &[]);
+    assert_eq!(code, 0, "{err}");
+    for (i, user) in users.iter_mut().enumerate() {
+        user.name = format!("Renamed {i}");
+    }
+    s.reset_stats();
+    let input = s.write(&users);
+    // Slow writes (4 a second), so that the signal comes while they are under way.
+    let args = s.args(&input, &["--update-rate", "4"]);
+    let child = common::cli_command(&args, &s.emu.cli_env())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while s.calls("AdminUpdateUserAttributes") < 2 {
+        assert!(std::time::Instant::now() < deadline, "no write began");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let pid = child.id().to_string();
+    std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert_eq!(summary(&err)["outcome"], "fatal", "{err}");
+    let before = s.calls("AdminUpdateUserAttributes");
+    assert!(before < 12, "stopped before the end: {before}");
+    let (code, _, sum, err) = s.sync_input(&input, &[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("resuming sync"), "{err}");
+    assert_eq!(sum["updated"], 12, "{sum}");
+    // Each user once; at most the one call in flight when the signal came is sent again.
+    let total = s.calls("AdminUpdateUserAttributes");
+    assert!((12..=13).contains(&total), "{total} calls");
+    for u in s.users().await {
+        let name = attr_of(&u, "name").unwrap();
+        assert!(name.starts_with("Renamed "), "{name}");
+    }
+}
