@@ -12,6 +12,7 @@ pub mod directory;
 mod error_chain;
 pub mod fs;
 pub mod lease;
+pub mod listing;
 pub mod logging;
 pub mod mapping;
 pub mod migrate;

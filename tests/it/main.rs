@@ -16,6 +16,7 @@ mod fuzz;
 mod hardening;
 mod import_job_crash;
 mod import_job_faults;
+mod listing;
 mod migrate_api;
 mod preflight;
 mod real_exports;

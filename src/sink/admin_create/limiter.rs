@@ -49,6 +49,7 @@ pub enum Category {
     UserResourceUpdate,
     UserRead,
     UserPoolResourceUpdate,
+    UserList,
 }
 
 impl Category {
@@ -59,6 +60,7 @@ impl Category {
             Category::UserResourceUpdate => "UserResourceUpdate",
             Category::UserRead => "UserRead",
             Category::UserPoolResourceUpdate => "UserPoolResourceUpdate",
+            Category::UserList => "UserList",
         }
     }
 }

@@ -78,16 +78,6 @@ impl Limiters {
         }
     }
 
-    pub fn get(&self, c: Category) -> &AdaptiveLimiter {
-        match c {
-            Category::UserCreation => &self.creation,
-            Category::UserUpdate => &self.update,
-            Category::UserResourceUpdate => &self.resource_update,
-            Category::UserRead => &self.read,
-            Category::UserPoolResourceUpdate => &self.pool_resource_update,
-        }
-    }
-
     pub fn all(&self) -> [&AdaptiveLimiter; 5] {
         [
             &self.creation,
@@ -174,7 +164,7 @@ impl AdminService {
     /// One call with the writer's retry policy.
     async fn call<T, E, F, Fut>(
         &self,
-        category: Category,
+        limiter: &AdaptiveLimiter,
         operation: &'static str,
         mut f: F,
     ) -> Result<T, CallError>
@@ -183,7 +173,6 @@ impl AdminService {
         Fut: Future<Output = Result<T, SdkError<E, HttpResponse>>>,
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     {
-        let limiter = self.limiters.get(category);
         let mut backoff = Backoff::new(self.cfg.backoff_initial, self.cfg.backoff_max);
         let (mut transient, mut throttled) = (0u32, 0u32);
         let mut applied = false;
@@ -224,7 +213,7 @@ impl AdminService {
         let attrs = attribute_types(&user_attributes(attributes));
         let has_email = attributes.contains_key("email");
         let has_phone = attributes.contains_key("phone_number");
-        self.call(Category::UserCreation, "AdminCreateUser", || {
+        self.call(&self.limiters.creation, "AdminCreateUser", || {
             let mut req = self
                 .client
                 .admin_create_user()
@@ -253,7 +242,7 @@ impl AdminService {
     /// AdminGetUser; `None` when there is no such user.
     pub async fn get_user(&self, username: &str) -> Result<Option<RemoteUser>, CallError> {
         let r = self
-            .call(Category::UserRead, "AdminGetUser", || {
+            .call(&self.limiters.read, "AdminGetUser", || {
                 self.client
                     .admin_get_user()
                     .user_pool_id(&self.pool_id)
@@ -288,7 +277,7 @@ impl AdminService {
         attrs: &[(&str, &str)],
     ) -> Result<(), CallError> {
         let attrs = attribute_types(attrs);
-        self.call(Category::UserUpdate, "AdminUpdateUserAttributes", || {
+        self.call(&self.limiters.update, "AdminUpdateUserAttributes", || {
             self.client
                 .admin_update_user_attributes()
                 .user_pool_id(&self.pool_id)
@@ -302,7 +291,7 @@ impl AdminService {
 
     /// AdminDisableUser (idempotent).
     pub async fn disable_user(&self, username: &str) -> Result<(), CallError> {
-        self.call(Category::UserUpdate, "AdminDisableUser", || {
+        self.call(&self.limiters.update, "AdminDisableUser", || {
             self.client
                 .admin_disable_user()
                 .user_pool_id(&self.pool_id)
@@ -315,14 +304,18 @@ impl AdminService {
 
     /// AdminAddUserToGroup (idempotent). A missing group is `ResourceNotFoundException`.
     pub async fn add_to_group(&self, username: &str, group: &str) -> Result<(), CallError> {
-        self.call(Category::UserResourceUpdate, "AdminAddUserToGroup", || {
-            self.client
-                .admin_add_user_to_group()
-                .user_pool_id(&self.pool_id)
-                .username(username)
-                .group_name(group)
-                .send()
-        })
+        self.call(
+            &self.limiters.resource_update,
+            "AdminAddUserToGroup",
+            || {
+                self.client
+                    .admin_add_user_to_group()
+                    .user_pool_id(&self.pool_id)
+                    .username(username)
+                    .group_name(group)
+                    .send()
+            },
+        )
         .await
         .map(|_| ())
     }
@@ -330,7 +323,7 @@ impl AdminService {
     /// CreateGroup; a group that exists already (`GroupExistsException`) is fine.
     pub async fn create_group(&self, group: &str) -> Result<(), CallError> {
         let r = self
-            .call(Category::UserPoolResourceUpdate, "CreateGroup", || {
+            .call(&self.limiters.pool_resource_update, "CreateGroup", || {
                 self.client
                     .create_group()
                     .user_pool_id(&self.pool_id)
