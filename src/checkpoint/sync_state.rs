@@ -466,6 +466,19 @@ impl Checkpoint {
         })
     }
 
+    /// Deletes key rows (users no longer in the pool, found by a full reconcile).
+    pub fn sync_forget_keys(&self, keys: &[String]) -> Result<()> {
+        self.write_tx(false, |tx| {
+            let mut st = tx
+                .prepare("DELETE FROM sync_keys WHERE key = ?1")
+                .ctx(&self.path)?;
+            for k in keys {
+                st.execute([k]).ctx(&self.path)?;
+            }
+            Ok(())
+        })
+    }
+
     /// The groups the source has ever named (the managed groups).
     pub fn sync_groups(&self) -> Result<Vec<String>> {
         let conn = self.conn();

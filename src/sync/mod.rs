@@ -33,6 +33,7 @@
 
 pub mod detect;
 pub mod key;
+pub mod reconcile;
 pub mod writes;
 
 use std::path::PathBuf;
@@ -125,6 +126,12 @@ pub struct SyncConfig {
     pub max_rejected_percent: f64,
     /// Write nothing to the pool; report the change set.
     pub plan: bool,
+    /// List the pool and correct drift in this sync ([`reconcile`]).
+    pub full: bool,
+    /// A full reconcile also runs when the last one started longer ago than this (or never ran).
+    pub reconcile_every: Duration,
+    /// How the pool is listed for a full reconcile.
+    pub listing: crate::listing::ListOptions,
     pub writes: UserChangesConfig,
     /// How often the [`Persist`] hook runs while ops are written.
     pub persist_every: Duration,
@@ -205,6 +212,8 @@ pub enum SyncError {
     SourceBroke(#[source] RecordError),
     #[error("creating the new users")]
     Create(#[source] MigrateError),
+    #[error("listing the pool for the full reconcile")]
+    Reconcile(#[source] BoxError),
     #[error("saving the state")]
     Persist(#[source] BoxError),
     #[error("encoding the change set")]
@@ -295,9 +304,50 @@ pub async fn sync(
             (u.id, true, warnings)
         }
         None => {
-            let id = cp.sync_begin(&cfg.pool_id, &migration.input.fingerprint, cfg.plan, false)?;
-            let (set, no_removals) =
+            let full = cfg.full
+                || match cp.sync_last_full()? {
+                    None => true,
+                    Some(at) => {
+                        crate::checkpoint::now_ms().saturating_sub(at)
+                            >= cfg.reconcile_every.as_millis() as i64
+                    }
+                };
+            let id = cp.sync_begin(&cfg.pool_id, &migration.input.fingerprint, cfg.plan, full)?;
+            let mut notes = Vec::new();
+            if full {
+                let managed: std::collections::HashSet<String> =
+                    detect_mapper.targets().map(str::to_string).collect();
+                let st = reconcile::reconcile(
+                    &cp,
+                    client.clone(),
+                    &cfg.pool_id,
+                    &cfg.match_key,
+                    &managed,
+                    cfg.listing.clone(),
+                    cancel,
+                )
+                .await?;
+                say(&format!(
+                    "full reconcile: {} users listed in {:.1} s ({} calls, {} throttled); {} \
+                     adopted, {} differed from the state, {} no longer in the pool{}",
+                    st.pool_users,
+                    st.elapsed.as_secs_f64(),
+                    st.calls,
+                    st.throttled,
+                    st.adopted,
+                    st.drifted,
+                    st.gone,
+                    if st.unkeyed > 0 {
+                        format!(", {} without a matching key (not managed)", st.unkeyed)
+                    } else {
+                        String::new()
+                    }
+                ));
+            }
+            let (mut set, no_removals) =
                 detect_changes(&cfg, &migration, detect_mapper, input, cancel).await?;
+            notes.append(&mut set.warnings);
+            set.warnings = notes;
             let mut counts = SyncCounts {
                 records: set.records,
                 rejected: set.rejected,
@@ -328,7 +378,7 @@ pub async fn sync(
                 return Ok(SyncReport {
                     id,
                     plan: true,
-                    full: false,
+                    full,
                     counts,
                     outcome,
                     no_removals_because: no_removals,
@@ -471,7 +521,7 @@ pub async fn sync(
     Ok(SyncReport {
         id,
         plan: false,
-        full: false,
+        full: run.full,
         counts,
         outcome,
         no_removals_because: run.no_removals_because,

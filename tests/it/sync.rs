@@ -371,9 +371,16 @@ async fn a_user_already_in_the_pool_is_matched_and_gets_its_groups() {
         .await
         .unwrap();
     let users = vec![u(6, &[]), u(7, &["staff"])];
+    s.reset_stats();
     let (code, _, sum, err) = s.sync(&users, &[]);
     assert_eq!(code, 0, "{err}");
     assert_eq!(sum["failed"], 0, "{sum}");
+    // The first sync's full reconcile adopted user7 by its key: only user6 is created.
+    assert!(err.contains("1 adopted"), "{err}");
+    assert_eq!(sum["created"], 1, "{sum}");
+    assert_eq!(s.calls("AdminCreateUser"), 1);
+    assert_eq!(sum["updated"], 1, "user7's name: {sum}");
+    assert_eq!(sum["group_adds"], 1, "{sum}");
     assert_eq!(s.users().await.len(), 2, "user7 is not created twice");
     assert_eq!(s.members("staff").await, names(&["user7"]));
     let seven = s.user("user7").await.unwrap();
@@ -524,4 +531,83 @@ async fn sigterm_stops_cleanly_and_the_same_command_resumes() {
         let name = attr_of(&u, "name").unwrap();
         assert!(name.starts_with("Renamed "), "{name}");
     }
+}
+
+/// Drift behind the tool's back (a console edit, a deleted user, a disabled user, a managed group
+/// joined by hand) goes unseen by an ordinary sync (no call) and is corrected by `--full`; a
+/// group only Cognito knows stays as it is.
+#[tokio::test]
+async fn full_reconcile_corrects_drift() {
+    let s = Setup::new("sync-drift").await;
+    let users = vec![u(0, &[]), u(1, &[]), u(2, &[]), u(3, &[]), u(4, &["staff"])];
+    let (code, _, sum, err) = s.sync(&users, &[]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        sum["full"], true,
+        "a new state begins with a full reconcile: {sum}"
+    );
+    let c = &s.c;
+    c.admin_update_user_attributes()
+        .user_pool_id(&s.pool)
+        .username("user1")
+        .user_attributes(attr("name", "Edited In The Console"))
+        .send()
+        .await
+        .unwrap();
+    c.admin_delete_user()
+        .user_pool_id(&s.pool)
+        .username("user2")
+        .send()
+        .await
+        .unwrap();
+    c.admin_disable_user()
+        .user_pool_id(&s.pool)
+        .username("user3")
+        .send()
+        .await
+        .unwrap();
+    for g in ["staff", "console"] {
+        c.admin_add_user_to_group()
+            .user_pool_id(&s.pool)
+            .username("user0")
+            .group_name(g)
+            .send()
+            .await
+            .unwrap();
+    }
+    // An ordinary sync trusts the state: nothing to do.
+    s.reset_stats();
+    let (code, _, sum, err) = s.sync(&users, &[]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(sum["full"], false, "{sum}");
+    assert_eq!(s.writes(), vec![]);
+    // --full lists the pool and puts it right.
+    s.reset_stats();
+    let (code, _, sum, err) = s.sync(&users, &["--full"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(sum["full"], true, "{sum}");
+    assert!(err.contains("full reconcile: 4 users listed"), "{err}");
+    let mut writes = s.writes();
+    writes.sort();
+    assert_eq!(
+        writes,
+        vec![
+            ("AdminCreateUser".to_string(), 1),
+            ("AdminEnableUser".to_string(), 1),
+            ("AdminRemoveUserFromGroup".to_string(), 1),
+            ("AdminUpdateUserAttributes".to_string(), 1),
+        ]
+    );
+    assert!(s.calls("ListUsers") > 0);
+    let one = s.user("user1").await.unwrap();
+    assert_eq!(attr_of(&one, "name").as_deref(), Some("User 1"));
+    assert!(s.user("user2").await.is_some(), "recreated");
+    assert!(s.user("user3").await.unwrap().enabled());
+    assert_eq!(s.members("staff").await, names(&["user4"]));
+    assert_eq!(s.members("console").await, names(&["user0"]));
+    // And the state is right again: nothing more to do.
+    s.reset_stats();
+    let (code, _, _, err) = s.sync(&users, &["--full"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(s.writes(), vec![]);
 }

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use clap::{Args, ValueEnum};
+use cognito_migrate::listing::ListOptions;
 use cognito_migrate::migrate::{self, MigrateConfig};
 use cognito_migrate::plan::route::{Mode, UnimportablePolicy, UnknownHashPolicy};
 use cognito_migrate::progress::Output;
@@ -76,6 +77,20 @@ pub struct SyncArgs {
     /// names of the attributes that change). Exit 6 when there are changes to make.
     #[arg(long)]
     pub plan: bool,
+    /// Reconcile with the pool in this sync: list every user (ListUsers) and the managed groups'
+    /// members, adopt users created behind the tool's back (e.g. by the migration trigger) and
+    /// correct drift (console edits, deleted users). Also done automatically on a new state and
+    /// when the last one is older than --reconcile-every.
+    #[arg(long)]
+    pub full: bool,
+    /// How often a full reconcile runs by itself: e.g. 24h (default), 90m, 7d; 0 makes every
+    /// sync a full one.
+    #[arg(long, default_value = "24h", value_name = "DURATION")]
+    pub reconcile_every: String,
+    /// ListUsers / ListUsersInGroup calls per second in a full reconcile (the UserList quota,
+    /// 30 per account and Region; lower it to leave room for other callers).
+    #[arg(long, default_value_t = 30.0, value_name = "RPS")]
+    pub list_rate: f64,
     /// Print the result as JSON on stdout.
     #[arg(long)]
     pub json: bool,
@@ -149,6 +164,15 @@ impl SyncArgs {
     fn sync_config(&self, state: PathBuf) -> anyhow::Result<SyncConfig> {
         let match_key: MatchKey = self.match_key.parse().map_err(ConfigError::new)?;
         let max_removals: Brake = self.max_removals.parse().map_err(ConfigError::new)?;
+        let reconcile_every = duration(&self.reconcile_every).ok_or_else(|| {
+            ConfigError::new(format!(
+                "--reconcile-every {:?}: expected a duration such as 24h, 90m, 3600s or 7d",
+                self.reconcile_every
+            ))
+        })?;
+        if !(self.list_rate > 0.0 && self.list_rate.is_finite()) {
+            return Err(ConfigError::new("--list-rate must be a positive number").into());
+        }
         if !(0.0..=100.0).contains(&self.max_rejected) {
             return Err(ConfigError::new("--max-rejected must be a percentage (0 to 100)").into());
         }
@@ -165,6 +189,12 @@ impl SyncArgs {
             allow_removals: self.allow_removals,
             max_rejected_percent: self.max_rejected,
             plan: self.plan,
+            full: self.full,
+            reconcile_every,
+            listing: ListOptions {
+                rate: self.list_rate,
+                ..ListOptions::default()
+            },
             writes: UserChangesConfig {
                 update_rate: self.update_rate,
                 resource_update_rate: self.group_rate,
@@ -333,4 +363,23 @@ fn summary_line(args: &SyncArgs, report: Option<&SyncReport>, exit: Exit, starte
         "duration_ms": started.elapsed().as_millis() as u64,
     });
     eprintln!("{line}");
+}
+
+/// `24h`, `90m`, `3600s`, `7d` or `0`.
+fn duration(s: &str) -> Option<std::time::Duration> {
+    let s = s.trim();
+    if s == "0" {
+        return Some(std::time::Duration::ZERO);
+    }
+    let split = s.len().checked_sub(1)?;
+    let (n, unit) = s.split_at(split);
+    let n: u64 = n.parse().ok()?;
+    let secs = match unit {
+        "s" => n,
+        "m" => n.checked_mul(60)?,
+        "h" => n.checked_mul(3600)?,
+        "d" => n.checked_mul(86_400)?,
+        _ => return None,
+    };
+    Some(std::time::Duration::from_secs(secs))
 }
