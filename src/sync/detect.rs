@@ -19,7 +19,7 @@ use crate::plan::route::{Route, Router};
 use crate::plan::source_rejection;
 use crate::source::Source;
 
-use super::key::{diff, key_hash, MatchKey, Target};
+use super::key::{diff, fingerprint_of, key_hash, MatchKey, Target};
 use super::{OnMissing, SyncError};
 
 /// The keys are digests already: no second hash.
@@ -184,9 +184,12 @@ impl Detect<'_> {
             self.reject_key(&u, "no value for the matching key (--match)");
             return Ok(());
         };
-        let target = Target::of(&u);
-        let fp = target.fingerprint();
-        self.set.groups.extend(u.groups.iter().cloned());
+        let fp = fingerprint_of(&u);
+        for g in &u.groups {
+            if !self.set.groups.contains(g) {
+                self.set.groups.insert(g.clone());
+            }
+        }
         let h = key_hash(&key);
         match self.known.map.get_mut(&h) {
             Some(slot) if slot.seen => {
@@ -197,11 +200,12 @@ impl Detect<'_> {
                 if slot.fp == fp {
                     self.set.unchanged += 1;
                 } else {
-                    self.changed(key, &u, target)?;
+                    self.changed(key, &u, Target::of(&u))?;
                 }
             }
             None => {
                 self.known.map.insert(h, Slot { fp, seen: true });
+                let target = Target::of(&u);
                 let arg = serde_json::json!({
                     "attrs": target.attrs_text(),
                     "enabled": target.enabled,

@@ -197,15 +197,13 @@ impl Target {
 
     /// The one digest compared in memory.
     pub fn fingerprint(&self) -> i64 {
-        let mut d = Digest::default().u64(self.attrs.len() as u64);
-        for (n, h) in &self.attrs {
-            d = d.str(n).u64(*h);
-        }
-        d = d.u64(u64::from(self.enabled)).u64(self.groups.len() as u64);
-        for g in &self.groups {
-            d = d.str(g);
-        }
-        d.finish() as i64
+        fingerprint_parts(
+            self.attrs.iter().map(|(n, h)| (n.as_str(), *h)),
+            self.attrs.len(),
+            self.enabled,
+            self.groups.iter().map(String::as_str),
+            self.groups.len(),
+        )
     }
 
     pub fn attr(&self, name: &str) -> Option<u64> {
@@ -229,6 +227,48 @@ impl Target {
             (Err(_), None) => {}
         }
     }
+}
+
+/// The one digest of sorted attribute digests, the enabled flag and sorted, distinct groups.
+fn fingerprint_parts<'a>(
+    attrs: impl Iterator<Item = (&'a str, u64)>,
+    n_attrs: usize,
+    enabled: bool,
+    groups: impl Iterator<Item = &'a str>,
+    n_groups: usize,
+) -> i64 {
+    let mut d = Digest::default().u64(n_attrs as u64);
+    for (n, h) in attrs {
+        d = d.str(n).u64(h);
+    }
+    d = d.u64(u64::from(enabled)).u64(n_groups as u64);
+    for g in groups {
+        d = d.str(g);
+    }
+    d.finish() as i64
+}
+
+/// The fingerprint of a mapped user, equal to `Target::of(u).fingerprint()` but without a
+/// `String` per attribute: what an unchanged user costs in the detection pass.
+pub fn fingerprint_of(u: &MappedUser) -> i64 {
+    let mut attrs: Vec<(&str, u64)> = Vec::with_capacity(u.attributes.len());
+    attrs.extend(
+        u.attributes
+            .iter()
+            .filter(|(n, _)| is_managed_attribute(n))
+            .map(|(n, v)| (n, attr_digest(n, v))),
+    );
+    attrs.sort_unstable();
+    let mut groups: Vec<&str> = u.groups.iter().map(String::as_str).collect();
+    groups.sort_unstable();
+    groups.dedup();
+    fingerprint_parts(
+        attrs.iter().copied(),
+        attrs.len(),
+        u.enabled,
+        groups.iter().copied(),
+        groups.len(),
+    )
 }
 
 /// What differs between the stored target and the source's.
@@ -326,6 +366,26 @@ mod tests {
             target(&[("name", "ab")], true, &[]).fingerprint(),
             target(&[("name", "a"), ("b", "")], true, &[]).fingerprint()
         );
+    }
+
+    #[test]
+    fn the_allocation_free_fingerprint_equals_the_targets() {
+        let mut attributes = crate::mapping::Attributes::new();
+        attributes.insert("name", "N");
+        attributes.insert("email", "n@example.com");
+        attributes.insert("cognito:mfa_enabled", "true");
+        let u = MappedUser {
+            position: crate::record::Position::default(),
+            username: "n".into(),
+            attributes,
+            enabled: false,
+            groups: vec!["b".into(), "a".into(), "b".into()],
+            password: None,
+        };
+        let t = Target::of(&u);
+        assert_eq!(fingerprint_of(&u), t.fingerprint());
+        assert_eq!(t.attrs.len(), 2, "cognito: pseudo-attributes are not compared");
+        assert_eq!(t.groups.len(), 2);
     }
 
     #[test]
