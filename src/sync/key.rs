@@ -384,7 +384,11 @@ mod tests {
         };
         let t = Target::of(&u);
         assert_eq!(fingerprint_of(&u), t.fingerprint());
-        assert_eq!(t.attrs.len(), 2, "cognito: pseudo-attributes are not compared");
+        assert_eq!(
+            t.attrs.len(),
+            2,
+            "cognito: pseudo-attributes are not compared"
+        );
         assert_eq!(t.groups.len(), 2);
     }
 
