@@ -455,6 +455,14 @@ impl Checkpoint {
         Ok(())
     }
 
+    /// How many keys the state knows.
+    pub fn sync_key_count(&self) -> Result<u64> {
+        self.conn()
+            .query_row("SELECT COUNT(*) FROM sync_keys", [], |r| r.get::<_, i64>(0))
+            .map(|n| n.max(0) as u64)
+            .ctx(&self.path)
+    }
+
     /// Writes key rows directly (users adopted after their create).
     pub fn sync_put_keys(&self, keys: &[SyncKeyRow]) -> Result<()> {
         let now = now_ms();

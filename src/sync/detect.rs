@@ -13,7 +13,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 use serde::Serialize;
 
 use crate::checkpoint::{Checkpoint, NewSyncOp, RecordSet, SyncKeyRow};
-use crate::mapping::{MappedUser, Mapper, Rejection};
+use crate::mapping::{MappedUser, Mapper, Prepared, Rejection};
 use crate::migrate::CancelToken;
 use crate::plan::route::{Route, Router};
 use crate::plan::source_rejection;
@@ -40,10 +40,21 @@ impl Hasher for PassThrough {
     }
 }
 
+/// A known key's fingerprint with its lowest bit replaced by "seen in the source" (16 bytes a
+/// key in the map instead of 24; a fingerprint of 63 bits is plenty to detect change).
 #[derive(Clone, Copy)]
-struct Slot {
-    fp: i64,
-    seen: bool,
+struct Slot(u64);
+
+impl Slot {
+    fn new(fp: i64, seen: bool) -> Slot {
+        Slot((fp as u64 & !1) | u64::from(seen))
+    }
+    fn seen(self) -> bool {
+        self.0 & 1 == 1
+    }
+    fn same(self, fp: i64) -> bool {
+        self.0 & !1 == fp as u64 & !1
+    }
 }
 
 /// The state's keys, as compared in memory.
@@ -55,10 +66,11 @@ pub(super) struct Known {
 
 impl Known {
     pub fn load(cp: &Checkpoint) -> Result<Known, SyncError> {
-        let mut map: HashMap<u64, Slot, BuildHasherDefault<PassThrough>> = HashMap::default();
+        let mut map: HashMap<u64, Slot, BuildHasherDefault<PassThrough>> =
+            HashMap::with_capacity_and_hasher(cp.sync_key_count()? as usize, Default::default());
         let mut active = 0;
         cp.sync_each_key(|key, fp, missing, in_pool| {
-            map.insert(key_hash(key), Slot { fp, seen: false });
+            map.insert(key_hash(key), Slot::new(fp, false));
             if in_pool && !missing {
                 active += 1;
             }
@@ -126,27 +138,42 @@ impl Detect<'_> {
         router: &Router,
         cancel: &CancelToken,
     ) -> Result<(), SyncError> {
-        while let Some(item) = source.next_record() {
+        // Mapped one ahead, as `plan::execute` does: record N is prepared before record N-1 is
+        // admitted, so that the duplicate check's memory is loaded by then.
+        let mut pending: Option<Prepared> = None;
+        loop {
             if self.set.records.is_multiple_of(1024) && cancel.is_cancelled() {
                 // Nothing is recorded or written yet.
                 return Err(SyncError::Interrupted);
             }
+            let item = source.next_record();
             self.set.warnings.extend(source.take_warnings());
-            let user = match item {
-                Err(e) if e.fatal => return Err(SyncError::SourceBroke(e)),
-                Err(e) => {
+            let next = match item {
+                None => None,
+                Some(Ok(user)) => Some(Ok(mapper.prepare(user))),
+                Some(Err(e)) => Some(Err(e)),
+            };
+            if let Some(p) = pending.take() {
+                match mapper.admit(p).and_then(|m| router.route(m)) {
+                    Err(r) => self.reject(&r),
+                    Ok(r) => self.user(r.user, r.route)?,
+                }
+            }
+            match next {
+                None => break,
+                Some(Err(e)) if e.fatal => return Err(SyncError::SourceBroke(e)),
+                Some(Err(e)) => {
                     self.set.records += 1;
                     self.reject(&source_rejection(&e));
-                    continue;
                 }
-                Ok(u) => u,
-            };
-            self.set.records += 1;
-            let mapped = mapper.prepare(user).and_then(|p| mapper.admit(p));
-            let routed = mapped.and_then(|m| router.route(m));
-            match routed {
-                Err(r) => self.reject(&r),
-                Ok(r) => self.user(r.user, r.route)?,
+                Some(Ok(Err(r))) => {
+                    self.set.records += 1;
+                    self.reject(&r);
+                }
+                Some(Ok(Ok(p))) => {
+                    self.set.records += 1;
+                    pending = Some(p);
+                }
             }
         }
         self.set.warnings.extend(source.take_warnings());
@@ -192,19 +219,20 @@ impl Detect<'_> {
         }
         let h = key_hash(&key);
         match self.known.map.get_mut(&h) {
-            Some(slot) if slot.seen => {
+            Some(slot) if slot.seen() => {
                 self.reject_key(&u, "another record has the same matching key");
             }
             Some(slot) => {
-                slot.seen = true;
-                if slot.fp == fp {
+                let same = slot.same(fp);
+                slot.0 |= 1;
+                if same {
                     self.set.unchanged += 1;
                 } else {
                     self.changed(key, &u, Target::of(&u))?;
                 }
             }
             None => {
-                self.known.map.insert(h, Slot { fp, seen: true });
+                self.known.map.insert(h, Slot::new(fp, true));
                 let target = Target::of(&u);
                 let arg = serde_json::json!({
                     "attrs": target.attrs_text(),
@@ -329,7 +357,7 @@ impl Detect<'_> {
         let mut gone = Vec::new();
         let map = &self.known.map;
         self.cp.sync_each_key(|key, _, missing, in_pool| {
-            let seen = map.get(&key_hash(key)).is_some_and(|s| s.seen);
+            let seen = map.get(&key_hash(key)).is_some_and(|s| s.seen());
             if !seen && in_pool && (!missing || on_missing == OnMissing::Delete) {
                 gone.push(key.to_string());
             }
