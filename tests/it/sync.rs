@@ -64,9 +64,21 @@ struct Setup {
 
 impl Setup {
     async fn new(name: &str) -> Setup {
+        Setup::with_pool(name, false).await
+    }
+
+    /// With `email_username`, a pool whose users sign in with their email as username (the
+    /// emulator then names each user by a UUID, as Cognito does).
+    async fn with_pool(name: &str, email_username: bool) -> Setup {
         let emu = Emulator::start();
         let c = emu.cognito().await;
-        let pool = create_pool(c.create_user_pool().pool_name(name)).await;
+        let mut req = c.create_user_pool().pool_name(name);
+        if email_username {
+            req = req.username_attributes(
+                aws_sdk_cognitoidentityprovider::types::UsernameAttributeType::Email,
+            );
+        }
+        let pool = create_pool(req).await;
         for g in ["staff", "admins", "console"] {
             c.create_group()
                 .user_pool_id(&pool)
@@ -610,4 +622,47 @@ async fn full_reconcile_corrects_drift() {
     let (code, _, _, err) = s.sync(&users, &["--full"]);
     assert_eq!(code, 0, "{err}");
     assert_eq!(s.writes(), vec![]);
+}
+
+/// `--match email` in a pool whose usernames are emails (the pool names users by a UUID): users
+/// are matched by email, and the full reconcile learns their pool usernames.
+#[tokio::test]
+async fn match_by_email_in_an_email_username_pool() {
+    let s = Setup::with_pool("sync-email", true).await;
+    let mut users: Vec<U> = (0..3).map(|i| u(i, &["staff"])).collect();
+    let (code, _, sum, err) = s.sync(&users, &["--match", "email"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(sum["created"], 3, "{sum}");
+    let pool = s.users().await;
+    assert_eq!(pool.len(), 3);
+    users[1].name = "Renamed".into();
+    s.reset_stats();
+    let (code, _, sum, err) = s.sync(&users, &["--match", "email", "--full"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(sum["updated"], 1, "{sum}");
+    assert_eq!(
+        sum["created"], 0,
+        "matched by email, not created again: {sum}"
+    );
+    assert_eq!(
+        s.writes(),
+        vec![("AdminUpdateUserAttributes".to_string(), 1)]
+    );
+    let renamed = s
+        .users()
+        .await
+        .into_iter()
+        .find(|u| attr_of(u, "email").as_deref() == Some("user1@example.com"))
+        .unwrap();
+    assert_eq!(attr_of(&renamed, "name").as_deref(), Some("Renamed"));
+    assert_eq!(s.users().await.len(), 3);
+    // A record without an email has no key: rejected, naming the record and the field.
+    let input = s.dir.join("users.csv");
+    let mut csv = std::fs::read_to_string(&input).unwrap();
+    csv.push_str("nomail,,true,No Mail,true,\"\"\n");
+    std::fs::write(&input, csv).unwrap();
+    let (code, _, sum, err) = s.sync_input(&input, &["--match", "email"]);
+    assert_eq!(code, 1, "{err}");
+    assert_eq!(sum["rejected"], 1, "{sum}");
+    assert!(err.contains("record 4"), "{err}");
 }
