@@ -666,3 +666,73 @@ async fn match_by_email_in_an_email_username_pool() {
     assert_eq!(sum["rejected"], 1, "{sum}");
     assert!(err.contains("record 4"), "{err}");
 }
+
+/// SIGKILL at random moments of a sync, three times over, then the same command to the end: the
+/// pool ends exactly as the source says, and no change is written more than once beyond the one
+/// call each kill may have left in doubt (sent again on resume: every op is idempotent).
+#[tokio::test]
+async fn sigkill_at_random_moments_then_resume_ends_exact() {
+    let s = Setup::new("sync-random-kill").await;
+    let mut users: Vec<U> = (0..16).map(|i| u(i, &[])).collect();
+    let (code, _, _, err) = s.sync(&users, &[]);
+    assert_eq!(code, 0, "{err}");
+    for (i, user) in users.iter_mut().enumerate() {
+        user.name = format!("Changed {i}");
+        if i % 4 == 0 {
+            user.roles = vec!["staff"];
+        }
+    }
+    s.reset_stats();
+    let input = s.write(&users);
+    let args = s.args(&input, &["--update-rate", "20", "--group-rate", "20"]);
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos() as u64;
+    let mut kills = 0;
+    for round in 0..3u64 {
+        let mut child = common::cli_command(&args, &s.emu.cli_env())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        // 50–600 ms: while reading, recording or writing.
+        let wait = 50
+            + (seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(round * 977))
+                % 550;
+        std::thread::sleep(std::time::Duration::from_millis(wait));
+        if child.try_wait().unwrap().is_none() {
+            child.kill().unwrap();
+            kills += 1;
+        }
+        child.wait().unwrap();
+    }
+    let (code, _, _, err) = s.sync_input(&input, &["--update-rate", "20", "--group-rate", "20"]);
+    assert_eq!(code, 0, "seed {seed}: {err}");
+    for u in s.users().await {
+        let name = u.username().unwrap().to_string();
+        let i: usize = name.trim_start_matches("user").parse().unwrap();
+        assert_eq!(
+            attr_of(&u, "name"),
+            Some(format!("Changed {i}")),
+            "seed {seed}"
+        );
+    }
+    assert_eq!(
+        s.members("staff").await,
+        names(&["user0", "user4", "user8", "user12"]),
+        "seed {seed}"
+    );
+    let updates = s.calls("AdminUpdateUserAttributes");
+    let adds = s.calls("AdminAddUserToGroup");
+    assert!(
+        (16..=16 + kills).contains(&updates) && (4..=4 + kills).contains(&adds),
+        "seed {seed}: {updates} updates, {adds} group adds after {kills} kills"
+    );
+    s.reset_stats();
+    let (code, _, _, err) = s.sync_input(&input, &[]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(s.writes(), vec![], "seed {seed}");
+}
