@@ -263,10 +263,17 @@ pub async fn sync(
     let say = migration.say.clone();
     // The change writer's client: no SDK retries, the writer is the one layer that retries.
     let client = migration.clients.cognito_without_sdk_retries();
-    let unfinished = if cfg.plan {
-        None
-    } else {
-        cp.sync_unfinished()?
+    let unfinished = cp.sync_unfinished()?;
+    let unfinished = match unfinished {
+        Some(u) if cfg.plan => {
+            say(&format!(
+                "sync {} did not finish: the next sync without --plan resumes it first; this \
+                 plan compares the source with what the state holds now",
+                u.id
+            ));
+            None
+        }
+        u => u,
     };
     let (id, resumed, mut warnings) = match unfinished {
         Some(u) => {
