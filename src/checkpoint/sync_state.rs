@@ -111,6 +111,32 @@ fn put_key(tx: &rusqlite::Transaction<'_>, k: &SyncKeyRow, now: i64) -> rusqlite
     )
 }
 
+fn insert_ops(
+    tx: &rusqlite::Transaction<'_>,
+    id: i64,
+    ops: &[NewSyncOp],
+    now: i64,
+) -> rusqlite::Result<()> {
+    let mut ins = tx.prepare_cached(
+        "INSERT INTO sync_ops (sync_id, key, username, kind, arg, record, removal, status, \
+         updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    )?;
+    for op in ops {
+        ins.execute(params![
+            id,
+            op.key,
+            op.username,
+            op.kind,
+            op.arg,
+            op.record.map(|r| r as i64),
+            op.removal,
+            op.status,
+            now
+        ])?;
+    }
+    Ok(())
+}
+
 const RUN_COLUMNS: &str = "id, phase, pool_id, input_fingerprint, prev_run, plan, full, records, \
     rejected, unchanged, created, updated, disabled, enabled, deleted, group_adds, group_removes, \
     failed, staged_removals, no_removals_because, started_at";
@@ -252,27 +278,8 @@ impl Checkpoint {
     ) -> Result<()> {
         let now = now_ms();
         self.write_tx(true, |tx| {
+            insert_ops(tx, id, ops, now).ctx(&self.path)?;
             {
-                let mut ins = tx
-                    .prepare(
-                        "INSERT INTO sync_ops (sync_id, key, username, kind, arg, record, removal, \
-                         status, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-                    )
-                    .ctx(&self.path)?;
-                for op in ops {
-                    ins.execute(params![
-                        id,
-                        op.key,
-                        op.username,
-                        op.kind,
-                        op.arg,
-                        op.record.map(|r| r as i64),
-                        op.removal,
-                        op.status,
-                        now
-                    ])
-                    .ctx(&self.path)?;
-                }
                 let mut g = tx
                     .prepare(
                         "INSERT INTO sync_groups (name, first_named_at) VALUES (?1, ?2) \
@@ -306,6 +313,129 @@ impl Checkpoint {
             )
             .ctx(&self.path)
         })
+    }
+
+    /// Adds ops to a sync still reading (a change set too large to keep in memory is written as
+    /// it is found; the sync counts as recorded only once [`Checkpoint::sync_record`] commits).
+    pub fn sync_add_ops(&self, id: i64, ops: &[NewSyncOp]) -> Result<()> {
+        let now = now_ms();
+        self.write_tx(false, |tx| insert_ops(tx, id, ops, now).ctx(&self.path))
+    }
+
+    /// The input records of a sync's creates not done yet.
+    pub fn sync_create_records(&self, id: i64) -> Result<Vec<u64>> {
+        let conn = self.conn();
+        let mut st = conn
+            .prepare(
+                "SELECT record FROM sync_ops WHERE sync_id = ?1 AND kind = 'create' \
+                 AND status IN ('pending', 'started') AND record IS NOT NULL ORDER BY id",
+            )
+            .ctx(&self.path)?;
+        let rows = st
+            .query_map([id], |r| r.get::<_, i64>(0))
+            .ctx(&self.path)?
+            .map(|r| r.map(|v| v.max(0) as u64))
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .ctx(&self.path)?;
+        Ok(rows)
+    }
+
+    /// Up to `limit` ops of a sync not done yet (`pending` or `started`), after op id `after`,
+    /// in order: its creates (`creates`) or its other ops.
+    pub fn sync_open_ops(
+        &self,
+        id: i64,
+        creates: bool,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<SyncOpRow>> {
+        let conn = self.conn();
+        let mut st = conn
+            .prepare(&format!(
+                "SELECT {OP_COLUMNS} FROM sync_ops WHERE sync_id = ?1 AND id > ?2 \
+                 AND status IN ('pending', 'started') AND (kind = 'create') = ?3 \
+                 ORDER BY id LIMIT ?4"
+            ))
+            .ctx(&self.path)?;
+        let rows = st
+            .query_map(params![id, after, creates, limit as i64], op_from_row)
+            .ctx(&self.path)?
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .ctx(&self.path)?;
+        Ok(rows)
+    }
+
+    /// Up to `limit` failed ops of a sync, in order.
+    pub fn sync_failed_ops(&self, id: i64, limit: usize) -> Result<Vec<SyncOpRow>> {
+        let conn = self.conn();
+        let mut st = conn
+            .prepare(&format!(
+                "SELECT {OP_COLUMNS} FROM sync_ops WHERE sync_id = ?1 AND status = 'failed' \
+                 ORDER BY id LIMIT ?2"
+            ))
+            .ctx(&self.path)?;
+        let rows = st
+            .query_map(params![id, limit as i64], op_from_row)
+            .ctx(&self.path)?
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .ctx(&self.path)?;
+        Ok(rows)
+    }
+
+    /// What a sync's ops did, counted in SQL: done ops per kind (`updated`: distinct users with
+    /// an attribute op done), distinct users with a failed op, staged removals.
+    pub fn sync_op_tally(&self, id: i64) -> Result<SyncCounts> {
+        let conn = self.conn();
+        let mut c = SyncCounts::default();
+        let mut st = conn
+            .prepare(
+                "SELECT kind, status, COUNT(*) FROM sync_ops WHERE sync_id = ?1 \
+                 AND status IN ('done', 'staged') GROUP BY kind, status",
+            )
+            .ctx(&self.path)?;
+        let rows = st
+            .query_map([id], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, i64>(2)?.max(0) as u64,
+                ))
+            })
+            .ctx(&self.path)?
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .ctx(&self.path)?;
+        for (kind, status, n) in rows {
+            if status == "staged" {
+                c.staged_removals += n;
+                continue;
+            }
+            match kind.as_str() {
+                "disable" => c.disabled += n,
+                "enable" => c.enabled += n,
+                "delete" => c.deleted += n,
+                "group_add" => c.group_adds += n,
+                "group_remove" => c.group_removes += n,
+                _ => {}
+            }
+        }
+        let distinct = |sql: &str| -> Result<u64> {
+            conn.query_row(sql, [id], |r| r.get::<_, i64>(0))
+                .map(|n| n.max(0) as u64)
+                .ctx(&self.path)
+        };
+        c.updated = distinct(
+            "SELECT COUNT(DISTINCT key) FROM sync_ops WHERE sync_id = ?1 AND status = 'done' \
+             AND kind IN ('update', 'delete_attributes')",
+        )?;
+        // Created (not adopted, not left to the trigger: those are done with a message).
+        c.created = distinct(
+            "SELECT COUNT(*) FROM sync_ops WHERE sync_id = ?1 AND kind = 'create' \
+             AND status = 'done' AND message IS NULL",
+        )?;
+        c.failed = distinct(
+            "SELECT COUNT(DISTINCT key) FROM sync_ops WHERE sync_id = ?1 AND status = 'failed'",
+        )?;
+        Ok(c)
     }
 
     /// Moves a sync to `phase` (durably); `prev_run` is recorded when given.

@@ -12,7 +12,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 
 use serde::Serialize;
 
-use crate::checkpoint::{Checkpoint, NewSyncOp, RecordSet, SyncKeyRow};
+use crate::checkpoint::{Checkpoint, NewSyncOp, RecordSet, SyncCounts, SyncKeyRow};
 use crate::mapping::{MappedUser, Mapper, Prepared, Rejection};
 use crate::migrate::CancelToken;
 use crate::plan::route::{Route, Router};
@@ -116,6 +116,10 @@ pub(super) struct ChangeSet {
     pub warnings: Vec<String>,
     /// Removals found (before the brake).
     pub removals: u64,
+    /// The ops found, by kind (`updated`: users with attribute changes); what `--plan` reports.
+    pub tally: SyncCounts,
+    /// All ops found (also those already written to the state).
+    pub op_count: u64,
 }
 
 pub(super) struct Detect<'a> {
@@ -123,7 +127,14 @@ pub(super) struct Detect<'a> {
     pub key: &'a MatchKey,
     pub known: Known,
     pub set: ChangeSet,
+    /// The sync the ops belong to.
+    pub sync_id: i64,
+    /// `--plan`: only counts and the planned users are kept (and removals, for the brake).
+    pub plan: bool,
 }
+
+/// Ops kept in memory before they are written to the state during the pass.
+const OPS_BATCH: usize = 5000;
 
 /// How many rejections are quoted one by one in warnings.
 const QUOTED: u64 = 20;
@@ -178,6 +189,40 @@ impl Detect<'_> {
         }
         self.set.warnings.extend(source.take_warnings());
         Ok(())
+    }
+
+    /// Takes one op: counted; kept for the brake (removals), dropped (`--plan`), or batched
+    /// into the state (a sync's ops need not fit in memory).
+    fn push(&mut self, op: NewSyncOp) -> Result<(), SyncError> {
+        self.set.op_count += 1;
+        let t = &mut self.set.tally;
+        match op.kind {
+            "create" => t.created += 1,
+            "disable" => t.disabled += 1,
+            "enable" => t.enabled += 1,
+            "delete" => t.deleted += 1,
+            "group_add" => t.group_adds += 1,
+            "group_remove" => t.group_removes += 1,
+            _ => {}
+        }
+        if self.plan && !op.removal {
+            return Ok(());
+        }
+        // Removals come last (after the pass) and stay in memory for the brake; a batch before
+        // them holds none.
+        let removal = op.removal;
+        self.set.ops.push(op);
+        if !self.plan && !removal && self.set.ops.len() >= OPS_BATCH {
+            self.cp.sync_add_ops(self.sync_id, &self.set.ops)?;
+            self.set.ops.clear();
+        }
+        Ok(())
+    }
+
+    fn plan_user(&mut self, p: PlannedUser) {
+        if self.plan {
+            self.set.planned.push(p);
+        }
     }
 
     fn reject(&mut self, r: &Rejection) {
@@ -241,7 +286,7 @@ impl Detect<'_> {
                     "trigger": route == Route::Trigger,
                 });
                 self.set.creates.insert(u.position.record);
-                self.set.planned.push(PlannedUser {
+                self.plan_user(PlannedUser {
                     username: u.username.clone(),
                     action: "create",
                     attributes: target.attrs.iter().map(|(n, _)| n.clone()).collect(),
@@ -251,7 +296,7 @@ impl Detect<'_> {
                     groups_removed: vec![],
                     staged: false,
                 });
-                self.set.ops.push(NewSyncOp {
+                self.push(NewSyncOp {
                     key,
                     username: u.username,
                     kind: "create",
@@ -259,7 +304,7 @@ impl Detect<'_> {
                     record: Some(u.position.record),
                     removal: false,
                     status: "pending",
-                });
+                })?;
             }
         }
         Ok(())
@@ -308,34 +353,35 @@ impl Detect<'_> {
             removal: false,
             status: "pending",
         };
+        if !d.set.is_empty() || !d.delete.is_empty() {
+            self.set.tally.updated += 1;
+        }
         if !d.set.is_empty() {
             let values: Vec<(&str, &str)> = d
                 .set
                 .iter()
                 .filter_map(|n| u.attribute(n).map(|v| (n.as_str(), v)))
                 .collect();
-            self.set
-                .ops
-                .push(op("update", Some(serde_json::to_string(&values)?)));
+            self.push(op("update", Some(serde_json::to_string(&values)?)))?;
         }
         if !d.delete.is_empty() {
-            self.set.ops.push(op(
+            self.push(op(
                 "delete_attributes",
                 Some(serde_json::to_string(&d.delete)?),
-            ));
+            ))?;
         }
         match d.enabled {
-            Some(true) => self.set.ops.push(op("enable", None)),
-            Some(false) => self.set.ops.push(op("disable", None)),
+            Some(true) => self.push(op("enable", None))?,
+            Some(false) => self.push(op("disable", None))?,
             None => {}
         }
         for g in &d.add_groups {
-            self.set.ops.push(op("group_add", Some(g.clone())));
+            self.push(op("group_add", Some(g.clone())))?;
         }
         for g in &d.remove_groups {
-            self.set.ops.push(op("group_remove", Some(g.clone())));
+            self.push(op("group_remove", Some(g.clone())))?;
         }
-        self.set.planned.push(PlannedUser {
+        self.plan_user(PlannedUser {
             username: row.username.clone(),
             action: "update",
             attributes: d.set,
@@ -371,7 +417,7 @@ impl Detect<'_> {
                 _ => "disable",
             };
             self.set.removals += 1;
-            self.set.planned.push(PlannedUser {
+            self.plan_user(PlannedUser {
                 username: row.username.clone(),
                 action: kind,
                 attributes: vec![],
@@ -381,7 +427,7 @@ impl Detect<'_> {
                 groups_removed: vec![],
                 staged: false,
             });
-            self.set.ops.push(NewSyncOp {
+            self.push(NewSyncOp {
                 key,
                 username: row.username,
                 kind,
@@ -389,7 +435,7 @@ impl Detect<'_> {
                 record: None,
                 removal: true,
                 status: "pending",
-            });
+            })?;
         }
         Ok(())
     }
@@ -398,6 +444,12 @@ impl Detect<'_> {
     pub fn stage_removals(&mut self) {
         for op in self.set.ops.iter_mut().filter(|o| o.removal) {
             op.status = "staged";
+            let t = &mut self.set.tally;
+            match op.kind {
+                "delete" => t.deleted -= 1,
+                _ => t.disabled -= 1,
+            }
+            t.staged_removals += 1;
         }
         for p in self
             .set

@@ -352,7 +352,7 @@ pub async fn sync(
                 ));
             }
             let (mut set, no_removals) =
-                detect_changes(&cfg, &migration, detect_mapper, input, cancel).await?;
+                detect_changes(&cfg, &migration, detect_mapper, input, cancel, id).await?;
             notes.append(&mut set.warnings);
             set.warnings = notes;
             let mut counts = SyncCounts {
@@ -362,19 +362,14 @@ pub async fn sync(
                 ..SyncCounts::default()
             };
             if cfg.plan {
-                for op in &set.ops {
-                    count_op(&mut counts, op.kind, op.status, op.removal);
-                }
-                // As a real sync counts them: users whose attributes are written.
-                counts.updated = set
-                    .planned
-                    .iter()
-                    .filter(|p| {
-                        p.action == "update"
-                            && !(p.attributes.is_empty() && p.deleted_attributes.is_empty())
-                    })
-                    .count() as u64;
-                let outcome = if !set.ops.is_empty() {
+                let t = set.tally;
+                counts = SyncCounts {
+                    records: counts.records,
+                    rejected: counts.rejected,
+                    unchanged: counts.unchanged,
+                    ..t
+                };
+                let outcome = if set.op_count > 0 {
                     SyncOutcome::ChangesPending
                 } else if counts.rejected > 0 {
                     SyncOutcome::Rejected
@@ -411,15 +406,11 @@ pub async fn sync(
     };
 
     // Creates.
-    let ops = cp.sync_ops(id)?;
-    let creates: Vec<&SyncOpRow> = ops
-        .iter()
-        .filter(|o| o.kind == "create" && matches!(o.status.as_str(), "pending" | "started"))
-        .collect();
+    let create_records = cp.sync_create_records(id)?;
     let run = cp
         .sync_run(id)?
         .ok_or_else(|| SyncError::Internal(format!("no sync {id}")))?;
-    if !creates.is_empty() {
+    if !create_records.is_empty() {
         let current = cp.current_run()?.map(|r| r.id.0);
         let restart = if run.phase == "creating" {
             // The new migrate run begun by this sync (if it got that far) is the current one.
@@ -433,11 +424,9 @@ pub async fn sync(
             (false, Some(r)) => cp.skip_set(r.id)?,
             _ => RecordSet::new(),
         };
-        for c in &creates {
-            if let Some(r) = c.record {
-                if !skip.contains(r) {
-                    only.insert(r);
-                }
+        for r in create_records {
+            if !skip.contains(r) {
+                only.insert(r);
             }
         }
         let mut m = migration;
@@ -449,7 +438,7 @@ pub async fn sync(
                 e => SyncError::Create(e),
             })?;
         crate::testing_hook::testing_hook_kill_at("sync-created");
-        record_creates(&cp, report.run.id, &creates)?;
+        record_creates(&cp, id, report.run.id)?;
         persist.persist().await.map_err(SyncError::Persist)?;
     }
     if cancel.is_cancelled() {
@@ -460,11 +449,15 @@ pub async fn sync(
     if run.phase != "writing" {
         cp.sync_set_phase(id, "writing", None)?;
     }
-    let ops = cp.sync_ops(id)?;
-    let todo: Vec<SyncOpRow> = ops
-        .into_iter()
-        .filter(|o| o.kind != "create" && matches!(o.status.as_str(), "pending" | "started"))
-        .collect();
+    let mut todo: Vec<SyncOpRow> = Vec::new();
+    loop {
+        let after = todo.last().map(|o| o.id).unwrap_or(0);
+        let page = cp.sync_open_ops(id, false, after, 10_000)?;
+        if page.is_empty() {
+            break;
+        }
+        todo.extend(page);
+    }
     if !todo.is_empty() {
         write_ops(&cfg, &cp, &client, todo, cancel, persist).await?;
     }
@@ -482,24 +475,13 @@ pub async fn sync(
         unchanged: run.counts.unchanged,
         ..SyncCounts::default()
     };
-    let ops = cp.sync_ops(id)?;
-    let mut updated = std::collections::HashSet::new();
-    let mut failed = std::collections::HashSet::new();
-    for o in &ops {
-        match o.status.as_str() {
-            "done" if matches!(o.kind.as_str(), "update" | "delete_attributes") => {
-                updated.insert(o.key.as_str());
-            }
-            "done" => count_op(&mut counts, &o.kind, "done", o.removal),
-            "failed" => {
-                failed.insert(o.key.as_str());
-            }
-            "staged" => counts.staged_removals += 1,
-            _ => {}
-        }
-    }
-    counts.updated = updated.len() as u64;
-    counts.failed = failed.len() as u64;
+    let t = cp.sync_op_tally(id)?;
+    counts = SyncCounts {
+        records: counts.records,
+        rejected: counts.rejected,
+        unchanged: counts.unchanged,
+        ..t
+    };
     let outcome = if counts.staged_removals > 0 {
         SyncOutcome::RemovalsStaged
     } else if counts.failed > 0 {
@@ -511,10 +493,9 @@ pub async fn sync(
     };
     cp.sync_finish(id, &counts, outcome.as_str())?;
     persist.persist().await.map_err(SyncError::Persist)?;
-    let failures: Vec<String> = ops
-        .iter()
-        .filter(|o| o.status == "failed")
-        .take(20)
+    let failures: Vec<String> = cp
+        .sync_failed_ops(id, 20)?
+        .into_iter()
         .map(|o| {
             format!(
                 "{} of user {} failed: {}",
@@ -545,6 +526,7 @@ async fn detect_changes(
     mut mapper: Mapper,
     input: &dyn OpenInput,
     cancel: &CancelToken,
+    sync_id: i64,
 ) -> Result<(detect::ChangeSet, Option<String>), SyncError> {
     let mut notations = m.checkpoint.canary_notations(&cfg.pool_id)?;
     for (alg, n) in m.config.hash_encodings.iter() {
@@ -571,6 +553,8 @@ async fn detect_changes(
             key: &cfg.match_key,
             known,
             set: detect::ChangeSet::default(),
+            sync_id,
+            plan: cfg.plan,
         };
         d.read(source.as_mut(), &mut mapper, &router, &cancel)?;
         d.removals(cfg.on_missing)?;
@@ -602,22 +586,6 @@ async fn detect_changes(
     .await?
 }
 
-fn count_op(c: &mut SyncCounts, kind: &str, status: &str, _removal: bool) {
-    if status == "staged" {
-        c.staged_removals += 1;
-        return;
-    }
-    match kind {
-        "create" => c.created += 1,
-        "disable" => c.disabled += 1,
-        "enable" => c.enabled += 1,
-        "delete" => c.deleted += 1,
-        "group_add" => c.group_adds += 1,
-        "group_remove" => c.group_removes += 1,
-        _ => {}
-    }
-}
-
 /// The create target recorded in a `create` op.
 #[derive(serde::Deserialize)]
 struct CreateArg {
@@ -626,13 +594,32 @@ struct CreateArg {
     groups: Vec<String>,
 }
 
-/// After `migrate::run`: each create's key recorded from its user's outcome in the run.
+/// After `migrate::run`: each create's key recorded from its user's outcome in the run (in
+/// pages: a first sync may create millions).
 fn record_creates(
     cp: &Checkpoint,
+    sync_id: i64,
     run: crate::checkpoint::RunId,
-    creates: &[&SyncOpRow],
 ) -> Result<(), SyncError> {
-    for c in creates {
+    let mut after = 0;
+    loop {
+        let page = cp.sync_open_ops(sync_id, true, after, 10_000)?;
+        let Some(last) = page.last() else {
+            return Ok(());
+        };
+        after = last.id;
+        for c in &page {
+            record_create(cp, run, c)?;
+        }
+    }
+}
+
+fn record_create(
+    cp: &Checkpoint,
+    run: crate::checkpoint::RunId,
+    c: &SyncOpRow,
+) -> Result<(), SyncError> {
+    {
         let arg: CreateArg = serde_json::from_str(c.arg.as_deref().unwrap_or("{}"))?;
         let groups = arg.groups.join("\n");
         let target = Target::parse(&arg.attrs, arg.enabled, &groups);
