@@ -647,3 +647,97 @@ impl CheckpointErrorExt {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checkpoint::tests::TempDb;
+
+    fn op(key: &str, kind: &'static str, removal: bool, status: &'static str) -> NewSyncOp {
+        NewSyncOp {
+            key: key.into(),
+            username: key.into(),
+            kind,
+            arg: Some("[]".into()),
+            record: (kind == "create").then_some(7),
+            removal,
+            status,
+        }
+    }
+
+    #[test]
+    fn a_change_set_is_recorded_paged_finished_and_counted() {
+        let db = TempDb::new("sync-ops");
+        let cp = Checkpoint::open(&db.0).unwrap();
+        let id = cp.sync_begin("pool", "fp", false, true).unwrap();
+        assert!(cp.sync_unfinished().unwrap().is_none(), "still reading");
+        // Written in two parts, as a large pass does.
+        cp.sync_add_ops(id, &[op("a", "create", false, "pending")])
+            .unwrap();
+        let rest = [
+            op("b", "update", false, "pending"),
+            op("b", "group_add", false, "pending"),
+            op("c", "delete_attributes", false, "pending"),
+            op("d", "disable", true, "staged"),
+        ];
+        let counts = SyncCounts {
+            records: 4,
+            ..SyncCounts::default()
+        };
+        cp.sync_record(id, &counts, &rest, &[], &["staff".into()], Some("brake"))
+            .unwrap();
+        let run = cp.sync_unfinished().unwrap().expect("recorded: resumable");
+        assert_eq!((run.id, run.phase.as_str()), (id, "recorded"));
+        assert_eq!(run.no_removals_because.as_deref(), Some("brake"));
+        assert_eq!(cp.sync_groups().unwrap(), vec!["staff"]);
+        assert_eq!(cp.sync_create_records(id).unwrap(), vec![7]);
+        // Paged in order, creates apart.
+        let first = cp.sync_open_ops(id, false, 0, 2).unwrap();
+        assert_eq!(
+            first.iter().map(|o| o.kind.as_str()).collect::<Vec<_>>(),
+            ["update", "group_add"]
+        );
+        let next = cp.sync_open_ops(id, false, first[1].id, 2).unwrap();
+        assert_eq!(next.len(), 1, "the staged removal is not open");
+        // Ends: the update's values are cleared, the key written in the same transaction.
+        let key = SyncKeyRow {
+            key: "b".into(),
+            username: "b".into(),
+            sub: None,
+            attrs: String::new(),
+            enabled: true,
+            groups: String::new(),
+            missing: false,
+            in_pool: true,
+            fp: 1,
+        };
+        cp.sync_op_finished(first[0].id, "done", None, &KeyWrite::Put(key.clone()))
+            .unwrap();
+        cp.sync_op_finished(first[1].id, "failed", Some("x"), &KeyWrite::None)
+            .unwrap();
+        cp.sync_op_finished(next[0].id, "done", None, &KeyWrite::None)
+            .unwrap();
+        let creates = cp.sync_open_ops(id, true, 0, 10).unwrap();
+        cp.sync_op_finished(creates[0].id, "done", None, &KeyWrite::None)
+            .unwrap();
+        assert_eq!(cp.sync_key("b").unwrap(), Some(key));
+        let ops = cp.sync_ops(id).unwrap();
+        assert_eq!(ops[1].arg, None, "a done update keeps no values");
+        let t = cp.sync_op_tally(id).unwrap();
+        assert_eq!(
+            (
+                t.created,
+                t.updated,
+                t.group_adds,
+                t.failed,
+                t.staged_removals
+            ),
+            (1, 2, 0, 1, 1)
+        );
+        cp.sync_finish(id, &t, "removals_staged").unwrap();
+        assert!(cp.sync_unfinished().unwrap().is_none());
+        assert!(cp.sync_last_full().unwrap().is_some());
+        cp.sync_forget_keys(&["b".into()]).unwrap();
+        assert_eq!(cp.sync_key_count().unwrap(), 0);
+    }
+}
