@@ -350,6 +350,7 @@ pub async fn sync(
                         String::new()
                     }
                 ));
+                persist.persist().await.map_err(SyncError::Persist)?;
             }
             let (mut set, no_removals) =
                 detect_changes(&cfg, &migration, detect_mapper, input, cancel, id).await?;
@@ -377,6 +378,7 @@ pub async fn sync(
                     SyncOutcome::Ok
                 };
                 cp.sync_finish(id, &counts, outcome.as_str())?;
+                persist.persist().await.map_err(SyncError::Persist)?;
                 return Ok(SyncReport {
                     id,
                     plan: true,
