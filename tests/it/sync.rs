@@ -736,3 +736,33 @@ async fn sigkill_at_random_moments_then_resume_ends_exact() {
     assert_eq!(code, 0, "{err}");
     assert_eq!(s.writes(), vec![], "seed {seed}");
 }
+
+/// Usage errors are said before anything is opened: stdin (read twice) and an `s3://` state
+/// (not in this build); the summary line still ends the output.
+#[test]
+fn stdin_and_s3_states_are_usage_errors() {
+    let dir = tempdir("sync-usage");
+    let state = dir.join("s.db");
+    let base = [
+        "sync",
+        "-f",
+        "csv",
+        "--pool-id",
+        "us-east-1_x",
+        "--mode",
+        "admin-create",
+    ];
+    let mut stdin: Vec<&str> = base.to_vec();
+    stdin.extend(["-i", "-", "--state", state.to_str().unwrap()]);
+    let (code, _, err) = run_cli(&stdin, &[]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("stdin"), "{err}");
+    assert_eq!(summary(&err)["exit_code"], 2);
+    assert!(!state.exists(), "nothing was created");
+    let mut s3: Vec<&str> = base.to_vec();
+    s3.extend(["-i", "users.csv", "--state", "s3://bucket/sync.db"]);
+    let (code, _, err) = run_cli(&s3, &[]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("s3://"), "{err}");
+    assert_eq!(summary(&err)["outcome"], "fatal");
+}

@@ -269,6 +269,14 @@ async fn sync_and_print(
     args: &SyncArgs,
     global: &GlobalArgs,
 ) -> anyhow::Result<(Exit, SyncReport)> {
+    if args.source.input == "-" {
+        return Err(ConfigError::new(
+            "sync reads its input twice (to find the changes, then to create the new users): \
+             --input - (stdin) cannot be read again",
+        )
+        .with_hint("write the export to a file or to s3:// and give that")
+        .into());
+    }
     let state = args.state_path()?;
     let lease = super::take_lease(&state, "sync")?;
     let config = args.sync_config(state.clone())?;
