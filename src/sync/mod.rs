@@ -132,6 +132,8 @@ pub struct SyncConfig {
     pub reconcile_every: Duration,
     /// How the pool is listed for a full reconcile.
     pub listing: crate::listing::ListOptions,
+    /// Create the groups that group additions name and the pool lacks.
+    pub create_groups: bool,
     pub writes: UserChangesConfig,
     /// How often the [`Persist`] hook runs while ops are written.
     pub persist_every: Duration,
@@ -460,6 +462,14 @@ pub async fn sync(
         }
         todo.extend(page);
     }
+    if cfg.create_groups {
+        let names: std::collections::BTreeSet<&str> = todo
+            .iter()
+            .filter(|o| o.kind == "group_add")
+            .filter_map(|o| o.arg.as_deref())
+            .collect();
+        ensure_groups(&client, &cfg.pool_id, names).await;
+    }
     if !todo.is_empty() {
         write_ops(&cfg, &cp, &client, todo, cancel, persist).await?;
     }
@@ -586,6 +596,29 @@ async fn detect_changes(
         Ok((d.set, no_removals))
     })
     .await?
+}
+
+/// `--create-groups`: creates each group (CreateGroup; one that exists is fine). A failure is
+/// only warned about: the additions to that group then fail and are retried by the next sync.
+async fn ensure_groups(
+    client: &aws_sdk_cognitoidentityprovider::Client,
+    pool_id: &str,
+    names: std::collections::BTreeSet<&str>,
+) {
+    use aws_sdk_cognitoidentityprovider::error::ProvideErrorMetadata;
+    for name in names {
+        let r = client
+            .create_group()
+            .user_pool_id(pool_id)
+            .group_name(name)
+            .send()
+            .await;
+        if let Err(e) = r {
+            if e.code() != Some("GroupExistsException") {
+                tracing::warn!("creating group {name}: {}", crate::display_chain(&e));
+            }
+        }
+    }
 }
 
 /// The create target recorded in a `create` op.

@@ -494,6 +494,12 @@ async fn a_failed_user_is_retried_by_the_next_sync() {
     assert_eq!(sum["group_adds"], 1, "{sum}");
     assert_eq!(s.writes(), vec![("AdminAddUserToGroup".to_string(), 1)]);
     assert_eq!(s.members("later").await, names(&["user0"]));
+    // --create-groups creates a group a user is to be added to.
+    users[2].roles = vec!["brand-new"];
+    let (code, _, sum, err) = s.sync(&users, &["--create-groups"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(sum["group_adds"], 1, "{sum}");
+    assert_eq!(s.members("brand-new").await, names(&["user2"]));
 }
 
 /// SIGTERM (what ECS sends) in the middle of the writes: exit 3 with the summary line, and the

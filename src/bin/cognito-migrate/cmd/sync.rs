@@ -140,7 +140,7 @@ pub struct SyncArgs {
     /// Calls in flight at once.
     #[arg(long, default_value_t = 16, value_name = "N")]
     pub concurrency: usize,
-    /// Create groups that do not exist.
+    /// Create the groups users are to be added to that do not exist in the pool.
     #[arg(long)]
     pub create_groups: bool,
     /// Move an email/phone alias another user holds to the new user (ForceAliasCreation).
@@ -189,6 +189,7 @@ impl SyncArgs {
             allow_removals: self.allow_removals,
             max_rejected_percent: self.max_rejected,
             plan: self.plan,
+            create_groups: self.create_groups,
             full: self.full,
             reconcile_every,
             listing: ListOptions {
