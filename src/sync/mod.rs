@@ -56,7 +56,9 @@ use crate::source::RecordError;
 pub use detect::PlannedUser;
 pub use key::MatchKey;
 use key::{attr_digest, Target};
-use writes::{Action, Change, ChangeObserver, ChangeOutcome, UserChangesConfig};
+/// The change writer's settings (re-exported so callers need not know which writer it is).
+pub use writes::UserChangesConfig;
+use writes::{Action, Change, ChangeObserver, ChangeOutcome};
 
 /// What happens to a user the state knows and the source no longer has.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -216,6 +218,9 @@ pub enum SyncError {
     Create(#[source] MigrateError),
     #[error("listing the pool for the full reconcile")]
     Reconcile(#[source] BoxError),
+    /// The change writer stopped for every user (the pool is gone, the calls are refused).
+    #[error("writing the changes")]
+    Writes(#[source] BoxError),
     #[error("saving the state")]
     Persist(#[source] BoxError),
     #[error("encoding the change set")]
@@ -808,6 +813,10 @@ impl ChangeObserver for OpRecorder {
         let Some(op) = self.ops.get(&id) else {
             return;
         };
+        if matches!(outcome, ChangeOutcome::Failed { code, .. } if code == "Interrupted") {
+            // Cut short by a cancel: left `started`, so the resumed sync sends it again.
+            return;
+        }
         let (status, message) = match outcome {
             ChangeOutcome::Done => ("done", None),
             ChangeOutcome::AlreadyDone => ("done", Some("already done".to_string())),
@@ -899,8 +908,10 @@ async fn write_ops(
     {
         return Err(e.into());
     }
-    match result {
-        Ok(_) => Ok(()),
-        Err(writes::UserChangesError::Cancelled) => Err(SyncError::Interrupted),
+    if cancel.is_cancelled() {
+        return Err(SyncError::Interrupted);
     }
+    result
+        .map(|_| ())
+        .map_err(|e| SyncError::Writes(Box::new(e)))
 }

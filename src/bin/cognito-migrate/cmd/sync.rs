@@ -12,9 +12,9 @@ use cognito_migrate::plan::route::{Mode, UnimportablePolicy, UnknownHashPolicy};
 use cognito_migrate::progress::Output;
 use cognito_migrate::sink::admin_create::OnExisting;
 use cognito_migrate::sink::import_job::ImportJobConfig;
-use cognito_migrate::sync::writes::UserChangesConfig;
 use cognito_migrate::sync::{
     self, Brake, MatchKey, NoPersist, OnMissing, SyncConfig, SyncJob, SyncOutcome, SyncReport,
+    UserChangesConfig,
 };
 
 use super::args::{self, AdminArgs, CliInput};
