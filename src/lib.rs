@@ -28,6 +28,7 @@ pub mod retry;
 pub mod sink;
 pub mod source;
 pub mod state_store;
+pub mod sync;
 #[doc(hidden)]
 pub mod testing_hook;
 pub mod trigger;

@@ -23,6 +23,9 @@
 //! | `settled` | after the chunk's users are settled and its file deleted |
 //! | `chunk-writing` | while reading: after a transaction of users into a chunk still `writing` |
 //! | `linked` | after an AdminLinkProviderForUser call succeeded, before the user's follow-ups are recorded (either writer) |
+//! | `sync-recorded` | `sync`: after the change set is recorded, before any write |
+//! | `sync-created` | `sync`: after the new users' migrate run, before their keys are recorded |
+//! | `sync-op-done` | `sync`: after an op's end and its key are recorded |
 //!
 //! `COGNITO_MIGRATE_TEST_CHUNK_COMMIT_ROWS` (tests only) makes the reading pass commit chunk
 //! users in smaller transactions, so that `chunk-writing` is reached with small inputs.

@@ -81,6 +81,7 @@ mod chunks;
 mod recorder;
 mod run;
 mod schema;
+mod sync_state;
 mod users;
 mod visibility;
 mod writer;
@@ -106,6 +107,7 @@ pub use chunk_state::{
 pub use recorder::{ChunkUser, Recorder, RecorderError};
 pub use run::{job_name, Run, RunSpec, MODES};
 pub use schema::SCHEMA_VERSION;
+pub use sync_state::{KeyWrite, NewSyncOp, SyncCounts, SyncKeyRow, SyncOpRow, SyncRunRow};
 pub use users::{
     decode_links, encode_links, Counts, Outcome, RecordSet, StoredUser, UserIter, UserRow, Verdict,
 };

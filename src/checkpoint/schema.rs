@@ -215,8 +215,86 @@ const V6_IDMAP: &str = r#"
 ALTER TABLE users ADD COLUMN legacy_id TEXT;
 "#;
 
+/// Version 7 (`sync`): what the pool was last made to hold per user, and each sync's change set.
+///
+/// - `sync_keys`: one row per matching key (the mapped username, email or `custom:ATTR`, see
+///   `crate::sync::MatchKey`): the Cognito username, its `sub` when known, the digests of the
+///   attributes last written (`name=hex16;…`, sorted; never a value), the enabled flag, the
+///   managed groups (newline-joined, sorted), `missing` (gone from the source and removed or
+///   left), `in_pool` (0: left to the migration trigger, not created yet), and `fp`, one 64-bit
+///   digest of attrs + enabled + groups that a sync compares in memory (no query for an
+///   unchanged user).
+/// - `sync_groups`: every group the source has ever named; only these are managed.
+/// - `sync_runs`: one row per sync (also `--plan`), its counts and outcome; `phase` says how far
+///   an unfinished one got, so that the same command resumes it.
+/// - `sync_ops`: the change set of a sync, recorded before any write: each op `pending` →
+///   `started` → `done` / `failed` (or `staged`: a removal held back). An update's values are
+///   kept only until it is done.
+const V7_SYNC: &str = r#"
+CREATE TABLE sync_keys (
+    key        TEXT    PRIMARY KEY,
+    username   TEXT    NOT NULL,
+    sub        TEXT,
+    attrs      TEXT    NOT NULL DEFAULT '',
+    enabled    INTEGER NOT NULL DEFAULT 1 CHECK (enabled IN (0, 1)),
+    groups     TEXT    NOT NULL DEFAULT '',
+    missing    INTEGER NOT NULL DEFAULT 0 CHECK (missing IN (0, 1)),
+    in_pool    INTEGER NOT NULL DEFAULT 1 CHECK (in_pool IN (0, 1)),
+    fp         INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE sync_groups (
+    name           TEXT    PRIMARY KEY,
+    first_named_at INTEGER NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE sync_runs (
+    id              INTEGER PRIMARY KEY,
+    started_at      INTEGER NOT NULL,
+    finished_at     INTEGER,
+    plan            INTEGER NOT NULL DEFAULT 0 CHECK (plan IN (0, 1)),
+    full            INTEGER NOT NULL DEFAULT 0 CHECK (full IN (0, 1)),
+    outcome         TEXT,
+    phase           TEXT    NOT NULL DEFAULT 'reading'
+                            CHECK (phase IN ('reading', 'recorded', 'creating', 'writing', 'finished')),
+    pool_id         TEXT    NOT NULL,
+    input_fingerprint TEXT  NOT NULL,
+    prev_run        INTEGER,
+    records         INTEGER NOT NULL DEFAULT 0,
+    rejected        INTEGER NOT NULL DEFAULT 0,
+    unchanged       INTEGER NOT NULL DEFAULT 0,
+    created         INTEGER NOT NULL DEFAULT 0,
+    updated         INTEGER NOT NULL DEFAULT 0,
+    disabled        INTEGER NOT NULL DEFAULT 0,
+    enabled         INTEGER NOT NULL DEFAULT 0,
+    deleted         INTEGER NOT NULL DEFAULT 0,
+    group_adds      INTEGER NOT NULL DEFAULT 0,
+    group_removes   INTEGER NOT NULL DEFAULT 0,
+    failed          INTEGER NOT NULL DEFAULT 0,
+    staged_removals INTEGER NOT NULL DEFAULT 0,
+    no_removals_because TEXT
+);
+
+CREATE TABLE sync_ops (
+    id         INTEGER PRIMARY KEY,
+    sync_id    INTEGER NOT NULL REFERENCES sync_runs(id),
+    key        TEXT    NOT NULL,
+    username   TEXT    NOT NULL,
+    kind       TEXT    NOT NULL CHECK (kind IN ('create', 'update', 'delete_attributes', 'disable',
+                                   'enable', 'delete', 'group_add', 'group_remove')),
+    arg        TEXT,
+    record     INTEGER,
+    removal    INTEGER NOT NULL DEFAULT 0 CHECK (removal IN (0, 1)),
+    status     TEXT    NOT NULL CHECK (status IN ('pending', 'started', 'done', 'failed', 'staged')),
+    message    TEXT,
+    updated_at INTEGER NOT NULL
+);
+CREATE INDEX sync_ops_by_sync ON sync_ops(sync_id, status);
+"#;
+
 /// All migrations, in order.
-const MIGRATIONS: &[&str] = &[V1, V2, V3, V4_VISIBILITY, V5_LINKS, V6_IDMAP];
+const MIGRATIONS: &[&str] = &[V1, V2, V3, V4_VISIBILITY, V5_LINKS, V6_IDMAP, V7_SYNC];
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

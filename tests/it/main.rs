@@ -30,6 +30,7 @@ mod sources_s3;
 mod state_lease;
 mod state_read_only;
 mod state_s3;
+mod sync;
 mod trigger_aws;
 mod trigger_directory_cli;
 mod trigger_e2e;

@@ -7,6 +7,7 @@ use cognito_migrate::migrate::MigrateError;
 use cognito_migrate::pool::PoolError;
 use cognito_migrate::source::RecordError;
 use cognito_migrate::state_store::StateStoreError;
+use cognito_migrate::sync::SyncError;
 use cognito_migrate::views::ReadError;
 
 /// The process exit codes users' scripts depend on.
@@ -27,6 +28,11 @@ pub enum Exit {
     Busy = 4,
     /// Not finished: users are still pending; run the same `run` command to continue.
     Pending = 5,
+    /// `sync --plan`: there are changes to make (nothing was written).
+    ChangesPending = 6,
+    /// `sync` finished but removals were held back (the brake or an incomplete source); they
+    /// are listed as staged.
+    RemovalsStaged = 7,
 }
 
 /// A configuration or usage problem found by the CLI itself (exit code 2).
@@ -58,6 +64,11 @@ pub fn classify(err: &anyhow::Error) -> (Exit, Option<String>) {
             return (Exit::Usage, e.hint.clone());
         }
         if let Some(e) = cause.downcast_ref::<MigrateError>() {
+            if e.is_configuration() {
+                return (Exit::Usage, None);
+            }
+        }
+        if let Some(e) = cause.downcast_ref::<SyncError>() {
             if e.is_configuration() {
                 return (Exit::Usage, None);
             }

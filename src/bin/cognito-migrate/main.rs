@@ -4,7 +4,8 @@
 //! Exit codes: 0 all done; 1 done but some rows were rejected or failed; 2 usage or configuration
 //! error (also a state file that is not a state, corrupt or unreadable); 3 fatal error (run the
 //! same command again to resume); 4 the state is in use by another run, nothing was done; 5 not
-//! finished, users are still pending (`status`; run the same `run` command to continue).
+//! finished, users are still pending (`status`; run the same `run` command to continue); 6
+//! `sync --plan` found changes to make; 7 `sync` finished but held removals back (staged).
 
 mod cmd;
 mod exit;

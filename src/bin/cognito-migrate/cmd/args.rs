@@ -149,7 +149,7 @@ pub fn hash_encodings(args: &[String]) -> anyhow::Result<Notations> {
 
 /// Opens the resources of a run (state first: a state that cannot be used is a usage error
 /// before any call), fetches the pool's schema and resolves the input into a [`Migration`].
-async fn migration(
+pub async fn migration(
     source: &SourceArgs,
     config: MigrateConfig,
     global: &GlobalArgs,
@@ -220,9 +220,9 @@ pub async fn migrate_and_print(
 }
 
 /// The input named by [`SourceArgs`], opened when the run's first pass needs it.
-struct CliInput<'a> {
-    source: &'a SourceArgs,
-    global: &'a GlobalArgs,
+pub struct CliInput<'a> {
+    pub source: &'a SourceArgs,
+    pub global: &'a GlobalArgs,
 }
 
 impl OpenInput for CliInput<'_> {

@@ -13,6 +13,7 @@ mod retry;
 mod run;
 mod source_args;
 mod status;
+mod sync;
 
 use clap::{Args, Subcommand};
 use cognito_migrate::aws::{AwsOptions, Clients};
@@ -213,6 +214,7 @@ pub enum Command {
     Report(report::ReportArgs),
     Progress(progress::ProgressArgs),
     Retry(retry::RetryArgs),
+    Sync(sync::SyncArgs),
     Directory(directory::DirectoryArgs),
 }
 
@@ -228,6 +230,7 @@ impl Command {
             Command::Report(args) => report::run(args, global).await,
             Command::Progress(args) => progress::run(args, global).await,
             Command::Retry(args) => retry::run(args, global).await,
+            Command::Sync(args) => sync::run(args, global).await,
             Command::Directory(args) => directory::run(args, global).await,
         }
     }
