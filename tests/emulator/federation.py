@@ -10,8 +10,9 @@ What is emulated (API reference of AdminLinkProviderForUser / AdminDisableProvid
 developer guide's "Linking federated users to an existing user profile"):
 
 * ``DestinationUser`` must be a native user (``ProviderName`` ``Cognito``, its username as
-  ``ProviderAttributeValue``): else ``InvalidParameterException``; no such user:
-  ``UserNotFoundException``.
+  ``ProviderAttributeValue``): else ``InvalidParameterException``; no user of that username:
+  ``UserNotFoundException``. Only the username is looked up, never an alias: in a pool whose
+  usernames are email addresses or phone numbers that is the id Cognito generated.
 * ``SourceUser.ProviderName`` must be one of the pool's identity providers
   (``InvalidParameterException`` otherwise); for the social providers (``Google``, ``Facebook``,
   ``LoginWithAmazon``, ``SignInWithApple``) ``ProviderAttributeName`` must be ``Cognito_Subject``.
@@ -70,7 +71,10 @@ def admin_link_provider_for_user(self):
     src = self._get_param("SourceUser") or {}
     if dest.get("ProviderName") != "Cognito":
         raise invalid_parameter("DestinationUser must be a native user (ProviderName Cognito)")
-    user = pool._get_user(dest.get("ProviderAttributeValue") or "")
+    # The API reference: "For a native username + password user, the ProviderAttributeValue for
+    # the DestinationUser should be the username in the user pool" -- the username itself, not an
+    # alias (in an email- or phone-as-username pool that is the generated id, not the address).
+    user = pool.users.get(dest.get("ProviderAttributeValue") or "")
     if user is None:
         raise CognitoError("UserNotFoundException", "User does not exist.")
     provider = src.get("ProviderName") or ""

@@ -336,3 +336,50 @@ async fn a_federated_user_already_in_the_pool_fails_the_link_and_retry_links_it(
     // The refused call, then one link each.
     assert_eq!(links_served(&emu), 3);
 }
+
+/// In a pool whose usernames are email addresses, Cognito names each user by a generated id, and
+/// AdminLinkProviderForUser's `DestinationUser` takes "the username in the user pool" (API
+/// reference), which is that id, not the email address the run created the user with. Both
+/// writers link there: the Google-only user created by AdminCreateUser and the password user
+/// imported by a job (linked by the follow-ups after it).
+#[tokio::test]
+async fn email_as_username_pools_link_the_generated_username() {
+    let emu = Emulator::start();
+    let c = emu.cognito().await;
+    let dir = tempdir("federated-email");
+    let env = emu.cli_env();
+    let pool = create_pool(
+        c.create_user_pool()
+            .pool_name("federated-email")
+            .username_attributes(
+                aws_sdk_cognitoidentityprovider::types::UsernameAttributeType::Email,
+            )
+            .auto_verified_attributes(
+                aws_sdk_cognitoidentityprovider::types::VerifiedAttributeType::Email,
+            ),
+    )
+    .await;
+    c.create_identity_provider()
+        .user_pool_id(&pool)
+        .provider_name("Google")
+        .provider_type(IdentityProviderTypeType::Google)
+        .provider_details("client_id", "x")
+        .send()
+        .await
+        .expect("CreateIdentityProvider");
+    let input = write(&dir, "auth0.ndjson", AUTH0);
+    let state = dir.join("state.db");
+    let mut args = run_args(&input, "auth0", &pool, state.to_str().unwrap(), "auto");
+    args.extend(["--role-arn", ROLE_ARN]);
+    let (code, out, err) = run_cli(&args, &env);
+    assert_eq!(code, 0, "{out}\n{err}");
+    let users = linked(&c, &pool).await;
+    assert_eq!(users.len(), 3, "{users:?}");
+    let mut links: Vec<_> = users.values().flat_map(|(_, ids)| ids.clone()).collect();
+    links.sort();
+    assert_eq!(links, vec![pair("Google", "1049"), pair("Google", "2077")]);
+    for name in users.keys() {
+        assert!(!name.contains('@'), "usernames are generated ids: {name}");
+    }
+    assert_eq!(links_served(&emu), 2, "one call per identity");
+}
