@@ -306,7 +306,10 @@ async fn progress_and_the_id_map_follow_the_pool_as_users_arrive() {
     ] {
         assert!(page.contains(cell), "{cell:?} not in the report");
     }
-    assert!(page.contains(&date_of(t - 40 * DAY)), "the arrivals per day");
+    assert!(
+        page.contains(&date_of(t - 40 * DAY)),
+        "the arrivals per day"
+    );
     // --progress needs --html; --directory needs --id-map or --progress.
     html_args.retain(|a| *a != "--progress");
     let (code, _, err) = run_cli(&html_args, &emu.cli_env());
