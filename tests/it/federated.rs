@@ -383,3 +383,38 @@ async fn email_as_username_pools_link_the_generated_username() {
     }
     assert_eq!(links_served(&emu), 2, "one call per identity");
 }
+
+/// A link whose answer is lost (the connection drops after Cognito made it) is retried, and
+/// Cognito refuses the retry: that identity is linked already, to this very user. The writer reads
+/// the user back and finds the link there: done, not a failure, and no third call.
+#[tokio::test]
+async fn a_link_whose_answer_was_lost_is_found_made_not_failed() {
+    let emu = Emulator::start();
+    let c = emu.cognito().await;
+    let dir = tempdir("federated-lost");
+    let env = emu.cli_env();
+    let pool = pool_with(&c, "lost", &[("Google", IdentityProviderTypeType::Google)]).await;
+    emu.control(
+        "/_emulator/config",
+        serde_json::json!({"faults": {"rules": {"AdminLinkProviderForUser":
+            {"drop_after": 1.0, "max_faults": 1}}}}),
+    );
+    let input = write(&dir, "auth0.ndjson", AUTH0);
+    let state = dir.join("state.db");
+    let mut args = run_args(
+        &input,
+        "auth0",
+        &pool,
+        state.to_str().unwrap(),
+        "admin-create",
+    );
+    args.extend(["--unimportable", "reset", "--concurrency", "1"]);
+    let (code, out, err) = run_cli(&args, &env);
+    assert_eq!(code, 0, "{out}\n{err}");
+    let users = linked(&c, &pool).await;
+    assert_eq!(users["google-oauth2|1049"].1, vec![pair("Google", "1049")]);
+    assert_eq!(users["auth0|both1"].1, vec![pair("Google", "2077")]);
+    assert_eq!(emu.status(&state).1["failed"], 0);
+    // Two identities, one answer lost: the made call, its refused retry, the other link.
+    assert_eq!(links_served(&emu), 3);
+}

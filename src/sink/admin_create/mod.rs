@@ -679,6 +679,9 @@ fn outcome_word(o: Outcome) -> &'static str {
 ///   signed in yet; the message says how to clear it (delete that user, then `retry`).
 /// - `LimitExceededException`: the user has five linked identities already (Cognito's maximum).
 ///
+/// A call retried after an answer was lost (`maybe_applied`) and then refused as above may have
+/// linked the identity the first time: the user is read again and a link it shows is done.
+///
 /// Every other error follows the writer's one retry decision; what is left fails the user
 /// `followup_failed` with the provider named, and `retry` links what is missing.
 async fn link_all(
@@ -695,6 +698,12 @@ async fn link_all(
         any = true;
         match ctx.service.link_provider(username, provider, id).await {
             Ok(()) => crate::testing_hook::testing_hook_kill_at("linked"),
+            // A retried call whose first attempt may have linked it (its answer was lost):
+            // Cognito refuses the retry because the identity is linked, to this very user.
+            Err(e)
+                if (e.is("AliasExistsException") || e.is("InvalidParameterException"))
+                    && e.maybe_applied
+                    && linked_now(ctx, username, provider, id).await => {}
             Err(e) if e.is("AliasExistsException") || e.is("InvalidParameterException") => {
                 return Err(format!(
                     "linking its {provider} identity failed ({e}): the federated user \
@@ -713,6 +722,18 @@ async fn link_all(
         }
     }
     Ok(any)
+}
+
+/// Whether the pool shows the identity linked to the user now (AdminGetUser); a failed read is
+/// "no".
+async fn linked_now(ctx: &Ctx, username: &str, provider: &str, id: &str) -> bool {
+    match ctx.service.get_user(username).await {
+        Ok(Some(remote)) => remote
+            .linked()
+            .iter()
+            .any(|(p, i)| p == provider && i == id),
+        _ => false,
+    }
 }
 
 /// Links, then groups, then disable (last, so that a failed link leaves the user as the legacy
