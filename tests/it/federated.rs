@@ -319,6 +319,37 @@ async fn a_federated_user_already_in_the_pool_fails_the_link_and_retry_links_it(
     let users = linked(&c, &pool).await;
     assert_eq!(users["google-oauth2|1049"].1, vec![], "{users:?}");
     assert_eq!(users["auth0|both1"].1, vec![pair("Google", "2077")]);
+    // The user whose link failed is in the pool all the same: the id map has it, with its sub.
+    let map = dir.join("id-map.csv");
+    let args = [
+        "report",
+        "--state",
+        state_s,
+        "--id-map",
+        map.to_str().unwrap(),
+    ];
+    let (code, out, err) = run_cli(&args, &env);
+    assert_eq!(code, 0, "{out}\n{err}");
+    let text = std::fs::read_to_string(&map).unwrap();
+    let sub = c
+        .admin_get_user()
+        .user_pool_id(&pool)
+        .username("google-oauth2|1049")
+        .send()
+        .await
+        .unwrap()
+        .user_attributes()
+        .iter()
+        .find(|a| a.name() == "sub")
+        .and_then(|a| a.value())
+        .unwrap()
+        .to_string();
+    let row = text
+        .lines()
+        .find(|l| l.starts_with("google-oauth2|1049,"))
+        .unwrap_or_else(|| panic!("the user whose link failed is not in the id map:\n{text}"));
+    assert!(row.contains(&format!(",{sub},in_pool,run,")), "{row}");
+    assert_eq!(text.lines().count(), 1 + 3, "{text}");
 
     c.admin_delete_user()
         .user_pool_id(&pool)
