@@ -449,3 +449,67 @@ async fn a_link_whose_answer_was_lost_is_found_made_not_failed() {
     // Two identities, one answer lost: the made call, its refused retry, the other link.
     assert_eq!(links_served(&emu), 3);
 }
+
+/// The real export shapes (tests/fixtures/real/) through a whole run: the Auth0 user export's
+/// Google user and the Firebase export's Google user exist once, linked to Google with the
+/// provider's id, FORCE_CHANGE_PASSWORD (never RESET_REQUIRED); Firebase's microsoft.com user,
+/// whose provider the pool lacks, is migrated unlinked.
+#[tokio::test]
+async fn the_real_auth0_and_firebase_exports_link_their_google_users() {
+    let emu = Emulator::start();
+    let c = emu.cognito().await;
+    let dir = tempdir("federated-real");
+    let env = emu.cli_env();
+    let real = "tests/fixtures/real";
+    for (name, format, input, extra) in [
+        (
+            "auth0",
+            "auth0",
+            format!("{real}/auth0/users-export.ndjson"),
+            [
+                "--hashes".to_string(),
+                format!("{real}/auth0/password-hashes.ndjson"),
+            ],
+        ),
+        (
+            "firebase",
+            "firebase",
+            format!("{real}/firebase/accounts.json"),
+            [
+                "--hash-config".to_string(),
+                format!("{real}/firebase/hash_config.txt"),
+            ],
+        ),
+    ] {
+        let pool = pool_with(&c, name, &[("Google", IdentityProviderTypeType::Google)]).await;
+        let state = dir.join(format!("{name}.db"));
+        let mut args = run_args(&input, format, &pool, state.to_str().unwrap(), "auto");
+        args.extend(["--role-arn", ROLE_ARN, &extra[0], &extra[1]]);
+        let (code, out, err) = run_cli(&args, &env);
+        assert_eq!(code, 0, "{name}: {out}\n{err}");
+        let users = linked(&c, &pool).await;
+        let google: Vec<_> = users
+            .iter()
+            .filter(|(_, (_, ids))| !ids.is_empty())
+            .collect();
+        assert_eq!(google.len(), 1, "{name}: {users:?}");
+        let (_, (status, ids)) = google[0];
+        assert_eq!(
+            ids,
+            &vec![pair("Google", "104857392018475619283")],
+            "{name}"
+        );
+        assert_eq!(status, "FORCE_CHANGE_PASSWORD", "{name}");
+        for (u, (status, _)) in &users {
+            assert_ne!(status, "RESET_REQUIRED", "{name}: {u}");
+        }
+        if name == "firebase" {
+            assert_eq!(
+                users["6"].1,
+                vec![],
+                "microsoft.com is not linked: {users:?}"
+            );
+        }
+    }
+    assert_eq!(links_served(&emu), 2);
+}
