@@ -17,6 +17,9 @@ developer guide's "Linking federated users to an existing user profile"):
   (``InvalidParameterException`` otherwise); for the social providers (``Google``, ``Facebook``,
   ``LoginWithAmazon``, ``SignInWithApple``) ``ProviderAttributeName`` must be ``Cognito_Subject``.
 * At most five identities per user: a sixth is ``LimitExceededException``.
+* A destination user with a value for an immutable custom attribute cannot be linked
+  (``InvalidParameterException``; the API reference: "If you have assigned the user any immutable
+  custom attributes, the operation won't succeed").
 * An identity already linked (to this user or another) is refused with
   ``InvalidParameterException`` ("Merging is not currently supported, provide a SourceUser that has
   not been linked/merged"); a federated user that already exists in the pool (``<Provider>_<id>``,
@@ -77,6 +80,14 @@ def admin_link_provider_for_user(self):
     user = pool.users.get(dest.get("ProviderAttributeValue") or "")
     if user is None:
         raise CognitoError("UserNotFoundException", "User does not exist.")
+    # The API reference: "All attributes in the DestinationUser profile must be mutable. If you
+    # have assigned the user any immutable custom attributes, the operation won't succeed."
+    for name, attribute in pool.schema_attributes.items():
+        if name.startswith("custom:") and not attribute.mutable and user.attribute_lookup.get(name):
+            raise invalid_parameter(
+                f"The destination user has the immutable custom attribute {name}; "
+                "all attributes of the destination user must be mutable."
+            )
     provider = src.get("ProviderName") or ""
     idp = pool.identity_providers.get(provider)
     if idp is None:

@@ -513,3 +513,71 @@ async fn the_real_auth0_and_firebase_exports_link_their_google_users() {
     }
     assert_eq!(links_served(&emu), 2);
 }
+
+/// AdminLinkProviderForUser's API reference: "All attributes in the DestinationUser profile must be
+/// mutable. If you have assigned the user any immutable custom attributes, the operation won't
+/// succeed." A pool whose `custom:legacy_id` is immutable (a natural choice for an id) cannot take
+/// the links of users the mapping gives one: `plan` says so before anything is written.
+#[tokio::test]
+async fn plan_warns_that_an_immutable_custom_attribute_blocks_links() {
+    let emu = Emulator::start();
+    let c = emu.cognito().await;
+    let dir = tempdir("federated-immutable");
+    let env = emu.cli_env();
+    let pool = create_pool(
+        c.create_user_pool()
+            .pool_name("immutable")
+            .auto_verified_attributes(
+                aws_sdk_cognitoidentityprovider::types::VerifiedAttributeType::Email,
+            )
+            .schema(string_attribute("legacy_id").mutable(false).build()),
+    )
+    .await;
+    c.create_identity_provider()
+        .user_pool_id(&pool)
+        .provider_name("Google")
+        .provider_type(IdentityProviderTypeType::Google)
+        .provider_details("client_id", "x")
+        .send()
+        .await
+        .expect("CreateIdentityProvider");
+    let input = write(&dir, "auth0.ndjson", AUTH0);
+    let out_dir = dir.join("plan");
+    let args = [
+        "plan",
+        "-i",
+        &input,
+        "-f",
+        "auth0",
+        "--pool-id",
+        &pool,
+        "--out",
+        out_dir.to_str().unwrap(),
+        "--mode",
+        "auto",
+        "--json",
+    ];
+    let (code, out, err) = run_cli(&args, &env);
+    assert_eq!(code, 0, "{out}\n{err}");
+    let s: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let warnings = s["warnings"].to_string();
+    assert!(
+        warnings.contains(
+            "2 users with identities to link have the immutable custom attribute custom:legacy_id"
+        ),
+        "{s}"
+    );
+    // Run anyway: both users are created or imported, and both links fail with a reason that
+    // names the cause.
+    let state = dir.join("state.db");
+    let mut args = run_args(&input, "auth0", &pool, state.to_str().unwrap(), "auto");
+    args.extend(["--role-arn", ROLE_ARN]);
+    let (code, out, err) = run_cli(&args, &env);
+    assert_eq!(code, 1, "{out}\n{err}");
+    assert_eq!(linked(&c, &pool).await.len(), 3);
+    let failed = dir.join("failed.csv");
+    report_failed(&state, &failed, &env);
+    let report = std::fs::read_to_string(&failed).unwrap();
+    assert_eq!(report.matches("followup_failed").count(), 2, "{report}");
+    assert!(report.contains("immutable custom attribute"), "{report}");
+}

@@ -678,6 +678,9 @@ fn outcome_word(o: Outcome) -> &'static str {
 ///   identity is linked to another user. Linking only works for a federated user that has not
 ///   signed in yet; the message says how to clear it (delete that user, then `retry`).
 /// - `LimitExceededException`: the user has five linked identities already (Cognito's maximum).
+/// - `InvalidParameterException` also when the user has a value for an immutable custom
+///   attribute ("If you have assigned the user any immutable custom attributes, the operation
+///   won't succeed"): `plan` warns about such users beforehand.
 ///
 /// A call retried after an answer was lost (`maybe_applied`) and then refused as above may have
 /// linked the identity the first time: the user is read again and a link it shows is done.
@@ -709,7 +712,9 @@ async fn link_all(
                     "linking its {provider} identity failed ({e}): the federated user \
                      {provider}_{id} probably exists in the pool already (it signed in before \
                      the migration) or the identity is linked to another user; Cognito links only \
-                     identities that have not signed in yet: delete that user, then `retry`"
+                     identities that have not signed in yet: delete that user, then `retry`. \
+                     (Cognito also refuses users that have an immutable custom attribute: `plan` \
+                     warns about those.)"
                 ))
             }
             Err(e) if e.is("LimitExceededException") => {
