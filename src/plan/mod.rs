@@ -235,6 +235,13 @@ pub fn execute(
         groups_seen: Default::default(),
         route_counts: Vec::new(),
         scheme_counts: Vec::new(),
+        immutable: mapper
+            .schema()
+            .attributes
+            .iter()
+            .filter(|a| !a.mutable && a.name.starts_with("custom:"))
+            .map(|a| (a.name.clone(), 0))
+            .collect(),
     };
     // The record prepared but not yet admitted.
     let mut pending: Option<Prepared> = None;
@@ -290,6 +297,9 @@ struct Pass<'c> {
     groups_seen: std::collections::HashSet<String>,
     route_counts: Vec<(Route, u64)>,
     scheme_counts: Vec<((&'static str, Route), u64)>,
+    /// The pool's immutable custom attributes, and how many users with links to make have each:
+    /// Cognito links no user that has one (see [`Pass::admit`]).
+    immutable: Vec<(String, u64)>,
 }
 
 impl Pass<'_> {
@@ -344,6 +354,21 @@ impl Pass<'_> {
         if routed.route == Route::Trigger {
             summary.links_left_to_trigger += routed.user.links.len() as u64;
         } else {
+            // AdminLinkProviderForUser's API reference: "All attributes in the DestinationUser
+            // profile must be mutable. If you have assigned the user any immutable custom
+            // attributes, the operation won't succeed."
+            if !routed.user.links.is_empty() {
+                for (name, n) in &mut self.immutable {
+                    if routed
+                        .user
+                        .attributes
+                        .get(name)
+                        .is_some_and(|v| !v.is_empty())
+                    {
+                        *n += 1;
+                    }
+                }
+            }
             for l in &routed.user.links {
                 if let Some(p) = &l.provider {
                     match summary.links.get_mut(p.as_str()) {
@@ -412,6 +437,19 @@ impl Pass<'_> {
                 .insert(route.as_str().to_string(), n);
         }
         summary.followups.groups = self.groups_seen.len() as u64;
+        for (name, n) in self.immutable.iter().filter(|(_, n)| *n > 0) {
+            let (users, have) = if *n == 1 {
+                ("user", "has")
+            } else {
+                ("users", "have")
+            };
+            summary.warnings.push(format!(
+                "{n} {users} with identities to link {have} the immutable custom attribute {name}: \
+                 Cognito links no user with an immutable custom attribute \
+                 (AdminLinkProviderForUser), so their links will fail; leave {name} out of the \
+                 mapping or use a pool where it is mutable"
+            ));
+        }
         for (why, n) in &summary.unusable_hashes {
             let users = if *n == 1 { "user has" } else { "users have" };
             summary.warnings.push(format!(

@@ -34,6 +34,7 @@ use serde::Serialize;
 use crate::checkpoint::{Checkpoint, CheckpointError, Outcome, RecordSet, RunId};
 use crate::directory::{DirectoryError, DirectoryFile, SignIn};
 use crate::pool::{PoolError, PoolSchema};
+use crate::sink::admin_create::FOLLOWUP_FAILED;
 
 pub use arrivals::{DayCount, TriggerProgress};
 pub use idmap::{IdMap, IdMapRow, IdStatus, ID_MAP_COLUMNS};
@@ -295,7 +296,7 @@ pub const IN_POOL_OUTCOMES: [Outcome; 5] = [
 ];
 
 /// The users of a run's state: those it put in the pool ([`Origin::Run`], with
-/// [`IN_POOL_OUTCOMES`]) and, when `with_trigger`, those it left to the trigger
+/// [`IN_POOL_OUTCOMES`], and failed ones whose only failure was a follow-up) and, when `with_trigger`, those it left to the trigger
 /// ([`Origin::Trigger`]), in record order.
 pub fn tracked_from_state(
     cp: &Checkpoint,
@@ -308,9 +309,15 @@ pub fn tracked_from_state(
     if with_trigger {
         outcomes.push((Outcome::Trigger, Origin::Trigger));
     }
+    // A user whose follow-ups failed (a link Cognito refused, a missing group) is in the pool all
+    // the same: created or imported, with a `sub` the app needs.
+    outcomes.push((Outcome::Failed, Origin::Run));
     for (outcome, origin) in outcomes {
         for u in cp.users_with_outcome(run, outcome) {
             let u = u?;
+            if outcome == Outcome::Failed && u.reason.as_deref() != Some(FOLLOWUP_FAILED) {
+                continue;
+            }
             out.push(Tracked {
                 record: u.record,
                 username: u.username,

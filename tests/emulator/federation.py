@@ -10,12 +10,16 @@ What is emulated (API reference of AdminLinkProviderForUser / AdminDisableProvid
 developer guide's "Linking federated users to an existing user profile"):
 
 * ``DestinationUser`` must be a native user (``ProviderName`` ``Cognito``, its username as
-  ``ProviderAttributeValue``): else ``InvalidParameterException``; no such user:
-  ``UserNotFoundException``.
+  ``ProviderAttributeValue``): else ``InvalidParameterException``; no user of that username:
+  ``UserNotFoundException``. Only the username is looked up, never an alias: in a pool whose
+  usernames are email addresses or phone numbers that is the id Cognito generated.
 * ``SourceUser.ProviderName`` must be one of the pool's identity providers
   (``InvalidParameterException`` otherwise); for the social providers (``Google``, ``Facebook``,
   ``LoginWithAmazon``, ``SignInWithApple``) ``ProviderAttributeName`` must be ``Cognito_Subject``.
 * At most five identities per user: a sixth is ``LimitExceededException``.
+* A destination user with a value for an immutable custom attribute cannot be linked
+  (``InvalidParameterException``; the API reference: "If you have assigned the user any immutable
+  custom attributes, the operation won't succeed").
 * An identity already linked (to this user or another) is refused with
   ``InvalidParameterException`` ("Merging is not currently supported, provide a SourceUser that has
   not been linked/merged"); a federated user that already exists in the pool (``<Provider>_<id>``,
@@ -70,9 +74,20 @@ def admin_link_provider_for_user(self):
     src = self._get_param("SourceUser") or {}
     if dest.get("ProviderName") != "Cognito":
         raise invalid_parameter("DestinationUser must be a native user (ProviderName Cognito)")
-    user = pool._get_user(dest.get("ProviderAttributeValue") or "")
+    # The API reference: "For a native username + password user, the ProviderAttributeValue for
+    # the DestinationUser should be the username in the user pool" -- the username itself, not an
+    # alias (in an email- or phone-as-username pool that is the generated id, not the address).
+    user = pool.users.get(dest.get("ProviderAttributeValue") or "")
     if user is None:
         raise CognitoError("UserNotFoundException", "User does not exist.")
+    # The API reference: "All attributes in the DestinationUser profile must be mutable. If you
+    # have assigned the user any immutable custom attributes, the operation won't succeed."
+    for name, attribute in pool.schema_attributes.items():
+        if name.startswith("custom:") and not attribute.mutable and user.attribute_lookup.get(name):
+            raise invalid_parameter(
+                f"The destination user has the immutable custom attribute {name}; "
+                "all attributes of the destination user must be mutable."
+            )
     provider = src.get("ProviderName") or ""
     idp = pool.identity_providers.get(provider)
     if idp is None:

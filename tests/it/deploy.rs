@@ -678,6 +678,9 @@ fn the_sync_task_role_allows_every_cognito_call_of_the_writers_and_the_readme_li
         "AdminDeleteUser",
         "AdminAddUserToGroup",
         "AdminRemoveUserFromGroup",
+        // New users with federated identities are linked; the pool's providers are read first.
+        "AdminLinkProviderForUser",
+        "ListIdentityProviders",
         "CreateGroup",
         "CreateUserImportJob",
         "StartUserImportJob",

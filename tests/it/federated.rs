@@ -319,6 +319,37 @@ async fn a_federated_user_already_in_the_pool_fails_the_link_and_retry_links_it(
     let users = linked(&c, &pool).await;
     assert_eq!(users["google-oauth2|1049"].1, vec![], "{users:?}");
     assert_eq!(users["auth0|both1"].1, vec![pair("Google", "2077")]);
+    // The user whose link failed is in the pool all the same: the id map has it, with its sub.
+    let map = dir.join("id-map.csv");
+    let args = [
+        "report",
+        "--state",
+        state_s,
+        "--id-map",
+        map.to_str().unwrap(),
+    ];
+    let (code, out, err) = run_cli(&args, &env);
+    assert_eq!(code, 0, "{out}\n{err}");
+    let text = std::fs::read_to_string(&map).unwrap();
+    let sub = c
+        .admin_get_user()
+        .user_pool_id(&pool)
+        .username("google-oauth2|1049")
+        .send()
+        .await
+        .unwrap()
+        .user_attributes()
+        .iter()
+        .find(|a| a.name() == "sub")
+        .and_then(|a| a.value())
+        .unwrap()
+        .to_string();
+    let row = text
+        .lines()
+        .find(|l| l.starts_with("google-oauth2|1049,"))
+        .unwrap_or_else(|| panic!("the user whose link failed is not in the id map:\n{text}"));
+    assert!(row.contains(&format!(",{sub},in_pool,run,")), "{row}");
+    assert_eq!(text.lines().count(), 1 + 3, "{text}");
 
     c.admin_delete_user()
         .user_pool_id(&pool)
@@ -335,4 +366,218 @@ async fn a_federated_user_already_in_the_pool_fails_the_link_and_retry_links_it(
     assert_eq!(emu.status(&state).1["failed"], 0);
     // The refused call, then one link each.
     assert_eq!(links_served(&emu), 3);
+}
+
+/// In a pool whose usernames are email addresses, Cognito names each user by a generated id, and
+/// AdminLinkProviderForUser's `DestinationUser` takes "the username in the user pool" (API
+/// reference), which is that id, not the email address the run created the user with. Both
+/// writers link there: the Google-only user created by AdminCreateUser and the password user
+/// imported by a job (linked by the follow-ups after it).
+#[tokio::test]
+async fn email_as_username_pools_link_the_generated_username() {
+    let emu = Emulator::start();
+    let c = emu.cognito().await;
+    let dir = tempdir("federated-email");
+    let env = emu.cli_env();
+    let pool = create_pool(
+        c.create_user_pool()
+            .pool_name("federated-email")
+            .username_attributes(
+                aws_sdk_cognitoidentityprovider::types::UsernameAttributeType::Email,
+            )
+            .auto_verified_attributes(
+                aws_sdk_cognitoidentityprovider::types::VerifiedAttributeType::Email,
+            ),
+    )
+    .await;
+    c.create_identity_provider()
+        .user_pool_id(&pool)
+        .provider_name("Google")
+        .provider_type(IdentityProviderTypeType::Google)
+        .provider_details("client_id", "x")
+        .send()
+        .await
+        .expect("CreateIdentityProvider");
+    let input = write(&dir, "auth0.ndjson", AUTH0);
+    let state = dir.join("state.db");
+    let mut args = run_args(&input, "auth0", &pool, state.to_str().unwrap(), "auto");
+    args.extend(["--role-arn", ROLE_ARN]);
+    let (code, out, err) = run_cli(&args, &env);
+    assert_eq!(code, 0, "{out}\n{err}");
+    let users = linked(&c, &pool).await;
+    assert_eq!(users.len(), 3, "{users:?}");
+    let mut links: Vec<_> = users.values().flat_map(|(_, ids)| ids.clone()).collect();
+    links.sort();
+    assert_eq!(links, vec![pair("Google", "1049"), pair("Google", "2077")]);
+    for name in users.keys() {
+        assert!(!name.contains('@'), "usernames are generated ids: {name}");
+    }
+    assert_eq!(links_served(&emu), 2, "one call per identity");
+}
+
+/// A link whose answer is lost (the connection drops after Cognito made it) is retried, and
+/// Cognito refuses the retry: that identity is linked already, to this very user. The writer reads
+/// the user back and finds the link there: done, not a failure, and no third call.
+#[tokio::test]
+async fn a_link_whose_answer_was_lost_is_found_made_not_failed() {
+    let emu = Emulator::start();
+    let c = emu.cognito().await;
+    let dir = tempdir("federated-lost");
+    let env = emu.cli_env();
+    let pool = pool_with(&c, "lost", &[("Google", IdentityProviderTypeType::Google)]).await;
+    emu.control(
+        "/_emulator/config",
+        serde_json::json!({"faults": {"rules": {"AdminLinkProviderForUser":
+            {"drop_after": 1.0, "max_faults": 1}}}}),
+    );
+    let input = write(&dir, "auth0.ndjson", AUTH0);
+    let state = dir.join("state.db");
+    let mut args = run_args(
+        &input,
+        "auth0",
+        &pool,
+        state.to_str().unwrap(),
+        "admin-create",
+    );
+    args.extend(["--unimportable", "reset", "--concurrency", "1"]);
+    let (code, out, err) = run_cli(&args, &env);
+    assert_eq!(code, 0, "{out}\n{err}");
+    let users = linked(&c, &pool).await;
+    assert_eq!(users["google-oauth2|1049"].1, vec![pair("Google", "1049")]);
+    assert_eq!(users["auth0|both1"].1, vec![pair("Google", "2077")]);
+    assert_eq!(emu.status(&state).1["failed"], 0);
+    // Two identities, one answer lost: the made call, its refused retry, the other link.
+    assert_eq!(links_served(&emu), 3);
+}
+
+/// The real export shapes (tests/fixtures/real/) through a whole run: the Auth0 user export's
+/// Google user and the Firebase export's Google user exist once, linked to Google with the
+/// provider's id, FORCE_CHANGE_PASSWORD (never RESET_REQUIRED); Firebase's microsoft.com user,
+/// whose provider the pool lacks, is migrated unlinked.
+#[tokio::test]
+async fn the_real_auth0_and_firebase_exports_link_their_google_users() {
+    let emu = Emulator::start();
+    let c = emu.cognito().await;
+    let dir = tempdir("federated-real");
+    let env = emu.cli_env();
+    let real = "tests/fixtures/real";
+    for (name, format, input, extra) in [
+        (
+            "auth0",
+            "auth0",
+            format!("{real}/auth0/users-export.ndjson"),
+            [
+                "--hashes".to_string(),
+                format!("{real}/auth0/password-hashes.ndjson"),
+            ],
+        ),
+        (
+            "firebase",
+            "firebase",
+            format!("{real}/firebase/accounts.json"),
+            [
+                "--hash-config".to_string(),
+                format!("{real}/firebase/hash_config.txt"),
+            ],
+        ),
+    ] {
+        let pool = pool_with(&c, name, &[("Google", IdentityProviderTypeType::Google)]).await;
+        let state = dir.join(format!("{name}.db"));
+        let mut args = run_args(&input, format, &pool, state.to_str().unwrap(), "auto");
+        args.extend(["--role-arn", ROLE_ARN, &extra[0], &extra[1]]);
+        let (code, out, err) = run_cli(&args, &env);
+        assert_eq!(code, 0, "{name}: {out}\n{err}");
+        let users = linked(&c, &pool).await;
+        let google: Vec<_> = users
+            .iter()
+            .filter(|(_, (_, ids))| !ids.is_empty())
+            .collect();
+        assert_eq!(google.len(), 1, "{name}: {users:?}");
+        let (_, (status, ids)) = google[0];
+        assert_eq!(
+            ids,
+            &vec![pair("Google", "104857392018475619283")],
+            "{name}"
+        );
+        assert_eq!(status, "FORCE_CHANGE_PASSWORD", "{name}");
+        for (u, (status, _)) in &users {
+            assert_ne!(status, "RESET_REQUIRED", "{name}: {u}");
+        }
+        if name == "firebase" {
+            assert_eq!(
+                users["6"].1,
+                vec![],
+                "microsoft.com is not linked: {users:?}"
+            );
+        }
+    }
+    assert_eq!(links_served(&emu), 2);
+}
+
+/// AdminLinkProviderForUser's API reference: "All attributes in the DestinationUser profile must be
+/// mutable. If you have assigned the user any immutable custom attributes, the operation won't
+/// succeed." A pool whose `custom:legacy_id` is immutable (a natural choice for an id) cannot take
+/// the links of users the mapping gives one: `plan` says so before anything is written.
+#[tokio::test]
+async fn plan_warns_that_an_immutable_custom_attribute_blocks_links() {
+    let emu = Emulator::start();
+    let c = emu.cognito().await;
+    let dir = tempdir("federated-immutable");
+    let env = emu.cli_env();
+    let pool = create_pool(
+        c.create_user_pool()
+            .pool_name("immutable")
+            .auto_verified_attributes(
+                aws_sdk_cognitoidentityprovider::types::VerifiedAttributeType::Email,
+            )
+            .schema(string_attribute("legacy_id").mutable(false).build()),
+    )
+    .await;
+    c.create_identity_provider()
+        .user_pool_id(&pool)
+        .provider_name("Google")
+        .provider_type(IdentityProviderTypeType::Google)
+        .provider_details("client_id", "x")
+        .send()
+        .await
+        .expect("CreateIdentityProvider");
+    let input = write(&dir, "auth0.ndjson", AUTH0);
+    let out_dir = dir.join("plan");
+    let args = [
+        "plan",
+        "-i",
+        &input,
+        "-f",
+        "auth0",
+        "--pool-id",
+        &pool,
+        "--out",
+        out_dir.to_str().unwrap(),
+        "--mode",
+        "auto",
+        "--json",
+    ];
+    let (code, out, err) = run_cli(&args, &env);
+    assert_eq!(code, 0, "{out}\n{err}");
+    let s: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let warnings = s["warnings"].to_string();
+    assert!(
+        warnings.contains(
+            "2 users with identities to link have the immutable custom attribute custom:legacy_id"
+        ),
+        "{s}"
+    );
+    // Run anyway: both users are created or imported, and both links fail with a reason that
+    // names the cause.
+    let state = dir.join("state.db");
+    let mut args = run_args(&input, "auth0", &pool, state.to_str().unwrap(), "auto");
+    args.extend(["--role-arn", ROLE_ARN]);
+    let (code, out, err) = run_cli(&args, &env);
+    assert_eq!(code, 1, "{out}\n{err}");
+    assert_eq!(linked(&c, &pool).await.len(), 3);
+    let failed = dir.join("failed.csv");
+    report_failed(&state, &failed, &env);
+    let report = std::fs::read_to_string(&failed).unwrap();
+    assert_eq!(report.matches("followup_failed").count(), 2, "{report}");
+    assert!(report.contains("immutable custom attribute"), "{report}");
 }

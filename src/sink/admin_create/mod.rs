@@ -520,7 +520,10 @@ async fn process(ctx: &Ctx, work: Work) -> UserRow {
     }
     match svc.create_user(&u.username, &u.attributes.to_map()).await {
         // Just created: nothing is linked to it yet.
-        Ok(()) => created(ctx, u, row, Outcome::Created, None, &[]).await,
+        Ok(name) => {
+            let dest = name.as_deref().unwrap_or(&u.username);
+            created(ctx, u, row, Outcome::Created, None, dest, &[]).await
+        }
         Err(e) if e.is("UsernameExistsException") => match svc.get_user(&u.username).await {
             Ok(Some(remote)) => existing(ctx, u, row, remote, e.maybe_applied).await,
             Ok(None) => failed(row, &e),
@@ -563,7 +566,17 @@ async fn existing(
     if maybe_ours && diff.is_empty() {
         // Our earlier attempt created it: finish the job.
         ctx.stats.resolved_in_doubt.fetch_add(1, Ordering::Relaxed);
-        return created(ctx, u, row, Outcome::Created, None, &remote.linked()).await;
+        let linked = remote.linked();
+        return created(
+            ctx,
+            u,
+            row,
+            Outcome::Created,
+            None,
+            &remote.username,
+            &linked,
+        )
+        .await;
     }
     match ctx.service.config().on_existing {
         OnExisting::Skip => {
@@ -579,25 +592,47 @@ async fn existing(
         OnExisting::Update => {
             if diff.is_empty() {
                 let msg = Some("exists, same".to_string());
-                return created(ctx, u, row, Outcome::Skipped, msg, &remote.linked()).await;
+                let linked = remote.linked();
+                return created(
+                    ctx,
+                    u,
+                    row,
+                    Outcome::Skipped,
+                    msg,
+                    &remote.username,
+                    &linked,
+                )
+                .await;
             }
             if let Err(e) = ctx.service.update_attributes(&u.username, &diff).await {
                 return failed(row, &e);
             }
             let msg = Some(format!("exists, updated: {}", names()));
-            created(ctx, u, row, Outcome::Updated, msg, &remote.linked()).await
+            let linked = remote.linked();
+            created(
+                ctx,
+                u,
+                row,
+                Outcome::Updated,
+                msg,
+                &remote.username,
+                &linked,
+            )
+            .await
         }
     }
 }
 
 /// The user is in the pool as we want it: apply its follow-ups and settle it as `outcome`.
-/// `linked`: the identities the pool already shows linked to it (not linked again).
+/// `dest`: its username in the pool (links are made to it); `linked`: the identities the pool
+/// already shows linked to it (not linked again).
 async fn created(
     ctx: &Ctx,
     u: &MappedUser,
     mut row: UserRow,
     outcome: Outcome,
     message: Option<String>,
+    dest: &str,
     linked: &[(String, String)],
 ) -> UserRow {
     row.outcome = outcome;
@@ -605,7 +640,8 @@ async fn created(
         row = row.with_reason("exists", m);
     }
     let links = owned_links(u);
-    match followups(ctx, &u.username, !u.enabled, &u.groups, &links, linked).await {
+    let (disable, groups) = (!u.enabled, &u.groups);
+    match followups(ctx, &u.username, dest, disable, groups, &links, linked).await {
         Ok(()) => {
             row.followups_done = true;
             row
@@ -642,6 +678,12 @@ fn outcome_word(o: Outcome) -> &'static str {
 ///   identity is linked to another user. Linking only works for a federated user that has not
 ///   signed in yet; the message says how to clear it (delete that user, then `retry`).
 /// - `LimitExceededException`: the user has five linked identities already (Cognito's maximum).
+/// - `InvalidParameterException` also when the user has a value for an immutable custom
+///   attribute ("If you have assigned the user any immutable custom attributes, the operation
+///   won't succeed"): `plan` warns about such users beforehand.
+///
+/// A call retried after an answer was lost (`maybe_applied`) and then refused as above may have
+/// linked the identity the first time: the user is read again and a link it shows is done.
 ///
 /// Every other error follows the writer's one retry decision; what is left fails the user
 /// `followup_failed` with the provider named, and `retry` links what is missing.
@@ -659,12 +701,20 @@ async fn link_all(
         any = true;
         match ctx.service.link_provider(username, provider, id).await {
             Ok(()) => crate::testing_hook::testing_hook_kill_at("linked"),
+            // A retried call whose first attempt may have linked it (its answer was lost):
+            // Cognito refuses the retry because the identity is linked, to this very user.
+            Err(e)
+                if (e.is("AliasExistsException") || e.is("InvalidParameterException"))
+                    && e.maybe_applied
+                    && linked_now(ctx, username, provider, id).await => {}
             Err(e) if e.is("AliasExistsException") || e.is("InvalidParameterException") => {
                 return Err(format!(
                     "linking its {provider} identity failed ({e}): the federated user \
                      {provider}_{id} probably exists in the pool already (it signed in before \
                      the migration) or the identity is linked to another user; Cognito links only \
-                     identities that have not signed in yet: delete that user, then `retry`"
+                     identities that have not signed in yet: delete that user, then `retry`. \
+                     (Cognito also refuses users that have an immutable custom attribute: `plan` \
+                     warns about those.)"
                 ))
             }
             Err(e) if e.is("LimitExceededException") => {
@@ -679,19 +729,32 @@ async fn link_all(
     Ok(any)
 }
 
+/// Whether the pool shows the identity linked to the user now (AdminGetUser); a failed read is
+/// "no".
+async fn linked_now(ctx: &Ctx, username: &str, provider: &str, id: &str) -> bool {
+    match ctx.service.get_user(username).await {
+        Ok(Some(remote)) => remote
+            .linked()
+            .iter()
+            .any(|(p, i)| p == provider && i == id),
+        _ => false,
+    }
+}
+
 /// Links, then groups, then disable (last, so that a failed link leaves the user as the legacy
 /// system had it but not yet disabled). Groups and disable are idempotent; links are made once
 /// (see [`link_all`]).
 async fn followups(
     ctx: &Ctx,
     username: &str,
+    dest: &str,
     disable: bool,
     groups: &[impl AsRef<str>],
     links: &[(String, String)],
     linked: &[(String, String)],
 ) -> Result<(), String> {
     let svc = &ctx.service;
-    let mut any = link_all(ctx, username, links, linked).await?;
+    let mut any = link_all(ctx, dest, links, linked).await?;
     for g in groups {
         let g = g.as_ref();
         any = true;
@@ -800,18 +863,21 @@ pub async fn apply_followups(
                         .collect::<Vec<_>>();
                     let links = u.link_list();
                     // The links an earlier attempt made (a crash, a retry) are in the pool.
+                    // Links go to the user's username in the pool (a generated id in email- or
+                    // phone-as-username pools), which AdminGetUser gives.
                     let linked = if links.is_empty() {
-                        Ok(Vec::new())
+                        Ok((u.username.clone(), Vec::new()))
                     } else {
                         match ctx.service.get_user(&u.username).await {
-                            Ok(Some(remote)) => Ok(remote.linked()),
+                            Ok(Some(remote)) => Ok((remote.username.clone(), remote.linked())),
                             Ok(None) => Err("the user is not in the pool".to_string()),
                             Err(e) => Err(e.to_string()),
                         }
                     };
                     let r = match linked {
-                        Ok(linked) => {
-                            followups(&ctx, &u.username, u.needs_disable, &groups, &links, &linked)
+                        Ok((dest, linked)) => {
+                            let disable = u.needs_disable;
+                            followups(&ctx, &u.username, &dest, disable, &groups, &links, &linked)
                                 .await
                         }
                         Err(e) => Err(e),

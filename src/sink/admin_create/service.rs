@@ -43,6 +43,9 @@ impl CallError {
 /// A user as the pool holds it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RemoteUser {
+    /// The user's username in the pool: in a pool whose usernames are email addresses or phone
+    /// numbers, the id Cognito generated (what AdminLinkProviderForUser's `DestinationUser` takes).
+    pub username: String,
     pub attributes: BTreeMap<String, String>,
     pub enabled: bool,
     pub status: Option<String>,
@@ -218,12 +221,13 @@ impl AdminService {
     }
 
     /// AdminCreateUser: `MessageAction=SUPPRESS` unless inviting, no temporary password (Cognito
-    /// generates one; the user is FORCE_CHANGE_PASSWORD).
+    /// generates one; the user is FORCE_CHANGE_PASSWORD). Gives the username the pool gave the
+    /// user (in an email- or phone-as-username pool a generated id, not `username`).
     pub async fn create_user(
         &self,
         username: &str,
         attributes: &BTreeMap<String, String>,
-    ) -> Result<(), CallError> {
+    ) -> Result<Option<String>, CallError> {
         let attrs = attribute_types(&user_attributes(attributes));
         let has_email = attributes.contains_key("email");
         let has_phone = attributes.contains_key("phone_number");
@@ -250,7 +254,7 @@ impl AdminService {
             req.send()
         })
         .await
-        .map(|_| ())
+        .map(|out| out.user().and_then(|u| u.username()).map(str::to_string))
     }
 
     /// AdminGetUser; `None` when there is no such user.
@@ -266,6 +270,7 @@ impl AdminService {
             .await;
         match r {
             Ok(out) => Ok(Some(RemoteUser {
+                username: out.username().to_string(),
                 attributes: out
                     .user_attributes()
                     .iter()
@@ -335,7 +340,8 @@ impl AdminService {
     }
 
     /// AdminLinkProviderForUser: links the identity `user_id` of the pool's identity provider
-    /// `provider` to the native user `username`, so that the user's first sign-in through that
+    /// `provider` to the native user `username` (the username in the pool, not an alias: the API
+    /// reference says the `DestinationUser`'s value "should be the username in the user pool"), so that the user's first sign-in through that
     /// provider lands on this user instead of creating a new one (`Google_…`).
     ///
     /// As the API reference says: `DestinationUser` is the native user (`ProviderName` `Cognito`,

@@ -25,7 +25,8 @@ pub struct AdminArgs {
     /// Region). Raise it to match a raised quota; lower it to leave room for other callers.
     #[arg(long, default_value_t = 50.0, value_name = "RPS")]
     pub rate: f64,
-    /// AdminDisableUser / AdminUpdateUserAttributes calls per second (UserUpdate quota).
+    /// AdminDisableUser / AdminUpdateUserAttributes / AdminLinkProviderForUser calls per second
+    /// (UserUpdate quota).
     #[arg(long, default_value_t = 25.0, value_name = "RPS")]
     pub update_rate: f64,
     /// AdminAddUserToGroup calls per second (UserResourceUpdate quota).
