@@ -139,6 +139,10 @@ pub struct SyncConfig {
     pub writes: UserChangesConfig,
     /// How often the [`Persist`] hook runs while ops are written.
     pub persist_every: Duration,
+    /// The state read at the start may be older than what the interrupted process did (an
+    /// `s3://` state is uploaded at checkpoints, so its last upload can lag the pool): a resumed
+    /// sync then treats its `pending` ops as in doubt too and looks their users up.
+    pub state_may_lag: bool,
 }
 
 /// Called at the sync's checkpoints (change set recorded, after each phase, periodically while
@@ -467,6 +471,22 @@ pub async fn sync(
         }
         todo.extend(page);
     }
+    let mut resent = std::collections::HashSet::new();
+    let pending_in_doubt = resumed && cfg.state_may_lag;
+    if todo.iter().any(|o| in_doubt(o, pending_in_doubt)) {
+        let (rest, settled) =
+            settle_in_doubt(&cfg, &cp, &client, todo, pending_in_doubt, cancel).await?;
+        say(&format!(
+            "{} changes were in doubt (sent, their outcome not recorded): {} users looked up; \
+             {} already showed in the pool and were not sent again, {} are sent again",
+            settled.in_doubt,
+            settled.users,
+            settled.shown,
+            settled.resent.len()
+        ));
+        todo = rest;
+        resent = settled.resent;
+    }
     if cfg.create_groups {
         let names: std::collections::BTreeSet<&str> = todo
             .iter()
@@ -476,7 +496,7 @@ pub async fn sync(
         ensure_groups(&client, &cfg.pool_id, names).await;
     }
     if !todo.is_empty() {
-        write_ops(&cfg, &cp, &client, todo, cancel, persist).await?;
+        write_ops(&cfg, &cp, &client, todo, resent, cancel, persist).await?;
     }
     if cancel.is_cancelled() {
         return Err(SyncError::Interrupted);
@@ -724,6 +744,8 @@ fn record_create(
 struct OpRecorder {
     cp: Arc<Checkpoint>,
     ops: std::collections::HashMap<i64, SyncOpRow>,
+    /// Ops that were in doubt, looked up and not shown by the pool: sent again.
+    resent: std::collections::HashSet<i64>,
     error: Mutex<Option<CheckpointError>>,
 }
 
@@ -814,10 +836,12 @@ impl ChangeObserver for OpRecorder {
             return;
         };
         if matches!(outcome, ChangeOutcome::Failed { code, .. } if code == "Interrupted") {
-            // Cut short by a cancel: left `started`, so the resumed sync sends it again.
+            // Cut short by a cancel: left `started`, so the resumed sync looks it up.
             return;
         }
+        crate::testing_hook::testing_hook_kill_at("sync-op-sent");
         let (status, message) = match outcome {
+            ChangeOutcome::Done if self.resent.contains(&id) => ("done", Some(RESENT.to_string())),
             ChangeOutcome::Done => ("done", None),
             ChangeOutcome::AlreadyDone => ("done", Some("already done".to_string())),
             ChangeOutcome::UserNotFound => (
@@ -836,6 +860,156 @@ impl ChangeObserver for OpRecorder {
             Err(e) => self.fail(e),
         }
     }
+}
+
+/// The message of an op that was in doubt and sent again.
+const RESENT: &str =
+    "in doubt after an interruption; the pool did not show it (looked up): sent again";
+/// The message of an op that was in doubt and settled without a call.
+const SHOWN: &str =
+    "in doubt after an interruption; the pool already showed it (looked up): not sent again";
+
+/// What [`settle_in_doubt`] did.
+struct Settled {
+    in_doubt: u64,
+    users: u64,
+    shown: u64,
+    /// In doubt, not shown by the pool: the ops sent again.
+    resent: std::collections::HashSet<i64>,
+}
+
+/// Whether the pool already holds what `op` was to write: an update's values (compared as the
+/// state compares them, by digest), attributes deleted, the enabled flag, group membership.
+/// `None` when the op cannot be judged from what was read (then it is sent again).
+fn shown_in_pool(op: &SyncOpRow, user: &writes::PoolUser) -> Option<bool> {
+    let arg = op.arg.as_deref().unwrap_or_default();
+    Some(match op.kind.as_str() {
+        "update" => {
+            let values: Vec<(String, String)> = serde_json::from_str(arg).ok()?;
+            values.iter().all(|(n, v)| {
+                user.attributes.get(n).map(|p| attr_digest(n, p)) == Some(attr_digest(n, v))
+            })
+        }
+        "delete_attributes" => {
+            let names: Vec<String> = serde_json::from_str(arg).ok()?;
+            names.iter().all(|n| !user.attributes.contains_key(n))
+        }
+        "disable" => !user.enabled,
+        "enable" => user.enabled,
+        // The user is still there.
+        "delete" => false,
+        "group_add" => user.groups.as_ref()?.contains(arg),
+        "group_remove" => !user.groups.as_ref()?.contains(arg),
+        _ => return None,
+    })
+}
+
+/// An op an interrupted process may have sent without its outcome reaching the state:
+/// `started`, or also `pending` when the state may lag ([`SyncConfig::state_may_lag`]).
+fn in_doubt(op: &SyncOpRow, pending_too: bool) -> bool {
+    op.status == "started" || (pending_too && op.status == "pending")
+}
+
+/// A resumed sync's ops found `started` (sent by the interrupted process, outcome never
+/// recorded) are settled before anything is sent: each such user is read once
+/// ([`writes::Lookup`]: AdminGetUser, and AdminListGroupsForUser when a group op is in doubt);
+/// an op whose effect the pool already shows is recorded done without a call (a delete whose user
+/// is gone too; any other op of a user who is gone is recorded as the writer records
+/// `UserNotFound`); the others are returned with the rest of `todo`, to be sent again. Once one
+/// op of a user is not shown, that user's later in-doubt ops are sent again too, in order.
+async fn settle_in_doubt(
+    cfg: &SyncConfig,
+    cp: &Arc<Checkpoint>,
+    client: &aws_sdk_cognitoidentityprovider::Client,
+    todo: Vec<SyncOpRow>,
+    pending_too: bool,
+    cancel: &CancelToken,
+) -> Result<(Vec<SyncOpRow>, Settled), SyncError> {
+    use futures::stream::{self, StreamExt};
+    let mut users: std::collections::BTreeMap<String, bool> = Default::default();
+    for o in todo.iter().filter(|o| in_doubt(o, pending_too)) {
+        let groups = users.entry(o.username.clone()).or_default();
+        *groups |= o.kind.starts_with("group_");
+    }
+    let lookup = writes::Lookup::new(client, &cfg.pool_id, &cfg.writes);
+    let rx = cancel.subscribe();
+    let read: Vec<_> = stream::iter(users.into_iter())
+        .map(|(name, groups)| {
+            let (lookup, rx) = (&lookup, &rx);
+            async move {
+                let r = lookup.user(&name, groups, rx).await;
+                (name, r)
+            }
+        })
+        .buffer_unordered(cfg.writes.concurrency.max(1))
+        .collect()
+        .await;
+    if cancel.is_cancelled() {
+        return Err(SyncError::Interrupted);
+    }
+    let mut found = std::collections::HashMap::new();
+    for (name, r) in read {
+        let r = r.map_err(|e| SyncError::Writes(Box::new(e)))?;
+        found.insert(name, r);
+    }
+    let recorder = OpRecorder {
+        cp: cp.clone(),
+        ops: Default::default(),
+        resent: Default::default(),
+        error: Mutex::new(None),
+    };
+    let mut st = Settled {
+        in_doubt: 0,
+        users: found.len() as u64,
+        shown: 0,
+        resent: Default::default(),
+    };
+    let mut blocked: std::collections::HashSet<String> = Default::default();
+    let mut rest = Vec::with_capacity(todo.len());
+    for op in todo {
+        if !in_doubt(&op, pending_too) {
+            rest.push(op);
+            continue;
+        }
+        st.in_doubt += 1;
+        let settle = match found.get(&op.username) {
+            _ if blocked.contains(&op.username) => None,
+            Some(Ok(None)) if op.kind == "delete" => {
+                Some(("done", SHOWN.to_string(), ChangeOutcome::AlreadyDone))
+            }
+            Some(Ok(None)) => Some((
+                "failed",
+                "the user is not in the pool (looked up after an interruption): the next sync                  creates it again"
+                    .to_string(),
+                ChangeOutcome::UserNotFound,
+            )),
+            Some(Ok(Some(u))) if shown_in_pool(&op, u) == Some(true) => {
+                Some(("done", SHOWN.to_string(), ChangeOutcome::Done))
+            }
+            Some(Ok(Some(_))) | Some(Err(_)) | None => None,
+        };
+        match settle {
+            Some((status, message, outcome)) => {
+                let w = recorder.key_write(&op, &outcome)?;
+                cp.sync_op_finished(op.id, status, Some(&message), &w)?;
+                if status == "done" {
+                    st.shown += 1;
+                }
+            }
+            None => {
+                if let Some(Err(why)) = found.get(&op.username) {
+                    tracing::warn!(
+                        "user {} could not be looked up ({why}): its change in doubt is sent again",
+                        op.username
+                    );
+                }
+                blocked.insert(op.username.clone());
+                st.resent.insert(op.id);
+                rest.push(op);
+            }
+        }
+    }
+    Ok((rest, st))
 }
 
 fn action(op: &SyncOpRow) -> Result<Action, SyncError> {
@@ -859,6 +1033,7 @@ async fn write_ops(
     cp: &Arc<Checkpoint>,
     client: &aws_sdk_cognitoidentityprovider::Client,
     todo: Vec<SyncOpRow>,
+    resent: std::collections::HashSet<i64>,
     cancel: &CancelToken,
     persist: &dyn Persist,
 ) -> Result<(), SyncError> {
@@ -876,6 +1051,7 @@ async fn write_ops(
     let recorder = OpRecorder {
         cp: cp.clone(),
         ops: todo.into_iter().map(|o| (o.id, o)).collect(),
+        resent,
         error: Mutex::new(None),
     };
     let applied = writes::apply(
