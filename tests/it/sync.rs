@@ -1003,3 +1003,73 @@ async fn an_s3_sync_killed_then_resumed_with_break_lock_ends_exact_each_change_o
     assert_eq!(code, 0, "{err}");
     assert_eq!(s.writes(), vec![], "{err}");
 }
+
+/// The REAL `sync` binary's summary lines in several outcomes (ok, a plan with changes, failed
+/// users, removals staged, refused because the state is busy) against the metric filters of
+/// `deploy/sync/template.yaml`: each metric counts exactly the lines it is meant to.
+#[tokio::test]
+async fn the_sync_templates_metric_filters_match_the_real_summary_lines() {
+    use crate::deploy::{count, metric_filters, published, sum, template, SYNC_TEMPLATE};
+    let s = Setup::new("sync-filters").await;
+    let mut users: Vec<U> = (0..4).map(|i| u(i, &[])).collect();
+    let mut lines = Vec::new();
+    let mut codes = Vec::new();
+    let mut take = |(code, _, _, err): (i32, String, Value, String)| {
+        codes.push(code);
+        lines.push(err.lines().last().unwrap().to_string());
+    };
+    take(s.sync(&users, &[])); // ok
+    users[1].name = "Renamed".into();
+    take(s.sync(&users, &["--plan"])); // changes pending
+    users[0].roles = vec!["missing-group"];
+    take(s.sync(&users, &[])); // a failed user
+    users.remove(3);
+    take(s.sync(&users, &["--max-removals", "0"])); // removals staged (and the failed user again)
+    // A second sync while another process holds the state's lock: exit 4.
+    let lock = s.dir.join("sync.db.lock");
+    let mut holder = std::process::Command::new("flock")
+        .arg(&lock)
+        .args(["sleep", "30"])
+        .spawn()
+        .expect("flock(1)");
+    wait_until("the lock held", std::time::Duration::from_secs(10), || {
+        let (code, _, _, err) = s.sync(&users, &[]);
+        let busy = code == 4;
+        if busy {
+            take((code, String::new(), Value::Null, err));
+        }
+        busy
+    });
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+    assert_eq!(codes, [0, 6, 1, 7, 4], "{lines:#?}");
+    let parsed: Vec<Value> = lines
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    let outcomes: Vec<&str> = parsed.iter().map(|v| v["outcome"].as_str().unwrap()).collect();
+    assert_eq!(
+        outcomes,
+        ["ok", "changes_pending", "failed_users", "removals_staged", "fatal"]
+    );
+    let n = |v: &Value, k: &str| v[k].as_u64().unwrap();
+    let filters = metric_filters(&template(SYNC_TEMPLATE));
+    let p = published(&filters, &lines);
+    assert_eq!(count(&p, "Runs"), 5, "{p:#?}");
+    assert_eq!(count(&p, "FatalRuns"), 0, "a busy state is no failure: {p:#?}");
+    assert_eq!(count(&p, "BusyRuns"), 1, "{p:#?}");
+    let failed: Vec<&Value> = parsed.iter().filter(|v| n(v, "failed") > 0).collect();
+    assert_eq!(failed.len(), 2, "{lines:#?}");
+    assert_eq!(count(&p, "FailedUsers"), 2, "{p:#?}");
+    assert_eq!(sum(&p, "FailedUsers"), 2.0, "{p:#?}");
+    assert_eq!(count(&p, "StagedRemovals"), 1, "{p:#?}");
+    assert_eq!(sum(&p, "StagedRemovals"), 1.0, "{p:#?}");
+    assert_eq!(count(&p, "RejectedRecords"), 0, "{p:#?}");
+    let durations: Vec<f64> = p["Duration"].iter().map(|(v, _)| *v).collect();
+    let real: Vec<f64> = parsed
+        .iter()
+        .filter(|v| v["plan"] == false)
+        .map(|v| n(v, "duration_ms") as f64)
+        .collect();
+    assert_eq!(durations, real, "real runs only, not the plan");
+}
