@@ -20,14 +20,17 @@
 //! 4. **Create**: new users go through [`crate::migrate::run`] restricted to their records
 //!    (`only`), with its exactly-once machinery (import jobs for importable hashes in mode auto,
 //!    AdminCreateUser for the rest, or left to the trigger); their keys are then recorded.
-//! 5. **Write**: the other ops through the per-user change writer ([`writes`], replaced by
-//!    `sink::user_changes` at merge), in the order recorded; each finished op updates its key's
-//!    row in the same transaction, so the state always says what the pool was made to hold.
+//! 5. **Write**: the other ops through the concurrent change writer ([`writes`] =
+//!    `sink::user_changes`: users side by side, one user's ops in the order recorded); each op is
+//!    durably `started` before its call, and each finished op updates its key's row in the same
+//!    transaction, so the state always says what the pool was made to hold.
 //!
 //! A crash anywhere resumes the same sync with the same command: an unfinished sync found in the
-//! state goes on from its phase, ops still `pending` or `started` are sent (again): every op is
-//! idempotent (the same attribute values, disable, enable, group membership; deleting a user
-//! already gone counts as done), and creates are `migrate`'s own exactly-once business. A failed
+//! state goes on from its phase. Ops left in doubt (`started`, outcome never recorded; with an
+//! `s3://` state whose upload may lag, `pending` too) are settled first by reading their users
+//! back (`settle_in_doubt`): what the pool already shows is recorded done without a call, the
+//! rest is sent again, so each change is written once. Creates are `migrate`'s own exactly-once
+//! business. A failed
 //! op leaves its key's row as it was, so the next sync finds the difference again and retries it,
 //! without blocking anyone else.
 
@@ -933,7 +936,7 @@ async fn settle_in_doubt(
     }
     let lookup = writes::Lookup::new(client, &cfg.pool_id, &cfg.writes);
     let rx = cancel.subscribe();
-    let read: Vec<_> = stream::iter(users.into_iter())
+    let read: Vec<_> = stream::iter(users)
         .map(|(name, groups)| {
             let (lookup, rx) = (&lookup, &rx);
             async move {
@@ -1090,4 +1093,105 @@ async fn write_ops(
     result
         .map(|_| ())
         .map_err(|e| SyncError::Writes(Box::new(e)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn op(kind: &str, arg: Option<&str>) -> SyncOpRow {
+        SyncOpRow {
+            id: 1,
+            key: "k".into(),
+            username: "u".into(),
+            kind: kind.into(),
+            arg: arg.map(str::to_string),
+            record: None,
+            removal: false,
+            status: "started".into(),
+            message: None,
+        }
+    }
+
+    fn pool_user(
+        attrs: &[(&str, &str)],
+        enabled: bool,
+        groups: Option<&[&str]>,
+    ) -> writes::PoolUser {
+        writes::PoolUser {
+            attributes: attrs
+                .iter()
+                .map(|(n, v)| (n.to_string(), v.to_string()))
+                .collect(),
+            enabled,
+            groups: groups.map(|g| g.iter().map(|s| s.to_string()).collect()),
+        }
+    }
+
+    /// Each kind of op is judged against what the pool holds: settled only when the pool shows
+    /// its whole effect.
+    #[test]
+    fn an_op_in_doubt_is_settled_only_when_the_pool_shows_its_effect() {
+        let u = pool_user(
+            &[("name", "Zero"), ("email", "z@example.com")],
+            false,
+            Some(&["staff"]),
+        );
+        let update = |v: &str| op("update", Some(v));
+        assert_eq!(
+            shown_in_pool(&update(r#"[["name","Zero"]]"#), &u),
+            Some(true)
+        );
+        assert_eq!(
+            shown_in_pool(
+                &update(r#"[["name","Zero"],["email","new@example.com"]]"#),
+                &u
+            ),
+            Some(false),
+            "one value differs"
+        );
+        assert_eq!(
+            shown_in_pool(&update(r#"[["given_name","Z"]]"#), &u),
+            Some(false),
+            "an attribute the user lacks"
+        );
+        assert_eq!(
+            shown_in_pool(&op("delete_attributes", Some(r#"["given_name"]"#)), &u),
+            Some(true)
+        );
+        assert_eq!(
+            shown_in_pool(&op("delete_attributes", Some(r#"["name"]"#)), &u),
+            Some(false)
+        );
+        assert_eq!(shown_in_pool(&op("disable", None), &u), Some(true));
+        assert_eq!(shown_in_pool(&op("enable", None), &u), Some(false));
+        assert_eq!(
+            shown_in_pool(&op("delete", None), &u),
+            Some(false),
+            "still there"
+        );
+        assert_eq!(
+            shown_in_pool(&op("group_add", Some("staff")), &u),
+            Some(true)
+        );
+        assert_eq!(
+            shown_in_pool(&op("group_add", Some("admins")), &u),
+            Some(false)
+        );
+        assert_eq!(
+            shown_in_pool(&op("group_remove", Some("staff")), &u),
+            Some(false)
+        );
+        assert_eq!(
+            shown_in_pool(&op("group_remove", Some("admins")), &u),
+            Some(true)
+        );
+        // Groups not read: cannot be judged, so sent again.
+        let no_groups = pool_user(&[], true, None);
+        assert_eq!(
+            shown_in_pool(&op("group_add", Some("staff")), &no_groups),
+            None
+        );
+        assert_eq!(shown_in_pool(&update("not json"), &u), None);
+    }
 }

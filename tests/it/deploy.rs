@@ -536,7 +536,11 @@ fn the_sync_templates_metric_filters_count_the_summary_line() {
         // 5: fatal
         summary("fatal", 3, &[("duration_ms", 1500)]),
         // 6: refused: the state's lease is held by a run still going (not a failure)
-        summary("fatal", 4, &[("records", 0), ("unchanged", 0), ("duration_ms", 90)]),
+        summary(
+            "fatal",
+            4,
+            &[("records", 0), ("unchanged", 0), ("duration_ms", 90)],
+        ),
         // Not summary lines: progress, a warning, a JSON line of another kind.
         "sync: 250000 records read".to_string(),
         "WARN throttled, rate cut to 22.5/s".to_string(),
@@ -563,7 +567,10 @@ fn the_sync_templates_metric_filters_count_the_summary_line() {
     assert_eq!(sum(&published, "StagedRemovals"), 120.0);
     // Durations of real runs only (a plan writes nothing).
     let durations: Vec<f64> = published["Duration"].iter().map(|(v, _)| *v).collect();
-    assert_eq!(durations, [8123.0, 8123.0, 8123.0, 8123.0, 8123.0, 1500.0, 90.0]);
+    assert_eq!(
+        durations,
+        [8123.0, 8123.0, 8123.0, 8123.0, 8123.0, 1500.0, 90.0]
+    );
     // Every alarm on a filter's metric watches a metric a filter publishes.
     let t = template(SYNC_TEMPLATE);
     let names: BTreeSet<String> = filters.into_values().map(|f| f.metric).collect();
@@ -867,5 +874,54 @@ fn the_sync_image_builds_locked_in_stages_and_runs_as_a_non_root_user() {
                 "{copy}: {source} is not in the build context"
             );
         }
+    }
+}
+
+/// Every flag the sync task's command line passes exists in `cognito-migrate sync --help`, and
+/// the S3 state is taken with `--break-lock` (a task killed past its stop timeout leaves its lease
+/// behind; without the flag every later run would exit 4 until someone broke it by hand).
+#[test]
+fn the_sync_tasks_command_line_uses_only_flags_sync_has() {
+    let text = std::fs::read_to_string(repo_root().join(SYNC_TEMPLATE)).unwrap();
+    let start = text
+        .find("!Sub \"sync|")
+        .expect("the sync container's command");
+    let end = start
+        + text[start..]
+            .find("DependsOn")
+            .expect("the end of the command");
+    let command = &text[start..end];
+    let flags: BTreeSet<&str> = command
+        .match_indices("|--")
+        .map(|(i, _)| {
+            let rest = &command[i + 1..];
+            let n = rest[2..]
+                .find(|c: char| !(c.is_ascii_lowercase() || c == '-'))
+                .map_or(rest.len(), |n| n + 2);
+            &rest[..n]
+        })
+        .collect();
+    for f in [
+        "--input",
+        "--format",
+        "--pool-id",
+        "--state",
+        "--break-lock",
+        "--mode",
+        "--on-missing",
+        "--mapping",
+        "--max-removals",
+        "--role-arn",
+        "--create-groups",
+    ] {
+        assert!(flags.contains(f), "the command lacks {f}: {flags:?}");
+    }
+    let (code, help, err) = crate::common::run_cli(&["sync", "--help"], &[]);
+    assert_eq!(code, 0, "{err}");
+    for f in &flags {
+        assert!(
+            help.contains(&format!("{f} ")) || help.contains(&format!("{f}\n")),
+            "sync --help has no {f}"
+        );
     }
 }

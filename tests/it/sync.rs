@@ -1025,7 +1025,7 @@ async fn the_sync_templates_metric_filters_match_the_real_summary_lines() {
     take(s.sync(&users, &[])); // a failed user
     users.remove(3);
     take(s.sync(&users, &["--max-removals", "0"])); // removals staged (and the failed user again)
-    // A second sync while another process holds the state's lock: exit 4.
+                                                    // A second sync while another process holds the state's lock: exit 4.
     let lock = s.dir.join("sync.db.lock");
     let mut holder = std::process::Command::new("flock")
         .arg(&lock)
@@ -1047,16 +1047,29 @@ async fn the_sync_templates_metric_filters_match_the_real_summary_lines() {
         .iter()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
         .collect();
-    let outcomes: Vec<&str> = parsed.iter().map(|v| v["outcome"].as_str().unwrap()).collect();
+    let outcomes: Vec<&str> = parsed
+        .iter()
+        .map(|v| v["outcome"].as_str().unwrap())
+        .collect();
     assert_eq!(
         outcomes,
-        ["ok", "changes_pending", "failed_users", "removals_staged", "fatal"]
+        [
+            "ok",
+            "changes_pending",
+            "failed_users",
+            "removals_staged",
+            "fatal"
+        ]
     );
     let n = |v: &Value, k: &str| v[k].as_u64().unwrap();
     let filters = metric_filters(&template(SYNC_TEMPLATE));
     let p = published(&filters, &lines);
     assert_eq!(count(&p, "Runs"), 5, "{p:#?}");
-    assert_eq!(count(&p, "FatalRuns"), 0, "a busy state is no failure: {p:#?}");
+    assert_eq!(
+        count(&p, "FatalRuns"),
+        0,
+        "a busy state is no failure: {p:#?}"
+    );
     assert_eq!(count(&p, "BusyRuns"), 1, "{p:#?}");
     let failed: Vec<&Value> = parsed.iter().filter(|v| n(v, "failed") > 0).collect();
     assert_eq!(failed.len(), 2, "{lines:#?}");
