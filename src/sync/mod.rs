@@ -480,7 +480,7 @@ pub async fn sync(
         let (rest, settled) =
             settle_in_doubt(&cfg, &cp, &client, todo, pending_in_doubt, cancel).await?;
         say(&format!(
-            "{} changes were in doubt (sent, their outcome not recorded): {} users looked up; \
+            "{} changes were in doubt (maybe sent, their outcome not recorded): {} users looked up; \
              {} already showed in the pool and were not sent again, {} are sent again",
             settled.in_doubt,
             settled.users,
