@@ -25,6 +25,7 @@
 //! | `linked` | after an AdminLinkProviderForUser call succeeded, before the user's follow-ups are recorded (either writer) |
 //! | `sync-recorded` | `sync`: after the change set is recorded, before any write |
 //! | `sync-created` | `sync`: after the new users' migrate run, before their keys are recorded |
+//! | `sync-op-sent` | `sync`: after an op's call answered, before its outcome is recorded (it and the ops in flight are in doubt) |
 //! | `sync-op-done` | `sync`: after an op's end and its key are recorded |
 //!
 //! `COGNITO_MIGRATE_TEST_CHUNK_COMMIT_ROWS` (tests only) makes the reading pass commit chunk

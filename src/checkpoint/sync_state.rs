@@ -492,10 +492,11 @@ impl Checkpoint {
         Ok(rows)
     }
 
-    /// Marks an op `started` (just before its call; not fsynced: an op found `pending` after a
-    /// crash is sent again, which the ops allow, see `crate::sync`).
+    /// Marks an op `started` (just before its call), durably: an op found `started` after a
+    /// crash is in doubt and looked up in the pool before it is sent again, one found `pending`
+    /// was never sent (see `crate::sync`).
     pub fn sync_op_started(&self, op: i64) -> Result<()> {
-        self.write_tx(false, |tx| {
+        self.write_tx(true, |tx| {
             tx.execute(
                 "UPDATE sync_ops SET status = 'started', updated_at = ?2 WHERE id = ?1",
                 params![op, now_ms()],

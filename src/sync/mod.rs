@@ -20,14 +20,17 @@
 //! 4. **Create**: new users go through [`crate::migrate::run`] restricted to their records
 //!    (`only`), with its exactly-once machinery (import jobs for importable hashes in mode auto,
 //!    AdminCreateUser for the rest, or left to the trigger); their keys are then recorded.
-//! 5. **Write**: the other ops through the per-user change writer ([`writes`], replaced by
-//!    `sink::user_changes` at merge), in the order recorded; each finished op updates its key's
-//!    row in the same transaction, so the state always says what the pool was made to hold.
+//! 5. **Write**: the other ops through the concurrent change writer ([`writes`] =
+//!    `sink::user_changes`: users side by side, one user's ops in the order recorded); each op is
+//!    durably `started` before its call, and each finished op updates its key's row in the same
+//!    transaction, so the state always says what the pool was made to hold.
 //!
 //! A crash anywhere resumes the same sync with the same command: an unfinished sync found in the
-//! state goes on from its phase, ops still `pending` or `started` are sent (again): every op is
-//! idempotent (the same attribute values, disable, enable, group membership; deleting a user
-//! already gone counts as done), and creates are `migrate`'s own exactly-once business. A failed
+//! state goes on from its phase. Ops left in doubt (`started`, outcome never recorded; with an
+//! `s3://` state whose upload may lag, `pending` too) are settled first by reading their users
+//! back (`settle_in_doubt`): what the pool already shows is recorded done without a call, the
+//! rest is sent again, so each change is written once. Creates are `migrate`'s own exactly-once
+//! business. A failed
 //! op leaves its key's row as it was, so the next sync finds the difference again and retries it,
 //! without blocking anyone else.
 
@@ -139,6 +142,10 @@ pub struct SyncConfig {
     pub writes: UserChangesConfig,
     /// How often the [`Persist`] hook runs while ops are written.
     pub persist_every: Duration,
+    /// The state read at the start may be older than what the interrupted process did (an
+    /// `s3://` state is uploaded at checkpoints, so its last upload can lag the pool): a resumed
+    /// sync then treats its `pending` ops as in doubt too and looks their users up.
+    pub state_may_lag: bool,
 }
 
 /// Called at the sync's checkpoints (change set recorded, after each phase, periodically while
@@ -467,6 +474,22 @@ pub async fn sync(
         }
         todo.extend(page);
     }
+    let mut resent = std::collections::HashSet::new();
+    let pending_in_doubt = resumed && cfg.state_may_lag;
+    if todo.iter().any(|o| in_doubt(o, pending_in_doubt)) {
+        let (rest, settled) =
+            settle_in_doubt(&cfg, &cp, &client, todo, pending_in_doubt, cancel).await?;
+        say(&format!(
+            "{} changes were in doubt (maybe sent, their outcome not recorded): {} users looked up; \
+             {} already showed in the pool and were not sent again, {} are sent again",
+            settled.in_doubt,
+            settled.users,
+            settled.shown,
+            settled.resent.len()
+        ));
+        todo = rest;
+        resent = settled.resent;
+    }
     if cfg.create_groups {
         let names: std::collections::BTreeSet<&str> = todo
             .iter()
@@ -476,7 +499,7 @@ pub async fn sync(
         ensure_groups(&client, &cfg.pool_id, names).await;
     }
     if !todo.is_empty() {
-        write_ops(&cfg, &cp, &client, todo, cancel, persist).await?;
+        write_ops(&cfg, &cp, &client, todo, resent, cancel, persist).await?;
     }
     if cancel.is_cancelled() {
         return Err(SyncError::Interrupted);
@@ -724,6 +747,8 @@ fn record_create(
 struct OpRecorder {
     cp: Arc<Checkpoint>,
     ops: std::collections::HashMap<i64, SyncOpRow>,
+    /// Ops that were in doubt, looked up and not shown by the pool: sent again.
+    resent: std::collections::HashSet<i64>,
     error: Mutex<Option<CheckpointError>>,
 }
 
@@ -814,10 +839,12 @@ impl ChangeObserver for OpRecorder {
             return;
         };
         if matches!(outcome, ChangeOutcome::Failed { code, .. } if code == "Interrupted") {
-            // Cut short by a cancel: left `started`, so the resumed sync sends it again.
+            // Cut short by a cancel: left `started`, so the resumed sync looks it up.
             return;
         }
+        crate::testing_hook::testing_hook_kill_at("sync-op-sent");
         let (status, message) = match outcome {
+            ChangeOutcome::Done if self.resent.contains(&id) => ("done", Some(RESENT.to_string())),
             ChangeOutcome::Done => ("done", None),
             ChangeOutcome::AlreadyDone => ("done", Some("already done".to_string())),
             ChangeOutcome::UserNotFound => (
@@ -836,6 +863,156 @@ impl ChangeObserver for OpRecorder {
             Err(e) => self.fail(e),
         }
     }
+}
+
+/// The message of an op that was in doubt and sent again.
+const RESENT: &str =
+    "in doubt after an interruption; the pool did not show it (looked up): sent again";
+/// The message of an op that was in doubt and settled without a call.
+const SHOWN: &str =
+    "in doubt after an interruption; the pool already showed it (looked up): not sent again";
+
+/// What [`settle_in_doubt`] did.
+struct Settled {
+    in_doubt: u64,
+    users: u64,
+    shown: u64,
+    /// In doubt, not shown by the pool: the ops sent again.
+    resent: std::collections::HashSet<i64>,
+}
+
+/// Whether the pool already holds what `op` was to write: an update's values (compared as the
+/// state compares them, by digest), attributes deleted, the enabled flag, group membership.
+/// `None` when the op cannot be judged from what was read (then it is sent again).
+fn shown_in_pool(op: &SyncOpRow, user: &writes::PoolUser) -> Option<bool> {
+    let arg = op.arg.as_deref().unwrap_or_default();
+    Some(match op.kind.as_str() {
+        "update" => {
+            let values: Vec<(String, String)> = serde_json::from_str(arg).ok()?;
+            values.iter().all(|(n, v)| {
+                user.attributes.get(n).map(|p| attr_digest(n, p)) == Some(attr_digest(n, v))
+            })
+        }
+        "delete_attributes" => {
+            let names: Vec<String> = serde_json::from_str(arg).ok()?;
+            names.iter().all(|n| !user.attributes.contains_key(n))
+        }
+        "disable" => !user.enabled,
+        "enable" => user.enabled,
+        // The user is still there.
+        "delete" => false,
+        "group_add" => user.groups.as_ref()?.contains(arg),
+        "group_remove" => !user.groups.as_ref()?.contains(arg),
+        _ => return None,
+    })
+}
+
+/// An op an interrupted process may have sent without its outcome reaching the state:
+/// `started`, or also `pending` when the state may lag ([`SyncConfig::state_may_lag`]).
+fn in_doubt(op: &SyncOpRow, pending_too: bool) -> bool {
+    op.status == "started" || (pending_too && op.status == "pending")
+}
+
+/// A resumed sync's ops found `started` (sent by the interrupted process, outcome never
+/// recorded) are settled before anything is sent: each such user is read once
+/// ([`writes::Lookup`]: AdminGetUser, and AdminListGroupsForUser when a group op is in doubt);
+/// an op whose effect the pool already shows is recorded done without a call (a delete whose user
+/// is gone too; any other op of a user who is gone is recorded as the writer records
+/// `UserNotFound`); the others are returned with the rest of `todo`, to be sent again. Once one
+/// op of a user is not shown, that user's later in-doubt ops are sent again too, in order.
+async fn settle_in_doubt(
+    cfg: &SyncConfig,
+    cp: &Arc<Checkpoint>,
+    client: &aws_sdk_cognitoidentityprovider::Client,
+    todo: Vec<SyncOpRow>,
+    pending_too: bool,
+    cancel: &CancelToken,
+) -> Result<(Vec<SyncOpRow>, Settled), SyncError> {
+    use futures::stream::{self, StreamExt};
+    let mut users: std::collections::BTreeMap<String, bool> = Default::default();
+    for o in todo.iter().filter(|o| in_doubt(o, pending_too)) {
+        let groups = users.entry(o.username.clone()).or_default();
+        *groups |= o.kind.starts_with("group_");
+    }
+    let lookup = writes::Lookup::new(client, &cfg.pool_id, &cfg.writes);
+    let rx = cancel.subscribe();
+    let read: Vec<_> = stream::iter(users)
+        .map(|(name, groups)| {
+            let (lookup, rx) = (&lookup, &rx);
+            async move {
+                let r = lookup.user(&name, groups, rx).await;
+                (name, r)
+            }
+        })
+        .buffer_unordered(cfg.writes.concurrency.max(1))
+        .collect()
+        .await;
+    if cancel.is_cancelled() {
+        return Err(SyncError::Interrupted);
+    }
+    let mut found = std::collections::HashMap::new();
+    for (name, r) in read {
+        let r = r.map_err(|e| SyncError::Writes(Box::new(e)))?;
+        found.insert(name, r);
+    }
+    let recorder = OpRecorder {
+        cp: cp.clone(),
+        ops: Default::default(),
+        resent: Default::default(),
+        error: Mutex::new(None),
+    };
+    let mut st = Settled {
+        in_doubt: 0,
+        users: found.len() as u64,
+        shown: 0,
+        resent: Default::default(),
+    };
+    let mut blocked: std::collections::HashSet<String> = Default::default();
+    let mut rest = Vec::with_capacity(todo.len());
+    for op in todo {
+        if !in_doubt(&op, pending_too) {
+            rest.push(op);
+            continue;
+        }
+        st.in_doubt += 1;
+        let settle = match found.get(&op.username) {
+            _ if blocked.contains(&op.username) => None,
+            Some(Ok(None)) if op.kind == "delete" => {
+                Some(("done", SHOWN.to_string(), ChangeOutcome::AlreadyDone))
+            }
+            Some(Ok(None)) => Some((
+                "failed",
+                "the user is not in the pool (looked up after an interruption): the next sync                  creates it again"
+                    .to_string(),
+                ChangeOutcome::UserNotFound,
+            )),
+            Some(Ok(Some(u))) if shown_in_pool(&op, u) == Some(true) => {
+                Some(("done", SHOWN.to_string(), ChangeOutcome::Done))
+            }
+            Some(Ok(Some(_))) | Some(Err(_)) | None => None,
+        };
+        match settle {
+            Some((status, message, outcome)) => {
+                let w = recorder.key_write(&op, &outcome)?;
+                cp.sync_op_finished(op.id, status, Some(&message), &w)?;
+                if status == "done" {
+                    st.shown += 1;
+                }
+            }
+            None => {
+                if let Some(Err(why)) = found.get(&op.username) {
+                    tracing::warn!(
+                        "user {} could not be looked up ({why}): its change in doubt is sent again",
+                        op.username
+                    );
+                }
+                blocked.insert(op.username.clone());
+                st.resent.insert(op.id);
+                rest.push(op);
+            }
+        }
+    }
+    Ok((rest, st))
 }
 
 fn action(op: &SyncOpRow) -> Result<Action, SyncError> {
@@ -859,6 +1036,7 @@ async fn write_ops(
     cp: &Arc<Checkpoint>,
     client: &aws_sdk_cognitoidentityprovider::Client,
     todo: Vec<SyncOpRow>,
+    resent: std::collections::HashSet<i64>,
     cancel: &CancelToken,
     persist: &dyn Persist,
 ) -> Result<(), SyncError> {
@@ -876,6 +1054,7 @@ async fn write_ops(
     let recorder = OpRecorder {
         cp: cp.clone(),
         ops: todo.into_iter().map(|o| (o.id, o)).collect(),
+        resent,
         error: Mutex::new(None),
     };
     let applied = writes::apply(
@@ -914,4 +1093,105 @@ async fn write_ops(
     result
         .map(|_| ())
         .map_err(|e| SyncError::Writes(Box::new(e)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn op(kind: &str, arg: Option<&str>) -> SyncOpRow {
+        SyncOpRow {
+            id: 1,
+            key: "k".into(),
+            username: "u".into(),
+            kind: kind.into(),
+            arg: arg.map(str::to_string),
+            record: None,
+            removal: false,
+            status: "started".into(),
+            message: None,
+        }
+    }
+
+    fn pool_user(
+        attrs: &[(&str, &str)],
+        enabled: bool,
+        groups: Option<&[&str]>,
+    ) -> writes::PoolUser {
+        writes::PoolUser {
+            attributes: attrs
+                .iter()
+                .map(|(n, v)| (n.to_string(), v.to_string()))
+                .collect(),
+            enabled,
+            groups: groups.map(|g| g.iter().map(|s| s.to_string()).collect()),
+        }
+    }
+
+    /// Each kind of op is judged against what the pool holds: settled only when the pool shows
+    /// its whole effect.
+    #[test]
+    fn an_op_in_doubt_is_settled_only_when_the_pool_shows_its_effect() {
+        let u = pool_user(
+            &[("name", "Zero"), ("email", "z@example.com")],
+            false,
+            Some(&["staff"]),
+        );
+        let update = |v: &str| op("update", Some(v));
+        assert_eq!(
+            shown_in_pool(&update(r#"[["name","Zero"]]"#), &u),
+            Some(true)
+        );
+        assert_eq!(
+            shown_in_pool(
+                &update(r#"[["name","Zero"],["email","new@example.com"]]"#),
+                &u
+            ),
+            Some(false),
+            "one value differs"
+        );
+        assert_eq!(
+            shown_in_pool(&update(r#"[["given_name","Z"]]"#), &u),
+            Some(false),
+            "an attribute the user lacks"
+        );
+        assert_eq!(
+            shown_in_pool(&op("delete_attributes", Some(r#"["given_name"]"#)), &u),
+            Some(true)
+        );
+        assert_eq!(
+            shown_in_pool(&op("delete_attributes", Some(r#"["name"]"#)), &u),
+            Some(false)
+        );
+        assert_eq!(shown_in_pool(&op("disable", None), &u), Some(true));
+        assert_eq!(shown_in_pool(&op("enable", None), &u), Some(false));
+        assert_eq!(
+            shown_in_pool(&op("delete", None), &u),
+            Some(false),
+            "still there"
+        );
+        assert_eq!(
+            shown_in_pool(&op("group_add", Some("staff")), &u),
+            Some(true)
+        );
+        assert_eq!(
+            shown_in_pool(&op("group_add", Some("admins")), &u),
+            Some(false)
+        );
+        assert_eq!(
+            shown_in_pool(&op("group_remove", Some("staff")), &u),
+            Some(false)
+        );
+        assert_eq!(
+            shown_in_pool(&op("group_remove", Some("admins")), &u),
+            Some(true)
+        );
+        // Groups not read: cannot be judged, so sent again.
+        let no_groups = pool_user(&[], true, None);
+        assert_eq!(
+            shown_in_pool(&op("group_add", Some("staff")), &no_groups),
+            None
+        );
+        assert_eq!(shown_in_pool(&update("not json"), &u), None);
+    }
 }

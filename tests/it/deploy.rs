@@ -27,7 +27,7 @@ use crate::common::{repo_root, tempdir};
 use crate::trigger_runtime::{alice_event_edited, small_directory, tamper};
 
 const TRIGGER_TEMPLATE: &str = "scripts/trigger/template.yaml";
-const SYNC_TEMPLATE: &str = "deploy/sync/template.yaml";
+pub(crate) const SYNC_TEMPLATE: &str = "deploy/sync/template.yaml";
 
 fn venv_bin(name: &str) -> PathBuf {
     let path = repo_root().join(".venv/bin").join(name);
@@ -40,7 +40,7 @@ fn venv_bin(name: &str) -> PathBuf {
 }
 
 /// The template as CloudFormation reads it, through cfn-lint's decoder.
-fn template(relative: &str) -> Value {
+pub(crate) fn template(relative: &str) -> Value {
     let out = Command::new(venv_bin("python"))
         .arg("-c")
         .arg(
@@ -73,14 +73,14 @@ fn resources_of_type<'t>(template: &'t Value, kind: &str) -> Vec<(&'t str, &'t V
 
 /// One metric filter of a template.
 #[derive(Debug)]
-struct Filter {
+pub(crate) struct Filter {
     pattern: FilterPattern,
     metric: String,
     value: String,
     dimensions: Vec<String>,
 }
 
-fn metric_filters(template: &Value) -> BTreeMap<String, Filter> {
+pub(crate) fn metric_filters(template: &Value) -> BTreeMap<String, Filter> {
     resources_of_type(template, "AWS::Logs::MetricFilter")
         .into_iter()
         .map(|(name, r)| {
@@ -109,7 +109,7 @@ fn metric_filters(template: &Value) -> BTreeMap<String, Filter> {
 
 /// What a metric would receive from `lines`, per metric name: the value of every matching line,
 /// with its dimension values.
-fn published(
+pub(crate) fn published(
     filters: &BTreeMap<String, Filter>,
     lines: &[String],
 ) -> BTreeMap<String, Vec<(f64, Vec<String>)>> {
@@ -130,14 +130,14 @@ fn published(
     out
 }
 
-fn count(published: &BTreeMap<String, Vec<(f64, Vec<String>)>>, metric: &str) -> usize {
+pub(crate) fn count(published: &BTreeMap<String, Vec<(f64, Vec<String>)>>, metric: &str) -> usize {
     published
         .get(metric)
         .unwrap_or_else(|| panic!("no filter publishes {metric}"))
         .len()
 }
 
-fn sum(published: &BTreeMap<String, Vec<(f64, Vec<String>)>>, metric: &str) -> f64 {
+pub(crate) fn sum(published: &BTreeMap<String, Vec<(f64, Vec<String>)>>, metric: &str) -> f64 {
     published[metric].iter().map(|(v, _)| v).sum()
 }
 
@@ -535,6 +535,12 @@ fn the_sync_templates_metric_filters_count_the_summary_line() {
         ),
         // 5: fatal
         summary("fatal", 3, &[("duration_ms", 1500)]),
+        // 6: refused: the state's lease is held by a run still going (not a failure)
+        summary(
+            "fatal",
+            4,
+            &[("records", 0), ("unchanged", 0), ("duration_ms", 90)],
+        ),
         // Not summary lines: progress, a warning, a JSON line of another kind.
         "sync: 250000 records read".to_string(),
         "WARN throttled, rate cut to 22.5/s".to_string(),
@@ -550,8 +556,9 @@ fn the_sync_templates_metric_filters_count_the_summary_line() {
 
     let filters = metric_filters(&template(SYNC_TEMPLATE));
     let published = published(&filters, &lines);
-    assert_eq!(count(&published, "Runs"), 7, "{published:#?}");
+    assert_eq!(count(&published, "Runs"), 8, "{published:#?}");
     assert_eq!(count(&published, "FatalRuns"), 1, "{published:#?}");
+    assert_eq!(count(&published, "BusyRuns"), 1, "{published:#?}");
     assert_eq!(count(&published, "FailedUsers"), 2, "{published:#?}");
     assert_eq!(sum(&published, "FailedUsers"), 4.0);
     assert_eq!(count(&published, "RejectedRecords"), 1);
@@ -560,7 +567,10 @@ fn the_sync_templates_metric_filters_count_the_summary_line() {
     assert_eq!(sum(&published, "StagedRemovals"), 120.0);
     // Durations of real runs only (a plan writes nothing).
     let durations: Vec<f64> = published["Duration"].iter().map(|(v, _)| *v).collect();
-    assert_eq!(durations, [8123.0, 8123.0, 8123.0, 8123.0, 8123.0, 1500.0]);
+    assert_eq!(
+        durations,
+        [8123.0, 8123.0, 8123.0, 8123.0, 8123.0, 1500.0, 90.0]
+    );
     // Every alarm on a filter's metric watches a metric a filter publishes.
     let t = template(SYNC_TEMPLATE);
     let names: BTreeSet<String> = filters.into_values().map(|f| f.metric).collect();
@@ -669,7 +679,10 @@ fn the_sync_task_role_allows_every_cognito_call_of_the_writers_and_the_readme_li
         "ListUsers",
         "ListUsersInGroup",
         "ListGroups",
+        "ListIdentityProviders",
         "AdminGetUser",
+        "AdminListGroupsForUser",
+        "AdminLinkProviderForUser",
         "AdminCreateUser",
         "AdminUpdateUserAttributes",
         "AdminDeleteUserAttributes",
@@ -713,11 +726,17 @@ fn the_sync_task_role_allows_every_cognito_call_of_the_writers_and_the_readme_li
             continue;
         }
         let text = std::fs::read_to_string(&file).unwrap();
-        for (i, _) in text.match_indices("\n") {
-            let line = text[i + 1..].lines().next().unwrap_or("").trim();
-            let Some(method) = line.strip_prefix('.').and_then(|l| l.strip_suffix("()")) else {
+        // Every `.method()` call without arguments, at the start of a line or after a receiver
+        // (`c.admin_get_user()`).
+        for (i, _) in text.match_indices("()") {
+            let head = &text[..i];
+            let start = head
+                .rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .unwrap_or(0);
+            if !head[start..].starts_with('.') {
                 continue;
-            };
+            }
+            let method = &head[start + 1..];
             let cognito = method.starts_with("admin_")
                 || method.ends_with("_user_import_job")
                 || method.ends_with("_user_import_jobs")
@@ -725,6 +744,7 @@ fn the_sync_task_role_allows_every_cognito_call_of_the_writers_and_the_readme_li
                     "list_users",
                     "list_users_in_group",
                     "list_groups",
+                    "list_identity_providers",
                     "create_group",
                     "describe_user_pool",
                     "get_csv_header",
@@ -857,5 +877,54 @@ fn the_sync_image_builds_locked_in_stages_and_runs_as_a_non_root_user() {
                 "{copy}: {source} is not in the build context"
             );
         }
+    }
+}
+
+/// Every flag the sync task's command line passes exists in `cognito-migrate sync --help`, and
+/// the S3 state is taken with `--break-lock` (a task killed past its stop timeout leaves its lease
+/// behind; without the flag every later run would exit 4 until someone broke it by hand).
+#[test]
+fn the_sync_tasks_command_line_uses_only_flags_sync_has() {
+    let text = std::fs::read_to_string(repo_root().join(SYNC_TEMPLATE)).unwrap();
+    let start = text
+        .find("!Sub \"sync|")
+        .expect("the sync container's command");
+    let end = start
+        + text[start..]
+            .find("DependsOn")
+            .expect("the end of the command");
+    let command = &text[start..end];
+    let flags: BTreeSet<&str> = command
+        .match_indices("|--")
+        .map(|(i, _)| {
+            let rest = &command[i + 1..];
+            let n = rest[2..]
+                .find(|c: char| !(c.is_ascii_lowercase() || c == '-'))
+                .map_or(rest.len(), |n| n + 2);
+            &rest[..n]
+        })
+        .collect();
+    for f in [
+        "--input",
+        "--format",
+        "--pool-id",
+        "--state",
+        "--break-lock",
+        "--mode",
+        "--on-missing",
+        "--mapping",
+        "--max-removals",
+        "--role-arn",
+        "--create-groups",
+    ] {
+        assert!(flags.contains(f), "the command lacks {f}: {flags:?}");
+    }
+    let (code, help, err) = crate::common::run_cli(&["sync", "--help"], &[]);
+    assert_eq!(code, 0, "{err}");
+    for f in &flags {
+        assert!(
+            help.contains(&format!("{f} ")) || help.contains(&format!("{f}\n")),
+            "sync --help has no {f}"
+        );
     }
 }

@@ -173,6 +173,7 @@ async fn two_hundred_changes_at_a_10_rps_quota_end_in_the_exact_pool_paced_under
         update_rate: QUOTA,
         resource_update_rate: QUOTA,
         concurrency: 8,
+        ..UserChangesConfig::default()
     };
     let (tx, rx) = tokio::sync::mpsc::channel(16);
     let (_cancel_tx, cancel) = tokio::sync::watch::channel(false);

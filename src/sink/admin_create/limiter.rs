@@ -48,6 +48,8 @@ pub enum Category {
     UserUpdate,
     UserResourceUpdate,
     UserRead,
+    /// AdminListGroupsForUser and the other reads of a user's resources (50 RPS by default).
+    UserResourceRead,
     UserPoolResourceUpdate,
     UserList,
 }
@@ -59,6 +61,7 @@ impl Category {
             Category::UserUpdate => "UserUpdate",
             Category::UserResourceUpdate => "UserResourceUpdate",
             Category::UserRead => "UserRead",
+            Category::UserResourceRead => "UserResourceRead",
             Category::UserPoolResourceUpdate => "UserPoolResourceUpdate",
             Category::UserList => "UserList",
         }

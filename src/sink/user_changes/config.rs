@@ -16,6 +16,11 @@ pub struct UserChangesConfig {
     pub resource_update_rate: f64,
     /// Users whose changes are in flight at once (one call per user at a time). Default 16.
     pub concurrency: usize,
+    /// UserRead: AdminGetUser, to look up users whose changes were in doubt after an
+    /// interruption ([`super::ChangeService::look_up`]). Default 120.
+    pub read_rate: f64,
+    /// UserResourceRead: AdminListGroupsForUser, the same lookups' group memberships. Default 50.
+    pub resource_read_rate: f64,
 }
 
 impl Default for UserChangesConfig {
@@ -24,6 +29,8 @@ impl Default for UserChangesConfig {
             update_rate: 25.0,
             resource_update_rate: 25.0,
             concurrency: 16,
+            read_rate: 120.0,
+            resource_read_rate: 50.0,
         }
     }
 }

@@ -42,6 +42,7 @@ use tokio::sync::{mpsc, watch};
 
 pub use config::UserChangesConfig;
 use retry::Decision;
+pub use service::PoolUser;
 use service::{CallError, ChangeService};
 
 /// One change to one user. `id` is the caller's (its record of the change).
@@ -212,15 +213,65 @@ pub async fn apply(
     observer: &dyn ChangeObserver,
     cancel: watch::Receiver<bool>,
 ) -> Result<ApplyStats, UserChangesError> {
-    let client = aws_sdk_cognitoidentityprovider::Client::from_conf(
+    let service = ChangeService::new(without_sdk_retries(client), pool_id, config);
+    drive(&service, config.concurrency, changes, observer, cancel).await
+}
+
+fn without_sdk_retries(
+    client: &aws_sdk_cognitoidentityprovider::Client,
+) -> aws_sdk_cognitoidentityprovider::Client {
+    aws_sdk_cognitoidentityprovider::Client::from_conf(
         client
             .config()
             .to_builder()
             .retry_config(aws_sdk_cognitoidentityprovider::config::retry::RetryConfig::disabled())
             .build(),
-    );
-    let service = ChangeService::new(client, pool_id, config);
-    drive(&service, config.concurrency, changes, observer, cancel).await
+    )
+}
+
+/// Reads users back from the pool, to settle changes an interruption left in doubt (sent, their
+/// outcome never recorded): AdminGetUser under the UserRead quota, AdminListGroupsForUser under
+/// UserResourceRead, each with its own adaptive limiter ([`UserChangesConfig::read_rate`],
+/// [`UserChangesConfig::resource_read_rate`]) and the writer's one retry decision.
+pub struct Lookup {
+    service: ChangeService,
+}
+
+impl Lookup {
+    pub fn new(
+        client: &aws_sdk_cognitoidentityprovider::Client,
+        pool_id: &str,
+        config: &UserChangesConfig,
+    ) -> Lookup {
+        Lookup {
+            service: ChangeService::new(without_sdk_retries(client), pool_id, config),
+        }
+    }
+
+    /// `Ok(Ok(Some(user)))`: what the pool holds (`groups` read too when asked);
+    /// `Ok(Ok(None))`: no such user; `Ok(Err(why))`: this user could not be read (a per-user
+    /// failure: the caller sends its changes again); `Err`: nothing can be read (the pool is
+    /// gone, the credentials or permissions are refused).
+    pub async fn user(
+        &self,
+        username: &str,
+        groups: bool,
+        cancel: &watch::Receiver<bool>,
+    ) -> Result<Result<Option<PoolUser>, String>, UserChangesError> {
+        match self.service.look_up(username, groups, cancel).await {
+            Ok(u) => Ok(Ok(u)),
+            Err(e) if e.decision == Decision::Fatal => Err(fatal_error(self.service.pool_id(), e)),
+            Err(e) => Ok(Err(e.to_string())),
+        }
+    }
+
+    /// Calls sent (AdminGetUser, AdminListGroupsForUser), retries included.
+    pub fn calls(&self) -> (u64, u64) {
+        (
+            self.service.read.calls(),
+            self.service.resource_read.calls(),
+        )
+    }
 }
 
 /// The driver of [`apply`] on a given service (tests give it a shorter retry policy).

@@ -41,6 +41,16 @@ impl CallError {
     }
 }
 
+/// A user as the pool holds it, read by [`ChangeService::look_up`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PoolUser {
+    /// Every attribute the pool returns, by name.
+    pub attributes: std::collections::HashMap<String, String>,
+    pub enabled: bool,
+    /// Every group the user is in (read only when asked for).
+    pub groups: Option<std::collections::BTreeSet<String>>,
+}
+
 /// The Cognito operation an action is, and its quota category.
 pub fn operation(action: &Action) -> (&'static str, Category) {
     match action {
@@ -61,6 +71,10 @@ pub struct ChangeService {
     pool_id: String,
     pub update: AdaptiveLimiter,
     pub resource_update: AdaptiveLimiter,
+    /// AdminGetUser of [`ChangeService::look_up`].
+    pub read: AdaptiveLimiter,
+    /// AdminListGroupsForUser of [`ChangeService::look_up`].
+    pub resource_read: AdaptiveLimiter,
     policy: RetryPolicy,
     retries: AtomicU64,
 }
@@ -114,6 +128,12 @@ impl ChangeService {
                 cfg.resource_update_rate,
                 f,
             ),
+            read: AdaptiveLimiter::new(Category::UserRead, cfg.read_rate, f),
+            resource_read: AdaptiveLimiter::new(
+                Category::UserResourceRead,
+                cfg.resource_read_rate,
+                f,
+            ),
             policy,
             retries: AtomicU64::new(0),
         }
@@ -131,6 +151,8 @@ impl ChangeService {
     fn limiter(&self, c: Category) -> &AdaptiveLimiter {
         match c {
             Category::UserResourceUpdate => &self.resource_update,
+            Category::UserRead => &self.read,
+            Category::UserResourceRead => &self.resource_read,
             _ => &self.update,
         }
     }
@@ -197,6 +219,81 @@ impl ChangeService {
                 _ = tokio::time::sleep(backoff.next_delay()) => {}
             }
         }
+    }
+
+    /// What the pool holds for `username` (`None`: no such user): AdminGetUser (UserRead) and,
+    /// with `groups`, every page of AdminListGroupsForUser (UserResourceRead), each call behind
+    /// its category's limiter and the writer's retry decision. Used to settle changes left in
+    /// doubt by an interruption without sending them twice; attribute values are compared by
+    /// the caller, never logged.
+    pub async fn look_up(
+        &self,
+        username: &str,
+        groups: bool,
+        cancel: &watch::Receiver<bool>,
+    ) -> Result<Option<PoolUser>, CallError> {
+        let pool = self.pool_id.as_str();
+        let c = &self.client;
+        let got = self
+            .call(Category::UserRead, "AdminGetUser", false, cancel, || {
+                c.admin_get_user()
+                    .user_pool_id(pool)
+                    .username(username)
+                    .send()
+            })
+            .await;
+        let got = match got {
+            Ok(g) => g,
+            Err(e) if e.is("UserNotFoundException") => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let mut user = PoolUser {
+            attributes: got
+                .user_attributes()
+                .iter()
+                .map(|a| (a.name().to_string(), a.value().unwrap_or("").to_string()))
+                .collect(),
+            enabled: got.enabled(),
+            groups: None,
+        };
+        if groups {
+            let mut names = std::collections::BTreeSet::new();
+            let mut token: Option<String> = None;
+            loop {
+                let page = self
+                    .call(
+                        Category::UserResourceRead,
+                        "AdminListGroupsForUser",
+                        false,
+                        cancel,
+                        || {
+                            c.admin_list_groups_for_user()
+                                .user_pool_id(pool)
+                                .username(username)
+                                .limit(60)
+                                .set_next_token(token.clone())
+                                .send()
+                        },
+                    )
+                    .await;
+                let page = match page {
+                    Ok(p) => p,
+                    Err(e) if e.is("UserNotFoundException") => return Ok(None),
+                    Err(e) => return Err(e),
+                };
+                names.extend(
+                    page.groups()
+                        .iter()
+                        .filter_map(|g| g.group_name().map(str::to_string)),
+                );
+                match page.next_token() {
+                    Some(t) if !t.is_empty() => token = Some(t.to_string()),
+                    _ => break,
+                }
+            }
+            user.groups = Some(names);
+        }
+        Ok(Some(user))
     }
 
     /// The one Cognito call of `action` for `username`.

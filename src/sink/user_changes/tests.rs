@@ -214,6 +214,7 @@ fn config(concurrency: usize) -> UserChangesConfig {
         update_rate: 1000.0,
         resource_update_rate: 1000.0,
         concurrency,
+        ..UserChangesConfig::default()
     }
 }
 

@@ -142,7 +142,8 @@ pub struct SyncArgs {
     /// AdminAddUserToGroup / AdminRemoveUserFromGroup calls per second (UserResourceUpdate quota).
     #[arg(long, default_value_t = 25.0, value_name = "RPS")]
     pub group_rate: f64,
-    /// AdminGetUser calls per second (UserRead quota).
+    /// AdminGetUser calls per second (UserRead quota): users already in the pool met by a
+    /// create, and users whose changes an interruption left in doubt, looked up on resume.
     #[arg(long, default_value_t = 120.0, value_name = "RPS")]
     pub read_rate: f64,
     /// Calls in flight at once.
@@ -196,8 +197,11 @@ impl SyncArgs {
                 update_rate: self.update_rate,
                 resource_update_rate: self.group_rate,
                 concurrency: self.concurrency,
+                read_rate: self.read_rate,
+                ..UserChangesConfig::default()
             },
             persist_every: std::time::Duration::from_secs(60),
+            state_may_lag: self.state.state.starts_with("s3://"),
         })
     }
 
