@@ -131,9 +131,13 @@ pub struct Section {
     pub body: Html,
 }
 
-/// Sections the caller adds from other sources than the state.
+/// What the caller adds from other sources than the state file.
 #[derive(Clone, Debug, Default)]
 pub struct Extras {
+    /// The state as the user named it (`--state`), e.g. the `s3://` location a state was
+    /// downloaded from; `None`: the state file's path. (A downloaded state's path is a private
+    /// temporary file, gone when the report is read.)
+    pub state_name: Option<String>,
     /// The trigger's progress (users left to the trigger now in the pool, remaining, arrivals per
     /// day: `cognito-migrate progress`), shown right after the summary.
     pub progress: Option<Section>,
@@ -312,7 +316,12 @@ pub fn render(d: &ReportData, extras: &Extras) -> String {
     let _ = writeln!(
         h,
         "<p class=\"sub\">From the state file {} · written {} by cognito-migrate {}</p>",
-        escape(&d.state.display().to_string()),
+        escape(
+            &extras
+                .state_name
+                .clone()
+                .unwrap_or_else(|| d.state.display().to_string())
+        ),
         fmt_utc(ms(d.generated_at)),
         escape(env!("CARGO_PKG_VERSION"))
     );

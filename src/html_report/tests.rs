@@ -201,8 +201,14 @@ fn the_progress_slot_takes_a_section_built_from_escaped_parts() {
             title: "Trigger progress".into(),
             body,
         }),
+        state_name: Some("s3://bucket/states/<prod>.db".into()),
     };
     let html = render(&gather(&cp, &run).unwrap(), &extras);
+    // The state as the user named it (a downloaded state's local copy is gone), escaped.
+    assert!(html.contains("From the state file s3://bucket/states/&lt;prod&gt;.db ·"));
+    let default = render(&gather(&cp, &run).unwrap(), &Extras::default());
+    let path = escape(&cp.path().display().to_string()).into_owned();
+    assert!(default.contains(&format!("From the state file {path} ·")));
     let summary = html.find("<section id=\"summary\"").unwrap();
     let progress = html.find("<section id=\"progress\"").unwrap();
     let rejections = html.find("<section id=\"rejections\"").unwrap();

@@ -95,7 +95,10 @@ pub async fn run(args: &ReportArgs, global: &GlobalArgs) -> anyhow::Result<Exit>
         .ok_or_else(|| ConfigError::new(format!("{} holds no run yet", args.state)))?;
     let mut exit = Exit::Ok;
     if let Some(path) = &args.html {
-        let mut extras = Extras::default();
+        let mut extras = Extras {
+            state_name: Some(args.state.clone()),
+            ..Extras::default()
+        };
         if args.progress {
             let dir = open_directory(args, &run)?;
             let clients = global.clients().await?;
