@@ -306,7 +306,10 @@ async fn progress_and_the_id_map_follow_the_pool_as_users_arrive() {
     ] {
         assert!(page.contains(cell), "{cell:?} not in the report");
     }
-    assert!(page.contains(&date_of(t - 40 * DAY)), "the arrivals per day");
+    assert!(
+        page.contains(&date_of(t - 40 * DAY)),
+        "the arrivals per day"
+    );
     // --progress needs --html; --directory needs --id-map or --progress.
     html_args.retain(|a| *a != "--progress");
     let (code, _, err) = run_cli(&html_args, &emu.cli_env());
@@ -380,10 +383,11 @@ async fn progress_and_the_id_map_follow_the_pool_as_users_arrive() {
     assert_eq!(statuses.values().filter(|s| *s == "in_pool").count(), 8);
 
     // Usage errors exit 2: another pool than the directory's, a pool that does not exist, a
-    // directory that does not exist.
+    // directory that does not exist, a file that is not a directory file (here the state).
     let d = directory.to_str().unwrap();
     let st = state.to_str().unwrap();
     let missing = dir.join("nope.db");
+    let html = html.to_str().unwrap();
     for args in [
         vec!["progress", "--directory", d, "--pool-id", "us-east-1_Other"],
         vec!["progress", "--state", st, "--pool-id", "us-east-1_Nowhere"],
@@ -396,10 +400,28 @@ async fn progress_and_the_id_map_follow_the_pool_as_users_arrive() {
             "--directory",
             missing.to_str().unwrap(),
         ],
+        vec!["progress", "--directory", st],
+        vec!["report", "--state", st, "--id-map", "-", "--directory", st],
+        vec![
+            "report",
+            "--state",
+            st,
+            "--html",
+            html,
+            "--progress",
+            "--directory",
+            st,
+        ],
     ] {
         let (code, out, err) = run_cli(&args, &emu.cli_env());
         assert_eq!(code, 2, "{args:?}: {out}\n{err}");
     }
+    let (_, _, err) = run_cli(&["progress", "--directory", st], &emu.cli_env());
+    assert!(
+        err.contains("is not a cognito-migrate directory file"),
+        "{err}"
+    );
+
     // The pool is gone: the directory still names it, the pool's answer is a usage error.
     c.delete_user_pool()
         .user_pool_id(&pool)

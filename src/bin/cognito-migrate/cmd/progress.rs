@@ -81,7 +81,8 @@ pub async fn run(args: &ProgressArgs, global: &GlobalArgs) -> anyhow::Result<Exi
         Some(path) if !path.exists() => {
             return Err(ConfigError::new(format!("no directory file at {}", path.display())).into())
         }
-        Some(path) => Some(DirectoryFile::open(path)?),
+        // Not a directory file (or one of another format version): a wrong argument.
+        Some(path) => Some(DirectoryFile::open(path).map_err(|e| ConfigError::new(e.to_string()))?),
         None => None,
     };
     let pool_id = args

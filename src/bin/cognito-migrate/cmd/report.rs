@@ -209,7 +209,8 @@ fn open_directory(args: &ReportArgs, run: &Run) -> anyhow::Result<Option<Directo
         Some(p) if !p.exists() => {
             return Err(ConfigError::new(format!("no directory file at {}", p.display())).into())
         }
-        Some(p) => Some(DirectoryFile::open(p)?),
+        // Not a directory file (or one of another format version): a wrong argument.
+        Some(p) => Some(DirectoryFile::open(p).map_err(|e| ConfigError::new(e.to_string()))?),
         None => None,
     };
     if let Some(d) = &dir {
