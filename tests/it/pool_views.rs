@@ -422,6 +422,21 @@ async fn progress_and_the_id_map_follow_the_pool_as_users_arrive() {
         "{err}"
     );
 
+    // A reader that goes away before the output (`progress --json | head -0`): an error
+    // message, not a panic.
+    let mut child = std::process::Command::new(crate::common::CLI)
+        .args(["progress", "--json", "--directory", d, "--state", st])
+        .envs(emu.cli_env().iter().map(|(k, v)| (k, v)))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(err.contains("Broken pipe"), "{err}");
     // The pool is gone: the directory still names it, the pool's answer is a usage error.
     c.delete_user_pool()
         .user_pool_id(&pool)

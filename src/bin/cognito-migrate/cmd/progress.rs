@@ -1,6 +1,7 @@
 //! `cognito-migrate progress`: of the users left to the migration trigger, how many are in the
 //! pool now, how many remain, and arrivals per day.
 
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -114,11 +115,15 @@ pub async fn run(args: &ProgressArgs, global: &GlobalArgs) -> anyhow::Result<Exi
         now_ms,
     )
     .await?;
+    // Written, not `println!`: a reader that goes away (`| head`) is an error, not a panic.
+    let mut out = std::io::stdout().lock();
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&progress)?);
+        writeln!(out, "{}", serde_json::to_string_pretty(&progress)?)?;
     } else {
-        print!("{}", progress.table());
+        write!(out, "{}", progress.table())?;
     }
+    out.flush()?;
+    drop(out);
     if let (Some(n), None) = (progress.in_pool_before_directory, &args.state) {
         if n > 0 {
             eprintln!(
