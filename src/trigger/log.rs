@@ -1,7 +1,7 @@
 //! The trigger's one log line per invocation: a single JSON object, documented in
 //! `docs/trigger.md` ("The log line"), so that CloudWatch Logs metric filters can count
 //! migrations, declines by reason, directory failures and durations
-//! (`scripts/trigger/template.yaml` creates them; `tests/it/cfn_templates.rs` checks every
+//! (`scripts/trigger/template.yaml` creates them; `tests/it/deploy.rs` checks every
 //! pattern against lines the real binary printed).
 //!
 //! Why a fixed schema of our own rather than the log crate's text: a metric filter matches fields
