@@ -20,8 +20,8 @@ use cognito_migrate::aws::{AwsOptions, Clients};
 use cognito_migrate::logging::JsonLines;
 use cognito_migrate::trigger::{
     report_init_error, AttributeRules, CheckedDirectory, DirectoryKind, DirectorySource,
-    FileDirectory, Handler, InitError, LogDigest, PoolDirectory, RawEvent, TriggerSettings,
-    UserDirectory, INVOCATION_TARGET,
+    FileDirectory, Handler, InitError, InitFailedLine, LogDigest, PoolDirectory, RawEvent,
+    TriggerSettings, UserDirectory, INIT_FAILED_EVENT, INVOCATION_TARGET, INVOCATION_VERSION,
 };
 use lambda_runtime::{service_fn, LambdaEvent};
 use tracing_subscriber::prelude::*;
@@ -56,6 +56,15 @@ async fn serve<D: UserDirectory + 'static>(handler: Handler<D>) -> anyhow::Resul
 /// Reports `error` to the Runtime API (a failure to do so is logged) and hands it back for
 /// `main` to print.
 async fn init_failed(error: InitError) -> anyhow::Error {
+    // The one JSON line of a failed start, for the template's metric filters (docs/trigger.md).
+    let line = InitFailedLine {
+        event: INIT_FAILED_EVENT,
+        version: INVOCATION_VERSION,
+        error_type: error.error_type(),
+        detail: &error.to_string(),
+    }
+    .to_json();
+    tracing::error!(target: INVOCATION_TARGET, "{line}");
     if let Err(e) = report_init_error(&error).await {
         tracing::warn!("{e}");
     }
