@@ -416,6 +416,24 @@ async fn progress_and_the_id_map_follow_the_pool_as_users_arrive() {
         let (code, out, err) = run_cli(&args, &emu.cli_env());
         assert_eq!(code, 2, "{args:?}: {out}\n{err}");
     }
+    // The run's users counted against another pool (the directory's, or --pool-id): refused.
+    let other = create_pool(
+        c.create_user_pool()
+            .pool_name("views-other")
+            .auto_verified_attributes(
+                aws_sdk_cognitoidentityprovider::types::VerifiedAttributeType::Email,
+            ),
+    )
+    .await;
+    let (code, out, err) = run_cli(
+        &["progress", "--state", st, "--pool-id", &other],
+        &emu.cli_env(),
+    );
+    assert_eq!(code, 2, "{out}\n{err}");
+    assert!(
+        err.contains(&format!("the state's run is for pool {pool}, not {other}")),
+        "{err}"
+    );
     let (_, _, err) = run_cli(&["progress", "--directory", st], &emu.cli_env());
     assert!(
         err.contains("is not a cognito-migrate directory file"),

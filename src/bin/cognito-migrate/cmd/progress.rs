@@ -92,6 +92,16 @@ pub async fn run(args: &ProgressArgs, global: &GlobalArgs) -> anyhow::Result<Exi
         .or_else(|| dir.as_ref().map(|d| d.meta().pool_id.clone()))
         .or_else(|| run.as_ref().map(|r| r.spec.pool_id.clone()))
         .ok_or_else(|| ConfigError::new("no pool: give --pool-id"))?;
+    // The run's users are counted against the pool they were meant for, never another one.
+    if let Some(r) = &run {
+        if r.spec.pool_id != pool_id {
+            return Err(ConfigError::new(format!(
+                "the state's run is for pool {}, not {pool_id}",
+                r.spec.pool_id
+            ))
+            .into());
+        }
+    }
     if let Some(d) = &dir {
         if d.meta().pool_id != pool_id {
             return Err(ConfigError::new(format!(
