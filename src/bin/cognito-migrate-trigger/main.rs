@@ -9,8 +9,8 @@
 //! (every sign-in answered `LegacyDirectoryUnavailable`, the failure logged once).
 //!
 //! Logging: plain lines on stderr (CloudWatch adds the time), except the one JSON line per
-//! invocation (`cognito_migrate::trigger::log`), written bare so that CloudWatch Logs metric
-//! filters can match it. The levels of the Lambda runtime and
+//! invocation and the one of a failed start (`cognito_migrate::trigger::log`), written bare so
+//! that CloudWatch Logs metric filters can match them. The levels of the Lambda runtime and
 //! the AWS SDK are capped at INFO whatever `RUST_LOG` says, because at TRACE they log raw events
 //! and request bodies, which hold passwords.
 
