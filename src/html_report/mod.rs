@@ -9,7 +9,7 @@
 //! outcome); a slot for the trigger's progress ([`Extras::progress`], filled by the caller when it
 //! has those numbers); rejections and failures by reason and by field with their first places in
 //! the input; import jobs on a timeline; AdminCreateUser calls per second with throttles marked
-//! (schema V4_VISIBILITY); `sync` runs' change sets when the state has a `sync_runs` table.
+//! (schema V4_VISIBILITY); `sync` runs' change sets when a `sync` recorded some.
 //!
 //! Safety: every text printed goes through the one [`escape`] function (usernames, reasons, field
 //! and pool names are untrusted), in HTML and SVG alike; bodies of sections are [`Html`] values,
@@ -790,12 +790,12 @@ const SYNC_SERIES: [Series; 8] = [
     },
 ];
 
+/// The sync runs' section, when a `sync` ran on the state: schema V7_SYNC creates the
+/// `sync_runs` table in every state, so an empty table is a state no sync wrote.
 fn sync_section(d: &ReportData) -> Option<Section> {
-    let runs = d.sync_runs.as_ref()?;
+    let runs = d.sync_runs.as_ref().filter(|r| !r.is_empty())?;
     let mut body = Html::default();
-    if runs.is_empty() {
-        body.push(Html::paragraph("No sync run is recorded yet."));
-    } else {
+    {
         let label = |r: &SyncRun| match r.started_at {
             Some(t) => time::fmt_short_date(t),
             None => format!("sync {}", r.id),
