@@ -9,7 +9,7 @@
 //! outcome); a slot for the trigger's progress ([`Extras::progress`], filled by the caller when it
 //! has those numbers); rejections and failures by reason and by field with their first places in
 //! the input; import jobs on a timeline; AdminCreateUser calls per second with throttles marked
-//! (schema V4_VISIBILITY); `sync` runs' change sets when the state has a `sync_runs` table.
+//! (schema V4_VISIBILITY); `sync` runs' change sets when a `sync` recorded some.
 //!
 //! Safety: every text printed goes through the one [`escape`] function (usernames, reasons, field
 //! and pool names are untrusted), in HTML and SVG alike; bodies of sections are [`Html`] values,
@@ -131,9 +131,13 @@ pub struct Section {
     pub body: Html,
 }
 
-/// Sections the caller adds from other sources than the state.
+/// What the caller adds from other sources than the state file.
 #[derive(Clone, Debug, Default)]
 pub struct Extras {
+    /// The state as the user named it (`--state`), e.g. the `s3://` location a state was
+    /// downloaded from; `None`: the state file's path. (A downloaded state's path is a private
+    /// temporary file, gone when the report is read.)
+    pub state_name: Option<String>,
     /// The trigger's progress (users left to the trigger now in the pool, remaining, arrivals per
     /// day: `cognito-migrate progress`), shown right after the summary.
     pub progress: Option<Section>,
@@ -312,7 +316,12 @@ pub fn render(d: &ReportData, extras: &Extras) -> String {
     let _ = writeln!(
         h,
         "<p class=\"sub\">From the state file {} · written {} by cognito-migrate {}</p>",
-        escape(&d.state.display().to_string()),
+        escape(
+            &extras
+                .state_name
+                .clone()
+                .unwrap_or_else(|| d.state.display().to_string())
+        ),
         fmt_utc(ms(d.generated_at)),
         escape(env!("CARGO_PKG_VERSION"))
     );
@@ -781,12 +790,12 @@ const SYNC_SERIES: [Series; 8] = [
     },
 ];
 
+/// The sync runs' section, when a `sync` ran on the state: schema V7_SYNC creates the
+/// `sync_runs` table in every state, so an empty table is a state no sync wrote.
 fn sync_section(d: &ReportData) -> Option<Section> {
-    let runs = d.sync_runs.as_ref()?;
+    let runs = d.sync_runs.as_ref().filter(|r| !r.is_empty())?;
     let mut body = Html::default();
-    if runs.is_empty() {
-        body.push(Html::paragraph("No sync run is recorded yet."));
-    } else {
+    {
         let label = |r: &SyncRun| match r.started_at {
             Some(t) => time::fmt_short_date(t),
             None => format!("sync {}", r.id),

@@ -86,7 +86,7 @@ fn a_report_escapes_untrusted_text_and_shows_names_never_values() {
         assert!(html.contains(&cell), "{cell}");
     }
     assert!(html.contains("data-route=\"admin-create\" data-count=\"created\">2<"));
-    // No sync table in this state: no sync section; no progress given: no progress section.
+    // No sync ran on this state: no sync section; no progress given: no progress section.
     assert!(!html.contains("id=\"sync\"") && !html.contains("id=\"progress\""));
     assert!(html.contains("This run has no import job."));
     assert!(html.contains("No AdminCreateUser call is recorded"));
@@ -147,25 +147,38 @@ fn buckets_sum_seconds_and_their_width_bounds_the_columns() {
 }
 
 #[test]
-fn sync_runs_are_drawn_when_the_table_exists() {
+fn sync_runs_are_drawn_when_a_sync_recorded_some() {
     let db = TempDb::new("html-sync");
     let (cp, run) = state(&db);
-    assert_eq!(cp.sync_runs().unwrap(), None);
+    assert!(cp.sync_runs().unwrap().unwrap_or_default().is_empty());
+    // The table as schema V7_SYNC (issue #17) makes it in every state; made here with the
+    // columns the report reads when this build's schema lacks it.
     cp.conn()
         .execute_batch(
-            "CREATE TABLE sync_runs (id INTEGER PRIMARY KEY, started_at INTEGER NOT NULL, \
-             finished_at INTEGER, plan INTEGER NOT NULL, full INTEGER NOT NULL, outcome TEXT, \
-             records INTEGER, rejected INTEGER, unchanged INTEGER, created INTEGER, \
-             updated INTEGER, disabled INTEGER, enabled INTEGER, deleted INTEGER, \
-             group_adds INTEGER, group_removes INTEGER, failed INTEGER, staged_removals INTEGER);",
+            "CREATE TABLE IF NOT EXISTS sync_runs (id INTEGER PRIMARY KEY, \
+             started_at INTEGER NOT NULL, finished_at INTEGER, plan INTEGER NOT NULL DEFAULT 0, \
+             full INTEGER NOT NULL DEFAULT 0, outcome TEXT, pool_id TEXT NOT NULL, \
+             input_fingerprint TEXT NOT NULL, records INTEGER NOT NULL DEFAULT 0, \
+             rejected INTEGER NOT NULL DEFAULT 0, unchanged INTEGER NOT NULL DEFAULT 0, \
+             created INTEGER NOT NULL DEFAULT 0, updated INTEGER NOT NULL DEFAULT 0, \
+             disabled INTEGER NOT NULL DEFAULT 0, enabled INTEGER NOT NULL DEFAULT 0, \
+             deleted INTEGER NOT NULL DEFAULT 0, group_adds INTEGER NOT NULL DEFAULT 0, \
+             group_removes INTEGER NOT NULL DEFAULT 0, failed INTEGER NOT NULL DEFAULT 0, \
+             staged_removals INTEGER NOT NULL DEFAULT 0);",
         )
         .unwrap();
     let html = render(&gather(&cp, &run).unwrap(), &Extras::default());
-    assert!(html.contains("No sync run is recorded yet."));
+    assert!(!html.contains("id=\"sync\""), "no sync ran: no section");
     cp.conn()
         .execute_batch(
-            "INSERT INTO sync_runs VALUES (1, 1796637600000, 1796637660000, 0, 1, 'ok', 100, 1, 90, 4, 3, 1, 0, 1, 2, 0, 0, 0);
-             INSERT INTO sync_runs VALUES (2, 1796724000000, NULL, 1, 0, '<i>x</i>', 100, 0, 97, 1, 2, 0, 0, 0, 0, 0, 0, 3);",
+            "INSERT INTO sync_runs (id, started_at, finished_at, plan, full, outcome, pool_id, input_fingerprint, \
+             records, rejected, unchanged, created, updated, disabled, enabled, deleted, \
+             group_adds, group_removes, failed, staged_removals) \
+             VALUES (1, 1796637600000, 1796637660000, 0, 1, 'ok', 'p', 'f', 100, 1, 90, 4, 3, 1, 0, 1, 2, 0, 0, 0);
+             INSERT INTO sync_runs (id, started_at, finished_at, plan, full, outcome, pool_id, input_fingerprint, \
+             records, rejected, unchanged, created, updated, disabled, enabled, deleted, \
+             group_adds, group_removes, failed, staged_removals) \
+             VALUES (2, 1796724000000, NULL, 1, 0, '<i>x</i>', 'p', 'f', 100, 0, 97, 1, 2, 0, 0, 0, 0, 0, 0, 3);",
         )
         .unwrap();
     let runs = cp.sync_runs().unwrap().unwrap();
@@ -201,8 +214,14 @@ fn the_progress_slot_takes_a_section_built_from_escaped_parts() {
             title: "Trigger progress".into(),
             body,
         }),
+        state_name: Some("s3://bucket/states/<prod>.db".into()),
     };
     let html = render(&gather(&cp, &run).unwrap(), &extras);
+    // The state as the user named it (a downloaded state's local copy is gone), escaped.
+    assert!(html.contains("From the state file s3://bucket/states/&lt;prod&gt;.db ·"));
+    let default = render(&gather(&cp, &run).unwrap(), &Extras::default());
+    let path = escape(&cp.path().display().to_string()).into_owned();
+    assert!(default.contains(&format!("From the state file {path} ·")));
     let summary = html.find("<section id=\"summary\"").unwrap();
     let progress = html.find("<section id=\"progress\"").unwrap();
     let rejections = html.find("<section id=\"rejections\"").unwrap();

@@ -1,7 +1,7 @@
 //! The trigger's one log line per invocation: a single JSON object, documented in
 //! `docs/trigger.md` ("The log line"), so that CloudWatch Logs metric filters can count
 //! migrations, declines by reason, directory failures and durations
-//! (`scripts/trigger/template.yaml` creates them; `tests/it/cfn_templates.rs` checks every
+//! (`scripts/trigger/template.yaml` creates them; `tests/it/deploy.rs` checks every
 //! pattern against lines the real binary printed).
 //!
 //! Why a fixed schema of our own rather than the log crate's text: a metric filter matches fields
@@ -89,6 +89,34 @@ impl InvocationLine<'_> {
     /// The line: one JSON object, no newline.
     pub fn to_json(&self) -> String {
         // Serializing these plain members cannot fail.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+/// The `event` member of the line written when the trigger cannot start.
+pub const INIT_FAILED_EVENT: &str = "cognito-migrate-trigger.init_failed";
+
+/// The line written (through [`INVOCATION_TARGET`], so bare) when the trigger cannot start: no
+/// invocation is answered then (Lambda tries a new init at each invocation, so a line per
+/// sign-in attempt), and without this line an `s3://` directory that cannot be downloaded would
+/// leave the template's `LegacyDirectoryUnavailable` metric, and its alarm, silent.
+#[derive(Clone, Debug, Serialize)]
+pub struct InitFailedLine<'a> {
+    /// Always [`INIT_FAILED_EVENT`].
+    pub event: &'static str,
+    /// Always [`INVOCATION_VERSION`].
+    pub version: u32,
+    /// The error type reported to Lambda: `Runtime.LegacyDirectoryUnavailable` (the directory
+    /// file cannot be opened, downloaded or verified) or `Runtime.InvalidConfiguration`.
+    pub error_type: &'a str,
+    /// The error's message: the variable and what is wrong (a path, a bucket and key), never a
+    /// secret.
+    pub detail: &'a str,
+}
+
+impl InitFailedLine<'_> {
+    /// The line: one JSON object, no newline.
+    pub fn to_json(&self) -> String {
         serde_json::to_string(self).unwrap_or_default()
     }
 }

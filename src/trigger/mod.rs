@@ -102,7 +102,10 @@ pub use digest::LogDigest;
 pub use event::{parse_event, EventError, RawEvent};
 pub use file::{CheckedDirectory, FileDirectory, OpenError, DAMAGED};
 pub use init::{report_init_error, InitError, ReportError};
-pub use log::{DirectoryKind, InvocationLine, INVOCATION_TARGET};
+pub use log::{
+    DirectoryKind, InitFailedLine, InvocationLine, INIT_FAILED_EVENT, INVOCATION_TARGET,
+    INVOCATION_VERSION,
+};
 pub use pool::PoolDirectory;
 pub use s3::{download, parse_s3_url, DownloadError};
 pub use settings::{

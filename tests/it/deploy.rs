@@ -341,9 +341,42 @@ fn the_trigger_templates_metric_filters_count_the_lines_the_binary_prints() {
     ];
     lines.extend(trigger_lines(&damaged, &unavailable, &dir, "damaged"));
 
+    // A directory that cannot be opened at all: the trigger does not start (Lambda tries again at
+    // the next invocation), and its init_failed line counts as unavailable.
+    let runtime = FakeRuntime::start();
+    let missing = dir.join("missing.db");
+    let failed = Trigger::spawn(
+        &runtime,
+        &[
+            ("COGNITO_MIGRATE_DIRECTORY", missing.to_str().unwrap()),
+            ("RUST_LOG", "info"),
+        ],
+        &dir.join("init-failed.log"),
+    );
+    assert!(runtime.init_error(WAIT).is_some(), "{}", failed.log());
+    let deadline = std::time::Instant::now() + WAIT;
+    while !failed.log().contains("error: ") && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let init_lines: Vec<String> = failed.log().lines().map(str::to_string).collect();
+    let init_json: Vec<&String> = init_lines.iter().filter(|l| l.starts_with('{')).collect();
+    assert_eq!(init_json.len(), 1, "{init_lines:#?}");
+    let v: Value = serde_json::from_str(init_json[0]).unwrap();
+    assert_eq!(v["event"], "cognito-migrate-trigger.init_failed", "{v}");
+    assert_eq!(v["error_type"], "Runtime.LegacyDirectoryUnavailable", "{v}");
+    lines.extend(init_lines);
+
     // The invocation lines are bare JSON objects; the other lines (cold start) are not JSON.
-    let invocation_lines: Vec<&String> = lines.iter().filter(|l| l.starts_with('{')).collect();
+    let invocation_lines: Vec<&String> = lines
+        .iter()
+        .filter(|l| l.starts_with("{\"event\":\"cognito-migrate-trigger.invocation\""))
+        .collect();
     assert_eq!(invocation_lines.len(), 10, "{lines:#?}");
+    assert_eq!(
+        lines.iter().filter(|l| l.starts_with('{')).count(),
+        11,
+        "the invocation lines and the init_failed line are the only JSON lines: {lines:#?}"
+    );
     assert!(
         lines.len() > invocation_lines.len(),
         "the cold-start lines: {lines:#?}"
@@ -375,8 +408,8 @@ fn the_trigger_templates_metric_filters_count_the_lines_the_binary_prints() {
     assert_eq!(count(&published, "Declined"), 6, "{published:#?}");
     assert_eq!(
         count(&published, "LegacyDirectoryUnavailable"),
-        2,
-        "{published:#?}"
+        3,
+        "two answers and a failed start: {published:#?}"
     );
     assert_eq!(sum(&published, "Migrated"), 2.0);
     let mut reasons: BTreeMap<String, usize> = BTreeMap::new();

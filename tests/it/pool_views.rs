@@ -383,10 +383,11 @@ async fn progress_and_the_id_map_follow_the_pool_as_users_arrive() {
     assert_eq!(statuses.values().filter(|s| *s == "in_pool").count(), 8);
 
     // Usage errors exit 2: another pool than the directory's, a pool that does not exist, a
-    // directory that does not exist.
+    // directory that does not exist, a file that is not a directory file (here the state).
     let d = directory.to_str().unwrap();
     let st = state.to_str().unwrap();
     let missing = dir.join("nope.db");
+    let html = html.to_str().unwrap();
     for args in [
         vec!["progress", "--directory", d, "--pool-id", "us-east-1_Other"],
         vec!["progress", "--state", st, "--pool-id", "us-east-1_Nowhere"],
@@ -399,10 +400,61 @@ async fn progress_and_the_id_map_follow_the_pool_as_users_arrive() {
             "--directory",
             missing.to_str().unwrap(),
         ],
+        vec!["progress", "--directory", st],
+        vec!["report", "--state", st, "--id-map", "-", "--directory", st],
+        vec![
+            "report",
+            "--state",
+            st,
+            "--html",
+            html,
+            "--progress",
+            "--directory",
+            st,
+        ],
     ] {
         let (code, out, err) = run_cli(&args, &emu.cli_env());
         assert_eq!(code, 2, "{args:?}: {out}\n{err}");
     }
+    // The run's users counted against another pool (the directory's, or --pool-id): refused.
+    let other = create_pool(
+        c.create_user_pool()
+            .pool_name("views-other")
+            .auto_verified_attributes(
+                aws_sdk_cognitoidentityprovider::types::VerifiedAttributeType::Email,
+            ),
+    )
+    .await;
+    let (code, out, err) = run_cli(
+        &["progress", "--state", st, "--pool-id", &other],
+        &emu.cli_env(),
+    );
+    assert_eq!(code, 2, "{out}\n{err}");
+    assert!(
+        err.contains(&format!("the state's run is for pool {pool}, not {other}")),
+        "{err}"
+    );
+    let (_, _, err) = run_cli(&["progress", "--directory", st], &emu.cli_env());
+    assert!(
+        err.contains("is not a cognito-migrate directory file"),
+        "{err}"
+    );
+
+    // A reader that goes away before the output (`progress --json | head -0`): an error
+    // message, not a panic.
+    let mut child = std::process::Command::new(crate::common::CLI)
+        .args(["progress", "--json", "--directory", d, "--state", st])
+        .envs(emu.cli_env().iter().map(|(k, v)| (k, v)))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(err.contains("Broken pipe"), "{err}");
     // The pool is gone: the directory still names it, the pool's answer is a usage error.
     c.delete_user_pool()
         .user_pool_id(&pool)

@@ -251,6 +251,30 @@ async fn a_second_run_on_an_s3_state_is_refused_and_status_reads_the_state() {
         "the header only: nobody failed: {out}"
     );
     assert!(err.contains("0 rejected or failed users written"), "{err}");
+    // The HTML report names the state as given, not the temporary copy it read (gone by then).
+    let html = dir.join("report.html");
+    let (code, _, err) = run(
+        &emu,
+        &[
+            "report",
+            "--state",
+            &state,
+            "--html",
+            html.to_str().unwrap(),
+        ]
+        .map(String::from),
+        &[],
+    );
+    assert_eq!(code, 0, "{err}");
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(
+        page.contains(&format!("From the state file {state} ·")),
+        "the report names {state}: {}",
+        page.lines()
+            .find(|l| l.contains("From the state"))
+            .unwrap_or("")
+    );
+    assert!(page.contains("<td class=\"n\" data-count=\"created\">200</td>"));
     // Reading took no lease and left nothing behind.
     assert!(object(&s, "states/two.db.lock").await.is_none());
     let (code, _, err) = run(

@@ -9,8 +9,8 @@
 //! (every sign-in answered `LegacyDirectoryUnavailable`, the failure logged once).
 //!
 //! Logging: plain lines on stderr (CloudWatch adds the time), except the one JSON line per
-//! invocation (`cognito_migrate::trigger::log`), written bare so that CloudWatch Logs metric
-//! filters can match it. The levels of the Lambda runtime and
+//! invocation and the one of a failed start (`cognito_migrate::trigger::log`), written bare so
+//! that CloudWatch Logs metric filters can match them. The levels of the Lambda runtime and
 //! the AWS SDK are capped at INFO whatever `RUST_LOG` says, because at TRACE they log raw events
 //! and request bodies, which hold passwords.
 
@@ -20,8 +20,8 @@ use cognito_migrate::aws::{AwsOptions, Clients};
 use cognito_migrate::logging::JsonLines;
 use cognito_migrate::trigger::{
     report_init_error, AttributeRules, CheckedDirectory, DirectoryKind, DirectorySource,
-    FileDirectory, Handler, InitError, LogDigest, PoolDirectory, RawEvent, TriggerSettings,
-    UserDirectory, INVOCATION_TARGET,
+    FileDirectory, Handler, InitError, InitFailedLine, LogDigest, PoolDirectory, RawEvent,
+    TriggerSettings, UserDirectory, INIT_FAILED_EVENT, INVOCATION_TARGET, INVOCATION_VERSION,
 };
 use lambda_runtime::{service_fn, LambdaEvent};
 use tracing_subscriber::prelude::*;
@@ -56,6 +56,15 @@ async fn serve<D: UserDirectory + 'static>(handler: Handler<D>) -> anyhow::Resul
 /// Reports `error` to the Runtime API (a failure to do so is logged) and hands it back for
 /// `main` to print.
 async fn init_failed(error: InitError) -> anyhow::Error {
+    // The one JSON line of a failed start, for the template's metric filters (docs/trigger.md).
+    let line = InitFailedLine {
+        event: INIT_FAILED_EVENT,
+        version: INVOCATION_VERSION,
+        error_type: error.error_type(),
+        detail: &error.to_string(),
+    }
+    .to_json();
+    tracing::error!(target: INVOCATION_TARGET, "{line}");
     if let Err(e) = report_init_error(&error).await {
         tracing::warn!("{e}");
     }

@@ -1,6 +1,7 @@
 //! `cognito-migrate progress`: of the users left to the migration trigger, how many are in the
 //! pool now, how many remain, and arrivals per day.
 
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -81,7 +82,8 @@ pub async fn run(args: &ProgressArgs, global: &GlobalArgs) -> anyhow::Result<Exi
         Some(path) if !path.exists() => {
             return Err(ConfigError::new(format!("no directory file at {}", path.display())).into())
         }
-        Some(path) => Some(DirectoryFile::open(path)?),
+        // Not a directory file (or one of another format version): a wrong argument.
+        Some(path) => Some(DirectoryFile::open(path).map_err(|e| ConfigError::new(e.to_string()))?),
         None => None,
     };
     let pool_id = args
@@ -90,6 +92,16 @@ pub async fn run(args: &ProgressArgs, global: &GlobalArgs) -> anyhow::Result<Exi
         .or_else(|| dir.as_ref().map(|d| d.meta().pool_id.clone()))
         .or_else(|| run.as_ref().map(|r| r.spec.pool_id.clone()))
         .ok_or_else(|| ConfigError::new("no pool: give --pool-id"))?;
+    // The run's users are counted against the pool they were meant for, never another one.
+    if let Some(r) = &run {
+        if r.spec.pool_id != pool_id {
+            return Err(ConfigError::new(format!(
+                "the state's run is for pool {}, not {pool_id}",
+                r.spec.pool_id
+            ))
+            .into());
+        }
+    }
     if let Some(d) = &dir {
         if d.meta().pool_id != pool_id {
             return Err(ConfigError::new(format!(
@@ -113,11 +125,15 @@ pub async fn run(args: &ProgressArgs, global: &GlobalArgs) -> anyhow::Result<Exi
         now_ms,
     )
     .await?;
+    // Written, not `println!`: a reader that goes away (`| head`) is an error, not a panic.
+    let mut out = std::io::stdout().lock();
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&progress)?);
+        writeln!(out, "{}", serde_json::to_string_pretty(&progress)?)?;
     } else {
-        print!("{}", progress.table());
+        write!(out, "{}", progress.table())?;
     }
+    out.flush()?;
+    drop(out);
     if let (Some(n), None) = (progress.in_pool_before_directory, &args.state) {
         if n > 0 {
             eprintln!(

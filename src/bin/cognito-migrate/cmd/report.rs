@@ -95,7 +95,10 @@ pub async fn run(args: &ReportArgs, global: &GlobalArgs) -> anyhow::Result<Exit>
         .ok_or_else(|| ConfigError::new(format!("{} holds no run yet", args.state)))?;
     let mut exit = Exit::Ok;
     if let Some(path) = &args.html {
-        let mut extras = Extras::default();
+        let mut extras = Extras {
+            state_name: Some(args.state.clone()),
+            ..Extras::default()
+        };
         if args.progress {
             let dir = open_directory(args, &run)?;
             let clients = global.clients().await?;
@@ -206,7 +209,8 @@ fn open_directory(args: &ReportArgs, run: &Run) -> anyhow::Result<Option<Directo
         Some(p) if !p.exists() => {
             return Err(ConfigError::new(format!("no directory file at {}", p.display())).into())
         }
-        Some(p) => Some(DirectoryFile::open(p)?),
+        // Not a directory file (or one of another format version): a wrong argument.
+        Some(p) => Some(DirectoryFile::open(p).map_err(|e| ConfigError::new(e.to_string()))?),
         None => None,
     };
     if let Some(d) = &dir {
