@@ -144,7 +144,7 @@ pub enum UserChangesError {
 fn outcome(action: &Action, r: Result<(), CallError>) -> Result<ChangeOutcome, CallError> {
     let e = match r {
         Ok(()) => return Ok(ChangeOutcome::Done),
-        Err(e) if e.decision == Decision::Fatal => return Err(e),
+        Err(e) if e.class == Decision::Fatal => return Err(e),
         Err(e) => e,
     };
     Ok(match action {
@@ -155,7 +155,7 @@ fn outcome(action: &Action, r: Result<(), CallError>) -> Result<ChangeOutcome, C
         }
         _ => ChangeOutcome::Failed {
             code: e.code.clone().unwrap_or_else(|| {
-                if e.decision.is_retriable() {
+                if e.class.is_retriable() {
                     "retries_exhausted".into()
                 } else {
                     "call_failed".into()
