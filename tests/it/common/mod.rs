@@ -225,6 +225,15 @@ impl Drop for TempDir {
 }
 
 /// A fresh directory for one test's files, named after `name`.
+/// Sends SIGTERM to a child (a run stopped like Ctrl-C).
+pub fn sigterm(child: &std::process::Child) {
+    let term = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success(), "kill -TERM {}", child.id());
+}
+
 pub fn tempdir(name: &str) -> TempDir {
     let dir = tempfile::Builder::new()
         .prefix(&format!("{name}-"))
