@@ -295,6 +295,38 @@ pub fn attr(name: &str, value: &str) -> aws_sdk_cognitoidentityprovider::types::
         .unwrap()
 }
 
+/// Creates the group `name` in the pool.
+pub async fn create_group(c: &aws_sdk_cognitoidentityprovider::Client, pool: &str, name: &str) {
+    c.create_group()
+        .user_pool_id(pool)
+        .group_name(name)
+        .send()
+        .await
+        .expect("CreateGroup");
+}
+
+/// The usernames of the members of `group` (ListUsersInGroup, all pages).
+pub async fn group_members(
+    c: &aws_sdk_cognitoidentityprovider::Client,
+    pool: &str,
+    group: &str,
+) -> std::collections::BTreeSet<String> {
+    let users: Vec<aws_sdk_cognitoidentityprovider::types::UserType> = c
+        .list_users_in_group()
+        .user_pool_id(pool)
+        .group_name(group)
+        .into_paginator()
+        .items()
+        .send()
+        .collect::<Result<_, _>>()
+        .await
+        .expect("ListUsersInGroup");
+    users
+        .iter()
+        .map(|u| u.username().unwrap().to_string())
+        .collect()
+}
+
 /// Every user of the pool (ListUsers, all pages of 60).
 pub async fn pool_users(
     c: &aws_sdk_cognitoidentityprovider::Client,
