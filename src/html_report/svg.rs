@@ -185,6 +185,20 @@ fn time_axis(out: &mut String, scale: &Time, x0: f64, top: f64, bottom: f64) {
     }
 }
 
+/// A vertical value axis: a grid line across the plot (from `left`, `plot_w` wide) and a label
+/// left of it at each tick, the values rising from `bottom`.
+fn vertical_value_axis(out: &mut String, y: &Linear, left: f64, plot_w: f64, bottom: f64) {
+    for v in y.ticks() {
+        let py = bottom - y.at(v);
+        let _ = write!(
+            out,
+            r#"<line x1="{left:.1}" y1="{py:.1}" x2="{:.1}" y2="{py:.1}" class="grid"/>"#,
+            left + plot_w
+        );
+        text(out, left - 4.0, py + 4.0, "end", "tick", &fmt_num(v));
+    }
+}
+
 /// A number as a tick label: integers plainly, else one decimal.
 pub fn fmt_num(v: f64) -> String {
     if (v - v.round()).abs() < 1e-9 {
@@ -422,15 +436,7 @@ pub fn rate_columns(
     let mut out = String::new();
     open_svg(&mut out, bottom + AXIS_H, title);
     out.push_str(&key);
-    for v in y.ticks() {
-        let py = bottom - y.at(v);
-        let _ = write!(
-            out,
-            r#"<line x1="{left:.1}" y1="{py:.1}" x2="{:.1}" y2="{py:.1}" class="grid"/>"#,
-            left + plot_w
-        );
-        text(&mut out, left - 4.0, py + 4.0, "end", "tick", &fmt_num(v));
-    }
+    vertical_value_axis(&mut out, &y, left, plot_w, bottom);
     text(&mut out, 4.0, top - 10.0, "start", "tick", unit);
     time_axis(&mut out, &x, left, top, bottom);
     for &(t, v) in values {
@@ -477,15 +483,7 @@ pub fn stacked_columns(title: &str, series: &[Series], cols: &[(String, Vec<u64>
     let mut out = String::new();
     open_svg(&mut out, bottom + AXIS_H + 4.0, title);
     out.push_str(&key);
-    for v in y.ticks() {
-        let py = bottom - y.at(v);
-        let _ = write!(
-            out,
-            r#"<line x1="{left:.1}" y1="{py:.1}" x2="{:.1}" y2="{py:.1}" class="grid"/>"#,
-            left + plot_w
-        );
-        text(&mut out, left - 4.0, py + 4.0, "end", "tick", &fmt_num(v));
-    }
+    vertical_value_axis(&mut out, &y, left, plot_w, bottom);
     let slot = plot_w / cols.len().max(1) as f64;
     // Every n-th label, so that labels (about 6 units a character) do not overlap.
     let widest = cols
