@@ -118,7 +118,7 @@ where
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use tracing::Level;
 
@@ -146,9 +146,16 @@ mod tests {
         assert!(caps.would_enable("cognito_migrate", &Level::DEBUG));
     }
 
-    /// A writer for captured output.
+    /// A writer for captured output (the crate's tests' log sink).
     #[derive(Clone, Default)]
-    struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+    pub(crate) struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl Captured {
+        /// Everything written so far.
+        pub(crate) fn text(&self) -> String {
+            String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+        }
+    }
 
     impl std::io::Write for Captured {
         fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
@@ -178,7 +185,7 @@ mod tests {
             tracing::error!(target: "test::json", "{line}");
             tracing::info!(users = 3, "directory file opened");
         });
-        let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+        let text = captured.text();
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 3, "{text}");
         assert_eq!(lines[0], r#"{"event":"x","n":1.5}"#);

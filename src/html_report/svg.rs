@@ -185,6 +185,20 @@ fn time_axis(out: &mut String, scale: &Time, x0: f64, top: f64, bottom: f64) {
     }
 }
 
+/// A vertical value axis: a grid line across the plot (from `left`, `plot_w` wide) and a label
+/// left of it at each tick, the values rising from `bottom`.
+fn vertical_value_axis(out: &mut String, y: &Linear, left: f64, plot_w: f64, bottom: f64) {
+    for v in y.ticks() {
+        let py = bottom - y.at(v);
+        let _ = write!(
+            out,
+            r#"<line x1="{left:.1}" y1="{py:.1}" x2="{:.1}" y2="{py:.1}" class="grid"/>"#,
+            left + plot_w
+        );
+        text(out, left - 4.0, py + 4.0, "end", "tick", &fmt_num(v));
+    }
+}
+
 /// A number as a tick label: integers plainly, else one decimal.
 pub fn fmt_num(v: f64) -> String {
     if (v - v.round()).abs() < 1e-9 {
@@ -216,14 +230,54 @@ fn legend(series: &[Series], x0: f64) -> (String, f64) {
     (out, y + 10.0)
 }
 
-/// Horizontal stacked bars: one row per label, one segment per series (values in series order),
-/// with a legend and a value axis. Each segment has a tooltip with its exact count.
-pub fn stacked_bars(title: &str, series: &[Series], rows: &[(String, Vec<u64>)]) -> String {
-    let max = rows
+/// The largest total of a stack: the value axis' maximum.
+fn largest_stack(stacks: &[(String, Vec<u64>)]) -> u64 {
+    stacks
         .iter()
         .map(|(_, v)| v.iter().sum::<u64>())
         .max()
-        .unwrap_or(0);
+        .unwrap_or(0)
+}
+
+/// The segments of one stack, in series order: each series with where its value starts and ends
+/// along the stack. A zero value has no segment.
+fn segments<'a>(
+    series: &'a [Series],
+    values: &'a [u64],
+) -> impl Iterator<Item = (&'a Series, u64, u64)> + 'a {
+    series
+        .iter()
+        .zip(values)
+        .scan(0u64, |acc, (s, v)| {
+            let from = *acc;
+            *acc += v;
+            Some((s, from, *acc))
+        })
+        .filter(|(_, from, to)| to > from)
+}
+
+/// One segment of a stack at `(x, y, width, height)`, its tooltip the stack's label, the value
+/// and the series.
+fn segment_rect(
+    out: &mut String,
+    (x, y, w, h): (f64, f64, f64, f64),
+    s: &Series,
+    label: &str,
+    v: u64,
+) {
+    let _ = write!(
+        out,
+        r#"<rect x="{x:.1}" y="{y:.1}" width="{w:.1}" height="{h:.1}" fill="{}"><title>{}: {v} {}</title></rect>"#,
+        s.colour,
+        escape(label),
+        escape(s.name)
+    );
+}
+
+/// Horizontal stacked bars: one row per label, one segment per series (values in series order),
+/// with a legend and a value axis. Each segment has a tooltip with its exact count.
+pub fn stacked_bars(title: &str, series: &[Series], rows: &[(String, Vec<u64>)]) -> String {
+    let max = largest_stack(rows);
     let plot_w = WIDTH - LABEL_W - PAD * 3.0;
     let scale = Linear::new(max as f64, 5, plot_w, true);
     let (key, top) = legend(series, LABEL_W);
@@ -243,26 +297,12 @@ pub fn stacked_bars(title: &str, series: &[Series], rows: &[(String, Vec<u64>)])
             "label",
             &shorten(label, 28),
         );
-        let mut acc = 0u64;
-        for (s, v) in series.iter().zip(values) {
-            if *v == 0 {
-                continue;
-            }
-            let (x1, x2) = (scale.at(acc as f64), scale.at((acc + v) as f64));
-            acc += v;
-            let _ = write!(
-                out,
-                r#"<rect x="{:.1}" y="{:.1}" width="{:.1}" height="{:.1}" fill="{}"><title>{}: {} {}</title></rect>"#,
-                LABEL_W + x1,
-                y + 3.0,
-                (x2 - x1).max(0.5),
-                ROW_H - 6.0,
-                s.colour,
-                escape(label),
-                v,
-                escape(s.name)
-            );
+        for (s, from, to) in segments(series, values) {
+            let (x1, x2) = (scale.at(from as f64), scale.at(to as f64));
+            let rect = (LABEL_W + x1, y + 3.0, (x2 - x1).max(0.5), ROW_H - 6.0);
+            segment_rect(&mut out, rect, s, label, to - from);
         }
+        let acc: u64 = values.iter().sum();
         text(
             &mut out,
             LABEL_W + scale.at(acc as f64) + 4.0,
@@ -396,15 +436,7 @@ pub fn rate_columns(
     let mut out = String::new();
     open_svg(&mut out, bottom + AXIS_H, title);
     out.push_str(&key);
-    for v in y.ticks() {
-        let py = bottom - y.at(v);
-        let _ = write!(
-            out,
-            r#"<line x1="{left:.1}" y1="{py:.1}" x2="{:.1}" y2="{py:.1}" class="grid"/>"#,
-            left + plot_w
-        );
-        text(&mut out, left - 4.0, py + 4.0, "end", "tick", &fmt_num(v));
-    }
+    vertical_value_axis(&mut out, &y, left, plot_w, bottom);
     text(&mut out, 4.0, top - 10.0, "start", "tick", unit);
     time_axis(&mut out, &x, left, top, bottom);
     for &(t, v) in values {
@@ -446,24 +478,12 @@ pub fn stacked_columns(title: &str, series: &[Series], cols: &[(String, Vec<u64>
     let (key, legend_h) = legend(series, left);
     let top = legend_h + 14.0;
     let bottom = top + plot_h;
-    let max = cols
-        .iter()
-        .map(|(_, v)| v.iter().sum::<u64>())
-        .max()
-        .unwrap_or(0);
+    let max = largest_stack(cols);
     let y = Linear::new(max as f64, 4, plot_h, true);
     let mut out = String::new();
     open_svg(&mut out, bottom + AXIS_H + 4.0, title);
     out.push_str(&key);
-    for v in y.ticks() {
-        let py = bottom - y.at(v);
-        let _ = write!(
-            out,
-            r#"<line x1="{left:.1}" y1="{py:.1}" x2="{:.1}" y2="{py:.1}" class="grid"/>"#,
-            left + plot_w
-        );
-        text(&mut out, left - 4.0, py + 4.0, "end", "tick", &fmt_num(v));
-    }
+    vertical_value_axis(&mut out, &y, left, plot_w, bottom);
     let slot = plot_w / cols.len().max(1) as f64;
     // Every n-th label, so that labels (about 6 units a character) do not overlap.
     let widest = cols
@@ -475,22 +495,14 @@ pub fn stacked_columns(title: &str, series: &[Series], cols: &[(String, Vec<u64>
     for (i, (label, values)) in cols.iter().enumerate() {
         let x0 = left + slot * i as f64 + slot * 0.15;
         let w = (slot * 0.7).max(1.0);
-        let mut acc = 0u64;
-        for (s, v) in series.iter().zip(values) {
-            if *v == 0 {
-                continue;
-            }
-            let (y1, y2) = (y.at(acc as f64), y.at((acc + v) as f64));
-            acc += v;
-            let _ = write!(
-                out,
-                r#"<rect x="{x0:.1}" y="{:.1}" width="{w:.1}" height="{:.1}" fill="{}"><title>{}: {} {}</title></rect>"#,
-                bottom - y2,
-                (y2 - y1).max(0.5),
-                s.colour,
-                escape(label),
-                v,
-                escape(s.name)
+        for (s, from, to) in segments(series, values) {
+            let (y1, y2) = (y.at(from as f64), y.at(to as f64));
+            segment_rect(
+                &mut out,
+                (x0, bottom - y2, w, (y2 - y1).max(0.5)),
+                s,
+                label,
+                to - from,
             );
         }
         if i.is_multiple_of(label_every) {

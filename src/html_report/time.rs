@@ -1,19 +1,7 @@
 //! Times in the report: Unix milliseconds shown in UTC (the report may be read anywhere), without
 //! a date-time dependency.
 
-/// (year, month, day) of a day number since 1970-01-01 (Howard Hinnant's `civil_from_days`).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
-}
+use crate::views::date::civil_from_days;
 
 fn parts(ms: i64) -> ((i64, u32, u32), (i64, i64, i64)) {
     let secs = ms.div_euclid(1000);

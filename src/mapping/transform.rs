@@ -410,18 +410,7 @@ pub fn to_date(v: &str) -> Option<String> {
         return None;
     }
     let secs = to_epoch_seconds(v)?;
-    let days = secs.div_euclid(86_400);
-    // civil_from_days
-    let z = days + 719_468;
-    let era = if z >= 0 { z } else { z - 146_096 } / 146_097;
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    Some(format!("{y:04}-{m:02}-{d:02}"))
+    Some(crate::views::date::ymd(secs.div_euclid(86_400)))
 }
 
 /// Whether `v` looks like an email address Cognito accepts: one `@`, a non-empty local part, a

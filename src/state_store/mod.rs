@@ -381,6 +381,22 @@ fn local_name(key: &str) -> String {
     }
 }
 
+/// The bucket of the S3 state `loc` (so named in errors), reached through the caller's client
+/// `s3`, which an S3 location needs ([`StateStoreError::NoClient`] without one).
+fn s3_target(
+    loc: &str,
+    bucket: &str,
+    s3: Option<&aws_sdk_s3::Client>,
+) -> Result<S3Target, StateStoreError> {
+    let client = s3.ok_or_else(|| StateStoreError::NoClient {
+        location: loc.to_string(),
+    })?;
+    Ok(S3Target {
+        client: state_client(client),
+        bucket: bucket.to_string(),
+    })
+}
+
 /// The caller's S3 client with a longer per-attempt timeout: a state of a few hundred MB takes
 /// longer than the 60 s an ordinary call is given to download or upload.
 fn state_client(client: &aws_sdk_s3::Client) -> aws_sdk_s3::Client {
@@ -631,13 +647,7 @@ impl HeldState {
             StateLocation::S3 { bucket, key } => (bucket, key),
         };
         let loc = location.to_string();
-        let client = s3.ok_or_else(|| StateStoreError::NoClient {
-            location: loc.clone(),
-        })?;
-        let target = S3Target {
-            client: state_client(client),
-            bucket: bucket.clone(),
-        };
+        let target = s3_target(&loc, bucket, s3)?;
         let lock_key = StateLocation::lock_key(key);
         let (record, lock_etag, taken_over) =
             take_remote_lease(&target, &loc, &lock_key, command, options).await?;
@@ -968,13 +978,7 @@ pub async fn fetch_read_only(
         StateLocation::S3 { bucket, key } => (bucket, key),
     };
     let loc = location.to_string();
-    let client = s3.ok_or_else(|| StateStoreError::NoClient {
-        location: loc.clone(),
-    })?;
-    let target = S3Target {
-        client: state_client(client),
-        bucket: bucket.clone(),
-    };
+    let target = s3_target(&loc, bucket, s3)?;
     let dir = PrivateDir::create()?;
     let path = dir.0.join(local_name(key));
     match download(&target, &loc, key, &path).await? {

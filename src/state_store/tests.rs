@@ -157,12 +157,8 @@ fn the_local_file_of_a_remote_state_is_named_after_its_key() {
 
 #[tokio::test]
 async fn a_local_location_is_held_with_the_flock_lease_and_persist_is_a_no_op() {
-    let dir = std::env::temp_dir().join(format!(
-        "cognito-migrate-state-store-local-{}",
-        std::process::id()
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let tmp = tempdir("local");
+    let dir = tmp.path();
     let state = dir.join("state.db");
     let loc = StateLocation::Local(state.clone());
     let held = HeldState::acquire(&loc, "run", None, &StateOptions::default())
@@ -189,17 +185,12 @@ async fn a_local_location_is_held_with_the_flock_lease_and_persist_is_a_no_op() 
         HeldState::acquire(&remote, "run", None, &StateOptions::default()).await,
         Err(StateStoreError::NoClient { .. })
     ));
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn a_snapshot_is_a_consistent_copy_while_the_wal_holds_the_commits() {
-    let dir = std::env::temp_dir().join(format!(
-        "cognito-migrate-state-store-snap-{}",
-        std::process::id()
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let tmp = tempdir("snap");
+    let dir = tmp.path();
     let live = dir.join("live.db");
     let conn = rusqlite::Connection::open(&live).unwrap();
     conn.query_row("PRAGMA journal_mode=WAL", [], |_| Ok(()))
@@ -236,5 +227,12 @@ fn a_snapshot_is_a_consistent_copy_while_the_wal_holds_the_commits() {
     assert_eq!(snapshot::snapshot(&live, &out).unwrap(), h1);
     conn.execute_batch("COMMIT;").unwrap();
     assert_ne!(snapshot::snapshot(&live, &out).unwrap(), h1);
-    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A fresh directory, removed when dropped (also when the test fails).
+fn tempdir(name: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("cognito-migrate-state-store-{name}-"))
+        .tempdir()
+        .unwrap()
 }

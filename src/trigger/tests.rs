@@ -6,7 +6,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
 
 use aws_lambda_events::event::cognito::{
     CognitoEventUserPoolsMigrateUser, CognitoEventUserPoolsMigrateUserTriggerSource,
@@ -15,6 +14,7 @@ use serde_json::Value;
 
 use super::*;
 use crate::directory::{DirectoryEntry, DirectoryFile, DirectoryWriter, SignIn};
+use crate::logging::tests::Captured;
 use crate::password::{CostCap, FirebaseHashConfig, HashContext, PasswordHash};
 use crate::record::RawPassword;
 
@@ -399,20 +399,6 @@ fn an_unreadable_directory_is_an_unavailable_answer() {
     );
 }
 
-/// A writer for captured log lines.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[test]
 fn logs_show_a_digest_never_the_user_password_or_hash() {
     let captured = Captured::default();
@@ -434,7 +420,7 @@ fn logs_show_a_digest_never_the_user_password_or_hash() {
             let _ = h.handle(forgot("alice")).await;
         })
     });
-    let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let text = captured.text();
     assert_eq!(text.lines().count(), 5, "one line per invocation:\n{text}");
     let digest = LogDigest::with_key(b"test key").of("alice");
     assert!(text.contains(&digest), "{text}");
@@ -963,7 +949,7 @@ fn malformed_events_are_refused_naming_the_member_never_the_value() {
     for a in answers {
         assert_eq!(a.unwrap_err(), TriggerError::Declined);
     }
-    let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let text = captured.text();
     assert_eq!(text.lines().count(), all.len(), "one line each:\n{text}");
     assert_eq!(
         text.matches("malformed_event").count() + text.matches("unknown_trigger_source").count(),

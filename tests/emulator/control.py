@@ -98,18 +98,27 @@ def handle(environ) -> tuple[int, list, bytes]:
     return _json(404, {"error": f"no control endpoint {method} /_emulator/{'/'.join(parts)}"})
 
 
+def _pool_user(pool_id: str, username: str):
+    """(the moto user ``username`` of pool ``pool_id``, None), or (None, the 404 answer) when the
+    pool or the user does not exist. Caller holds BACKEND_LOCK."""
+    pool = find_user_pool(pool_id)
+    if pool is None:
+        return None, _json(404, {"error": f"User pool {pool_id} does not exist."})
+    user = pool._get_user(username)
+    if user is None:
+        return None, _json(404, {"error": f"User {username} does not exist in {pool_id}."})
+    return user, None
+
+
 def _user(pool_id: str, username: str):
     with BACKEND_LOCK:
-        pool = find_user_pool(pool_id)
-        if pool is None:
-            return _json(404, {"error": f"User pool {pool_id} does not exist."})
-        user = pool._get_user(username)
-        if user is None:
-            return _json(404, {"error": f"User {username} does not exist in {pool_id}."})
+        user, missing = _pool_user(pool_id, username)
+        if missing is not None:
+            return missing
         imported = getattr(user, "emu_imported_hash", None)
         active_hash = imported is not None and user.password is None
         return _json(200, {
-            "user_pool_id": pool.id,
+            "user_pool_id": pool_id,  # the key the pool was found by
             "username": user.username,
             "status": getattr(user.status, "value", user.status),
             "enabled": user.enabled,
@@ -172,12 +181,9 @@ def _set_user_dates(pool_id: str, username: str, body: dict):
         raise ValueError("created must be Unix seconds (a number)")
     when = datetime.datetime.fromtimestamp(created, datetime.timezone.utc).replace(tzinfo=None)
     with BACKEND_LOCK:
-        pool = find_user_pool(pool_id)
-        if pool is None:
-            return _json(404, {"error": f"User pool {pool_id} does not exist."})
-        user = pool._get_user(username)
-        if user is None:
-            return _json(404, {"error": f"User {username} does not exist in {pool_id}."})
+        user, missing = _pool_user(pool_id, username)
+        if missing is not None:
+            return missing
         user.create_date = when
         user.last_modified_date = when
         return _json(200, {"username": user.username, "created": when.isoformat()})

@@ -22,6 +22,8 @@ import base64
 import bisect
 import re
 
+from shared import list_users_limit
+
 _FILTER = re.compile(r'^\s*sub\s*(\^=|=)\s*"([^"]*)"\s*$')
 _TOKEN_PREFIX = "emusub:"
 
@@ -57,15 +59,7 @@ def install() -> None:
         from moto.core.responses import ActionResult
 
         op, value = match.groups()
-        limit = self._get_param("Limit")
-        if limit is None:
-            limit = 60
-        if isinstance(limit, bool) or not isinstance(limit, int) or not 0 <= limit <= 60:
-            raise InvalidParameterException(
-                f"1 validation error detected: Value '{limit}' at 'limit' failed to satisfy "
-                "constraint: Member must have value less than or equal to 60"
-            )
-        limit = limit or 60
+        limit = list_users_limit(self)
         pool = self.backend.describe_user_pool(self._get_param("UserPoolId"))
         index = _sorted(pool)
         lo = bisect.bisect_left(index.subs, value)

@@ -49,6 +49,22 @@ def aws_json_headers(body: bytes, error_type: str | None = None) -> list[tuple[s
     return headers
 
 
+def list_users_limit(response) -> int:
+    """ListUsers' ``Limit`` of a request (a moto response object), checked as Cognito checks it:
+    0 to 60, absent or 0 meaning 60."""
+    from moto.cognitoidp.exceptions import InvalidParameterException
+
+    limit = response._get_param("Limit")
+    if limit is None:
+        limit = 60
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 0 <= limit <= 60:
+        raise InvalidParameterException(
+            f"1 validation error detected: Value '{limit}' at 'limit' failed to satisfy "
+            "constraint: Member must have value less than or equal to 60"
+        )
+    return limit or 60
+
+
 def cognito_backends():
     from moto.cognitoidp.models import cognitoidp_backends
 

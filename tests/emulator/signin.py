@@ -25,7 +25,7 @@ import functools
 import json
 from collections import OrderedDict
 
-from shared import CognitoError
+from shared import CognitoError, list_users_limit
 
 
 # --- sign-in ---------------------------------------------------------------------------------------
@@ -219,15 +219,7 @@ def _patch_list_users(response_class) -> None:
             return original(self)
         from moto.cognitoidp.exceptions import InvalidParameterException
 
-        limit = self._get_param("Limit")
-        if limit is None:
-            limit = 60
-        if isinstance(limit, bool) or not isinstance(limit, int) or not 0 <= limit <= 60:
-            raise InvalidParameterException(
-                f"1 validation error detected: Value '{limit}' at 'limit' failed to satisfy "
-                "constraint: Member must have value less than or equal to 60"
-            )
-        limit = limit or 60
+        limit = list_users_limit(self)
         pool = self.backend.describe_user_pool(self._get_param("UserPoolId"))
         users = (
             pool.users.values_list()

@@ -9,7 +9,9 @@ use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::common::{self, attr, create_pool, run_cli, tempdir, Emulator};
+use crate::common::{
+    self, attr, create_group, create_pool, group_members, run_cli, tempdir, Emulator,
+};
 use aws_sdk_cognitoidentityprovider::types::{
     AliasAttributeType, AttributeType, UserType, VerifiedAttributeType,
 };
@@ -92,32 +94,6 @@ async fn pool(c: &Client, alias_email: bool) -> String {
         req = req.alias_attributes(AliasAttributeType::Email);
     }
     create_pool(req).await
-}
-
-async fn create_group(c: &Client, pool: &str, name: &str) {
-    c.create_group()
-        .user_pool_id(pool)
-        .group_name(name)
-        .send()
-        .await
-        .expect("create group");
-}
-
-async fn group_members(c: &Client, pool: &str, group: &str) -> BTreeSet<String> {
-    let users: Vec<UserType> = c
-        .list_users_in_group()
-        .user_pool_id(pool)
-        .group_name(group)
-        .into_paginator()
-        .items()
-        .send()
-        .collect::<Result<_, _>>()
-        .await
-        .expect("list users in group");
-    users
-        .iter()
-        .map(|u| u.username().unwrap().to_string())
-        .collect()
 }
 
 /// The pool holds exactly `users`, once each, with their attributes, enabled state and groups.

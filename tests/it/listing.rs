@@ -96,12 +96,7 @@ async fn group_members_are_listed_across_pages() {
     let c = emu.cognito().await;
     let pool = crate::common::create_pool(c.create_user_pool().pool_name("groups")).await;
     seed(&c, &pool, 70).await;
-    c.create_group()
-        .user_pool_id(&pool)
-        .group_name("staff")
-        .send()
-        .await
-        .unwrap();
+    crate::common::create_group(&c, &pool, "staff").await;
     for i in (0..70).step_by(1).filter(|i| i % 7 != 3) {
         c.admin_add_user_to_group()
             .user_pool_id(&pool)

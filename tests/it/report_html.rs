@@ -42,6 +42,21 @@ pub(crate) fn html5_errors(file: &Path) -> Option<String> {
     }
 }
 
+/// `report --state STATE --html OUT`: (exit code, stderr).
+fn report_html(state: &Path, out: &Path, env: &[(&str, String)]) -> (i32, String) {
+    let (code, _, err) = run_cli(
+        &[
+            "report",
+            "--state",
+            state.to_str().unwrap(),
+            "--html",
+            out.to_str().unwrap(),
+        ],
+        env,
+    );
+    (code, err)
+}
+
 #[test]
 fn html5lib_in_strict_mode_rejects_invalid_html() {
     // The validator must be able to fail: a stray end tag and a missing doctype are errors.
@@ -127,16 +142,7 @@ async fn the_html_report_of_a_real_run_is_valid_and_shows_what_status_shows() {
     assert_eq!(ij::n(&status, "failed"), 1, "{status}");
 
     let out = dir.join("report.html");
-    let (code, _, err) = run_cli(
-        &[
-            "report",
-            "--state",
-            state.to_str().unwrap(),
-            "--html",
-            out.to_str().unwrap(),
-        ],
-        &env,
-    );
+    let (code, err) = report_html(&state, &out, &env);
     assert_eq!(code, 1, "the run has rejections: {err}");
     let mode = std::fs::metadata(&out).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600, "the report is private");
@@ -261,16 +267,7 @@ async fn the_html_report_of_a_real_run_is_valid_and_shows_what_status_shows() {
     )
     .unwrap();
     drop(db);
-    let (code, _, err) = run_cli(
-        &[
-            "report",
-            "--state",
-            state.to_str().unwrap(),
-            "--html",
-            out.to_str().unwrap(),
-        ],
-        &env,
-    );
+    let (code, err) = report_html(&state, &out, &env);
     assert_eq!(code, 1, "{err}");
     let html = std::fs::read_to_string(&out).unwrap();
     if let Some(e) = html5_errors(&out) {

@@ -27,12 +27,7 @@ async fn pool_with_plan(c: &Client, name: &str) -> String {
 async fn old_pool(c: &Client) -> String {
     let pool = pool_with_plan(c, "old").await;
     for g in ["admins", "beta"] {
-        c.create_group()
-            .user_pool_id(&pool)
-            .group_name(g)
-            .send()
-            .await
-            .unwrap();
+        crate::common::create_group(c, &pool, g).await;
     }
     for i in 0..USERS {
         let name = format!("user{i:03}");

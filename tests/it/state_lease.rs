@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::common::import_job::*;
@@ -152,11 +152,7 @@ async fn import_job_a_second_run_is_refused_and_sigterm_stops_the_job_then_it_re
     assert_refused(&emu, &args, &first, &["DescribeUserImportJob"]);
     assert_eq!(jobs(&emu).len(), 1, "the refused run created no job");
 
-    let kill = Command::new("kill")
-        .args(["-TERM", &first.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(kill.success());
+    crate::common::sigterm(&first);
     let exit = first.wait().unwrap();
     let stderr = std::fs::read_to_string(&stderr_file).unwrap();
     assert_eq!(

@@ -6,7 +6,7 @@
 //! a lease taken from under a holder is noticed; `status --state s3://…` reads the state.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
@@ -15,8 +15,8 @@ use cognito_migrate::state_store::{
     HeldState, LeaseRecord, StateLocation, StateOptions, StateStoreError,
 };
 
-use crate::common::import_job::{assert_pool_holds, client, env, n, pool, username, write_users};
-use crate::common::{tempdir, Emulator};
+use crate::common::import_job::{assert_pool_holds, client, env, n, pool, usernames, write_users};
+use crate::common::{sigterm, tempdir, Emulator, TempDir};
 
 const BUCKET: &str = "cm-state";
 
@@ -27,6 +27,37 @@ async fn s3(emu: &Emulator) -> aws_sdk_s3::Client {
     let c = aws_sdk_s3::Client::from_conf(conf);
     let _ = c.create_bucket().bucket(BUCKET).send().await;
     c
+}
+
+/// An emulator with the bucket, a pool `cm-{name}` and `total` users `prefix…` to migrate into it
+/// with the state `s3://BUCKET/{key}`.
+struct Migration {
+    emu: Emulator,
+    c: aws_sdk_cognitoidentityprovider::Client,
+    s: aws_sdk_s3::Client,
+    pool: String,
+    dir: TempDir,
+    input: PathBuf,
+    state: String,
+}
+
+async fn migration(name: &str, prefix: &str, total: usize, key: &str) -> Migration {
+    let emu = Emulator::start();
+    let c = client(&emu).await;
+    let s = s3(&emu).await;
+    let pool = pool(&c, &format!("cm-{name}")).await;
+    let dir = tempdir(name);
+    let input = write_users(&dir, prefix, total, false);
+    let state = format!("s3://{BUCKET}/{key}");
+    Migration {
+        emu,
+        c,
+        s,
+        pool,
+        dir,
+        input,
+        state,
+    }
 }
 
 fn status_of<E>(e: &aws_sdk_s3::error::SdkError<E, aws_sdk_s3::config::http::HttpResponse>) -> u16 {
@@ -169,13 +200,15 @@ async fn the_emulator_enforces_s3_conditional_writes_over_http_and_atomically() 
 
 #[tokio::test]
 async fn a_second_run_on_an_s3_state_is_refused_and_status_reads_the_state() {
-    let emu = Emulator::start();
-    let c = client(&emu).await;
-    let s = s3(&emu).await;
-    let pool = pool(&c, "cm-s3-two").await;
-    let dir = tempdir("s3-two");
-    let input = write_users(&dir, "t", 200, false);
-    let state = format!("s3://{BUCKET}/states/two.db");
+    let Migration {
+        emu,
+        c,
+        s,
+        pool,
+        dir,
+        input,
+        state,
+    } = migration("s3-two", "t", 200, "states/two.db").await;
     let args = admin_run_args(&input, &pool, &state);
 
     let stderr = dir.join("first.stderr");
@@ -237,8 +270,7 @@ async fn a_second_run_on_an_s3_state_is_refused_and_status_reads_the_state() {
     let (code, st) = emu.status(Path::new(&state));
     assert_eq!(code, 0, "{st}");
     assert_eq!((n(&st, "total"), n(&st, "created")), (200, 200), "{st}");
-    let expected: Vec<String> = (0..200).map(|i| username("t", i)).collect();
-    assert_pool_holds(&c, &pool, &expected, "after the run").await;
+    assert_pool_holds(&c, &pool, &usernames("t", 200), "after the run").await;
     let (code, out, err) = run(
         &emu,
         &["report", "--state", &state, "--failed", "-"].map(String::from),
@@ -293,14 +325,16 @@ async fn a_second_run_on_an_s3_state_is_refused_and_status_reads_the_state() {
 
 #[tokio::test]
 async fn a_killed_run_resumes_after_its_lease_expired_with_break_lock_each_user_once() {
-    let emu = Emulator::start();
-    let c = client(&emu).await;
-    let s = s3(&emu).await;
-    let pool = pool(&c, "cm-s3-kill").await;
-    let dir = tempdir("s3-kill");
     let total = 300;
-    let input = write_users(&dir, "k", total, false);
-    let state = format!("s3://{BUCKET}/kill.db");
+    let Migration {
+        emu,
+        c,
+        s,
+        pool,
+        dir,
+        input,
+        state,
+    } = migration("s3-kill", "k", total, "kill.db").await;
     let args = admin_run_args(&input, &pool, &state);
     // A short lease (renewed every 2 s) and frequent uploads, so the test is quick.
     let fast = [
@@ -365,8 +399,13 @@ async fn a_killed_run_resumes_after_its_lease_expired_with_break_lock_each_user_
         "the takeover is said: {err}"
     );
     assert!(err.contains("resuming run"), "{err}");
-    let expected: Vec<String> = (0..total).map(|i| username("k", i)).collect();
-    assert_pool_holds(&c, &pool, &expected, "after SIGKILL and resume").await;
+    assert_pool_holds(
+        &c,
+        &pool,
+        &usernames("k", total),
+        "after SIGKILL and resume",
+    )
+    .await;
     let (code, st) = emu.status(Path::new(&state));
     eprintln!("created before the kill: {created_before}; after the resume: {st}");
     assert_eq!(code, 0, "{st}");
@@ -536,14 +575,16 @@ async fn uploads_over_a_state_written_by_someone_else_are_refused_and_a_lost_lea
 
 #[tokio::test]
 async fn sigterm_uploads_what_was_recorded_and_gives_the_lease_back() {
-    let emu = Emulator::start();
-    let c = client(&emu).await;
-    let s = s3(&emu).await;
-    let pool = pool(&c, "cm-s3-term").await;
-    let dir = tempdir("s3-term");
     let total = 200;
-    let input = write_users(&dir, "s", total, false);
-    let state = format!("s3://{BUCKET}/term.db");
+    let Migration {
+        emu,
+        c,
+        s,
+        pool,
+        dir,
+        input,
+        state,
+    } = migration("s3-term", "s", total, "term.db").await;
     let args = admin_run_args(&input, &pool, &state);
     // No background upload during the run: only the one after SIGTERM can hold its records.
     let slow = [("COGNITO_MIGRATE_STATE_UPLOAD_SECONDS", "3600")];
@@ -556,11 +597,7 @@ async fn sigterm_uploads_what_was_recorded_and_gives_the_lease_back() {
             .unwrap_or(0)
             >= 50
     });
-    let term = std::process::Command::new("kill")
-        .args(["-TERM", &first.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(term.success());
+    sigterm(&first);
     let exit = first.wait().unwrap();
     let err = std::fs::read_to_string(&stderr).unwrap();
     assert_eq!(exit.code(), Some(3), "SIGTERM: exit 3, resume later: {err}");
@@ -581,8 +618,13 @@ async fn sigterm_uploads_what_was_recorded_and_gives_the_lease_back() {
     let (code, out, err) = run(&emu, &args, &slow);
     assert_eq!(code, 0, "{out}{err}");
     assert!(!err.contains("taking over"), "{err}");
-    let expected: Vec<String> = (0..total).map(|i| username("s", i)).collect();
-    assert_pool_holds(&c, &pool, &expected, "after SIGTERM and resume").await;
+    assert_pool_holds(
+        &c,
+        &pool,
+        &usernames("s", total),
+        "after SIGTERM and resume",
+    )
+    .await;
     let (code, st) = emu.status(Path::new(&state));
     assert_eq!((code, n(&st, "created")), (0, total as u64), "{st}");
 }
@@ -591,19 +633,21 @@ async fn sigterm_uploads_what_was_recorded_and_gives_the_lease_back() {
 async fn an_import_job_run_stopped_by_sigterm_resumes_on_another_machine_each_user_once() {
     use crate::common::import_job::{jobs, run_args as import_args};
     use serde_json::json;
-    let emu = Emulator::start();
-    let c = client(&emu).await;
-    let _ = s3(&emu).await; // the bucket
-    let pool = pool(&c, "cm-s3-import").await;
+    let total = 120;
+    let Migration {
+        emu,
+        c,
+        pool,
+        dir,
+        input,
+        state,
+        ..
+    } = migration("s3-import", "m", total, "import.db").await;
     // Slow processing, so that the job is still running when SIGTERM comes.
     emu.control(
         "/_emulator/config",
         json!({"import_rows_per_second": 20.0, "import_pending_delay_seconds": 0.05}),
     );
-    let dir = tempdir("s3-import");
-    let total = 120;
-    let input = write_users(&dir, "m", total, false);
-    let state = format!("s3://{BUCKET}/import.db");
     let args = import_args(&input, &pool, Path::new(&state));
     // Each "machine" has its own temporary directory: the import files of the first are not
     // there for the second.
@@ -617,11 +661,7 @@ async fn an_import_job_run_stopped_by_sigterm_resumes_on_another_machine_each_us
             .iter()
             .any(|j| j["Status"] == json!("InProgress"))
     });
-    let term = std::process::Command::new("kill")
-        .args(["-TERM", &first.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(term.success());
+    sigterm(&first);
     let exit = first.wait().unwrap();
     let err = std::fs::read_to_string(&stderr).unwrap();
     assert_eq!(exit.code(), Some(3), "{err}");
@@ -642,8 +682,13 @@ async fn an_import_job_run_stopped_by_sigterm_resumes_on_another_machine_each_us
     let (code, out, err) = run(&emu, &resume, &[("TMPDIR", tmp2.to_str().unwrap())]);
     assert_eq!(code, 0, "the same command resumes elsewhere: {out}{err}");
     assert!(err.contains("import files of this run are gone"), "{err}");
-    let expected: Vec<String> = (0..total).map(|i| username("m", i)).collect();
-    assert_pool_holds(&c, &pool, &expected, "after SIGTERM and resume elsewhere").await;
+    assert_pool_holds(
+        &c,
+        &pool,
+        &usernames("m", total),
+        "after SIGTERM and resume elsewhere",
+    )
+    .await;
     let (code, st) = emu.status(Path::new(&state));
     assert_eq!(code, 0, "{st}");
     assert_eq!(n(&st, "total"), total as u64, "{st}");

@@ -8,13 +8,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 use std::time::Instant;
 
-use aws_sdk_cognitoidentityprovider::Client;
 use cognito_migrate::sink::user_changes::{
     self, Action, Change, ChangeObserver, ChangeOutcome, UserChangesConfig,
 };
 use serde_json::json;
 
-use crate::common::{attr, create_pool, pool_users, Emulator};
+use crate::common::{attr, create_group, create_pool, group_members, pool_users, Emulator};
 
 const QUOTA: f64 = 10.0;
 
@@ -34,23 +33,6 @@ impl ChangeObserver for Outcomes {
     }
 }
 
-async fn group_members(c: &Client, pool: &str, group: &str) -> BTreeSet<String> {
-    let users: Vec<_> = c
-        .list_users_in_group()
-        .user_pool_id(pool)
-        .group_name(group)
-        .into_paginator()
-        .items()
-        .send()
-        .collect::<Result<_, _>>()
-        .await
-        .expect("ListUsersInGroup");
-    users
-        .iter()
-        .map(|u| u.username().unwrap().to_string())
-        .collect()
-}
-
 fn name(i: usize) -> String {
     format!("u{i:02}")
 }
@@ -61,12 +43,7 @@ async fn two_hundred_changes_at_a_10_rps_quota_end_in_the_exact_pool_paced_under
     let c = emu.cognito().await;
     let pool = create_pool(c.create_user_pool().pool_name("user-changes")).await;
     for g in ["old", "staff"] {
-        c.create_group()
-            .user_pool_id(&pool)
-            .group_name(g)
-            .send()
-            .await
-            .unwrap();
+        create_group(&c, &pool, g).await;
     }
     for i in 0..60 {
         c.admin_create_user()

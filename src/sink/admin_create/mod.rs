@@ -499,7 +499,7 @@ impl Pipeline {
 
 fn failed(mut row: UserRow, e: &CallError) -> UserRow {
     row.outcome = Outcome::Failed;
-    let reason = e.code.clone().unwrap_or_else(|| match e.verdict {
+    let reason = e.code.clone().unwrap_or_else(|| match e.class {
         retry::Verdict::Permanent => "call_failed".into(),
         _ => "retries_exhausted".into(),
     });

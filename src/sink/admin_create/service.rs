@@ -22,21 +22,46 @@ use super::config::AdminCreateConfig;
 use super::limiter::{AdaptiveLimiter, Category};
 use super::retry::{classify, maybe_applied, Backoff, Verdict};
 
-/// A call that failed for good (permanent error, or retries used up).
-#[derive(Debug, thiserror::Error)]
+/// A call that failed for good (permanent error, or retries used up), with the writer's
+/// classification `C` of its last failure: this writer's [`Verdict`]; the user-changes writer's
+/// [`crate::sink::user_changes::retry::Decision`].
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
 #[error("{operation}: {}{message}", code.as_deref().map(|c| format!("{c}: ")).unwrap_or_default())]
-pub struct CallError {
+pub struct CallError<C = Verdict> {
     pub operation: &'static str,
     pub code: Option<String>,
     pub message: String,
-    pub verdict: Verdict,
+    pub class: C,
     /// Some attempt may have reached Cognito and taken effect (no answer, or a 5xx).
     pub maybe_applied: bool,
 }
 
-impl CallError {
+impl<C> CallError<C> {
     pub fn is(&self, code: &str) -> bool {
         self.code.as_deref() == Some(code)
+    }
+
+    /// The error of `operation` from the SDK's error `e` (Cognito's code and message; without a
+    /// message, the whole cause).
+    pub fn from_sdk<E>(
+        operation: &'static str,
+        e: &SdkError<E, HttpResponse>,
+        class: C,
+        applied: bool,
+    ) -> Self
+    where
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        CallError {
+            operation,
+            code: e.code().map(str::to_string),
+            message: e
+                .message()
+                .map(str::to_string)
+                .unwrap_or_else(|| DisplayErrorContext(e).to_string()),
+            class,
+            maybe_applied: applied,
+        }
     }
 }
 
@@ -121,22 +146,6 @@ pub struct AdminService {
     retries: AtomicU64,
 }
 
-fn call_error<E>(operation: &'static str, e: &SdkError<E, HttpResponse>, applied: bool) -> CallError
-where
-    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-{
-    CallError {
-        operation,
-        code: e.code().map(str::to_string),
-        message: e
-            .message()
-            .map(str::to_string)
-            .unwrap_or_else(|| DisplayErrorContext(e).to_string()),
-        verdict: classify(e),
-        maybe_applied: applied,
-    }
-}
-
 /// The attributes AdminCreateUser takes for a user: everything mapped except `cognito:` pseudo
 /// attributes (`cognito:mfa_enabled` is not a user attribute).
 pub fn user_attributes(attributes: &BTreeMap<String, String>) -> Vec<(&str, &str)> {
@@ -202,7 +211,7 @@ impl AdminService {
             applied |= maybe_applied(&e);
             let verdict = classify(&e);
             if !verdict.is_retriable() {
-                return Err(call_error(operation, &e, applied));
+                return Err(CallError::from_sdk(operation, &e, verdict, applied));
             }
             let (tries, max) = if verdict == Verdict::Throttled {
                 limiter.on_throttle(&ticket);
@@ -212,7 +221,7 @@ impl AdminService {
             };
             *tries += 1;
             if *tries >= max {
-                return Err(call_error(operation, &e, applied));
+                return Err(CallError::from_sdk(operation, &e, verdict, applied));
             }
             tracing::debug!("{operation}: {}; retrying", DisplayErrorContext(&e));
             self.retries.fetch_add(1, Ordering::Relaxed);

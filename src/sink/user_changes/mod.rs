@@ -145,7 +145,7 @@ pub enum UserChangesError {
 fn outcome(action: &Action, r: Result<(), CallError>) -> Result<ChangeOutcome, CallError> {
     let e = match r {
         Ok(()) => return Ok(ChangeOutcome::Done),
-        Err(e) if e.decision == Decision::Fatal => return Err(e),
+        Err(e) if e.class == Decision::Fatal => return Err(e),
         Err(e) => e,
     };
     Ok(match action {
@@ -156,7 +156,7 @@ fn outcome(action: &Action, r: Result<(), CallError>) -> Result<ChangeOutcome, C
         }
         _ => ChangeOutcome::Failed {
             code: e.code.clone().unwrap_or_else(|| {
-                if e.decision.is_retriable() {
+                if e.class.is_retriable() {
                     "retries_exhausted".into()
                 } else {
                     "call_failed".into()
@@ -260,7 +260,7 @@ impl Lookup {
     ) -> Result<Result<Option<PoolUser>, String>, UserChangesError> {
         match self.service.look_up(username, groups, cancel).await {
             Ok(u) => Ok(Ok(u)),
-            Err(e) if e.decision == Decision::Fatal => Err(fatal_error(self.service.pool_id(), e)),
+            Err(e) if e.class == Decision::Fatal => Err(fatal_error(self.service.pool_id(), e)),
             Err(e) => Ok(Err(e.to_string())),
         }
     }

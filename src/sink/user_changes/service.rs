@@ -10,7 +10,7 @@ use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use aws_sdk_cognitoidentityprovider::config::http::HttpResponse;
-use aws_sdk_cognitoidentityprovider::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_cognitoidentityprovider::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_cognitoidentityprovider::types::AttributeType;
 use aws_sdk_cognitoidentityprovider::Client;
 use tokio::sync::watch;
@@ -23,23 +23,8 @@ use crate::sink::admin_create::limiter::{AdaptiveLimiter, Category};
 /// The code of a [`CallError`] for a call given up because the apply was cancelled.
 pub const INTERRUPTED: &str = "Interrupted";
 
-/// A call that failed for good.
-#[derive(Clone, Debug, PartialEq, thiserror::Error)]
-#[error("{operation}: {}{message}", code.as_deref().map(|c| format!("{c}: ")).unwrap_or_default())]
-pub struct CallError {
-    pub operation: &'static str,
-    pub code: Option<String>,
-    pub message: String,
-    pub decision: Decision,
-    /// Some attempt may have reached Cognito and taken effect (no answer, or a 5xx).
-    pub maybe_applied: bool,
-}
-
-impl CallError {
-    pub fn is(&self, code: &str) -> bool {
-        self.code.as_deref() == Some(code)
-    }
-}
+/// A call that failed for good, with the writer's [`Decision`] on its last failure.
+pub type CallError = crate::sink::admin_create::service::CallError<Decision>;
 
 /// A user as the pool holds it, read by [`ChangeService::look_up`].
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -77,27 +62,6 @@ pub struct ChangeService {
     pub resource_read: AdaptiveLimiter,
     policy: RetryPolicy,
     retries: AtomicU64,
-}
-
-fn call_error<E>(
-    operation: &'static str,
-    e: &SdkError<E, HttpResponse>,
-    decision: Decision,
-    applied: bool,
-) -> CallError
-where
-    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-{
-    CallError {
-        operation,
-        code: e.code().map(str::to_string),
-        message: e
-            .message()
-            .map(str::to_string)
-            .unwrap_or_else(|| DisplayErrorContext(e).to_string()),
-        decision,
-        maybe_applied: applied,
-    }
 }
 
 /// Waits until `cancel` says true (forever if its sender is gone without saying so).
@@ -182,7 +146,7 @@ impl ChangeService {
             operation,
             code: Some(INTERRUPTED.into()),
             message: "cancelled before the call was (again) sent".into(),
-            decision: Decision::Permanent,
+            class: Decision::Permanent,
             maybe_applied: applied,
         };
         loop {
@@ -204,12 +168,12 @@ impl ChangeService {
                 }
                 Decision::Transient => (&mut transient, p.max_attempts),
                 Decision::Permanent | Decision::Fatal => {
-                    return Err(call_error(operation, &e, decision, applied))
+                    return Err(CallError::from_sdk(operation, &e, decision, applied))
                 }
             };
             *tries += 1;
             if *tries >= max {
-                return Err(call_error(operation, &e, decision, applied));
+                return Err(CallError::from_sdk(operation, &e, decision, applied));
             }
             tracing::debug!("{operation}: {}; retrying", e.code().unwrap_or("no answer"));
             self.retries.fetch_add(1, Ordering::Relaxed);
@@ -304,81 +268,40 @@ impl ChangeService {
         cancel: &watch::Receiver<bool>,
     ) -> Result<(), CallError> {
         let (op, category) = operation(action);
+        // A call that names a group: its ResourceNotFoundException may be the group's.
+        let group_call = matches!(action, Action::AddToGroup(_) | Action::RemoveFromGroup(_));
         let pool = self.pool_id.as_str();
         let c = &self.client;
+        // Every action is one request on the pool and the user, sent by the same call.
+        macro_rules! send {
+            ($request:expr) => {
+                self.call(category, op, group_call, cancel, || {
+                    $request.user_pool_id(pool).username(username).send()
+                })
+                .await
+                .map(|_| ())
+            };
+        }
         match action {
             Action::UpdateAttributes(attrs) => {
                 let attrs: Vec<AttributeType> = attrs
                     .iter()
                     .filter_map(|(k, v)| AttributeType::builder().name(k).value(v).build().ok())
                     .collect();
-                self.call(category, op, false, cancel, || {
-                    c.admin_update_user_attributes()
-                        .user_pool_id(pool)
-                        .username(username)
-                        .set_user_attributes(Some(attrs.clone()))
-                        .send()
-                })
-                .await
-                .map(|_| ())
+                send!(c
+                    .admin_update_user_attributes()
+                    .set_user_attributes(Some(attrs.clone())))
             }
-            Action::DeleteAttributes(names) => self
-                .call(category, op, false, cancel, || {
-                    c.admin_delete_user_attributes()
-                        .user_pool_id(pool)
-                        .username(username)
-                        .set_user_attribute_names(Some(names.clone()))
-                        .send()
-                })
-                .await
-                .map(|_| ()),
-            Action::Disable => self
-                .call(category, op, false, cancel, || {
-                    c.admin_disable_user()
-                        .user_pool_id(pool)
-                        .username(username)
-                        .send()
-                })
-                .await
-                .map(|_| ()),
-            Action::Enable => self
-                .call(category, op, false, cancel, || {
-                    c.admin_enable_user()
-                        .user_pool_id(pool)
-                        .username(username)
-                        .send()
-                })
-                .await
-                .map(|_| ()),
-            Action::Delete => self
-                .call(category, op, false, cancel, || {
-                    c.admin_delete_user()
-                        .user_pool_id(pool)
-                        .username(username)
-                        .send()
-                })
-                .await
-                .map(|_| ()),
-            Action::AddToGroup(group) => self
-                .call(category, op, true, cancel, || {
-                    c.admin_add_user_to_group()
-                        .user_pool_id(pool)
-                        .username(username)
-                        .group_name(group)
-                        .send()
-                })
-                .await
-                .map(|_| ()),
-            Action::RemoveFromGroup(group) => self
-                .call(category, op, true, cancel, || {
-                    c.admin_remove_user_from_group()
-                        .user_pool_id(pool)
-                        .username(username)
-                        .group_name(group)
-                        .send()
-                })
-                .await
-                .map(|_| ()),
+            Action::DeleteAttributes(names) => send!(c
+                .admin_delete_user_attributes()
+                .set_user_attribute_names(Some(names.clone()))),
+            Action::Disable => send!(c.admin_disable_user()),
+            Action::Enable => send!(c.admin_enable_user()),
+            Action::Delete => send!(c.admin_delete_user()),
+            Action::AddToGroup(group) => send!(c.admin_add_user_to_group().group_name(group)),
+            Action::RemoveFromGroup(group) => {
+                send!(c.admin_remove_user_from_group().group_name(group))
+            }
         }
     }
 }

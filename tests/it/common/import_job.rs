@@ -32,6 +32,11 @@ pub fn username(prefix: &str, i: usize) -> String {
     format!("auth0|{prefix}{i:05}")
 }
 
+/// The usernames of the first `n` users [`write_users`] writes with `prefix`.
+pub fn usernames(prefix: &str, n: usize) -> Vec<String> {
+    (0..n).map(|i| username(prefix, i)).collect()
+}
+
 /// One Auth0 export line. `hashed`: with a bcrypt hash (route import:BCRYPT), else none
 /// (import:none). `verified`: email_verified.
 pub fn auth0_line(prefix: &str, i: usize, hashed: bool, verified: bool) -> String {

@@ -225,6 +225,15 @@ impl Drop for TempDir {
 }
 
 /// A fresh directory for one test's files, named after `name`.
+/// Sends SIGTERM to a child (a run stopped like Ctrl-C).
+pub fn sigterm(child: &std::process::Child) {
+    let term = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success(), "kill -TERM {}", child.id());
+}
+
 pub fn tempdir(name: &str) -> TempDir {
     let dir = tempfile::Builder::new()
         .prefix(&format!("{name}-"))
@@ -284,6 +293,38 @@ pub fn attr(name: &str, value: &str) -> aws_sdk_cognitoidentityprovider::types::
         .value(value)
         .build()
         .unwrap()
+}
+
+/// Creates the group `name` in the pool.
+pub async fn create_group(c: &aws_sdk_cognitoidentityprovider::Client, pool: &str, name: &str) {
+    c.create_group()
+        .user_pool_id(pool)
+        .group_name(name)
+        .send()
+        .await
+        .expect("CreateGroup");
+}
+
+/// The usernames of the members of `group` (ListUsersInGroup, all pages).
+pub async fn group_members(
+    c: &aws_sdk_cognitoidentityprovider::Client,
+    pool: &str,
+    group: &str,
+) -> std::collections::BTreeSet<String> {
+    let users: Vec<aws_sdk_cognitoidentityprovider::types::UserType> = c
+        .list_users_in_group()
+        .user_pool_id(pool)
+        .group_name(group)
+        .into_paginator()
+        .items()
+        .send()
+        .collect::<Result<_, _>>()
+        .await
+        .expect("ListUsersInGroup");
+    users
+        .iter()
+        .map(|u| u.username().unwrap().to_string())
+        .collect()
 }
 
 /// Every user of the pool (ListUsers, all pages of 60).
