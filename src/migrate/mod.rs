@@ -1,5 +1,5 @@
 //! A migration run as a library API: what `cognito-migrate run` and `retry` do (and what `sync`
-//! will build on), so that a run can be driven and tested in-process.
+//! creates its new users with), so that a run can be driven and tested in-process.
 //!
 //! The caller resolves its settings once into a [`Migration`] (a [`MigrateConfig`] plus the
 //! opened state, the AWS clients, the pool's schema, the mapper and the input's identity), takes
