@@ -448,7 +448,7 @@ impl Checkpoint {
             Durability::Full => "FULL",
         };
         conn.execute_batch(&format!(
-            "PRAGMA synchronous={sync}; PRAGMA foreign_keys=ON; PRAGMA cache_size=-262144; PRAGMA temp_store=MEMORY;"
+            "PRAGMA synchronous={sync}; PRAGMA foreign_keys=ON; PRAGMA cache_size=-{CACHE_KIB}; PRAGMA temp_store=MEMORY;"
         ))
         .ctx(&path)?;
         let mut conn = conn;
@@ -654,6 +654,45 @@ fn create_if_missing(path: &Path) -> io::Result<()> {
 }
 
 /// Milliseconds since the Unix epoch, as stored in every `*_at` column.
+/// SQLite's page cache per connection, in KiB: recording millions of users updates B-trees all
+/// over the file, which a large cache keeps in memory.
+const CACHE_KIB: i64 = 256 * 1024;
+
+/// The page cache while a whole table is read once ([`Checkpoint::scanning`]): each page is
+/// read once, so a large cache would only hold pages nobody reads again (a million sync keys
+/// filled it with ~200 MB).
+const SCAN_CACHE_KIB: i64 = 8 * 1024;
+
+impl Checkpoint {
+    /// Runs `f` on the connection with a small page cache ([`SCAN_CACHE_KIB`]): for reads of a
+    /// whole table, whose pages would otherwise stay cached for nothing. The cache is made
+    /// large again afterwards.
+    pub(crate) fn scanning<T>(
+        &self,
+        f: impl FnOnce(&rusqlite::Connection) -> Result<T>,
+    ) -> Result<T> {
+        let conn = self.conn();
+        let before: i64 = conn
+            .query_row("PRAGMA cache_size", [], |r| r.get(0))
+            .ctx(&self.path)?;
+        conn.execute_batch(&format!("PRAGMA cache_size=-{SCAN_CACHE_KIB}"))
+            .ctx(&self.path)?;
+        let result = f(&conn);
+        conn.execute_batch(&format!("PRAGMA cache_size={before}"))
+            .ctx(&self.path)?;
+        result
+    }
+
+    /// Sets the page cache of this state's connection to `kib` KiB (default 256 MiB, for
+    /// recording millions of users). `sync` writes a few rows per changed user and keeps its
+    /// memory low with a smaller one.
+    pub fn set_cache_kib(&self, kib: i64) -> Result<()> {
+        self.conn()
+            .execute_batch(&format!("PRAGMA cache_size=-{}", kib.max(64)))
+            .ctx(&self.path)
+    }
+}
+
 pub(crate) fn now_ms() -> i64 {
     to_ms(SystemTime::now())
 }

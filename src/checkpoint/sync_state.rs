@@ -566,32 +566,34 @@ impl Checkpoint {
     /// Streams every key with its fingerprint, missing and in-pool flags (one query, no row
     /// kept): how a sync loads what it compares the source with.
     pub fn sync_each_key(&self, mut f: impl FnMut(&str, i64, bool, bool)) -> Result<()> {
-        let conn = self.conn();
-        let mut st = conn
-            .prepare("SELECT key, fp, missing, in_pool FROM sync_keys")
-            .ctx(&self.path)?;
-        let mut rows = st.query([]).ctx(&self.path)?;
-        while let Some(r) = rows.next().ctx(&self.path)? {
-            let key = r.get_ref(0).ctx(&self.path)?;
-            let key = key
-                .as_str()
-                .map_err(|e| CheckpointErrorExt::conv(e, &self.path))?;
-            f(
-                key,
-                r.get(1).ctx(&self.path)?,
-                r.get(2).ctx(&self.path)?,
-                r.get(3).ctx(&self.path)?,
-            );
-        }
-        Ok(())
+        self.scanning(|conn| {
+            let mut st = conn
+                .prepare("SELECT key, fp, missing, in_pool FROM sync_keys")
+                .ctx(&self.path)?;
+            let mut rows = st.query([]).ctx(&self.path)?;
+            while let Some(r) = rows.next().ctx(&self.path)? {
+                let key = r.get_ref(0).ctx(&self.path)?;
+                let key = key
+                    .as_str()
+                    .map_err(|e| CheckpointErrorExt::conv(e, &self.path))?;
+                f(
+                    key,
+                    r.get(1).ctx(&self.path)?,
+                    r.get(2).ctx(&self.path)?,
+                    r.get(3).ctx(&self.path)?,
+                );
+            }
+            Ok(())
+        })
     }
 
     /// How many keys the state knows.
     pub fn sync_key_count(&self) -> Result<u64> {
-        self.conn()
-            .query_row("SELECT COUNT(*) FROM sync_keys", [], |r| r.get::<_, i64>(0))
-            .map(|n| n.max(0) as u64)
-            .ctx(&self.path)
+        self.scanning(|conn| {
+            conn.query_row("SELECT COUNT(*) FROM sync_keys", [], |r| r.get::<_, i64>(0))
+                .map(|n| n.max(0) as u64)
+                .ctx(&self.path)
+        })
     }
 
     /// Writes key rows directly (users adopted after their create).
