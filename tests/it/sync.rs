@@ -191,21 +191,7 @@ impl Setup {
     }
 
     async fn members(&self, group: &str) -> BTreeSet<String> {
-        let users: Vec<UserType> = self
-            .c
-            .list_users_in_group()
-            .user_pool_id(&self.pool)
-            .group_name(group)
-            .into_paginator()
-            .items()
-            .send()
-            .collect::<Result<_, _>>()
-            .await
-            .expect("list users in group");
-        users
-            .iter()
-            .map(|u| u.username().unwrap().to_string())
-            .collect()
+        common::group_members(&self.c, &self.pool, group).await
     }
 }
 

@@ -18,26 +18,56 @@ use super::source_args::SourceArgs;
 use super::GlobalArgs;
 use crate::exit::{ConfigError, Exit};
 
-/// How users are written with AdminCreateUser (`run --mode admin-create|auto`, `retry`).
+/// The calls per second of each Cognito quota category the writers use, and how many calls are
+/// in flight (`run`, `retry`, `sync`).
 #[derive(Clone, Debug, Args)]
-pub struct AdminArgs {
+pub struct RateArgs {
     /// AdminCreateUser calls per second: Cognito's UserCreation quota (default 50 per account and
     /// Region). Raise it to match a raised quota; lower it to leave room for other callers.
     #[arg(long, default_value_t = 50.0, value_name = "RPS")]
     pub rate: f64,
-    /// AdminDisableUser / AdminUpdateUserAttributes / AdminLinkProviderForUser calls per second
-    /// (UserUpdate quota).
+    /// AdminUpdateUserAttributes / AdminDeleteUserAttributes / AdminDisableUser /
+    /// AdminEnableUser / AdminDeleteUser / AdminLinkProviderForUser calls per second (UserUpdate
+    /// quota).
     #[arg(long, default_value_t = 25.0, value_name = "RPS")]
     pub update_rate: f64,
-    /// AdminAddUserToGroup calls per second (UserResourceUpdate quota).
+    /// AdminAddUserToGroup / AdminRemoveUserFromGroup calls per second (UserResourceUpdate quota).
     #[arg(long, default_value_t = 25.0, value_name = "RPS")]
     pub group_rate: f64,
-    /// AdminGetUser calls per second (UserRead quota), for existing users and calls in doubt.
+    /// AdminGetUser calls per second (UserRead quota): users already in the pool met by a create,
+    /// and calls an interruption left in doubt, looked up on resume.
     #[arg(long, default_value_t = 120.0, value_name = "RPS")]
     pub read_rate: f64,
-    /// AdminCreateUser calls in flight at once.
+    /// Calls in flight at once.
     #[arg(long, default_value_t = 16, value_name = "N")]
     pub concurrency: usize,
+}
+
+impl RateArgs {
+    /// Refuses a rate that is not a positive number and a concurrency of 0.
+    pub fn check(&self) -> anyhow::Result<()> {
+        for (flag, v) in [
+            ("--rate", self.rate),
+            ("--update-rate", self.update_rate),
+            ("--group-rate", self.group_rate),
+            ("--read-rate", self.read_rate),
+        ] {
+            if !(v > 0.0 && v.is_finite()) {
+                return Err(ConfigError::new(format!("{flag} must be a positive number")).into());
+            }
+        }
+        if self.concurrency == 0 {
+            return Err(ConfigError::new("--concurrency must be at least 1").into());
+        }
+        Ok(())
+    }
+}
+
+/// How users are written with AdminCreateUser (`run --mode admin-create|auto`, `retry`).
+#[derive(Clone, Debug, Args)]
+pub struct AdminArgs {
+    #[command(flatten)]
+    pub rates: RateArgs,
     /// A user already in the pool: `skip` compares and records it skipped; `update` applies the
     /// attributes that differ (AdminUpdateUserAttributes), its groups and disabled state.
     #[arg(long, value_enum, default_value = "skip")]
@@ -57,33 +87,22 @@ pub struct AdminArgs {
 
 impl AdminArgs {
     pub fn config(&self) -> anyhow::Result<AdminCreateConfig> {
-        for (flag, v) in [
-            ("--rate", self.rate),
-            ("--update-rate", self.update_rate),
-            ("--group-rate", self.group_rate),
-            ("--read-rate", self.read_rate),
-        ] {
-            if !(v > 0.0 && v.is_finite()) {
-                return Err(ConfigError::new(format!("{flag} must be a positive number")).into());
-            }
-        }
-        if self.concurrency == 0 {
-            return Err(ConfigError::new("--concurrency must be at least 1").into());
-        }
+        let r = &self.rates;
+        r.check()?;
         Ok(AdminCreateConfig {
             rates: Rates {
-                user_creation: self.rate,
-                user_update: self.update_rate,
-                user_resource_update: self.group_rate,
-                user_read: self.read_rate,
+                user_creation: r.rate,
+                user_update: r.update_rate,
+                user_resource_update: r.group_rate,
+                user_read: r.read_rate,
                 ..Rates::default()
             },
-            concurrency: self.concurrency,
+            concurrency: r.concurrency,
             on_existing: self.on_existing,
             force_alias_creation: self.force_alias_creation,
             invite: self.invite,
             create_groups: self.create_groups,
-            queue: (self.concurrency * 8).max(256),
+            queue: (r.concurrency * 8).max(256),
             ..AdminCreateConfig::default()
         })
     }
@@ -121,6 +140,19 @@ pub struct StateArgs {
 }
 
 impl StateArgs {
+    /// `--work-dir` with an `s3://` state is refused: files in a work dir that outlives the
+    /// state's last upload would be newer than it.
+    pub fn refuse_work_dir(&self, work_dir: Option<&std::path::Path>) -> anyhow::Result<()> {
+        if work_dir.is_some() && self.state.starts_with("s3://") {
+            return Err(ConfigError::new(
+                "--work-dir cannot be used with an s3:// state: its import files live in a private \
+                 temporary directory (set TMPDIR to choose the disk)",
+            )
+            .into());
+        }
+        Ok(())
+    }
+
     pub fn options(&self) -> anyhow::Result<StateOptions> {
         for (flag, v) in [
             ("--lease-seconds", self.lease_seconds),

@@ -14,7 +14,7 @@ use cognito_migrate::sink::import_job::ImportJobConfig;
 use super::args::{self, AdminArgs, StateArgs};
 use super::source_args::SourceArgs;
 use super::GlobalArgs;
-use crate::exit::{ConfigError, Exit};
+use crate::exit::Exit;
 
 /// Migrate users into the pool through Cognito user import jobs, recording every step in a SQLite
 /// state file so that running the same command again resumes after any crash, exactly once.
@@ -135,14 +135,7 @@ impl RunArgs {
 }
 
 pub async fn run(args: &RunArgs, global: &GlobalArgs) -> anyhow::Result<Exit> {
-    if args.work_dir.is_some() && args.state.state.starts_with("s3://") {
-        // Files in a work dir that outlives the state's last upload would be newer than it.
-        return Err(ConfigError::new(
-            "--work-dir cannot be used with an s3:// state: its import files live in a private \
-             temporary directory (set TMPDIR to choose the disk)",
-        )
-        .into());
-    }
+    args.state.refuse_work_dir(args.work_dir.as_deref())?;
     let held = super::take_state(&args.state, "run", global).await?;
     let result = run_held(args, global, &held).await;
     super::release_state(held, result).await

@@ -23,7 +23,7 @@ use cognito_migrate::migrate::BoxError;
 use cognito_migrate::state_store::HeldState;
 use futures::future::BoxFuture;
 
-use super::args::{self, AdminArgs, CliInput, StateArgs};
+use super::args::{self, AdminArgs, CliInput, RateArgs, StateArgs};
 use super::source_args::SourceArgs;
 use super::GlobalArgs;
 use crate::exit::{ConfigError, Exit};
@@ -132,23 +132,8 @@ pub struct SyncArgs {
         default_value_t = 20.0
     )]
     pub poll_max_seconds: f64,
-    /// AdminCreateUser calls per second (UserCreation quota).
-    #[arg(long, default_value_t = 50.0, value_name = "RPS")]
-    pub rate: f64,
-    /// AdminUpdateUserAttributes / AdminDeleteUserAttributes / AdminDisableUser /
-    /// AdminEnableUser / AdminDeleteUser calls per second (UserUpdate quota).
-    #[arg(long, default_value_t = 25.0, value_name = "RPS")]
-    pub update_rate: f64,
-    /// AdminAddUserToGroup / AdminRemoveUserFromGroup calls per second (UserResourceUpdate quota).
-    #[arg(long, default_value_t = 25.0, value_name = "RPS")]
-    pub group_rate: f64,
-    /// AdminGetUser calls per second (UserRead quota): users already in the pool met by a
-    /// create, and users whose changes an interruption left in doubt, looked up on resume.
-    #[arg(long, default_value_t = 120.0, value_name = "RPS")]
-    pub read_rate: f64,
-    /// Calls in flight at once.
-    #[arg(long, default_value_t = 16, value_name = "N")]
-    pub concurrency: usize,
+    #[command(flatten)]
+    pub rates: RateArgs,
     /// Create the groups users are to be added to that do not exist in the pool.
     #[arg(long)]
     pub create_groups: bool,
@@ -194,10 +179,10 @@ impl SyncArgs {
                 ..ListOptions::default()
             },
             writes: UserChangesConfig {
-                update_rate: self.update_rate,
-                resource_update_rate: self.group_rate,
-                concurrency: self.concurrency,
-                read_rate: self.read_rate,
+                update_rate: self.rates.update_rate,
+                resource_update_rate: self.rates.group_rate,
+                concurrency: self.rates.concurrency,
+                read_rate: self.rates.read_rate,
                 ..UserChangesConfig::default()
             },
             persist_every: std::time::Duration::from_secs(60),
@@ -210,11 +195,7 @@ impl SyncArgs {
     fn migrate_config(&self, state: PathBuf) -> anyhow::Result<MigrateConfig> {
         let role_arn = migrate::role_arn(self.mode, self.role_arn.clone())?;
         let admin = AdminArgs {
-            rate: self.rate,
-            update_rate: self.update_rate,
-            group_rate: self.group_rate,
-            read_rate: self.read_rate,
-            concurrency: self.concurrency,
+            rates: self.rates.clone(),
             on_existing: OnExisting::Update,
             force_alias_creation: self.force_alias_creation,
             invite: false,
@@ -279,14 +260,7 @@ async fn sync_and_print(
         .with_hint("write the export to a file or to s3:// and give that")
         .into());
     }
-    if args.work_dir.is_some() && args.state.state.starts_with("s3://") {
-        // Files in a work dir that outlives the state's last upload would be newer than it.
-        return Err(ConfigError::new(
-            "--work-dir cannot be used with an s3:// state: its import files live in a private \
-             temporary directory (set TMPDIR to choose the disk)",
-        )
-        .into());
-    }
+    args.state.refuse_work_dir(args.work_dir.as_deref())?;
     let held = super::take_state(&args.state, "sync", global).await?;
     let result = sync_held(args, global, &held).await;
     match (result, held.release().await) {
