@@ -183,7 +183,7 @@ pub enum ListError {
 }
 
 impl ListError {
-    /// Whether the error is the pool (or the account) refusing: not found, not allowed.
+    /// The AWS error code of a failed call (`None` when the reader stopped the listing).
     pub fn code(&self) -> Option<&str> {
         match self {
             ListError::Call { code, .. } => Some(code),
@@ -200,7 +200,6 @@ pub struct Lister {
     limiter: Arc<AdaptiveLimiter>,
     pages: AtomicU64,
     users: AtomicU64,
-    failed_calls: AtomicU64,
 }
 
 /// One call's result: a page and the next token, or the error to decide on.
@@ -221,7 +220,6 @@ impl Lister {
             limiter,
             pages: AtomicU64::new(0),
             users: AtomicU64::new(0),
-            failed_calls: AtomicU64::new(0),
         }
     }
 
@@ -239,7 +237,7 @@ impl Lister {
             Partitions::Single => self.chain(None, &tx).await?,
             Partitions::BySubPrefix => {
                 // The first page of the first prefix tells whether the pool takes the filter.
-                match self.chain_first_page(Some("0")).await {
+                match self.page(Some("0"), None).await {
                     Err(ListError::Call { code, .. }) if code == "InvalidParameterException" => {
                         tracing::warn!(
                             pool_id = %self.pool_id,
@@ -344,10 +342,6 @@ impl Lister {
         }
     }
 
-    async fn chain_first_page(&self, prefix: Option<&str>) -> Result<Page, ListError> {
-        self.page(prefix, None).await
-    }
-
     async fn send_page(
         &self,
         users: Vec<UserType>,
@@ -412,7 +406,6 @@ impl Lister {
                 }
                 Verdict::Transient if attempts + 1 < self.options.attempts.max(1) => {
                     attempts += 1;
-                    self.failed_calls.fetch_add(1, Ordering::Relaxed);
                     tracing::debug!(operation, code = ?e.code(), "transient error, sent again");
                     tokio::time::sleep(backoff.next_delay()).await;
                 }

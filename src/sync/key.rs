@@ -63,10 +63,21 @@ impl MatchKey {
 
     /// The user's key, or `None` when the record has no value for it.
     pub fn of(&self, u: &MappedUser) -> Option<String> {
+        self.key_of_parts(&u.username, |name| u.attribute(name))
+    }
+
+    /// The key from a user's username and attributes, normalised (trimmed; an email in lower
+    /// case): one rule for a source record ([`MatchKey::of`]) and a pool user
+    /// ([`MatchKey::of_pool`]).
+    pub(super) fn key_of_parts<'a>(
+        &self,
+        username: &'a str,
+        attribute: impl Fn(&str) -> Option<&'a str>,
+    ) -> Option<String> {
         let v = match self {
-            MatchKey::Username => Some(u.username.as_str()),
-            MatchKey::Email => u.attribute("email"),
-            MatchKey::Custom(a) => u.attribute(a),
+            MatchKey::Username => Some(username),
+            MatchKey::Email => attribute("email"),
+            MatchKey::Custom(a) => attribute(a),
         }?;
         let v = v.trim();
         if v.is_empty() {

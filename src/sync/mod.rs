@@ -384,12 +384,11 @@ pub async fn sync(
                 ..SyncCounts::default()
             };
             if cfg.plan {
-                let t = set.tally;
-                counts = SyncCounts {
-                    records: counts.records,
-                    rejected: counts.rejected,
-                    unchanged: counts.unchanged,
-                    ..t
+                let counts = SyncCounts {
+                    records: set.records,
+                    rejected: set.rejected,
+                    unchanged: set.unchanged,
+                    ..set.tally
                 };
                 let outcome = if set.op_count > 0 {
                     SyncOutcome::ChangesPending
@@ -516,18 +515,11 @@ pub async fn sync(
     let run = cp
         .sync_run(id)?
         .ok_or_else(|| SyncError::Internal(format!("no sync {id}")))?;
-    let mut counts = SyncCounts {
+    let counts = SyncCounts {
         records: run.counts.records,
         rejected: run.counts.rejected,
         unchanged: run.counts.unchanged,
-        ..SyncCounts::default()
-    };
-    let t = cp.sync_op_tally(id)?;
-    counts = SyncCounts {
-        records: counts.records,
-        rejected: counts.rejected,
-        unchanged: counts.unchanged,
-        ..t
+        ..cp.sync_op_tally(id)?
     };
     let outcome = if counts.staged_removals > 0 {
         SyncOutcome::RemovalsStaged

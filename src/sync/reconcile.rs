@@ -46,19 +46,7 @@ const BATCH: usize = 1000;
 impl MatchKey {
     /// The key of a user as the pool lists it (the same normalisation as [`MatchKey::of`]).
     pub fn of_pool(&self, u: &PoolUser) -> Option<String> {
-        let v = match self {
-            MatchKey::Username => Some(u.username.as_str()),
-            MatchKey::Email => u.attribute("email"),
-            MatchKey::Custom(a) => u.attribute(a),
-        }?;
-        let v = v.trim();
-        if v.is_empty() {
-            return None;
-        }
-        Some(match self {
-            MatchKey::Email => v.to_lowercase(),
-            _ => v.to_string(),
-        })
+        self.key_of_parts(&u.username, |name| u.attribute(name))
     }
 }
 
